@@ -1,0 +1,140 @@
+"""Every error batchyard raises on purpose, under one root.
+
+Each class's docstring is its default message; ``code`` is the stable machine-readable name that
+the HTTP API puts in ``{"error": {"code": …}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BatchyardError(Exception):
+    """Something went wrong in batchyard."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.details = details
+        super().__init__(self.message)
+
+
+class NotFound(BatchyardError):
+    """Not found."""
+
+    code = "not_found"
+
+
+class BatchNotFound(NotFound):
+    """Batch not found."""
+
+    code = "batch_not_found"
+
+
+class DatasetNotFound(NotFound):
+    """Dataset not found."""
+
+    code = "dataset_not_found"
+
+
+class ResultsNotReady(NotFound):
+    """The batch has no results yet."""
+
+    code = "results_not_ready"
+
+
+class Conflict(BatchyardError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """The batch cannot move to that status from its current one."""
+
+    code = "invalid_transition"
+
+
+class DatasetExists(Conflict):
+    """A dataset with that name already exists."""
+
+    code = "dataset_exists"
+
+
+class InvalidRequest(BatchyardError):
+    """The request is not valid."""
+
+    code = "invalid_request"
+
+
+class InvalidSchema(InvalidRequest):
+    """The dataset schema is not valid."""
+
+    code = "invalid_schema"
+
+
+class InvalidSource(InvalidRequest):
+    """A source URL is not allowed or not valid."""
+
+    code = "invalid_source"
+
+
+class UnsupportedFormat(InvalidRequest):
+    """The input format is not supported."""
+
+    code = "unsupported_format"
+
+
+class PayloadTooLarge(BatchyardError):
+    """The input is larger than this server accepts."""
+
+    code = "payload_too_large"
+
+
+class Unauthenticated(BatchyardError):
+    """A valid bearer token is required."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(BatchyardError):
+    """You are not allowed to do that."""
+
+    code = "forbidden"
+
+
+class InvalidSignature(Forbidden):
+    """The download link is invalid or has expired."""
+
+    code = "invalid_signature"
+
+
+class PipelineError(BatchyardError):
+    """The pipeline stopped; the message is shown to the user as the batch's error_message."""
+
+    code = "pipeline_error"
+
+
+class HashMismatch(PipelineError):
+    """The copied bytes do not match the given SHA-256 hash."""
+
+    code = "hash_mismatch"
+
+
+class SourceUnavailable(PipelineError):
+    """A source could not be fetched."""
+
+    code = "source_unavailable"
+
+
+class InputRejected(PipelineError):
+    """The input cannot be read as a whole (format, header or schema mismatch)."""
+
+    code = "input_rejected"
+
+
+class TooManyErrors(PipelineError):
+    """More records are invalid than options.max_errors allows."""
+
+    code = "too_many_errors"
