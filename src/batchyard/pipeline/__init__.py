@@ -1,0 +1,1 @@
+"""Pipeline stages: sources → formats (Arrow readers) → validate → targets → results."""
