@@ -38,12 +38,6 @@ class DatasetNotFound(NotFound):
     code = "dataset_not_found"
 
 
-class ResultsNotReady(NotFound):
-    """The batch has no results yet."""
-
-    code = "results_not_ready"
-
-
 class Conflict(BatchyardError):
     """The request conflicts with the current state."""
 
@@ -54,6 +48,12 @@ class InvalidTransition(Conflict):
     """The batch cannot move to that status from its current one."""
 
     code = "invalid_transition"
+
+
+class ResultsNotReady(Conflict):
+    """The batch has no results yet."""
+
+    code = "results_not_ready"
 
 
 class DatasetExists(Conflict):

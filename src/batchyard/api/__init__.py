@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI routes, request/response schemas, auth, error mapping, SSE."""

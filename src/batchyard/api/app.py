@@ -1,0 +1,38 @@
+"""``create_app(settings)`` builds the whole HTTP service; nothing happens at import time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from batchyard import __version__
+from batchyard.api.errors import install_error_handlers
+from batchyard.api.routes import batches, datasets, events, files, health
+from batchyard.service.auth import announce_admin_token, ensure_admin
+from batchyard.service.container import open_services
+from batchyard.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            token = await ensure_admin(services.store, settings, services.secret)
+            if token:
+                announce_admin_token(token, settings.data_dir / "admin-token")
+            app.state.services = services
+            await services.runner.start()
+            yield
+
+    app = FastAPI(
+        title="batchyard",
+        version=__version__,
+        summary="Bulk imports into your own database: validated, exactly once, with per-record results.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, datasets, batches, files, events):
+        app.include_router(module.router)
+    return app

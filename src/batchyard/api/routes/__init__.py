@@ -1,0 +1,21 @@
+"""Route modules, one per resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchyard.api.schemas import ErrorBody
+
+_DESCRIPTIONS = {
+    401: "Missing, invalid, revoked or expired token",
+    403: "Your role does not allow this action",
+    404: "Not found (including batches of other users)",
+    409: "Conflicts with the current status",
+    413: "Input larger than the server accepts",
+    422: "Invalid request",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint can answer with."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}

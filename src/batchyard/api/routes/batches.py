@@ -1,0 +1,216 @@
+"""Batch endpoints: create (JSON with URLs, raw body or multipart upload), read, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+
+from batchyard.api.deps import PrincipalDep, ServicesDep
+from batchyard.api.routes import error_responses
+from batchyard.api.schemas import (
+    SHA256_PATTERN,
+    BatchCreate,
+    BatchList,
+    BatchPublic,
+    Download,
+    HistoryEntryPublic,
+    OptionsIn,
+)
+from batchyard.api.uploads import is_multipart, multipart_file
+from batchyard.domain.batches import InputFormat, Operation
+from batchyard.domain.errors import InvalidRequest
+from batchyard.domain.permissions import Action
+from batchyard.domain.statuses import BatchStatus
+from batchyard.service import batches
+from batchyard.service.auth import require
+from batchyard.service.batches import NewBatch
+
+router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 422))
+MAX_JSON_BODY = 1 * 2**20
+
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "description": (
+            "Either JSON naming URLs to fetch, or the file itself as the raw body (CSV, JSON "
+            "Lines, Parquet, optionally gzip'd) with ?dataset=…, or multipart/form-data with a "
+            "'file' field."
+        ),
+        "content": {
+            "application/json": {"schema": BatchCreate.model_json_schema()},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+async def _json_body(request: Request) -> BatchCreate:
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_JSON_BODY:
+            raise InvalidRequest("JSON body over 1 MiB; upload files as the raw body instead")
+    try:
+        return BatchCreate.model_validate_json(bytes(body))
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
+
+
+def _upload_options(raw: str | None) -> OptionsIn:
+    if not raw:
+        return OptionsIn()
+    try:
+        return OptionsIn.model_validate_json(raw)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", "options", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
+
+
+@router.post(
+    "/batches",
+    status_code=202,
+    response_model=BatchPublic,
+    responses=error_responses(404, 409, 413),
+    openapi_extra=_CREATE_BODY,
+)
+async def create_batch(
+    request: Request,
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    dataset: Annotated[str | None, Query(max_length=63, description="Target dataset (uploads)")] = None,
+    format: Annotated[InputFormat | None, Query(description="Input format (uploads)")] = None,
+    operation: Annotated[Operation, Query(description="insert, upsert or delete (uploads)")] = Operation.INSERT,
+    hash: Annotated[str | None, Query(pattern=SHA256_PATTERN, description="SHA-256 of the upload")] = None,
+    options: Annotated[str | None, Query(description="Options as a JSON object (uploads)")] = None,
+    notify_url: Annotated[str | None, Query(max_length=4096)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> BatchPublic:
+    """Create a batch. Returns at once (202); follow it with GET /batches/{batch}."""
+    require(principal, Action.CREATE_BATCH)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        body = await _json_body(request)
+        new = NewBatch(
+            dataset=body.dataset,
+            operation=body.operation,
+            format=body.format,
+            sources=body.domain_sources(),
+            hash=body.hash,
+            options=body.options.to_domain(),
+            notify_url=body.notify_url,
+            idempotency_key=idempotency_key,
+        )
+        return BatchPublic.of(await batches.create_batch(svc, principal, new))
+    if not dataset:
+        raise InvalidRequest("an upload needs ?dataset=NAME (or send JSON with sources)")
+    new = NewBatch(
+        dataset=dataset,
+        operation=operation,
+        format=format,
+        hash=hash.lower() if hash else None,
+        options=_upload_options(options).to_domain(),
+        notify_url=notify_url,
+        idempotency_key=idempotency_key,
+    )
+    stream = multipart_file(request) if is_multipart(request) else request.stream()
+    return BatchPublic.of(await batches.create_upload_batch(svc, principal, new, stream))
+
+
+@router.get("/batches", response_model=BatchList)
+async def list_batches(
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    status: BatchStatus | None = None,
+    dataset: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> BatchList:
+    """Your batches (admins: everyone's), newest first; pass next_cursor to get the next page."""
+    found, next_cursor = await batches.list_batches(
+        svc, principal, status=status, dataset=dataset, limit=limit, cursor=cursor
+    )
+    return BatchList(batches=[BatchPublic.of(b) for b in found], next_cursor=next_cursor)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchPublic, responses=error_responses(404))
+async def get_batch(
+    batch_id: str,
+    request: Request,
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    download: bool = False,
+) -> BatchPublic:
+    """The batch; with download=true, temporary signed URLs to its results (once completed)."""
+    require(principal, Action.GET_BATCH)
+    batch = await batches.get_batch(svc, principal, batch_id)
+    link = None
+    if download and batch.status == BatchStatus.COMPLETED:
+        base = (svc.settings.public_url or str(request.base_url)).rstrip("/")
+        results = f"/batches/{batch.id}/results"
+        failed = f"/batches/{batch.id}/failed-records"
+        query, expires = batches.download_query(svc, batch, results)
+        failed_query, _ = batches.download_query(svc, batch, failed)
+        link = Download(
+            url=f"{base}{results}?{query}",
+            failed_records_url=f"{base}{failed}?{failed_query}",
+            validity_ts=float(expires),
+        )
+    return BatchPublic.of(batch, link)
+
+
+@router.get(
+    "/batches/{batch_id}/history",
+    response_model=list[HistoryEntryPublic],
+    responses=error_responses(404),
+)
+async def get_history(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> list[HistoryEntryPublic]:
+    """Status snapshots, newest first, each with the counts and the log up to that moment."""
+    return [HistoryEntryPublic.of(h) for h in await batches.get_history(svc, principal, batch_id)]
+
+
+@router.get(
+    "/batches/{batch_id}/log",
+    response_class=PlainTextResponse,
+    responses={**error_responses(404), 200: {"content": {"text/plain": {}}}},
+)
+async def get_log(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> PlainTextResponse:
+    """The batch's log as text, one timestamped line each."""
+    lines = await batches.get_log(svc, principal, batch_id)
+    return PlainTextResponse("".join(line.render() + "\n" for line in lines))
+
+
+@router.post(
+    "/batches/{batch_id}/cancel",
+    status_code=202,
+    response_model=BatchPublic,
+    responses=error_responses(404, 409),
+)
+async def cancel_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> BatchPublic:
+    """Stop the batch at its next chunk; what was committed stays."""
+    return BatchPublic.of(await batches.cancel_batch(svc, principal, batch_id))
+
+
+@router.delete(
+    "/batches/{batch_id}",
+    status_code=202,
+    response_model=BatchPublic,
+    responses=error_responses(404, 409),
+)
+async def delete_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> BatchPublic:
+    """Remove a finished batch's input, results and history (the loaded rows stay)."""
+    return BatchPublic.of(await batches.delete_batch(svc, principal, batch_id))
+
+

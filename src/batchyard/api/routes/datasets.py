@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from batchyard.api.deps import PrincipalDep, ServicesDep
+from batchyard.api.routes import error_responses
+from batchyard.api.schemas import DatasetCreate, DatasetList, DatasetPublic
+from batchyard.service import datasets
+
+router = APIRouter(tags=["datasets"], responses=error_responses(401, 403, 422))
+
+
+@router.post("/datasets", status_code=201, response_model=DatasetPublic, responses=error_responses(409))
+async def create_dataset(body: DatasetCreate, svc: ServicesDep, principal: PrincipalDep) -> DatasetPublic:
+    """Declare a dataset: a target table with its schema."""
+    dataset = await datasets.create_dataset(svc, principal, body.model_dump())
+    return DatasetPublic.of(dataset, 0)
+
+
+@router.get("/datasets", response_model=DatasetList)
+async def list_datasets(svc: ServicesDep, principal: PrincipalDep) -> DatasetList:
+    found = await datasets.list_datasets(svc, principal)
+    return DatasetList(datasets=[DatasetPublic.of(d, n) for d, n in found])
+
+
+@router.get("/datasets/{name}", response_model=DatasetPublic, responses=error_responses(404))
+async def get_dataset(name: str, svc: ServicesDep, principal: PrincipalDep) -> DatasetPublic:
+    dataset, rows = await datasets.get_dataset(svc, principal, name)
+    return DatasetPublic.of(dataset, rows)

@@ -1,0 +1,84 @@
+"""Result files: reachable with a token, or with a temporary signed URL and no token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from batchyard.api.deps import ServicesDep
+from batchyard.api.routes import error_responses
+from batchyard.domain.batches import Batch
+from batchyard.domain.permissions import Action
+from batchyard.service import batches
+from batchyard.service.auth import authenticate, require
+from batchyard.service.batches import ResultFile
+from batchyard.service.container import Services
+
+router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 404, 409))
+_optional_bearer = HTTPBearer(auto_error=False)
+OptionalCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
+_CSV = {200: {"content": {"text/csv": {}}, "description": "The file, streamed"}}
+
+
+async def _authorised_batch(
+    svc: Services,
+    request: Request,
+    batch_id: str,
+    credentials: HTTPAuthorizationCredentials | None,
+    expires: int | None,
+    signature: str | None,
+) -> Batch:
+    if signature is not None and expires is not None:
+        svc.signer.verify("GET", request.url.path, batch_id, expires, signature)
+        return await batches.get_batch_unscoped(svc, batch_id)
+    principal = await authenticate(svc.store, svc.secret, credentials.credentials if credentials else None)
+    require(principal, Action.GET_BATCH)
+    return await batches.get_batch(svc, principal, batch_id)
+
+
+async def _file(
+    svc: Services,
+    request: Request,
+    batch_id: str,
+    which: ResultFile,
+    credentials: HTTPAuthorizationCredentials | None,
+    expires: int | None,
+    signature: str | None,
+) -> StreamingResponse:
+    batch = await _authorised_batch(svc, request, batch_id, credentials, expires, signature)
+    stream = await batches.open_result_file(svc, batch, which)
+    filename = f"{batch.dataset}-{batch.id}-{which}.csv"
+    return StreamingResponse(
+        stream,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/batches/{batch_id}/results", response_class=StreamingResponse, responses=_CSV)
+async def get_results(
+    batch_id: str,
+    request: Request,
+    svc: ServicesDep,
+    credentials: OptionalCredentials,
+    expires: Annotated[int | None, Query()] = None,
+    signature: Annotated[str | None, Query(max_length=200)] = None,
+) -> StreamingResponse:
+    """One row per input record: record_number, outcome, error_code, error_column, error_message, key."""
+    return await _file(svc, request, batch_id, "results", credentials, expires, signature)
+
+
+@router.get("/batches/{batch_id}/failed-records", response_class=StreamingResponse, responses=_CSV)
+async def get_failed_records(
+    batch_id: str,
+    request: Request,
+    svc: ServicesDep,
+    credentials: OptionalCredentials,
+    expires: Annotated[int | None, Query()] = None,
+    signature: Annotated[str | None, Query(max_length=200)] = None,
+) -> StreamingResponse:
+    """The records that were not applied: their original fields plus an ``error`` column."""
+    return await _file(svc, request, batch_id, "failed-records", credentials, expires, signature)

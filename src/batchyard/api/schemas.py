@@ -1,0 +1,223 @@
+"""Request and response bodies, one per use (the domain types never leave through the API)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from batchyard.domain.batches import (
+    Batch,
+    BatchOptions,
+    HistoryEntry,
+    InputFormat,
+    Operation,
+    Source,
+)
+from batchyard.domain.schema import Dataset
+from batchyard.domain.statuses import BatchStatus
+
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+
+class OptionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parallel_streams: int = Field(default=3, ge=1, le=32)
+    max_errors: int | None = Field(default=None, ge=0)
+    atomic: bool = False
+    ignore_unknown_columns: bool = False
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+    def to_domain(self) -> BatchOptions:
+        return BatchOptions(**self.model_dump())
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=4096)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
+class BatchCreate(BaseModel):
+    """JSON form of POST /batches: URLs for the service to fetch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=63)
+    sources: list[str | SourceIn] = Field(min_length=1, max_length=1000)
+    format: InputFormat | None = None
+    operation: Operation = Operation.INSERT
+    hash: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    options: OptionsIn = Field(default_factory=OptionsIn)
+    notify_url: str | None = Field(default=None, max_length=4096)
+
+    @field_validator("hash")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    def domain_sources(self) -> tuple[Source, ...]:
+        return tuple(
+            Source(url=s) if isinstance(s, str) else Source(url=s.url, sha256=s.sha256.lower() if s.sha256 else None)
+            for s in self.sources
+        )
+
+
+class ColumnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: str
+    nullable: bool = True
+    max_length: int | None = None
+    pattern: str | None = None
+    min: Any = None
+    max: Any = None
+    enum: list[str] | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    columns: list[ColumnIn] = Field(min_length=1, max_length=1600)
+    primary_key: list[str] = Field(default_factory=list)
+
+
+class ColumnPublic(BaseModel):
+    name: str
+    type: str
+    nullable: bool
+    max_length: int | None = None
+    pattern: str | None = None
+    min: Any = None
+    max: Any = None
+    enum: list[str] | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+
+class DatasetPublic(BaseModel):
+    name: str
+    primary_key: list[str]
+    columns: list[ColumnPublic]
+    row_count: int
+    created_ts: float | None
+
+    @classmethod
+    def of(cls, dataset: Dataset, row_count: int) -> DatasetPublic:
+        body = dataset.to_dict()
+        return cls(
+            name=dataset.name,
+            primary_key=body["primary_key"],
+            columns=[ColumnPublic(**c) for c in body["columns"]],
+            row_count=row_count,
+            created_ts=dataset.created_ts,
+        )
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetPublic]
+
+
+class Download(BaseModel):
+    url: str
+    failed_records_url: str
+    validity_ts: float
+
+
+class BatchPublic(BaseModel):
+    batch: str
+    dataset: str
+    operation: Operation
+    status: BatchStatus
+    format: InputFormat | None
+    created_ts: float
+    updated_ts: float
+    started_ts: float | None
+    completed_ts: float | None
+    total_operations: int | None
+    processed_operations: int
+    successful_operations: int
+    failed_operations: int
+    progress_percentage: float
+    hash: str | None
+    error_message: str | None
+    sources: list[dict[str, Any]]
+    options: dict[str, Any]
+    notify_url: str | None
+    download: Download | None = None
+
+    @classmethod
+    def of(cls, batch: Batch, download: Download | None = None) -> BatchPublic:
+        counts = batch.counts
+        return cls(
+            batch=batch.id,
+            dataset=batch.dataset,
+            operation=batch.operation,
+            status=batch.status,
+            format=batch.format,
+            created_ts=batch.created_ts,
+            updated_ts=batch.updated_ts,
+            started_ts=batch.started_ts,
+            completed_ts=batch.completed_ts,
+            total_operations=counts.total,
+            processed_operations=counts.processed,
+            successful_operations=counts.successful,
+            failed_operations=counts.failed,
+            progress_percentage=counts.progress_percentage,
+            hash=batch.hash,
+            error_message=batch.error_message,
+            sources=[s.to_json() for s in batch.sources],
+            options=batch.options.to_json(),
+            notify_url=batch.notify_url,
+            download=download,
+        )
+
+
+class BatchList(BaseModel):
+    batches: list[BatchPublic]
+    next_cursor: str | None
+
+
+class HistoryEntryPublic(BaseModel):
+    batch: str
+    status: BatchStatus
+    total_operations: int | None
+    processed_operations: int
+    successful_operations: int
+    failed_operations: int
+    log: str
+    updated_ts: float
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryEntryPublic:
+        return cls(
+            batch=entry.batch_id,
+            status=entry.status,
+            total_operations=entry.counts.total,
+            processed_operations=entry.counts.processed,
+            successful_operations=entry.counts.successful,
+            failed_operations=entry.counts.failed,
+            log=entry.log,
+            updated_ts=entry.updated_ts,
+        )
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str

@@ -1,0 +1,66 @@
+"""``batchyard``: run the service (and, in later commands, talk to it)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchyard import __version__
+
+app = typer.Typer(
+    name="batchyard",
+    help="Self-hosted bulk imports: files or URLs in, validated records applied exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"batchyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Self-hosted bulk imports: files or URLs in, validated records applied exactly once."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the embedded default keeps its databases, files and admin token "
+            "[env BATCHYARD_DATA_DIR; default ./batchyard-data]."
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the HTTP API with the pipeline inside the process (SQLite + local files by default).
+
+    The first admin token comes from BATCHYARD_ADMIN_TOKEN, or is generated on first start,
+    printed once and written to DATA_DIR/admin-token.
+    """
+    import uvicorn
+
+    from batchyard.api.app import create_app
+    from batchyard.settings import Settings
+
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,77 @@
+"""What a pipeline run needs from the outside world, and how it records what it does."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from batchyard.domain.batches import Batch, Counts, LogLevel
+from batchyard.domain.statuses import BatchStatus
+from batchyard.settings import Settings
+from batchyard.storage.blobs import BlobStore
+from batchyard.store import batches as batch_rows
+from batchyard.store.database import MetadataStore
+from batchyard.targets import Target
+
+logger = logging.getLogger("batchyard.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineContext:
+    """The same in both run modes: the embedded runner and workers build one each."""
+
+    settings: Settings
+    store: MetadataStore
+    blobs: BlobStore
+    target: Target
+    http: httpx.AsyncClient
+    #: Wakes whoever follows a batch's events in this process (SSE); other processes poll.
+    notify: Callable[[str], None]
+
+
+class BatchRecorder:
+    """Writes one batch's transitions, counters and log lines, each in its own short transaction."""
+
+    def __init__(self, ctx: PipelineContext, batch_id: str) -> None:
+        self.ctx = ctx
+        self.batch_id = batch_id
+
+    async def get(self) -> Batch:
+        async with self.ctx.store.begin() as conn:
+            return await batch_rows.get_batch(conn, self.batch_id, owner_id=None)
+
+    async def transition(
+        self,
+        to: BatchStatus,
+        *,
+        counts: Counts | None = None,
+        error_message: str | None = None,
+    ) -> Batch:
+        async with self.ctx.store.begin() as conn:
+            batch = await batch_rows.transition_batch(
+                conn, self.batch_id, to, counts=counts, error_message=error_message
+            )
+        self.ctx.notify(self.batch_id)
+        return batch
+
+    async def counts(self, counts: Counts) -> None:
+        async with self.ctx.store.begin() as conn:
+            await batch_rows.update_counts(conn, self.batch_id, counts)
+        self.ctx.notify(self.batch_id)
+
+    async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
+        logger.log(_LEVELS[level], "batch %s: %s", self.batch_id, message)
+        async with self.ctx.store.begin() as conn:
+            await batch_rows.append_log(conn, self.batch_id, level, message)
+        self.ctx.notify(self.batch_id)
+
+
+_LEVELS = {
+    LogLevel.DEBUG: logging.DEBUG,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.WARNING: logging.WARNING,
+    LogLevel.ERROR: logging.ERROR,
+}

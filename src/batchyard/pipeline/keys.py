@@ -1,0 +1,31 @@
+"""Where a batch's objects live in blob storage: one place, so delete can find them all."""
+
+from __future__ import annotations
+
+
+def batch_prefix(batch_id: str) -> str:
+    return f"batches/{batch_id}"
+
+
+def input_key(batch_id: str, source_index: int) -> str:
+    return f"batches/{batch_id}/input/{source_index}"
+
+
+def chunk_key(batch_id: str, chunk_index: int) -> str:
+    return f"batches/{batch_id}/chunks/{chunk_index}.arrow"
+
+
+def errors_key(batch_id: str, chunk_index: int) -> str:
+    return f"batches/{batch_id}/errors/{chunk_index}.arrow"
+
+
+def manifest_key(batch_id: str) -> str:
+    return f"batches/{batch_id}/manifest.json"
+
+
+def results_key(batch_id: str) -> str:
+    return f"batches/{batch_id}/results.csv"
+
+
+def failed_records_key(batch_id: str) -> str:
+    return f"batches/{batch_id}/failed-records.csv"

@@ -1,0 +1,38 @@
+"""The plan validation leaves for processing: which chunks exist and what each holds."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ChunkEntry(msgspec.Struct, frozen=True):
+    """One validated chunk: a contiguous range of input records."""
+
+    index: int
+    first_record: int
+    record_count: int
+    valid_count: int
+    invalid_count: int
+
+
+class Manifest(msgspec.Struct):
+    """Written once validation has finished; processing and results read only this."""
+
+    chunks: list[ChunkEntry] = msgspec.field(default_factory=list)
+    #: Input field names in input order (first source's), for the failed-records file.
+    input_columns: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(c.record_count for c in self.chunks)
+
+    @property
+    def invalid(self) -> int:
+        return sum(c.invalid_count for c in self.chunks)
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        return msgspec.json.decode(data, type=cls)

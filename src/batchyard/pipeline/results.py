@@ -1,0 +1,187 @@
+"""Writing results: one row per input record in input order, and the failed records to fix.
+
+Built chunk by chunk from the staged chunks, their validation errors and the target's ledger, so
+memory stays bounded by a chunk whatever the input's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from batchyard.domain.schema import Dataset
+from batchyard.pipeline import keys
+from batchyard.pipeline.arrow_io import read_table
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
+from batchyard.pipeline.manifest import ChunkEntry, Manifest
+from batchyard.storage.blobs import BlobStore
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("record_number", pa.int64()),
+        ("outcome", pa.string()),
+        ("error_code", pa.string()),
+        ("error_column", pa.string()),
+        ("error_message", pa.string()),
+        ("key", pa.string()),
+    ]
+)
+#: Name of the column the failed-records file adds to the original fields.
+ERROR_COLUMN = "error"
+
+
+def key_text(table: pa.Table, dataset: Dataset) -> pa.Array:
+    """Each record's primary key as text (composite keys joined with ","), null without a key."""
+    if not dataset.primary_key:
+        return pa.nulls(table.num_rows, pa.string())
+    parts = [pc.cast(table[name], pa.string()) for name in dataset.primary_key]
+    if len(parts) == 1:
+        return parts[0].combine_chunks() if isinstance(parts[0], pa.ChunkedArray) else parts[0]
+    joined = pc.binary_join_element_wise(*parts, ",")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
+def chunk_results(
+    valid: pa.Table, errors: pa.Table, outcome: ChunkOutcome, dataset: Dataset
+) -> tuple[pa.Table, pa.Table]:
+    """(results rows for the chunk, every failed record's ERRORS_SCHEMA row), in input order."""
+    failures = outcome.failures.cast(ERRORS_SCHEMA)
+    failed = pa.concat_tables([errors.cast(ERRORS_SCHEMA), failures]).sort_by("record_number")
+    applied = pc.invert(pc.is_in(valid[RECORD_NUMBER], value_set=failures["record_number"]))
+    succeeded = valid.filter(applied)
+    n_ok = succeeded.num_rows
+    ok_rows = pa.table(
+        {
+            "record_number": succeeded[RECORD_NUMBER],
+            "outcome": pa.array(["succeeded"] * n_ok, pa.string()) if n_ok else pa.array([], pa.string()),
+            "error_code": pa.nulls(n_ok, pa.string()),
+            "error_column": pa.nulls(n_ok, pa.string()),
+            "error_message": pa.nulls(n_ok, pa.string()),
+            "key": key_text(succeeded, dataset),
+        },
+        schema=RESULTS_SCHEMA,
+    )
+    n_bad = failed.num_rows
+    bad_rows = pa.table(
+        {
+            "record_number": failed["record_number"],
+            "outcome": pa.array(["failed"] * n_bad, pa.string()),
+            "error_code": failed["code"],
+            "error_column": failed["column"],
+            "error_message": failed["message"],
+            "key": failed["key"],
+        },
+        schema=RESULTS_SCHEMA,
+    )
+    rows = pa.concat_tables([ok_rows, bad_rows]).sort_by("record_number")
+    return rows, _with_raw(failed, valid)
+
+
+def _with_raw(failed: pa.Table, valid: pa.Table) -> pa.Table:
+    """Fill ``raw`` for records the target refused (validation already filled its own)."""
+    missing = pc.is_null(failed["raw"])
+    if not pc.any(missing).as_py():
+        return failed
+    by_number = {
+        row[RECORD_NUMBER]: row
+        for row in valid.filter(
+            pc.is_in(valid[RECORD_NUMBER], value_set=failed.filter(missing)["record_number"])
+        ).to_pylist()
+    }
+    raws = [
+        raw if raw is not None else _raw_json(by_number.get(number))
+        for number, raw in zip(
+            failed["record_number"].to_pylist(), failed["raw"].to_pylist(), strict=True
+        )
+    ]
+    return failed.set_column(failed.schema.get_field_index("raw"), "raw", pa.array(raws, pa.string()))
+
+
+def _raw_json(row: dict[str, Any] | None) -> str | None:
+    if row is None:
+        return None
+    return json.dumps({k: _text(v) for k, v in row.items() if k != RECORD_NUMBER})
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _failed_record_rows(failed: pa.Table, columns: list[str]) -> Iterator[list[str]]:
+    for raw, code, column, message in zip(
+        failed["raw"].to_pylist(),
+        failed["code"].to_pylist(),
+        failed["column"].to_pylist(),
+        failed["message"].to_pylist(),
+        strict=True,
+    ):
+        fields = _decode_raw(raw)
+        values = ["" if fields.get(c) is None else _field_text(fields[c]) for c in columns]
+        where = f" (column {column})" if column else ""
+        yield [*values, f"{code}{where}: {message}"]
+
+
+def _decode_raw(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _field_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class ResultsWriter:
+    """Builds results.csv and failed-records.csv in a temporary directory, then uploads them."""
+
+    def __init__(self, blobs: BlobStore, batch_id: str, dataset: Dataset, manifest: Manifest):
+        self.blobs = blobs
+        self.batch_id = batch_id
+        self.dataset = dataset
+        self.manifest = manifest
+
+    def build(self, committed: dict[int, ChunkOutcome], workdir: Path) -> tuple[Path, Path]:
+        """Write both files under ``workdir`` (call from a worker thread)."""
+        results_path = workdir / "results.csv"
+        failed_path = workdir / "failed-records.csv"
+        columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
+        with (
+            pacsv.CSVWriter(str(results_path), RESULTS_SCHEMA) as results,
+            failed_path.open("w", newline="", encoding="utf-8") as failed_file,
+        ):
+            failed_csv = csv.writer(failed_file)
+            failed_csv.writerow([*columns, ERROR_COLUMN])
+            for entry in self.manifest.chunks:
+                rows, failed = self._chunk(entry, committed)
+                results.write_table(rows)
+                failed_csv.writerows(_failed_record_rows(failed, columns))
+        return results_path, failed_path
+
+    def _chunk(self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]) -> tuple[pa.Table, pa.Table]:
+        valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
+        errors = read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
+        outcome = committed.get(entry.index) or ChunkOutcome(entry.index, 0, ERRORS_SCHEMA.empty_table())
+        return chunk_results(valid, errors, outcome, self.dataset)
+
+    async def write(self, committed: dict[int, ChunkOutcome]) -> None:
+        with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
+            results_path, failed_path = await asyncio.to_thread(self.build, committed, Path(tmp))
+            await self.blobs.write_file(keys.results_key(self.batch_id), results_path)
+            await self.blobs.write_file(keys.failed_records_key(self.batch_id), failed_path)

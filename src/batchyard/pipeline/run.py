@@ -1,0 +1,184 @@
+"""Drives one batch through its lifecycle from whatever status it is in.
+
+The same code runs in the embedded runner and in workers, first time or after a crash: each step
+reads the batch's status (the source of truth) and does what that status still needs, so a
+resumed batch never redoes committed work. One function maps an error to the final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from batchyard.domain.batches import Batch, LogLevel, Operation
+from batchyard.domain.errors import (
+    BatchNotFound,
+    HashMismatch,
+    InputRejected,
+    InvalidTransition,
+    PayloadTooLarge,
+    PipelineError,
+    TooManyErrors,
+    UnsupportedFormat,
+)
+from batchyard.domain.schema import Dataset
+from batchyard.domain.statuses import TERMINAL, BatchStatus
+from batchyard.pipeline import keys
+from batchyard.pipeline.arrow_io import read_bytes
+from batchyard.pipeline.context import BatchRecorder, PipelineContext
+from batchyard.pipeline.manifest import Manifest
+from batchyard.pipeline.results import ResultsWriter
+from batchyard.pipeline.sources import copy_sources
+from batchyard.pipeline.stage_process import Processing, counts_so_far
+from batchyard.pipeline.stage_validate import CancelRequested, Validation
+from batchyard.store import datasets as dataset_rows
+
+logger = logging.getLogger("batchyard.pipeline")
+S = BatchStatus
+_VERBS = {Operation.INSERT: "Inserted", Operation.UPSERT: "Upserted", Operation.DELETE: "Deleted"}
+
+
+def final_status_for(error: BaseException) -> BatchStatus:
+    """The terminal status a batch ends in when ``error`` stops its pipeline."""
+    if isinstance(error, HashMismatch):
+        return S.HASH_MISMATCH
+    if isinstance(error, InputRejected | TooManyErrors | UnsupportedFormat | PayloadTooLarge):
+        return S.VALIDATION_FAILED
+    return S.FAILED
+
+
+async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
+    """Run (or resume) one batch until it reaches a terminal status, or is deleted."""
+    rec = BatchRecorder(ctx, batch_id)
+    try:
+        await _drive(rec)
+    except BatchNotFound:
+        return  # deleted while running
+    except CancelRequested:
+        await _finish_cancel(rec)
+    except PipelineError as error:
+        await _fail(rec, error, final_status_for(error))
+    except Exception as error:
+        logger.exception("batch %s: unexpected error", batch_id)
+        await _fail(rec, PipelineError(f"internal error: {type(error).__name__}: {error}"), S.FAILED)
+
+
+async def _drive(rec: BatchRecorder) -> None:
+    while True:
+        batch = await rec.get()
+        if batch.status in TERMINAL or batch.status == S.DELETING:
+            return
+        try:
+            await _step(rec, batch)
+        except InvalidTransition:
+            continue  # someone else moved it (cancel): read it again and do what it needs now
+
+
+async def _step(rec: BatchRecorder, batch: Batch) -> None:
+    status = batch.status
+    if status in (S.CANCEL, S.CANCELLING):
+        raise CancelRequested
+    if status == S.NEW:
+        await rec.transition(S.COPYING)
+    elif status == S.COPYING:
+        await _copy(rec, batch)
+    elif status == S.COPIED:
+        await rec.transition(S.VALIDATING)
+    elif status == S.VALIDATING:
+        await _validate(rec, batch)
+    elif status == S.PROCESSING:
+        await _process(rec, batch)
+    elif status == S.PROCESSED:
+        await rec.transition(S.WRITING_RESULTS)
+    elif status == S.WRITING_RESULTS:
+        await _write_results(rec, batch)
+
+
+async def _copy(rec: BatchRecorder, batch: Batch) -> None:
+    if batch.is_upload:
+        raise PipelineError("the upload was interrupted before it finished; submit the file again")
+    settings = rec.ctx.settings
+    started = time.monotonic()
+    try:
+        copied = await copy_sources(
+            batch.sources,
+            rec.ctx.blobs,
+            f"{keys.batch_prefix(batch.id)}/input",
+            parallel_streams=batch.options.parallel_streams,
+            max_bytes=settings.max_upload_bytes,
+            allow_private=settings.allow_private_sources,
+            file_root=settings.file_sources_root,
+            log=rec.log,
+            client=rec.ctx.http,
+        )
+    except HashMismatch as mismatch:
+        await rec.transition(S.COPIED)
+        raise mismatch
+    total = sum(c.size for c in copied)
+    await rec.log(f"Copied {len(copied)} source(s), {total} bytes in {time.monotonic() - started:.1f} s")
+    await rec.transition(S.COPIED)
+
+
+async def _dataset(rec: BatchRecorder, batch: Batch) -> Dataset:
+    async with rec.ctx.store.begin() as conn:
+        return await dataset_rows.get_dataset(conn, batch.dataset)
+
+
+async def _manifest(rec: BatchRecorder, batch: Batch) -> Manifest:
+    return Manifest.decode(await read_bytes(rec.ctx.blobs, keys.manifest_key(batch.id)))
+
+
+async def _validate(rec: BatchRecorder, batch: Batch) -> None:
+    started = time.monotonic()
+    manifest = await Validation(rec, batch, await _dataset(rec, batch)).run()
+    await rec.log(
+        f"Validated {manifest.total} records in {time.monotonic() - started:.1f} s: "
+        f"{manifest.total - manifest.invalid} valid, {manifest.invalid} invalid"
+    )
+    streams = "atomically, in one transaction" if batch.options.atomic else "chunk by chunk"
+    await rec.log(f"Applying {len(manifest.chunks)} chunk(s) {streams}")
+    await rec.transition(S.PROCESSING, counts=counts_so_far(manifest, {}))
+
+
+async def _process(rec: BatchRecorder, batch: Batch) -> None:
+    started = time.monotonic()
+    manifest = await _manifest(rec, batch)
+    counts = await Processing(rec, batch, await _dataset(rec, batch), manifest).run()
+    elapsed = time.monotonic() - started
+    await rec.log(f"Applied {counts.successful} records in {elapsed:.1f} s")
+    await rec.transition(S.PROCESSED, counts=counts)
+
+
+async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
+    manifest = await _manifest(rec, batch)
+    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    writer = ResultsWriter(rec.ctx.blobs, batch.id, await _dataset(rec, batch), manifest)
+    await writer.write(committed)
+    counts = counts_so_far(manifest, committed)
+    await rec.log(
+        f"Finished. {_VERBS[batch.operation]}: {counts.successful}, Invalid: {counts.failed}"
+    )
+    await rec.transition(S.COMPLETED, counts=counts)
+
+
+async def _finish_cancel(rec: BatchRecorder) -> None:
+    batch = await rec.get()
+    if batch.status == S.CANCEL:
+        await rec.transition(S.CANCELLING)
+    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    applied = sum(o.succeeded for o in committed.values())
+    await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
+    await rec.transition(S.CANCELLED)
+
+
+async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -> None:
+    try:
+        batch = await rec.get()
+        if batch.status in (S.CANCEL, S.CANCELLING):
+            await _finish_cancel(rec)
+            return
+        await rec.log(error.message, LogLevel.ERROR)
+        await rec.transition(status, error_message=error.message)
+    except (BatchNotFound, InvalidTransition):
+        return

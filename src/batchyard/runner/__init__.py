@@ -1,0 +1,1 @@
+"""Who runs the pipeline: in-process (embedded) now; procrastinate workers in production."""

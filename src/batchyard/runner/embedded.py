@@ -1,0 +1,73 @@
+"""The embedded runner: the pipeline inside the server process, as asyncio tasks.
+
+The batches table is the source of truth: on start every unfinished batch is picked up again,
+and a batch is never run twice at once in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+
+from batchyard.domain.statuses import BatchStatus
+from batchyard.pipeline.context import PipelineContext
+from batchyard.pipeline.deletion import delete_batch_data
+from batchyard.pipeline.run import run_batch
+from batchyard.store import batches as batch_rows
+
+logger = logging.getLogger("batchyard.runner")
+
+
+class EmbeddedRunner:
+    """Runs at most ``concurrency`` batches at once; deletes run beside them."""
+
+    def __init__(self, ctx: PipelineContext, concurrency: int) -> None:
+        self.ctx = ctx
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        """Resume every batch a previous run of the server left unfinished."""
+        async with self.ctx.store.begin() as conn:
+            active = await batch_rows.list_active_batch_ids(conn)
+            deleting, _ = await batch_rows.list_batches(
+                conn, owner_id=None, status=BatchStatus.DELETING, dataset=None, limit=10_000, cursor=None
+            )
+        for batch_id in active:
+            self.submit(batch_id)
+        for batch in deleting:
+            self.submit_delete(batch.id)
+        if active:
+            logger.info("resuming %d unfinished batch(es)", len(active))
+
+    def submit(self, batch_id: str) -> None:
+        """Make sure the batch's pipeline is running (no-op if it already is)."""
+        self._spawn(batch_id, self._run(batch_id))
+
+    def submit_delete(self, batch_id: str) -> None:
+        self._spawn(f"delete:{batch_id}", delete_batch_data(self.ctx, batch_id))
+
+    def _spawn(self, name: str, work: Coroutine[object, object, None]) -> None:
+        if name in self._tasks:
+            work.close()
+            return
+        task = asyncio.create_task(work, name=f"batchyard:{name}")
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._done(name, t))
+
+    def _done(self, name: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(name, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", name, exc_info=task.exception())
+
+    async def _run(self, batch_id: str) -> None:
+        async with self._slots:
+            await run_batch(self.ctx, batch_id)
+
+    async def stop(self) -> None:
+        """Stop running tasks; their batches resume from their status at the next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,260 @@
+"""Batch use cases: create (URLs or upload), read, follow, cancel, delete, download results."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from batchyard.domain.batches import (
+    Batch,
+    BatchOptions,
+    HistoryEntry,
+    InputFormat,
+    LogLevel,
+    LogLine,
+    Operation,
+    Source,
+    now,
+)
+from batchyard.domain.errors import (
+    BatchyardError,
+    InvalidRequest,
+    InvalidTransition,
+    ResultsNotReady,
+)
+from batchyard.domain.permissions import Action, sees_all_batches
+from batchyard.domain.statuses import BatchStatus
+from batchyard.pipeline import keys
+from batchyard.pipeline.sources import validate_source_url
+from batchyard.service.auth import require
+from batchyard.service.container import Services
+from batchyard.store import batches as batch_rows
+from batchyard.store import datasets as dataset_rows
+from batchyard.store.users import Principal
+
+S = BatchStatus
+ResultFile = Literal["results", "failed-records"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """What a client asks for when creating a batch (already shape-checked by the API)."""
+
+    dataset: str
+    operation: Operation = Operation.INSERT
+    format: InputFormat | None = None
+    sources: tuple[Source, ...] = ()
+    hash: str | None = None
+    options: BatchOptions = field(default_factory=BatchOptions)
+    notify_url: str | None = None
+    idempotency_key: str | None = None
+
+
+def owner_filter(principal: Principal) -> str | None:
+    """Whose batches a principal may see: None means everyone's."""
+    return None if sees_all_batches(principal.role) else principal.user_id
+
+
+def _new_batch(principal: Principal, request: NewBatch, sources: tuple[Source, ...]) -> Batch:
+    ts = now()
+    return Batch(
+        id=str(uuid.uuid4()),
+        owner_id=principal.user_id,
+        dataset=request.dataset,
+        operation=request.operation,
+        status=S.NEW,
+        format=request.format,
+        sources=sources,
+        options=request.options,
+        created_ts=ts,
+        updated_ts=ts,
+        hash=request.hash,
+        notify_url=request.notify_url,
+    )
+
+
+async def _admit(svc: Services, principal: Principal, request: NewBatch) -> Batch | None:
+    """Checks shared by both create forms; returns the earlier batch for a repeated key."""
+    require(principal, Action.CREATE_BATCH)
+    async with svc.store.begin() as conn:
+        dataset = await dataset_rows.get_dataset(conn, request.dataset)
+        if request.idempotency_key:
+            earlier = await batch_rows.find_batch_by_idempotency_key(
+                conn, principal.user_id, request.idempotency_key
+            )
+            if earlier is not None:
+                return earlier
+    if request.operation != Operation.INSERT and not dataset.primary_key:
+        raise InvalidRequest(
+            f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
+        )
+    return None
+
+
+async def create_batch(svc: Services, principal: Principal, request: NewBatch) -> Batch:
+    """Create a batch whose sources are URLs; the pipeline fetches them in the background."""
+    if not request.sources:
+        raise InvalidRequest("sources must list at least one URL (or upload the file as the body)")
+    for source in request.sources:
+        validate_source_url(source.url or "", file_root=_file_root(svc, principal))
+    earlier = await _admit(svc, principal, request)
+    if earlier is not None:
+        return earlier
+    batch = _new_batch(principal, request, request.sources)
+    async with svc.store.begin() as conn:
+        await batch_rows.insert_batch(conn, batch, idempotency_key=request.idempotency_key)
+    svc.runner.submit(batch.id)
+    return batch
+
+
+def _file_root(svc: Services, principal: Principal) -> Path | None:
+    """file:// sources are for admins only, and only under the configured root."""
+    return svc.settings.file_sources_root if sees_all_batches(principal.role) else None
+
+
+async def create_upload_batch(
+    svc: Services, principal: Principal, request: NewBatch, body: AsyncIterable[bytes]
+) -> Batch:
+    """Create a batch from the request body, streamed to storage and hashed on the way."""
+    earlier = await _admit(svc, principal, request)
+    if earlier is not None:
+        return earlier
+    batch = _new_batch(principal, request, (Source(url=None),))
+    async with svc.store.begin() as conn:
+        await batch_rows.insert_batch(conn, batch, idempotency_key=request.idempotency_key)
+        batch = await batch_rows.transition_batch(conn, batch.id, S.COPYING)
+    try:
+        written = await svc.blobs.write_stream(
+            keys.input_key(batch.id, 0), body, max_bytes=svc.settings.max_upload_bytes
+        )
+    except BaseException as error:
+        await _fail_upload(svc, batch.id, error)
+        raise
+    return await _finish_upload(svc, batch, written.size, written.sha256)
+
+
+async def _fail_upload(svc: Services, batch_id: str, error: BaseException) -> None:
+    reason = error.message if isinstance(error, BatchyardError) else "the upload was interrupted"
+    try:
+        async with svc.store.begin() as conn:
+            await batch_rows.append_log(conn, batch_id, LogLevel.ERROR, f"Upload failed: {reason}")
+            await batch_rows.transition_batch(conn, batch_id, S.FAILED, error_message=reason)
+    except InvalidTransition:
+        svc.runner.submit(batch_id)  # cancelled meanwhile: let the pipeline finish the cancel
+    svc.events.notify(batch_id)
+
+
+async def _finish_upload(svc: Services, batch: Batch, size: int, sha256: str) -> Batch:
+    try:
+        async with svc.store.begin() as conn:
+            await batch_rows.append_log(
+                conn, batch.id, LogLevel.INFO, f"Received upload: {size} bytes (sha256 {sha256})"
+            )
+            batch = await batch_rows.transition_batch(conn, batch.id, S.COPIED)
+            if batch.hash and batch.hash.lower() != sha256:
+                message = f"The uploaded bytes have sha256 {sha256}, not the given {batch.hash}"
+                await batch_rows.append_log(conn, batch.id, LogLevel.ERROR, message)
+                batch = await batch_rows.transition_batch(
+                    conn, batch.id, S.HASH_MISMATCH, error_message=message
+                )
+    except InvalidTransition:
+        pass  # cancelled while uploading; the pipeline finishes the cancel
+    svc.events.notify(batch.id)
+    if not batch.is_terminal:
+        svc.runner.submit(batch.id)
+    return await get_batch_unscoped(svc, batch.id)
+
+
+async def get_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
+    """The batch, if it exists and the principal may see it; else BatchNotFound, identically."""
+    async with svc.store.begin() as conn:
+        return await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+
+
+async def list_batches(
+    svc: Services,
+    principal: Principal,
+    *,
+    status: BatchStatus | None,
+    dataset: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Batch], str | None]:
+    require(principal, Action.LIST_BATCHES)
+    async with svc.store.begin() as conn:
+        return await batch_rows.list_batches(
+            conn,
+            owner_id=owner_filter(principal),
+            status=status,
+            dataset=dataset,
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+async def get_history(svc: Services, principal: Principal, batch_id: str) -> list[HistoryEntry]:
+    require(principal, Action.GET_BATCH_STATUS)
+    async with svc.store.begin() as conn:
+        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        return await batch_rows.get_history(conn, batch_id)
+
+
+async def get_log(svc: Services, principal: Principal, batch_id: str) -> list[LogLine]:
+    require(principal, Action.GET_BATCH_LOG)
+    async with svc.store.begin() as conn:
+        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        return await batch_rows.get_log(conn, batch_id)
+
+
+async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
+    """Ask the pipeline to stop at its next chunk; committed chunks stay applied."""
+    require(principal, Action.CANCEL_BATCH)
+    async with svc.store.begin() as conn:
+        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        await batch_rows.append_log(conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}")
+        batch = await batch_rows.transition_batch(conn, batch_id, S.CANCEL)
+    svc.events.notify(batch_id)
+    svc.runner.submit(batch_id)
+    return batch
+
+
+async def delete_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
+    """Start removing a finished batch's input, results and history; the loaded rows stay."""
+    require(principal, Action.DELETE_BATCH)
+    async with svc.store.begin() as conn:
+        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        batch = await batch_rows.transition_batch(conn, batch_id, S.DELETING)
+    svc.events.notify(batch_id)
+    svc.runner.submit_delete(batch_id)
+    return batch
+
+
+def _result_key(batch_id: str, which: ResultFile) -> str:
+    if which == "results":
+        return keys.results_key(batch_id)
+    return keys.failed_records_key(batch_id)
+
+
+async def open_result_file(svc: Services, batch: Batch, which: ResultFile) -> AsyncIterator[bytes]:
+    """Stream a finished batch's results or failed-records file."""
+    if batch.status != S.COMPLETED:
+        raise ResultsNotReady(
+            f"Results exist once the batch is completed; it is {batch.status.value}",
+            details={"status": batch.status.value},
+        )
+    return svc.blobs.read_stream(_result_key(batch.id, which))
+
+
+def download_query(svc: Services, batch: Batch, path: str) -> tuple[str, int]:
+    """(signed query string, expiry) for a temporary token-less GET of ``path``."""
+    expires = int(now()) + svc.settings.download_ttl
+    return svc.signer.sign("GET", path, batch.id, expires), expires
+
+
+async def get_batch_unscoped(svc: Services, batch_id: str) -> Batch:
+    """For signed downloads, where the signature itself proves access."""
+    async with svc.store.begin() as conn:
+        return await batch_rows.get_batch(conn, batch_id, owner_id=None)

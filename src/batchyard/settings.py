@@ -1,0 +1,62 @@
+"""Service configuration from BATCHYARD_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server and workers read from their environment.
+
+    Built once by the entry point and passed down; nothing reads the environment at import time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BATCHYARD_", extra="ignore")
+
+    #: Where the embedded default keeps its SQLite databases, blobs and secrets.
+    data_dir: Path = Path("./batchyard-data")
+    #: Metadata database (SQLAlchemy URL). Default: SQLite in data_dir.
+    database_url: str | None = None
+    #: Target database where datasets' tables live. Default: SQLite in data_dir, or the
+    #: metadata database when that is PostgreSQL.
+    target_url: str | None = None
+    #: Blob storage for inputs and results. Default: files under data_dir/blobs.
+    storage_url: str | None = None
+    #: The first admin's token; generated and written to data_dir/admin-token when unset.
+    admin_token: str | None = None
+    #: Key for signed download URLs and token hashing; generated into data_dir when unset.
+    secret_key: str | None = None
+    #: Largest input accepted, compressed and decompressed alike.
+    max_upload_bytes: int = Field(default=50 * 2**30, ge=1)
+    #: Seconds a signed download URL stays valid.
+    download_ttl: int = Field(default=3600, ge=1)
+    #: Allow URL sources on loopback/private/link-local addresses (tests, trusted networks).
+    allow_private_sources: bool = False
+    #: Directory file:// sources may read from (admins only); unset disables file:// sources.
+    file_sources_root: Path | None = None
+    #: How many batches the embedded runner works on at once.
+    concurrent_batches: int = Field(default=2, ge=1)
+    #: Target size of a chunk of input, in bytes (the unit of commit and resume).
+    chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
+    #: Public base URL used in signed download links (default: the request's own URL).
+    public_url: str | None = None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'batchyard.db').resolve()}"
+
+    def resolved_target_url(self) -> str:
+        if self.target_url:
+            return self.target_url
+        if self.database_url and self.database_url.startswith("postgresql"):
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'target.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir / "blobs").resolve().as_uri()

@@ -1,0 +1,45 @@
+"""Fixtures shared by every tier: a real PostgreSQL database per test, and the backend matrix."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+#: Server the suite creates its per-test databases on (trust auth on loopback in CI).
+PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _admin_connect() -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test only (libpq URL); dropped afterwards."""
+    name = f"by_test_{uuid.uuid4().hex[:16]}"
+    with _admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with _admin_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per supported database backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def target_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A plain (non-SQLAlchemy) URL of an empty target database for ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.db'}"
+    return str(request.getfixturevalue("pg_url"))
