@@ -1,0 +1,32 @@
+# One entry point for developers; CI runs .ci/run (the README's test command).
+UV ?= uv
+
+.PHONY: install serve test test-fast lint format typecheck bench all
+
+install:
+	$(UV) sync
+
+serve:
+	$(UV) run batchyard serve
+
+test:
+	$(UV) run pytest
+
+test-fast:
+	$(UV) run pytest tests/unit tests/integration tests/api
+
+lint:
+	$(UV) run ruff check src tests benchmarks
+	$(UV) run ruff format --check src tests benchmarks
+
+format:
+	$(UV) run ruff format src tests benchmarks
+	$(UV) run ruff check --fix src tests benchmarks
+
+typecheck:
+	$(UV) run mypy
+
+bench:
+	$(UV) run python -m benchmarks.sqlite_import
+
+all: lint typecheck test
