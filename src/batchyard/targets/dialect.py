@@ -1,0 +1,67 @@
+"""What differs between target databases, behind one small interface."""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+
+import pyarrow as pa
+
+from batchyard.domain.schema import Column, Dataset
+from batchyard.targets.session import Session
+
+
+def quote(name: str) -> str:
+    """A validated identifier in double quotes; callers pass names checked by check_identifier."""
+    return f'"{name}"'
+
+
+class Dialect(abc.ABC):
+    """One target database kind: how to connect, which types, which SQL where they differ."""
+
+    #: Starts the write transaction of transaction().
+    begin_sql = "BEGIN"
+    #: Types of record numbers and of the ledger's columns.
+    integer_type = "INTEGER"
+    blob_type = "BLOB"
+    float_type = "REAL"
+    #: Appended to CREATE TABLE.
+    table_options = ""
+
+    @abc.abstractmethod
+    def connect(self) -> Session:
+        """A new session on its own connection."""
+
+    @abc.abstractmethod
+    def column_type(self, column: Column) -> str:
+        """The SQL type of ``column``'s table column."""
+
+    @abc.abstractmethod
+    def convert(self, table: pa.Table, dataset: Dataset) -> pa.Table:
+        """``table``'s columns in the form this database ingests."""
+
+    @abc.abstractmethod
+    def table_columns(self, session: Session, table: str) -> list[str] | None:
+        """Column names of ``table``, or None if there is no such table."""
+
+    @abc.abstractmethod
+    def delete_sql(self, table: str, stage: str, keys: tuple[str, ...], where: str) -> str:
+        """DELETE the rows of ``table`` whose key is in the ``stage`` rows (alias s) ``where``."""
+
+    def writer_lock(self) -> AbstractContextManager[object]:
+        """Held around every write transaction (SQLite allows one writer per file)."""
+        return _NO_LOCK
+
+    def serialize_ddl(self, session: Session) -> None:  # noqa: B027 (optional hook)
+        """Make concurrent ensure_table calls wait for each other inside the transaction.
+
+        Nothing to do by default: the SQLite writer lock already serializes them.
+        """
+
+
+class _NoLock(AbstractContextManager[object]):
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()

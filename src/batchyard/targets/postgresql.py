@@ -1,0 +1,71 @@
+"""PostgreSQL targets: binary COPY through ADBC, concurrent writers allowed."""
+
+from __future__ import annotations
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi
+import pyarrow as pa
+
+from batchyard.domain.errors import PipelineError
+from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType, Dataset
+from batchyard.targets import values
+from batchyard.targets.dialect import Dialect, quote
+from batchyard.targets.session import Session
+
+_TYPES = {
+    ColumnType.STRING: "text",
+    ColumnType.INTEGER: "bigint",
+    ColumnType.FLOAT: "double precision",
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.DATE: "date",
+    ColumnType.TIMESTAMP: "timestamptz",
+    ColumnType.UUID: "uuid",
+    ColumnType.JSON: "jsonb",
+}
+
+#: pg_advisory_xact_lock key that serializes batchyard's DDL ("batchyard" in ASCII, truncated).
+_DDL_LOCK = 0x6261746368796172
+
+
+class PostgresDialect(Dialect):
+    """Native types for every column type (numeric, timestamptz, uuid, jsonb)."""
+
+    integer_type = "bigint"
+    blob_type = "bytea"
+    float_type = "double precision"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def connect(self) -> Session:
+        try:
+            connection = adbc_driver_postgresql.dbapi.connect(self.url, autocommit=True)
+        except adbc_driver_manager.Error as exc:
+            raise PipelineError(f"target database unavailable: {exc}") from exc
+        return Session(connection, "${}")
+
+    def column_type(self, column: Column) -> str:
+        if column.type == ColumnType.DECIMAL:
+            precision = column.precision or MAX_DECIMAL_PRECISION
+            return f"numeric({precision},{column.scale or 0})"
+        if column.type == ColumnType.STRING and column.max_length:
+            return f"varchar({column.max_length})"
+        return _TYPES[column.type]
+
+    def convert(self, table: pa.Table, dataset: Dataset) -> pa.Table:
+        return values.for_postgres(table, dataset)
+
+    def table_columns(self, session: Session, table: str) -> list[str] | None:
+        rows = session.rows(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            (table,),
+        )
+        return [str(row[0]) for row in rows] or None
+
+    def delete_sql(self, table: str, stage: str, keys: tuple[str, ...], where: str) -> str:
+        match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        return f"DELETE FROM {quote(table)} t USING {stage} s WHERE {match} AND ({where})"
+
+    def serialize_ddl(self, session: Session) -> None:
+        session.rows("SELECT pg_advisory_xact_lock($1)", (_DDL_LOCK,))

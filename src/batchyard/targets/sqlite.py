@@ -1,0 +1,75 @@
+"""SQLite targets: one file, one writer per process, WAL so readers never wait for it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import adbc_driver_sqlite.dbapi
+import pyarrow as pa
+
+from batchyard.domain.schema import Column, ColumnType, Dataset
+from batchyard.targets import values
+from batchyard.targets.dialect import Dialect, quote
+from batchyard.targets.session import Session
+
+#: How long a writer of another process may hold the file before a statement gives up.
+BUSY_TIMEOUT_MS = 60_000
+
+_TYPES = {
+    ColumnType.INTEGER: "INTEGER",
+    ColumnType.FLOAT: "REAL",
+    ColumnType.BOOLEAN: "INTEGER",
+}
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def writer_lock_for(path: Path) -> threading.Lock:
+    """The process-wide lock of one database file, keyed by its resolved path."""
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+class SqliteDialect(Dialect):
+    """STRICT tables, so SQLite refuses a wrong type like PostgreSQL would."""
+
+    begin_sql = "BEGIN IMMEDIATE"
+    table_options = " STRICT"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+        self._lock = writer_lock_for(self.path)
+
+    def connect(self) -> Session:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = adbc_driver_sqlite.dbapi.connect(str(self.path), autocommit=True)
+        session = Session(connection, "?")
+        session.rows("PRAGMA journal_mode=WAL")
+        session.rows(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # With WAL, NORMAL survives a process crash (kill -9); only an OS crash can lose the last
+        # commits, and then a chunk's rows and its ledger row are lost together.
+        session.execute("PRAGMA synchronous=NORMAL")
+        return session
+
+    def column_type(self, column: Column) -> str:
+        return _TYPES.get(column.type, "TEXT")
+
+    def convert(self, table: pa.Table, dataset: Dataset) -> pa.Table:
+        return values.for_sqlite(table, dataset)
+
+    def table_columns(self, session: Session, table: str) -> list[str] | None:
+        rows = session.rows("SELECT name FROM pragma_table_info(?, 'main')", (table,))
+        return [str(row[0]) for row in rows] or None
+
+    def delete_sql(self, table: str, stage: str, keys: tuple[str, ...], where: str) -> str:
+        columns = ", ".join(quote(k) for k in keys)
+        selected = ", ".join(f"s.{quote(k)}" for k in keys)
+        return (
+            f"DELETE FROM {quote(table)} WHERE ({columns}) IN"
+            f" (SELECT {selected} FROM {stage} s WHERE {where})"
+        )
+
+    def writer_lock(self) -> threading.Lock:
+        return self._lock

@@ -1,0 +1,177 @@
+"""Target databases, where a dataset's records are applied exactly once.
+
+A chunk's records and its ledger row commit in one transaction, so after a crash a chunk is
+either fully applied and recorded, or not at all; applying a recorded chunk again changes nothing
+and returns the recorded outcome.
+
+The API is synchronous and thread-safe at the Target level: each transaction and each read runs
+on a connection of its own, taken from a small pool and returned after use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+
+from batchyard.domain.batches import Operation
+from batchyard.domain.errors import InputRejected, InvalidRequest
+from batchyard.domain.schema import Dataset, check_identifier
+from batchyard.pipeline.chunks import ChunkOutcome
+from batchyard.targets import ledger
+from batchyard.targets.dialect import Dialect, quote
+from batchyard.targets.operations import apply_records
+from batchyard.targets.postgresql import PostgresDialect
+from batchyard.targets.session import Session
+from batchyard.targets.sqlite import SqliteDialect
+
+_SQLITE_PREFIX = "sqlite:///"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_target(url: str) -> Target:
+    """The target at ``url``: ``sqlite:///path.db`` or a PostgreSQL URL (``+driver`` ignored)."""
+    if url.startswith(_SQLITE_PREFIX):
+        path = url.removeprefix(_SQLITE_PREFIX)
+        if not path or path.startswith(":memory:"):
+            raise InvalidRequest("a SQLite target needs a database file, not :memory:")
+        return Target(SqliteDialect(Path(path)))
+    scheme, sep, rest = url.partition("://")
+    plain = f"{scheme.split('+', 1)[0]}{sep}{rest}"
+    if plain.startswith(_POSTGRES_SCHEMES):
+        return Target(PostgresDialect(plain))
+    raise InvalidRequest(f"unsupported target database URL scheme {scheme!r} (sqlite, postgresql)")
+
+
+class TargetTransaction:
+    """One open write transaction: chunks applied through it commit or roll back together."""
+
+    def __init__(self, session: Session, dialect: Dialect) -> None:
+        self._session = session
+        self._dialect = dialect
+
+    def apply_chunk(
+        self,
+        dataset: Dataset,
+        batch_id: str,
+        chunk_index: int,
+        operation: Operation,
+        valid: pa.Table,
+    ) -> ChunkOutcome:
+        """Apply a chunk's records once; a chunk the ledger holds returns the stored outcome."""
+        done = ledger.claim_chunk(self._session, batch_id, chunk_index)
+        if done is not None:
+            return done
+        failures = apply_records(self._session, self._dialect, dataset, operation, valid)
+        outcome = ChunkOutcome(chunk_index, valid.num_rows - failures.num_rows, failures)
+        ledger.record_chunk(self._session, batch_id, outcome)
+        return outcome
+
+
+class Target:
+    """A target database: datasets' tables plus the ledger of committed chunks."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._idle: list[Session] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
+
+    def ensure_table(self, dataset: Dataset) -> None:
+        """Create the dataset's table (and the ledger) unless it exists with the same columns."""
+        columns = [check_identifier(c.name, "column") for c in dataset.columns]
+        with self._write() as session:
+            self._dialect.serialize_ddl(session)
+            session.execute(ledger.ledger_ddl(self._dialect))
+            existing = self._dialect.table_columns(
+                session, check_identifier(dataset.name, "dataset")
+            )
+            if existing is None:
+                session.execute(self._create_table_sql(dataset))
+            elif set(existing) != set(columns):
+                raise InputRejected(_difference(dataset.name, existing, columns))
+
+    def _create_table_sql(self, dataset: Dataset) -> str:
+        definitions = [
+            f"{quote(c.name)} {self._dialect.column_type(c)}{'' if c.nullable else ' NOT NULL'}"
+            for c in dataset.columns
+        ]
+        if dataset.primary_key:
+            definitions.append(f"PRIMARY KEY ({', '.join(quote(k) for k in dataset.primary_key)})")
+        body = ", ".join(definitions)
+        options = self._dialect.table_options
+        return f"CREATE TABLE IF NOT EXISTS {quote(dataset.name)} ({body}){options}"
+
+    def row_count(self, dataset_name: str) -> int:
+        """Rows in the dataset's table; 0 when it has none yet."""
+        name = check_identifier(dataset_name, "dataset")
+        with self._session() as session:
+            if self._dialect.table_columns(session, name) is None:
+                return 0
+            return int(session.rows(f"SELECT count(*) FROM {quote(name)}")[0][0])
+
+    def committed_chunks(self, batch_id: str) -> dict[int, ChunkOutcome]:
+        """Every chunk of the batch the ledger holds, by chunk index."""
+        with self._session() as session:
+            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is None:
+                return {}
+            return ledger.committed_chunks(session, batch_id)
+
+    def forget_batch(self, batch_id: str) -> None:
+        """Drop the batch's ledger rows (the batch is deleted); the rows it loaded stay."""
+        with self._write() as session:
+            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is not None:
+                ledger.forget_batch(session, batch_id)
+
+    @contextmanager
+    def transaction(self) -> Iterator[TargetTransaction]:
+        """One write transaction: commits on a clean exit, rolls back on any exception."""
+        with self._write() as session:
+            yield TargetTransaction(session, self._dialect)
+
+    def close(self) -> None:
+        """Close idle connections; sessions in use close when they are handed back."""
+        with self._idle_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._dialect.writer_lock(), self._session() as session:
+            session.execute(self._dialect.begin_sql)
+            try:
+                yield session
+            except BaseException:
+                session.execute("ROLLBACK")
+                raise
+            session.execute("COMMIT")
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._idle_lock:
+            session = self._idle.pop() if self._idle else None
+        session = session or self._dialect.connect()
+        try:
+            yield session
+        except BaseException:
+            session.close()  # its state is unknown (a broken connection, a failed rollback)
+            raise
+        with self._idle_lock:
+            if not self._closed:
+                self._idle.append(session)
+                return
+        session.close()
+
+
+def _difference(table: str, existing: list[str], declared: list[str]) -> str:
+    missing = sorted(set(declared) - set(existing))
+    extra = sorted(set(existing) - set(declared))
+    return (
+        f"table {table!r} exists with other columns than the dataset declares:"
+        f" missing {missing or 'none'}, not declared {extra or 'none'}"
+    )
