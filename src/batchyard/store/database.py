@@ -1,0 +1,87 @@
+"""The metadata database handle: one async engine, migrated to the newest schema on open."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from batchyard.store.migrate import upgrade_to_head
+
+#: Async drivers for URLs given without one (``sqlite:///…``, ``postgresql://…``).
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+#: How long a SQLite writer waits for another before giving up, in milliseconds.
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class MetadataStore:
+    """Owns the engine; use cases take a transaction from ``begin()`` and pass it down."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> MetadataStore:
+        """Connect to ``url`` (a SQLAlchemy URL) and bring the schema up to date."""
+        engine = create_engine(url)
+        try:
+            await upgrade_to_head(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a transaction that commits on success and rolls back on error."""
+        return self._engine.begin()
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @property
+    def dialect_name(self) -> str:
+        """``sqlite`` or ``postgresql``: for the few callers whose SQL differs by backend."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+
+def async_url(url: str) -> URL:
+    """``url`` with an async driver, accepting plain ``sqlite://`` and ``postgresql://`` too."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgres":
+        parsed = parsed.set(drivername="postgresql")
+    return parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``, with SQLite made safe for concurrent writers."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, pool_pre_ping=True)
+    engine = create_async_engine(parsed)
+    event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level, so the "begin" hook below decides how transactions start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # Take the write lock up front: a deferred transaction that reads and then writes fails with
+    # SQLITE_BUSY at once instead of waiting, when another writer got in between.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
