@@ -1,0 +1,122 @@
+"""Reading inputs: which format a file is in, and its records as a stream of RawChunks.
+
+Every reader streams: memory is bounded by the chunk size, never by the file size.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from batchyard.domain.batches import BatchOptions, InputFormat
+from batchyard.domain.errors import InputRejected, UnsupportedFormat
+from batchyard.domain.schema import Dataset
+from batchyard.pipeline.chunks import RawChunk
+from batchyard.pipeline.formats_common import GunzipReader, Reader
+from batchyard.pipeline.formats_csv import BOM, read_csv
+from batchyard.pipeline.formats_jsonl import read_jsonl
+from batchyard.pipeline.formats_parquet import read_parquet
+
+__all__ = ["detect_format", "read_chunks"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+#: How much of a gzip'd head is inflated to sniff the inner format.
+_SNIFF_BYTES = 64 * 1024
+_SUFFIXES = {
+    ".csv": InputFormat.CSV,
+    ".tsv": InputFormat.CSV,
+    ".jsonl": InputFormat.JSONL,
+    ".ndjson": InputFormat.JSONL,
+    ".parquet": InputFormat.PARQUET,
+}
+
+
+def _format_from_name(name_hint: str | None) -> InputFormat | None:
+    if not name_hint:
+        return None
+    name = name_hint.lower().removesuffix(".gz").removesuffix(".gzip")
+    for suffix, fmt in _SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _SNIFF_BYTES)
+    except zlib.error as exc:
+        raise InputRejected(f"the input starts like gzip but cannot be inflated ({exc})") from exc
+
+
+def _sniff(inner: bytes, hint: InputFormat | None) -> InputFormat:
+    """The format the content shows; the name decides only when the content cannot."""
+    if inner.startswith(PARQUET_MAGIC):
+        return InputFormat.PARQUET
+    if hint == InputFormat.PARQUET:
+        raise InputRejected("the input is named like a Parquet file but is not one (no PAR1 magic)")
+    text = inner.removeprefix(BOM).lstrip()
+    if not text:
+        return hint or InputFormat.CSV
+    if b"\0" in text[:4096]:
+        raise UnsupportedFormat(
+            "the input is binary data, not CSV, JSON Lines or Parquet "
+            "(gzip is the only compression read)"
+        )
+    if text.startswith(b"["):
+        raise UnsupportedFormat(
+            "the input is a JSON array; send JSON Lines instead (one object per line)"
+        )
+    return InputFormat.JSONL if text.startswith(b"{") else InputFormat.CSV
+
+
+def detect_format(
+    head: bytes, name_hint: str | None, declared: InputFormat | None
+) -> tuple[InputFormat, bool]:
+    """The input's format and whether it is gzip'd, from its first bytes.
+
+    Content decides (gzip and Parquet magic numbers, '{' for JSON Lines, else CSV); a declared
+    format wins over what the content shows; the name's suffix only breaks ties (an empty head).
+    """
+    is_gzip = head.startswith(GZIP_MAGIC)
+    inner = _gunzip_head(head) if is_gzip else head
+    if declared is None:
+        return _sniff(inner, _format_from_name(name_hint)), is_gzip
+    if declared == InputFormat.PARQUET and inner and not inner.startswith(PARQUET_MAGIC):
+        raise InputRejected("the batch declares format parquet but the input is not a Parquet file")
+    return declared, is_gzip
+
+
+def read_chunks(
+    stream: BinaryIO,
+    fmt: InputFormat,
+    *,
+    gzip: bool,
+    dataset: Dataset,
+    options: BatchOptions,
+    chunk_bytes: int = 16 * 2**20,
+    max_decompressed_bytes: int | None = None,
+    max_record_bytes: int = 16 * 2**20,
+) -> Iterator[RawChunk]:
+    """The input's records, chunk by chunk, numbered from 1 in input order.
+
+    Raises InputRejected when the input cannot be read as a whole (bad header, unknown or missing
+    columns), PayloadTooLarge past ``max_decompressed_bytes`` of gzip'd input; a record that alone
+    is bad becomes a row in its chunk's ``errors`` instead.
+    """
+    source: Reader = GunzipReader(stream, max_decompressed_bytes) if gzip else stream
+    if fmt == InputFormat.PARQUET:
+        parquet_source = source if gzip else stream
+        yield from read_parquet(
+            parquet_source, dataset=dataset, options=options, chunk_bytes=chunk_bytes, spool=gzip
+        )
+        return
+    reader = read_csv if fmt == InputFormat.CSV else read_jsonl
+    yield from reader(
+        source,
+        dataset=dataset,
+        options=options,
+        chunk_bytes=chunk_bytes,
+        max_record_bytes=max_record_bytes,
+    )

@@ -1,0 +1,238 @@
+"""CSV: each block parsed by pyarrow at C speed; a block with a bad record re-read exactly.
+
+Null semantics follow PostgreSQL's COPY … CSV: an unquoted empty field is NULL, a quoted ""
+is the empty string. Blank lines are not records. The first record is the header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, cast
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from batchyard.domain.batches import BatchOptions
+from batchyard.domain.errors import InputRejected, PayloadTooLarge
+from batchyard.domain.records import RecordErrorCode
+from batchyard.domain.schema import Dataset
+from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk, empty_errors
+from batchyard.pipeline.formats_blocks import RecordTooLarge, first_boundary, record_blocks
+from batchyard.pipeline.formats_common import (
+    ErrorRows,
+    Reader,
+    check_fields,
+    empty_raw_table,
+    number_records,
+    record_key,
+    to_json,
+)
+
+BOM = b"\xef\xbb\xbf"
+#: pyarrow's own parallel parse unit inside one of our blocks.
+_ARROW_BLOCK = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What the header told us: every field name, the ones kept, and how to parse."""
+
+    names: list[str]
+    keep: list[str]
+    delimiter: str
+    dataset: Dataset
+    max_record_bytes: int
+
+
+def read_csv(
+    stream: Reader,
+    *,
+    dataset: Dataset,
+    options: BatchOptions,
+    chunk_bytes: int,
+    max_record_bytes: int,
+) -> Iterator[RawChunk]:
+    """One RawChunk per block of records; raises InputRejected for an unusable header."""
+    blocks = record_blocks(stream, chunk_bytes, max_record_bytes, quoted=True)
+    first = next(blocks, b"")
+    if isinstance(first, RecordTooLarge):
+        raise PayloadTooLarge(f"the CSV header is larger than {first.limit} bytes")
+    first = first.removeprefix(BOM)
+    if not first.strip():
+        return
+    end = first_boundary(first, 0, quoted=True)
+    header, rest = (first, b"") if end < 0 else (first[: end + 1], first[end + 1 :])
+    names = _parse_header(header, options.delimiter)
+    keep = check_fields(names, dataset, options, "CSV header")
+    layout = _Layout(names, keep, options.delimiter, dataset, max_record_bytes)
+    next_record, index = 1, 0
+    for block in _chain(rest, blocks):
+        chunk = _read_block(block, layout, index, next_record)
+        if chunk.record_count:
+            yield chunk
+            index += 1
+            next_record += chunk.record_count
+
+
+def _chain(
+    rest: bytes, blocks: Iterator[bytes | RecordTooLarge]
+) -> Iterator[bytes | RecordTooLarge]:
+    yield rest
+    yield from blocks
+
+
+def _parse_header(header: bytes, delimiter: str) -> list[str]:
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputRejected(f"the CSV header is not valid UTF-8 ({exc.reason})") from exc
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except (csv.Error, TypeError) as exc:
+        raise InputRejected(f"the CSV header cannot be parsed ({exc})") from exc
+    return [name.strip() for name in rows[0]] if rows else []
+
+
+def _read_block(
+    block: bytes | RecordTooLarge, layout: _Layout, index: int, first_record: int
+) -> RawChunk:
+    if isinstance(block, RecordTooLarge):
+        errors = ErrorRows()
+        message = f"record is larger than {block.limit} bytes"
+        errors.add(first_record, RecordErrorCode.RECORD_TOO_LARGE, message)
+        return RawChunk(index, first_record, 1, empty_raw_table(layout.keep), errors.table())
+    table = _parse_fast(block, layout)
+    if table is not None:
+        numbered = number_records(table, first_record)
+        return RawChunk(index, first_record, table.num_rows, numbered, empty_errors())
+    return _parse_exact(block, layout, index, first_record)
+
+
+def _arrow_read(data: bytes, layout: _Layout, block_size: int) -> pa.Table:
+    # include_columns=[] would mean "all": read one field and drop it when none is kept.
+    include = layout.keep or layout.names[:1]
+    table = pcsv.read_csv(
+        # A NativeFile is read without copies; the stubs only list Python file types.
+        cast("IO[bytes]", pa.BufferReader(data)),
+        read_options=pcsv.ReadOptions(
+            column_names=layout.names, block_size=block_size, use_threads=True
+        ),
+        parse_options=pcsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in include},
+            include_columns=include,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+        ),
+    )
+    return table if layout.keep else table.select([])
+
+
+def _parse_fast(block: bytes, layout: _Layout) -> pa.Table | None:
+    """The block as a table, or None if it holds a record that needs the exact path."""
+    try:
+        return _arrow_read(block, layout, _ARROW_BLOCK)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            return None
+    try:  # a record longer than pyarrow's block: parse the whole block as one
+        return _arrow_read(block, layout, len(block) + 1)
+    except pa.ArrowInvalid:
+        return None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their "\n" kept, so any run of them is the exact text of those records."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _parse_exact(block: bytes, layout: _Layout, index: int, first_record: int) -> RawChunk:
+    """Slow path: walk the block with the csv module to number and judge every record.
+
+    Good records are then handed back to pyarrow together, so their null semantics are exactly
+    those of the fast path.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), layout.max_record_bytes))
+    lines = _lines(block.decode("utf-8", "surrogateescape"))
+    reader = csv.reader(lines, delimiter=layout.delimiter)
+    errors = ErrorRows()
+    good_text: list[str] = []
+    good_rows: list[list[str]] = []
+    numbers: list[int] = []
+    number, start = first_record, 0
+    while (row := _next_row(reader)) is not None:
+        end = reader.line_num
+        if isinstance(row, str):
+            message = f"the CSV record cannot be parsed ({row})"
+            errors.add(number, RecordErrorCode.MALFORMED_RECORD, message)
+        elif row and not _add_error(errors, number, row, layout):
+            good_text.append("".join(lines[start:end]))
+            good_rows.append(row)
+            numbers.append(number)
+        number += 1 if row else 0
+        start = end
+    table = _good_table("".join(good_text).encode("utf-8"), good_rows, layout)
+    table = table.append_column(pa.field(RECORD_NUMBER, pa.int64()), pa.array(numbers, pa.int64()))
+    return RawChunk(index, first_record, number - first_record, table, errors.table())
+
+
+def _good_table(data: bytes, rows: list[list[str]], layout: _Layout) -> pa.Table:
+    table = _parse_fast(data, layout) if rows else None
+    if table is not None and table.num_rows == len(rows):
+        return table
+    # pyarrow and the csv module disagree on these records: take the csv module's fields, with
+    # empty as NULL (the quoted/unquoted distinction is lost here).
+    columns = {}
+    for name in layout.keep:
+        at = layout.names.index(name)
+        columns[name] = pa.array([row[at] or None for row in rows], pa.string())
+    return pa.table(columns, schema=pa.schema([pa.field(n, pa.string()) for n in layout.keep]))
+
+
+def _next_row(reader: Iterator[list[str]]) -> list[str] | str | None:
+    """The next record's fields, the csv module's complaint about it, or None at the end."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        return str(exc)
+
+
+def _clean(field: str) -> str:
+    """Undo surrogateescape for display: bad bytes become U+FFFD."""
+    return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _add_error(errors: ErrorRows, number: int, row: list[str], layout: _Layout) -> bool:
+    """Record why ``row`` cannot be read, if it cannot; return whether it was an error."""
+    if len(row) != len(layout.names):
+        message = f"expected {len(layout.names)} fields, found {len(row)}"
+        raw = to_json({"_fields": [_clean(f) for f in row]})
+        errors.add(number, RecordErrorCode.WRONG_FIELD_COUNT, message, raw=raw)
+        return True
+    for at, field in enumerate(row):
+        try:
+            field.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            name = layout.names[at]
+            byte = ord(field[exc.start]) - 0xDC00
+            message = f"field {name!r} is not valid UTF-8 (byte 0x{byte:02x})"
+            fields = {n: _clean(f) for n, f in zip(layout.names, row, strict=True)}
+            key = record_key(fields, layout.dataset)
+            errors.add(
+                number,
+                RecordErrorCode.INVALID_ENCODING,
+                message,
+                column=name if name in layout.keep else None,
+                key=key,
+                raw=to_json(fields),
+            )
+            return True
+    return False

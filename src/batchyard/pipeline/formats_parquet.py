@@ -1,0 +1,84 @@
+"""Parquet: record batches straight from the file, keeping the file's own column types."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchyard.domain.batches import BatchOptions
+from batchyard.domain.errors import InputRejected
+from batchyard.domain.schema import Dataset
+from batchyard.pipeline.chunks import RawChunk, empty_errors
+from batchyard.pipeline.formats_common import Reader, check_fields, number_records
+
+#: Spooled gzip'd Parquet stays in memory up to this size, then goes to a temporary file.
+_SPOOL_IN_MEMORY = 8 << 20
+
+
+def read_parquet(
+    stream: Any,
+    *,
+    dataset: Dataset,
+    options: BatchOptions,
+    chunk_bytes: int,
+    spool: bool = False,
+) -> Iterator[RawChunk]:
+    """One RawChunk per record batch of about ``chunk_bytes`` (uncompressed).
+
+    Args:
+        spool: copy ``stream`` to a temporary file first (Parquet needs to seek; a gunzip
+            stream cannot).
+    """
+    if not spool:
+        yield from _read_file(stream, dataset, options, chunk_bytes)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
+        _copy(stream, copy)
+        copy.seek(0)
+        yield from _read_file(copy, dataset, options, chunk_bytes)
+
+
+def _copy(stream: Reader, target: IO[bytes]) -> None:
+    shutil.copyfileobj(stream, target, 1 << 20)
+
+
+def _open(source: Any) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputRejected(f"the input is not a readable Parquet file ({exc})") from exc
+
+
+def _batch_rows(parquet: pq.ParquetFile, chunk_bytes: int) -> int:
+    """Rows per batch so that a batch holds about ``chunk_bytes`` of uncompressed data."""
+    meta = parquet.metadata
+    if meta.num_rows == 0:
+        return 1024
+    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    per_row = max(1, total // meta.num_rows)
+    return max(1, chunk_bytes // per_row)
+
+
+def _read_file(
+    source: Any, dataset: Dataset, options: BatchOptions, chunk_bytes: int
+) -> Iterator[RawChunk]:
+    parquet = _open(source)
+    keep = check_fields(parquet.schema_arrow.names, dataset, options, "Parquet schema")
+    next_record = 1
+    batches = parquet.iter_batches(batch_size=_batch_rows(parquet, chunk_bytes), columns=keep)
+    index = 0
+    try:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            table = number_records(pa.Table.from_batches([batch]).select(keep), next_record)
+            yield RawChunk(index, next_record, batch.num_rows, table, empty_errors())
+            index += 1
+            next_record += batch.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputRejected(f"the Parquet file cannot be read ({exc})") from exc

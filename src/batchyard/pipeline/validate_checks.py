@@ -1,0 +1,248 @@
+"""One column's checks: its type, its nullability, its constraints, each as a vectorized mask.
+
+A check yields a Failure: which records fail (a boolean mask) and how to say why for one value.
+Messages are only built for failing values, so their cost is proportional to the bad records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchyard.domain.errors import InvalidSchema
+from batchyard.domain.records import RecordErrorCode as Code
+from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType
+from batchyard.pipeline.arrow_types import arrow_type
+from batchyard.pipeline.formats_common import to_json
+from batchyard.pipeline.validate_types import (
+    CAST_TYPES,
+    Arr,
+    all_false,
+    json_error,
+    mask,
+    overflowed,
+    parse_text,
+)
+
+_SHOWN = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Records failing one check: ``mask`` (no nulls), their code, and why for one value."""
+
+    mask: Arr
+    code: Code
+    reason: Callable[[Any], str]
+
+
+def show(value: Any) -> str:
+    """A value as quoted in a message, cut to about 100 characters."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+
+
+def check_column(values: Arr | None, column: Column, length: int) -> tuple[Arr, list[Failure]]:
+    """The column typed as ``arrow_type(column)``, and every way its values fail, in order."""
+    target: Any = arrow_type(column)
+    if values is None:
+        typed: Arr = pa.nulls(length, target)
+        return typed, [_missing(typed, column)] if not column.nullable else []
+    typed, bad = convert(values, column)
+    failures = []
+    if column.type != ColumnType.STRING:
+        failures.append(Failure(bad, _TYPE_CODES[column.type], _type_reason(column)))
+    failures.extend(_constraints(typed, column))
+    named = [_named(failure, column.name) for failure in failures]
+    # Bad values are null in ``typed`` too, but their type failure comes first.
+    return typed, named if column.nullable else [*named[:1], _missing(typed, column), *named[1:]]
+
+
+def _named(failure: Failure, name: str) -> Failure:
+    reason = failure.reason
+    return Failure(failure.mask, failure.code, lambda value: f"column {name!r}: {reason(value)}")
+
+
+def convert(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Typed values and the mask of values invalid for the type, whatever the input type."""
+    if pa.types.is_dictionary(values.type):
+        values = pc.cast(values, values.type.value_type)
+    if pa.types.is_large_string(values.type) or pa.types.is_string_view(values.type):
+        values = pc.cast(values, pa.string())
+    if pa.types.is_string(values.type):
+        return parse_text(values, column)
+    return _convert_typed(values, column)
+
+
+def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Parquet inputs: a safe cast when it works; else the values' text, parsed as text."""
+    target = arrow_type(column)
+    if column.type == ColumnType.JSON and not _is_scalar(values.type):
+        texts = [None if v is None else to_json(v) for v in values.to_pylist()]
+        return pa.array(texts, pa.string()), all_false(len(values))
+    if pa.types.is_timestamp(values.type) and values.type.tz is None:
+        values = values.cast(pa.timestamp(values.type.unit, tz="UTC"))  # naive means UTC
+    if column.type in CAST_TYPES:
+        try:
+            typed: Arr = pc.cast(values, target)
+            if column.type != ColumnType.FLOAT or not pc.any(pc.is_inf(typed)).as_py():
+                return typed, all_false(len(values))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    try:
+        text: Arr = pc.cast(values, pa.string())
+    except pa.ArrowNotImplementedError:
+        text = pa.array([None if v is None else to_json(v) for v in values.to_pylist()])
+    return parse_text(text, column)
+
+
+def _is_scalar(dtype: pa.DataType) -> bool:
+    return not (pa.types.is_nested(dtype) or pa.types.is_binary(dtype))
+
+
+# Types whose Arrow safe cast already refuses exactly what the column must refuse.
+_CAST_OK = frozenset(
+    {
+        ColumnType.INTEGER,
+        ColumnType.FLOAT,
+        ColumnType.DECIMAL,
+        ColumnType.DATE,
+        ColumnType.TIMESTAMP,
+    }
+)
+
+_TYPE_CODES = {
+    ColumnType.INTEGER: Code.INVALID_INTEGER,
+    ColumnType.FLOAT: Code.INVALID_FLOAT,
+    ColumnType.DECIMAL: Code.INVALID_DECIMAL,
+    ColumnType.BOOLEAN: Code.INVALID_BOOLEAN,
+    ColumnType.DATE: Code.INVALID_DATE,
+    ColumnType.TIMESTAMP: Code.INVALID_TIMESTAMP,
+    ColumnType.UUID: Code.INVALID_UUID,
+    ColumnType.JSON: Code.INVALID_JSON,
+}
+
+_TYPE_REASONS = {
+    ColumnType.BOOLEAN: "is not a boolean (true/false, t/f, 1/0, yes/no)",
+    ColumnType.DATE: "is not a date (YYYY-MM-DD)",
+    ColumnType.TIMESTAMP: "is not an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM])",
+    ColumnType.UUID: "is not a UUID (32 hex digits)",
+}
+
+
+def _type_reason(column: Column) -> Callable[[Any], str]:
+    if column.type == ColumnType.INTEGER:
+        return _integer_reason
+    if column.type == ColumnType.FLOAT:
+        return _float_reason
+    if column.type == ColumnType.DECIMAL:
+        return lambda value: decimal_reason(value, column)
+    if column.type == ColumnType.JSON:
+        return lambda value: f"{show(value)} is not valid JSON ({json_error(str(value))})"
+    reason = _TYPE_REASONS.get(column.type, "is not valid")
+    return lambda value: f"{show(value)} {reason}"
+
+
+def _integer_reason(value: Any) -> str:
+    if re.fullmatch(r"\s*[+-]?[0-9]+\s*", str(value)):
+        return f"{show(value)} is out of range for a 64-bit integer"
+    return f"{show(value)} is not an integer"
+
+
+def _float_reason(value: Any) -> str:
+    text = pa.array([str(value).strip()], pa.string())
+    try:
+        if pc.any(overflowed(text, pc.cast(text, pa.float64()))).as_py():
+            return f"{show(value)} is out of range for a 64-bit float"
+    except pa.ArrowInvalid:
+        pass
+    return f"{show(value)} is not a number"
+
+
+def decimal_reason(value: Any, column: Column) -> str:
+    """Why a value does not fit decimal(precision, scale): never rounded, so say which limit."""
+    precision = column.precision if column.precision is not None else MAX_DECIMAL_PRECISION
+    scale = column.scale or 0
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return f"{show(value)} is not a decimal number"
+    if not number.is_finite():
+        return f"{show(value)} is not a finite decimal number"
+    exponent = int(number.normalize().as_tuple().exponent)
+    if -exponent > scale:
+        return f"{show(value)} has more than {scale} decimal places"
+    whole = precision - scale
+    return f"{show(value)} has more than {whole} digits before the decimal point"
+
+
+def _missing(typed: Arr, column: Column) -> Failure:
+    return Failure(
+        mask(pc.is_null(typed)), Code.MISSING_VALUE, lambda _: f"column {column.name!r} is required"
+    )
+
+
+def _constraints(typed: Arr, column: Column) -> Iterator[Failure]:
+    if column.max_length is not None:
+        limit = column.max_length
+        text: Any = typed  # a string column (the schema allows max_length on strings only)
+        too_long = mask(pc.greater(pc.utf8_length(text), pa.scalar(limit)))
+        yield Failure(
+            too_long, Code.TOO_LONG, lambda v: f"{show(v)} is longer than {limit} characters"
+        )
+    if column.pattern is not None:
+        pattern = column.pattern
+        mismatch = pc.and_(pc.is_valid(typed), pc.invert(pattern_matches(typed, pattern)))
+        yield Failure(
+            mismatch, Code.PATTERN_MISMATCH, lambda v: f"{show(v)} does not match {pattern!r}"
+        )
+    if column.enum is not None:
+        allowed = pa.array(column.enum, pa.string())
+        outside = pc.and_(pc.is_valid(typed), pc.invert(pc.is_in(typed, value_set=allowed)))
+        listed = ", ".join(column.enum)
+        yield Failure(outside, Code.NOT_IN_ENUM, lambda v: f"{show(v)} is not one of: {listed}")
+    yield from _bounds(typed, column)
+
+
+def pattern_matches(values: Arr, pattern: str) -> Arr:
+    """Search semantics (like JSON Schema); RE2 in C when it can compile the pattern, else re."""
+    try:
+        return mask(pc.match_substring_regex(values, pattern))
+    except pa.ArrowInvalid:
+        compiled = re.compile(pattern)
+        found = [v is None or compiled.search(v) is not None for v in values.to_pylist()]
+        return pa.array(found, pa.bool_())
+
+
+def _bounds(typed: Arr, column: Column) -> Iterator[Failure]:
+    if column.min is not None:
+        left, low = _comparable(typed, column.min, column)
+        below = mask(pc.less(left, low))
+        yield Failure(below, Code.BELOW_MINIMUM, _bound_reason("below the minimum", column.min))
+    if column.max is not None:
+        left, high = _comparable(typed, column.max, column)
+        above = mask(pc.greater(left, high))
+        yield Failure(above, Code.ABOVE_MAXIMUM, _bound_reason("above the maximum", column.max))
+
+
+def _bound_reason(where: str, bound: Any) -> Callable[[Any], str]:
+    return lambda value: f"{show(value)} is {where} {bound}"
+
+
+def _comparable(typed: Arr, bound: Any, column: Column) -> tuple[Arr, pa.Scalar[Any]]:
+    """``typed`` and the bound in one Arrow type: the column's, or float64 if the bound is not."""
+    parsed, bad = parse_text(pa.array([str(bound)], pa.string()), column)
+    if not pc.any(bad).as_py() and parsed.null_count == 0:
+        return typed, parsed[0]
+    if column.type in (ColumnType.INTEGER, ColumnType.DECIMAL, ColumnType.FLOAT):
+        try:
+            return pc.cast(typed, pa.float64()), pa.scalar(float(bound), pa.float64())
+        except (TypeError, ValueError):
+            pass
+    raise InvalidSchema(f"column {column.name!r}: bound {bound!r} is not a {column.type.value}")

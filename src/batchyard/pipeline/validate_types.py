@@ -1,0 +1,277 @@
+"""Text to typed Arrow values, whole columns at a time.
+
+Each parser first tries one vectorized cast of the whole column (the happy path: no Python per
+value). Only if that fails does it trim whitespace, pick out bad values with vectorized regex
+masks, and cast the rest; values that still fail are found by bisection, O(k log n) casts for
+k bad values, never a Python loop over the whole column.
+
+Decisions: floats accept "nan", "inf", "infinity" (any case, signed) as PostgreSQL does, but a
+finite-looking number too large for float64 ("1e400") is refused rather than stored as infinity.
+Booleans accept true/false, t/f, 1/0, yes/no in any case. Integers refuse hex ("0x10").
+Timestamps accept "YYYY-MM-DD[T| ]HH:MM[:SS[.ffffff]][Z|±HH[:MM]]" and a bare date (midnight);
+naive values are UTC; more than 6 fractional digits is refused rather than truncated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchyard.domain.schema import Column, ColumnType
+from batchyard.pipeline.arrow_types import arrow_type
+
+#: A pyarrow array of any type. The stubs type compute functions per concrete array class, which a
+#: column's runtime type decides, so arrays here are Any to the type checker.
+Arr: TypeAlias = Any
+#: A parser: string values (trimmed, empty → null, in the slow path) → typed values + bad mask.
+Parser = Callable[[Arr, pa.DataType], tuple[Arr, Arr]]
+
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_SPECIAL_FLOAT = r"(?i)^[+-]?(nan|inf|infinity)$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+)
+_OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+_HEX = "[0-9a-f]"
+_UUID_CANONICAL = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID_ANY = (
+    rf"(?i)^\{{?({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}})\}}?$"
+)
+TRUE_WORDS = pa.array(["true", "t", "1", "yes"])
+FALSE_WORDS = pa.array(["false", "f", "0", "no"])
+_TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+
+
+def all_false(n: int) -> Arr:
+    """An all-false mask of length ``n``."""
+    return pc.is_valid(pa.nulls(n))
+
+
+def mask(condition: Arr) -> Arr:
+    """A boolean mask without nulls (null counts as false)."""
+    return pc.fill_null(condition, False)
+
+
+def matches(values: Arr, pattern: str) -> Arr:
+    return mask(pc.match_substring_regex(values, pattern))
+
+
+def cast_each(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    """Cast ``values``; those that cannot be cast become null and are flagged in the mask."""
+    failed: list[int] = []
+    parts = _cast_parts(values, target, 0, failed)
+    typed = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+    if not failed:
+        return typed, all_false(len(values))
+    arange: Any = getattr(pa, "arange")  # noqa: B009
+    bad = pc.is_in(arange(0, len(values)), value_set=pa.array(failed, pa.int64()))
+    return typed, bad
+
+
+def _cast_parts(values: Arr, target: Any, offset: int, failed: list[int]) -> list[Arr]:
+    try:
+        return [pc.cast(values, target)]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if len(values) == 1:
+            failed.append(offset)
+            return [pa.nulls(1, target)]
+    half = len(values) // 2
+    return _cast_parts(values.slice(0, half), target, offset, failed) + _cast_parts(
+        values.slice(half), target, offset + half, failed
+    )
+
+
+def _only(values: Arr, ok: Arr) -> Arr:
+    """``values`` where ``ok``, else null."""
+    return pc.if_else(ok, values, pa.nulls(len(values), values.type))
+
+
+def _checked_cast(values: Arr, target: pa.DataType, syntax: Arr) -> tuple[Arr, Arr]:
+    """Cast the values that pass ``syntax``; flag the non-null ones that fail either step."""
+    typed, failed = cast_each(_only(values, syntax), target)
+    bad = pc.or_(pc.and_(pc.is_valid(values), pc.invert(syntax)), failed)
+    return typed, bad
+
+
+def parse_integer(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    syntax = matches(values, r"^[+-]?[0-9]+$")
+    unsigned = pc.replace_substring_regex(values, r"^\+", "")
+    return _checked_cast(unsigned, target, syntax)
+
+
+def parse_float(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    syntax = pc.or_(matches(values, _NUMBER), matches(values, _SPECIAL_FLOAT))
+    typed, bad = _checked_cast(values, target, syntax)
+    return typed, pc.or_(bad, overflowed(values, typed))
+
+
+def overflowed(values: Arr, typed: Arr) -> Arr:
+    """Infinities that were not written as such: numbers too large for float64."""
+    return pc.and_(mask(pc.is_inf(typed)), pc.invert(matches(values, _SPECIAL_FLOAT)))
+
+
+def parse_decimal(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    return _checked_cast(values, target, matches(values, _NUMBER))
+
+
+def parse_boolean(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    lower = pc.utf8_lower(values)
+    truthy = pc.is_in(lower, value_set=TRUE_WORDS)
+    known = pc.or_(truthy, pc.is_in(lower, value_set=FALSE_WORDS))
+    bad = pc.and_(pc.is_valid(values), pc.invert(known))
+    return _only(truthy, known), bad
+
+
+def parse_date(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    return _checked_cast(values, target, matches(values, _DATE))
+
+
+def parse_timestamp(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    upper = pc.utf8_upper(values)
+    syntax = matches(upper, _TIMESTAMP)
+    text = pc.replace_substring_regex(upper, r"^([0-9-]{10})$", r"\1T00:00:00")
+    text = pc.replace_substring_regex(text, r"^(.{10}[T ][0-9]{2}:[0-9]{2})($|Z|[+-])", r"\1:00\2")
+    text = pc.replace_substring_regex(text, r"([+-][0-9]{2})$", r"\1:00")
+    aware = matches(text, _OFFSET)
+    with_zone, bad_zone = _checked_cast(text, _TIMESTAMP_UTC, pc.and_(syntax, aware))
+    naive, bad_naive = _checked_cast(text, pa.timestamp("us"), pc.and_(syntax, pc.invert(aware)))
+    typed = pc.if_else(aware, with_zone, pc.cast(naive, _TIMESTAMP_UTC))
+    either = pc.or_(pc.and_(aware, bad_zone), pc.and_(pc.invert(aware), bad_naive))
+    return typed, either
+
+
+def parse_uuid(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    """Canonical lower-case 8-4-4-4-12 text, braces and hyphens optional on input."""
+    braced = pc.equal(pc.starts_with(values, "{"), pc.ends_with(values, "}"))
+    ok = pc.and_(matches(values, _UUID_ANY), mask(braced))
+    digits = values
+    for char in "{}-":
+        digits = pc.replace_substring(digits, char, "")
+    digits = pc.utf8_lower(digits)
+    pieces = [pc.utf8_slice_codeunits(digits, a, b) for a, b in _UUID_GROUPS]
+    canonical = pc.binary_join_element_wise(*pieces, "-")
+    return _only(canonical, ok), pc.and_(pc.is_valid(values), pc.invert(ok))
+
+
+_UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def parse_json(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    """Valid JSON texts are kept as given; checked in one decode when possible."""
+    if _all_json(values):
+        return values, all_false(len(values))
+    flags = [text is not None and json_error(text) is not None for text in values.to_pylist()]
+    bad = pa.array(flags, pa.bool_())
+    return _only(values, pc.invert(bad)), bad
+
+
+def _all_json(values: Arr) -> bool:
+    """True if every value is one JSON text: all decoded as one array, each spanning its text.
+
+    Checking each element's span against its value's length rules out values that only parse
+    once joined (``[1`` followed by ``2]``).
+    """
+    present = pc.utf8_trim(values.drop_null(), " \t\r\n")
+    if not len(present):
+        return True
+    joined = "[" + ",".join(present.to_pylist()) + "]"
+    try:
+        items = _RAW_LIST.decode(joined.encode("utf-8"))
+    except msgspec.DecodeError:
+        return False
+    if len(items) != len(present):
+        return False
+    lengths = pa.array([len(item) for item in items], pa.int64())
+    return bool(pc.all(pc.equal(lengths, pc.cast(pc.binary_length(present), pa.int64()))).as_py())
+
+
+def json_error(text: str) -> str | None:
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        return str(exc)
+    return None
+
+
+def parse_string(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
+    return values, all_false(len(values))
+
+
+PARSERS: dict[ColumnType, Parser] = {
+    ColumnType.STRING: parse_string,
+    ColumnType.INTEGER: parse_integer,
+    ColumnType.FLOAT: parse_float,
+    ColumnType.DECIMAL: parse_decimal,
+    ColumnType.BOOLEAN: parse_boolean,
+    ColumnType.DATE: parse_date,
+    ColumnType.TIMESTAMP: parse_timestamp,
+    ColumnType.UUID: parse_uuid,
+    ColumnType.JSON: parse_json,
+}
+
+
+def fast_cast(values: Arr, column: Column) -> Arr | None:
+    """The whole column cast at once, if the cast accepts exactly what the type's grammar does."""
+    ctype = column.type
+    if ctype == ColumnType.UUID:
+        # pc.all skips nulls: true when every value present is already canonical.
+        canonical = pc.all(pc.match_substring_regex(values, _UUID_CANONICAL)).as_py()
+        return values if canonical else None
+    if ctype not in CAST_TYPES:
+        return None
+    if (
+        ctype == ColumnType.INTEGER
+        and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py()
+    ):
+        return None  # arrow reads hex; we do not
+    if ctype == ColumnType.TIMESTAMP:
+        # All with an offset, or all naive (taken as UTC); a mix goes the slow way.
+        aware = _try_cast(values, _TIMESTAMP_UTC)
+        naive = _try_cast(values, pa.timestamp("us")) if aware is None else None
+        return aware if naive is None else pc.cast(naive, _TIMESTAMP_UTC)
+    typed = _try_cast(values, arrow_type(column))
+    if typed is None:
+        return None
+    if ctype == ColumnType.FLOAT and pc.any(overflowed(values, typed)).as_py():
+        return None
+    return typed
+
+
+def _try_cast(values: Arr, target: pa.DataType) -> Arr | None:
+    try:
+        return pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+#: Types whose Arrow cast from a whole typed or text column is tried first.
+CAST_TYPES = frozenset(
+    {
+        ColumnType.INTEGER,
+        ColumnType.FLOAT,
+        ColumnType.DECIMAL,
+        ColumnType.DATE,
+        ColumnType.TIMESTAMP,
+    }
+)
+
+
+def parse_text(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Typed values and the mask of values that are not valid for the column's type."""
+    if column.type == ColumnType.STRING:
+        return values, all_false(len(values))
+    typed = fast_cast(values, column)
+    if typed is not None:
+        return typed, all_false(len(values))
+    trimmed = pc.utf8_trim_whitespace(values)
+    # An empty field in a non-string column is a missing value (CSV has no other way to say it).
+    trimmed = _only(trimmed, mask(pc.not_equal(trimmed, pa.scalar(""))))
+    typed, bad = PARSERS[column.type](trimmed, arrow_type(column))
+    return typed, mask(bad)
