@@ -1,0 +1,389 @@
+"""Copying a batch's URL sources into blob storage: in parallel, hashed on the way, SSRF-guarded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.message
+import ipaddress
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, TypeVar
+from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from batchyard.domain.batches import Source
+from batchyard.domain.errors import (
+    HashMismatch,
+    InvalidSource,
+    PayloadTooLarge,
+    SourceUnavailable,
+)
+from batchyard.storage.blobs import BlobStore, WriteResult
+
+Log = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ATTEMPTS = 3
+MAX_REDIRECTS = 5
+FILE_BLOCK_BYTES = 2**20
+#: Used only when the caller passes no client (the server shares one with these timeouts).
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_WEB_SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class CopiedSource:
+    """One source as stored: where it is, how big, and its SHA-256 computed while copying."""
+
+    index: int
+    url: str
+    key: str
+    size: int
+    sha256: str
+    #: A file name for format detection (Content-Disposition, else the URL's last segment).
+    name_hint: str | None
+
+
+class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """A failure worth another attempt (5xx, 429, DNS); the message completes "source <url> …"."""
+
+
+def validate_source_url(url: str, *, file_root: Path | None) -> None:
+    """Cheap check at batch-create time: an allowed scheme and a host (no network access)."""
+    parts = _split(url)
+    if parts.scheme in _WEB_SCHEMES:
+        if not parts.hostname:
+            raise InvalidSource(f"source URL {_redact(url)} has no host")
+    elif parts.scheme == "file":
+        _file_path(url, parts, file_root)
+    elif parts.scheme == "s3":
+        raise InvalidSource("s3 sources need S3 storage configured")
+    else:
+        raise InvalidSource(
+            f"source URL {_redact(url)} has an unsupported scheme; use http:// or https://",
+            details={"url": _redact(url)},
+        )
+
+
+async def copy_sources(
+    sources: Sequence[Source],
+    store: BlobStore,
+    key_prefix: str,
+    *,
+    parallel_streams: int,
+    max_bytes: int | None,
+    allow_private: bool,
+    file_root: Path | None,
+    log: Log,
+    client: httpx.AsyncClient | None = None,
+) -> list[CopiedSource]:
+    """Copy every source to ``<key_prefix>/<index>``, at most ``parallel_streams`` at once.
+
+    Raises the first failure (HashMismatch, SourceUnavailable, InvalidSource, PayloadTooLarge)
+    after cancelling the other copies and deleting what was copied under ``key_prefix``;
+    ``max_bytes`` caps the sources' total size.
+    """
+    for index, source in enumerate(sources):
+        if not source.url:
+            raise InvalidSource(f"source {index} has no URL")
+        validate_source_url(source.url, file_root=file_root)
+    streams = max(1, min(parallel_streams, len(sources)))
+    await log(f"Using {streams} parallel stream{'' if streams == 1 else 's'}")
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=DEFAULT_TIMEOUT))
+        copier = _Copier(
+            store=store,
+            key_prefix=key_prefix,
+            client=client,
+            budget=_Budget(max_bytes),
+            allow_private=allow_private,
+            file_root=file_root,
+            log=log,
+            slots=asyncio.Semaphore(streams),
+        )
+        try:
+            return await _all_or_first_error(
+                [
+                    copier.copy(index, source.url or "", source.sha256)
+                    for index, source in enumerate(sources)
+                ]
+            )
+        except Exception:
+            # The sources that did arrive are of no use; the copy's own error is the one to report.
+            with contextlib.suppress(Exception):
+                await store.delete_prefix(key_prefix)
+            raise
+
+
+async def _all_or_first_error(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on failure cancel the rest and raise the first error itself (no group)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [task.result() for task in tasks]
+
+
+class _Budget:
+    """The bytes all sources may add up to; a failed attempt gives its bytes back for the retry."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def check_declared(self, url: str, declared: int | None) -> None:
+        """Refuse before downloading when the server announces a size over the limit."""
+        if declared is not None and self.limit is not None and self.used + declared > self.limit:
+            raise self._too_large(url)
+
+    async def meter(self, url: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        taken = 0
+        try:
+            async for chunk in chunks:
+                taken += len(chunk)
+                self.used += len(chunk)
+                if self.limit is not None and self.used > self.limit:
+                    raise self._too_large(url)
+                yield chunk
+        except BaseException:
+            self.used -= taken
+            raise
+
+    def _too_large(self, url: str) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The sources are larger than this server accepts ({self.limit} bytes in all); "
+            f"stopped at {_redact(url)}",
+            details={"max_bytes": self.limit, "url": _redact(url)},
+        )
+
+
+@dataclass
+class _Copier:
+    """What every copy of one batch shares: store, client, size budget and stream slots."""
+
+    store: BlobStore
+    key_prefix: str
+    client: httpx.AsyncClient
+    budget: _Budget
+    allow_private: bool
+    file_root: Path | None
+    log: Log
+    slots: asyncio.Semaphore
+
+    async def copy(self, index: int, url: str, sha256: str | None) -> CopiedSource:
+        key = f"{self.key_prefix}/{index}"
+        async with self.slots:
+            await self.log(f"Fetching url {_redact(url)}")
+            started = time.monotonic()
+            try:
+                if _split(url).scheme == "file":
+                    written, hint = await self._copy_file(url, key, sha256)
+                else:
+                    written, hint = await self._copy_web(url, key, sha256)
+            except HashMismatch as mismatch:
+                raise HashMismatch(
+                    f"source {_redact(url)} does not match its sha256: "
+                    f"expected {sha256}, copied bytes have {mismatch.details['actual']}",
+                    details={**mismatch.details, "url": _redact(url)},
+                ) from None
+            seconds = time.monotonic() - started
+            await self.log(
+                f"Fetched {_redact(url)}: {written.size / 1e6:.1f} MB in {seconds:.1f} s "
+                f"(sha256 {written.sha256[:12]}…)"
+            )
+        return CopiedSource(index, url, key, written.size, written.sha256, hint)
+
+    async def _copy_web(
+        self, url: str, key: str, sha256: str | None
+    ) -> tuple[WriteResult, str | None]:
+        """Fetch with retries; every attempt restarts the object from scratch."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(ATTEMPTS),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            retry=retry_if_exception_type(
+                (_Transient, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+            ),
+            before_sleep=self._log_retry(url),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._fetch, url, key, sha256)
+        except _Transient as error:
+            raise SourceUnavailable(
+                f"source {_redact(url)} {error} (after {ATTEMPTS} attempts)"
+            ) from error
+        except httpx.HTTPError as error:
+            reason = str(error) or type(error).__name__
+            raise SourceUnavailable(
+                f"source {_redact(url)} could not be fetched: {reason}"
+            ) from error
+
+    def _log_retry(self, url: str) -> Callable[[RetryCallState], Awaitable[None]]:
+        async def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            reason = str(error) or type(error).__name__
+            wait = state.next_action.sleep if state.next_action else 0.0
+            await self.log(
+                f"Retrying {_redact(url)} in {wait:.1f} s "
+                f"(attempt {state.attempt_number} of {ATTEMPTS} failed: {reason})"
+            )
+
+        return before_sleep
+
+    async def _fetch(
+        self, url: str, key: str, sha256: str | None
+    ) -> tuple[WriteResult, str | None]:
+        """One attempt: follow redirects by hand so every hop passes the address check."""
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            await _check_address(current, allow_private=self.allow_private)
+            async with self.client.stream("GET", current, follow_redirects=False) as response:
+                location = response.headers.get("location")
+                if response.status_code not in _REDIRECT_CODES or not location:
+                    return await self._store_body(url, response, key, sha256)
+                current = str(response.url.join(location))
+            if _split(current).scheme not in _WEB_SCHEMES:
+                raise InvalidSource(f"source {_redact(url)} redirects to a non-http(s) URL")
+        raise SourceUnavailable(f"source {_redact(url)} redirects more than {MAX_REDIRECTS} times")
+
+    async def _store_body(
+        self, url: str, response: httpx.Response, key: str, sha256: str | None
+    ) -> tuple[WriteResult, str | None]:
+        status = f"{response.status_code} {response.reason_phrase}"
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(f"returned {status}")
+        if not response.is_success:
+            raise SourceUnavailable(f"source {_redact(url)} returned {status}")
+        if "content-encoding" not in response.headers:  # else the length is of compressed bytes
+            self.budget.check_declared(url, _content_length(response))
+        chunks = self.budget.meter(url, response.aiter_bytes())
+        written = await self.store.write_stream(key, chunks, expected_sha256=sha256)
+        return written, _name_hint(response)
+
+    async def _copy_file(
+        self, url: str, key: str, sha256: str | None
+    ) -> tuple[WriteResult, str | None]:
+        path = _file_path(url, _split(url), self.file_root)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except OSError as error:
+            raise SourceUnavailable(f"source {url} cannot be read: {error.strerror}") from error
+        with handle:
+            self.budget.check_declared(url, path.stat().st_size)
+            chunks = self.budget.meter(url, _read_blocks(handle))
+            written = await self.store.write_stream(key, chunks, expected_sha256=sha256)
+        return written, path.name
+
+
+async def _read_blocks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+    while block := await asyncio.to_thread(handle.read, FILE_BLOCK_BYTES):
+        yield block
+
+
+async def _check_address(url: str, *, allow_private: bool) -> None:
+    """Refuse hosts that resolve to this machine or its networks (DESIGN invariant 5)."""
+    if allow_private:
+        return
+    parts = _split(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for address in await _resolve(host, port):
+        if _is_internal(address):
+            raise InvalidSource(
+                f"source {_redact(url)} resolves to {address}, which is not a public address; "
+                "set BATCHYARD_ALLOW_PRIVATE_SOURCES=true to allow such sources",
+                details={"url": _redact(url), "address": str(address)},
+            )
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    with contextlib.suppress(ValueError):
+        return [ipaddress.ip_address(host)]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise _Transient(f"host {host} could not be resolved ({error.strerror})") from error
+    # An IPv6 link-local address carries its interface after "%".
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def _is_internal(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
+
+
+def _file_path(url: str, parts: SplitResult, file_root: Path | None) -> Path:
+    """The local file a file:// source names, refused unless it lies inside ``file_root``."""
+    if file_root is None:
+        raise InvalidSource(
+            "file:// sources are not allowed here (admins only, under BATCHYARD_FILE_SOURCES_ROOT)"
+        )
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidSource(f"source {url} names a remote host; use file:///absolute/path")
+    path = Path(url2pathname(unquote(parts.path))).resolve()  # symlinks resolved, ".." gone
+    if not path.is_relative_to(file_root.resolve()):
+        raise InvalidSource(f"source {url} is outside the directory file:// sources may read")
+    return path
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError as error:
+        raise InvalidSource(f"source URL {url!r} is not a valid URL: {error}") from error
+    return parts._replace(scheme=parts.scheme.lower())
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for logs and error messages the user and admins read."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _name_hint(response: httpx.Response) -> str | None:
+    disposition = response.headers.get("content-disposition")
+    if disposition:
+        message = email.message.Message()
+        message["content-disposition"] = disposition
+        filename = message.get_filename()
+        if filename:
+            return PurePosixPath(filename).name or None
+    return PurePosixPath(unquote(response.url.path)).name or None
