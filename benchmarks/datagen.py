@@ -60,22 +60,33 @@ def _block(start: int, count: int, rng: np.random.Generator) -> pa.Table:
     ids = np.arange(start, start + count, dtype=np.int64)
     cents = rng.integers(0, 10_000_000, count)
     amount = [f"{c // 100}.{c % 100:02d}" for c in cents.tolist()]
-    ts = (np.datetime64("2024-01-01T00:00:00") + rng.integers(0, 3e7, count).astype("timedelta64[s]"))
-    uuids = [f"{a:08x}-{b:04x}-4{c:03x}-8{d:03x}-{e:012x}" for a, b, c, d, e in zip(
-        rng.integers(0, 2**32, count).tolist(), rng.integers(0, 2**16, count).tolist(),
-        rng.integers(0, 2**12, count).tolist(), rng.integers(0, 2**12, count).tolist(),
-        rng.integers(0, 2**48, count).tolist(), strict=True)]
-    return pa.table({
-        "id": pa.array(ids).cast(pa.string()),
-        "email": pa.array([f"user{i}@example.com" for i in ids.tolist()]),
-        "amount": pa.array(amount),
-        "status": pa.array(np.where(cents % 2 == 0, "new", "paid")),
-        "ts": pa.array(np.datetime_as_string(ts, unit="s")).cast(pa.string()),
-        "user_id": pa.array(uuids),
-    })
+    ts = np.datetime64("2024-01-01T00:00:00") + rng.integers(0, 3e7, count).astype("timedelta64[s]")
+    uuids = [
+        f"{a:08x}-{b:04x}-4{c:03x}-8{d:03x}-{e:012x}"
+        for a, b, c, d, e in zip(
+            rng.integers(0, 2**32, count).tolist(),
+            rng.integers(0, 2**16, count).tolist(),
+            rng.integers(0, 2**12, count).tolist(),
+            rng.integers(0, 2**12, count).tolist(),
+            rng.integers(0, 2**48, count).tolist(),
+            strict=True,
+        )
+    ]
+    return pa.table(
+        {
+            "id": pa.array(ids).cast(pa.string()),
+            "email": pa.array([f"user{i}@example.com" for i in ids.tolist()]),
+            "amount": pa.array(amount),
+            "status": pa.array(np.where(cents % 2 == 0, "new", "paid")),
+            "ts": pa.array(np.datetime_as_string(ts, unit="s")).cast(pa.string()),
+            "user_id": pa.array(uuids),
+        }
+    )
 
 
-def _spoil(table: pa.Table, start: int, bad_every: int, expected: Expected) -> tuple[pa.Table, set[int]]:
+def _spoil(
+    table: pa.Table, start: int, bad_every: int, expected: Expected
+) -> tuple[pa.Table, set[int]]:
     """Put each bad record's bad value in place; return the records to make ragged."""
     columns = {name: table[name].to_pylist() for name in COLUMNS}
     ragged: set[int] = set()
@@ -102,7 +113,9 @@ def write_orders_csv(path: Path, rows: int, *, bad_every: int = 100, seed: int =
             count = min(block_rows, rows - start + 1)
             table, ragged = _spoil(_block(start, count, rng), start, bad_every, expected)
             buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+            pacsv.write_csv(
+                table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none")
+            )
             data = buffer.getvalue()
             if ragged:
                 lines = data.split(b"\n")

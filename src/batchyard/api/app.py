@@ -29,7 +29,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="batchyard",
         version=__version__,
-        summary="Bulk imports into your own database: validated, exactly once, with per-record results.",
+        summary=(
+            "Bulk imports into your own database: validated, exactly once, with per-record results."
+        ),
         lifespan=lifespan,
     )
     install_error_handlers(app)

@@ -65,7 +65,11 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     details = [
-        {"location": list(err.get("loc", ())), "message": err.get("msg", ""), "type": err.get("type")}
+        {
+            "location": list(err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type"),
+        }
         for err in error.errors()
     ]
     first = details[0] if details else {"location": [], "message": "invalid request"}

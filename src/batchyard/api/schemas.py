@@ -60,7 +60,9 @@ class BatchCreate(BaseModel):
 
     def domain_sources(self) -> tuple[Source, ...]:
         return tuple(
-            Source(url=s) if isinstance(s, str) else Source(url=s.url, sha256=s.sha256.lower() if s.sha256 else None)
+            Source(url=s)
+            if isinstance(s, str)
+            else Source(url=s.url, sha256=s.sha256.lower() if s.sha256 else None)
             for s in self.sources
         )
 

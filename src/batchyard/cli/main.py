@@ -57,7 +57,9 @@ def serve(
     from batchyard.settings import Settings
 
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
 

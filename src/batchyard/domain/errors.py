@@ -15,9 +15,15 @@ class BatchyardError(Exception):
     code = "internal_error"
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
-        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.message = message or _default_message(type(self))
         self.details = details
         super().__init__(self.message)
+
+
+def _default_message(error_type: type[BatchyardError]) -> str:
+    """The first docstring line without its full stop, as DESIGN.md shows messages."""
+    first_line = (error_type.__doc__ or error_type.code).strip().splitlines()[0]
+    return first_line.rstrip(".")
 
 
 class NotFound(BatchyardError):

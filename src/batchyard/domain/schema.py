@@ -34,7 +34,13 @@ class ColumnType(enum.StrEnum):
 
 #: Types whose values can be ordered, so ``min``/``max`` apply.
 ORDERED_TYPES = frozenset(
-    {ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.DECIMAL, ColumnType.DATE, ColumnType.TIMESTAMP}
+    {
+        ColumnType.INTEGER,
+        ColumnType.FLOAT,
+        ColumnType.DECIMAL,
+        ColumnType.DATE,
+        ColumnType.TIMESTAMP,
+    }
 )
 
 
@@ -69,7 +75,11 @@ class Column:
 
     def to_dict(self) -> dict[str, Any]:
         """The column as in the API body, omitting unset constraints."""
-        out: dict[str, Any] = {"name": self.name, "type": self.type.value, "nullable": self.nullable}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.value,
+            "nullable": self.nullable,
+        }
         for key in ("max_length", "pattern", "min", "max", "precision", "scale"):
             value = getattr(self, key)
             if value is not None:
@@ -80,31 +90,50 @@ class Column:
 
 
 def _check_column(column: Column) -> None:
-    name, ctype = column.name, column.type
+    _check_string_constraints(column)
+    _check_numeric_constraints(column)
 
-    def fail(message: str) -> None:
-        raise InvalidSchema(f"column {name!r}: {message}", details={"column": name})
+
+def _column_error(column: Column, message: str) -> InvalidSchema:
+    return InvalidSchema(f"column {column.name!r}: {message}", details={"column": column.name})
+
+
+def _check_string_constraints(column: Column) -> None:
+    ctype = column.type
 
     if column.max_length is not None and (ctype != ColumnType.STRING or column.max_length < 1):
-        fail("max_length applies to string columns and must be at least 1")
+        raise _column_error(column, "max_length applies to string columns and must be at least 1")
     if column.pattern is not None:
         if ctype != ColumnType.STRING:
-            fail("pattern applies to string columns only")
+            raise _column_error(column, "pattern applies to string columns only")
         try:
             re.compile(column.pattern)
         except re.error as exc:
-            fail(f"pattern is not a valid regular expression ({exc})")
+            raise _column_error(
+                column, f"pattern is not a valid regular expression ({exc})"
+            ) from exc
     if column.enum is not None and (ctype != ColumnType.STRING or not column.enum):
-        fail("enum applies to string columns and needs at least one value")
+        raise _column_error(column, "enum applies to string columns and needs at least one value")
+
+
+def _check_numeric_constraints(column: Column) -> None:
+    ctype = column.type
+
     if (column.min is not None or column.max is not None) and ctype not in ORDERED_TYPES:
-        fail("min/max apply to integer, float, decimal, date and timestamp columns only")
+        raise _column_error(
+            column, "min/max apply to integer, float, decimal, date and timestamp columns only"
+        )
     if ctype == ColumnType.DECIMAL:
         precision = column.precision if column.precision is not None else MAX_DECIMAL_PRECISION
         scale = column.scale if column.scale is not None else 0
         if not 1 <= precision <= MAX_DECIMAL_PRECISION or not 0 <= scale <= precision:
-            fail(f"decimal needs 1 <= precision <= {MAX_DECIMAL_PRECISION} and 0 <= scale <= precision")
+            raise _column_error(
+                column,
+                f"decimal needs 1 <= precision <= {MAX_DECIMAL_PRECISION}"
+                " and 0 <= scale <= precision",
+            )
     elif column.precision is not None or column.scale is not None:
-        fail("precision/scale apply to decimal columns only")
+        raise _column_error(column, "precision/scale apply to decimal columns only")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,7 @@
-"""How each column type is held in Arrow once validated (the contract between validate and targets)."""
+"""How each column type is held in Arrow once validated.
+
+This is the contract between the validation stage and the targets.
+"""
 
 from __future__ import annotations
 

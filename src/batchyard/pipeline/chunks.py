@@ -9,24 +9,30 @@ the input record (1-based, header excluded, in input order).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pyarrow as pa
 
 #: int64 column on raw and valid tables: the 1-based number of the record in the whole input.
 RECORD_NUMBER = "__record_number"
+#: Key of ``raw`` under which a malformed CSV line keeps its fields by position.
+POSITIONAL_FIELDS = "_fields"
 
 #: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
 #: text (composite keys joined with ","), ``raw`` the original record as a JSON object of
 #: field → original value, kept so the failed-records file can show what was sent.
-ERRORS_SCHEMA = pa.schema(
-    [
-        pa.field("record_number", pa.int64(), nullable=False),
-        pa.field("column", pa.string()),
-        pa.field("code", pa.string(), nullable=False),
-        pa.field("message", pa.string(), nullable=False),
-        pa.field("key", pa.string()),
-        pa.field("raw", pa.string()),
-    ]
+ERRORS_SCHEMA: pa.Schema = pa.schema(
+    cast(
+        "list[pa.Field[Any]]",
+        [
+            pa.field("record_number", pa.int64(), nullable=False),
+            pa.field("column", pa.string()),
+            pa.field("code", pa.string(), nullable=False),
+            pa.field("message", pa.string(), nullable=False),
+            pa.field("key", pa.string()),
+            pa.field("raw", pa.string()),
+        ],
+    )
 )
 
 

@@ -19,7 +19,7 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk, empty_errors
+from batchyard.pipeline.chunks import POSITIONAL_FIELDS, RECORD_NUMBER, RawChunk, empty_errors
 from batchyard.pipeline.formats_blocks import RecordTooLarge, first_boundary, record_blocks
 from batchyard.pipeline.formats_common import (
     ErrorRows,
@@ -214,7 +214,7 @@ def _add_error(errors: ErrorRows, number: int, row: list[str], layout: _Layout) 
     """Record why ``row`` cannot be read, if it cannot; return whether it was an error."""
     if len(row) != len(layout.names):
         message = f"expected {len(layout.names)} fields, found {len(row)}"
-        raw = to_json({"_fields": [_clean(f) for f in row]})
+        raw = to_json({POSITIONAL_FIELDS: [_clean(f) for f in row]})
         errors.add(number, RecordErrorCode.WRONG_FIELD_COUNT, message, raw=raw)
         return True
     for at, field in enumerate(row):

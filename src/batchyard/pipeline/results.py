@@ -12,7 +12,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,32 +21,29 @@ import pyarrow.csv as pacsv
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, POSITIONAL_FIELDS, RECORD_NUMBER, ChunkOutcome
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
 from batchyard.storage.blobs import BlobStore
 
+_RESULT_TEXT_COLUMNS = ("outcome", "error_code", "error_column", "error_message", "key")
+_RESULT_FIELDS: list[pa.Field[Any]] = [pa.field("record_number", pa.int64())]
 RESULTS_SCHEMA = pa.schema(
-    [
-        ("record_number", pa.int64()),
-        ("outcome", pa.string()),
-        ("error_code", pa.string()),
-        ("error_column", pa.string()),
-        ("error_message", pa.string()),
-        ("key", pa.string()),
-    ]
+    _RESULT_FIELDS + [pa.field(n, pa.string()) for n in _RESULT_TEXT_COLUMNS]
 )
+#: Column names are plain identifiers; quoting them only makes the file harder to read.
+PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
 #: Name of the column the failed-records file adds to the original fields.
 ERROR_COLUMN = "error"
 
 
-def key_text(table: pa.Table, dataset: Dataset) -> pa.Array:
+def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
     """Each record's primary key as text (composite keys joined with ","), null without a key."""
     if not dataset.primary_key:
         return pa.nulls(table.num_rows, pa.string())
     parts = [pc.cast(table[name], pa.string()) for name in dataset.primary_key]
     if len(parts) == 1:
         return parts[0].combine_chunks() if isinstance(parts[0], pa.ChunkedArray) else parts[0]
-    joined = pc.binary_join_element_wise(*parts, ",")
+    joined = pc.binary_join_element_wise(*cast(list[Any], parts), ",")
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
@@ -62,7 +59,9 @@ def chunk_results(
     ok_rows = pa.table(
         {
             "record_number": succeeded[RECORD_NUMBER],
-            "outcome": pa.array(["succeeded"] * n_ok, pa.string()) if n_ok else pa.array([], pa.string()),
+            "outcome": pa.array(["succeeded"] * n_ok, pa.string())
+            if n_ok
+            else pa.array([], pa.string()),
             "error_code": pa.nulls(n_ok, pa.string()),
             "error_column": pa.nulls(n_ok, pa.string()),
             "error_message": pa.nulls(n_ok, pa.string()),
@@ -103,7 +102,9 @@ def _with_raw(failed: pa.Table, valid: pa.Table) -> pa.Table:
             failed["record_number"].to_pylist(), failed["raw"].to_pylist(), strict=True
         )
     ]
-    return failed.set_column(failed.schema.get_field_index("raw"), "raw", pa.array(raws, pa.string()))
+    return failed.set_column(
+        failed.schema.get_field_index("raw"), "raw", pa.array(raws, pa.string())
+    )
 
 
 def _raw_json(row: dict[str, Any] | None) -> str | None:
@@ -128,10 +129,19 @@ def _failed_record_rows(failed: pa.Table, columns: list[str]) -> Iterator[list[s
         failed["message"].to_pylist(),
         strict=True,
     ):
-        fields = _decode_raw(raw)
-        values = ["" if fields.get(c) is None else _field_text(fields[c]) for c in columns]
+        values = _original_values(_decode_raw(raw), columns)
         where = f" (column {column})" if column else ""
         yield [*values, f"{code}{where}: {message}"]
+
+
+def _original_values(fields: dict[str, Any], columns: list[str]) -> list[str]:
+    """The record's fields in file order; a CSV line with the wrong field count keeps its fields
+    by position (``_fields``) so that nothing the client sent is dropped from the file to fix."""
+    positional = fields.get(POSITIONAL_FIELDS)
+    if isinstance(positional, list):
+        texts = ["" if v is None else _field_text(v) for v in positional]
+        return texts + [""] * (len(columns) - len(texts))
+    return ["" if fields.get(c) is None else _field_text(fields[c]) for c in columns]
 
 
 def _decode_raw(raw: str | None) -> dict[str, Any]:
@@ -163,7 +173,9 @@ class ResultsWriter:
         failed_path = workdir / "failed-records.csv"
         columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
         with (
-            pacsv.CSVWriter(str(results_path), RESULTS_SCHEMA) as results,
+            pacsv.CSVWriter(
+                str(results_path), RESULTS_SCHEMA, write_options=PLAIN_HEADER
+            ) as results,
             failed_path.open("w", newline="", encoding="utf-8") as failed_file,
         ):
             failed_csv = csv.writer(failed_file)
@@ -174,10 +186,14 @@ class ResultsWriter:
                 failed_csv.writerows(_failed_record_rows(failed, columns))
         return results_path, failed_path
 
-    def _chunk(self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]) -> tuple[pa.Table, pa.Table]:
+    def _chunk(
+        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
+    ) -> tuple[pa.Table, pa.Table]:
         valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
         errors = read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
-        outcome = committed.get(entry.index) or ChunkOutcome(entry.index, 0, ERRORS_SCHEMA.empty_table())
+        outcome = committed.get(entry.index) or ChunkOutcome(
+            entry.index, 0, ERRORS_SCHEMA.empty_table()
+        )
         return chunk_results(valid, errors, outcome, self.dataset)
 
     async def write(self, committed: dict[int, ChunkOutcome]) -> None:

@@ -61,7 +61,9 @@ async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
         await _fail(rec, error, final_status_for(error))
     except Exception as error:
         logger.exception("batch %s: unexpected error", batch_id)
-        await _fail(rec, PipelineError(f"internal error: {type(error).__name__}: {error}"), S.FAILED)
+        await _fail(
+            rec, PipelineError(f"internal error: {type(error).__name__}: {error}"), S.FAILED
+        )
 
 
 async def _drive(rec: BatchRecorder) -> None:
@@ -116,7 +118,9 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
         await rec.transition(S.COPIED)
         raise mismatch
     total = sum(c.size for c in copied)
-    await rec.log(f"Copied {len(copied)} source(s), {total} bytes in {time.monotonic() - started:.1f} s")
+    await rec.log(
+        f"Copied {len(copied)} source(s), {total} bytes in {time.monotonic() - started:.1f} s"
+    )
     await rec.transition(S.COPIED)
 
 

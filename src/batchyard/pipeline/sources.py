@@ -59,7 +59,7 @@ class CopiedSource:
     name_hint: str | None
 
 
-class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
+class _Transient(Exception):
     """A failure worth another attempt (5xx, 429, DNS); the message completes "source <url> …"."""
 
 

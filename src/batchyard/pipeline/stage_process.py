@@ -23,7 +23,10 @@ from batchyard.targets import Target
 
 
 def counts_so_far(manifest: Manifest, committed: dict[int, ChunkOutcome]) -> Counts:
-    """Counters as implied by the committed chunks (each chunk's invalid records count as failed)."""
+    """Counters as implied by the committed chunks.
+
+    Each chunk's invalid records count as failed.
+    """
     processed = successful = failed = 0
     for entry in manifest.chunks:
         outcome = committed.get(entry.index)
@@ -74,7 +77,9 @@ class Processing:
                 self.dataset, self.batch.id, entry.index, self.batch.operation, table
             )
 
-    async def _apply_atomically(self, committed: dict[int, ChunkOutcome]) -> dict[int, ChunkOutcome]:
+    async def _apply_atomically(
+        self, committed: dict[int, ChunkOutcome]
+    ) -> dict[int, ChunkOutcome]:
         if committed:  # the one transaction already committed before a crash
             return committed
         await raise_if_cancel_requested(self.rec)
@@ -86,7 +91,11 @@ class Processing:
         with self.target.transaction() as tx:
             for entry in self.manifest.chunks:
                 outcome = tx.apply_chunk(
-                    self.dataset, self.batch.id, entry.index, self.batch.operation, self._load(entry)
+                    self.dataset,
+                    self.batch.id,
+                    entry.index,
+                    self.batch.operation,
+                    self._load(entry),
                 )
                 if outcome.failures.num_rows:
                     first = outcome.failures.slice(0, 1).to_pylist()[0]

@@ -48,13 +48,17 @@ def _name_hint(source: Source) -> str | None:
 def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
     """Renumber a source's chunk into the whole batch's record numbering and chunk order."""
     if offset == 0:
-        return ValidatedChunk(index, chunk.first_record, chunk.record_count, chunk.valid, chunk.errors)
+        return ValidatedChunk(
+            index, chunk.first_record, chunk.record_count, chunk.valid, chunk.errors
+        )
     valid = chunk.valid.set_column(
         chunk.valid.schema.get_field_index(RECORD_NUMBER),
         RECORD_NUMBER,
         pc.add(chunk.valid[RECORD_NUMBER], offset),
     )
-    errors = chunk.errors.set_column(0, "record_number", pc.add(chunk.errors["record_number"], offset))
+    errors = chunk.errors.set_column(
+        0, "record_number", pc.add(chunk.errors["record_number"], offset)
+    )
     return ValidatedChunk(index, chunk.first_record + offset, chunk.record_count, valid, errors)
 
 
@@ -72,7 +76,9 @@ class Validation:
     async def run(self) -> Manifest:
         for source_index, source in enumerate(self.batch.sources):
             await self._validate_source(source_index, source)
-        await put_bytes(self.rec.ctx.blobs, keys.manifest_key(self.batch.id), self.manifest.encode())
+        await put_bytes(
+            self.rec.ctx.blobs, keys.manifest_key(self.batch.id), self.manifest.encode()
+        )
         return self.manifest
 
     async def _validate_source(self, source_index: int, source: Source) -> None:
@@ -143,5 +149,3 @@ class Validation:
                 f"({invalid} so far): nothing was applied",
                 details={"invalid": invalid},
             )
-
-

@@ -32,7 +32,12 @@ class EmbeddedRunner:
         async with self.ctx.store.begin() as conn:
             active = await batch_rows.list_active_batch_ids(conn)
             deleting, _ = await batch_rows.list_batches(
-                conn, owner_id=None, status=BatchStatus.DELETING, dataset=None, limit=10_000, cursor=None
+                conn,
+                owner_id=None,
+                status=BatchStatus.DELETING,
+                dataset=None,
+                limit=10_000,
+                cursor=None,
             )
         for batch_id in active:
             self.submit(batch_id)

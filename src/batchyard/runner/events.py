@@ -33,8 +33,8 @@ class BatchEvents:
                 self._events.pop(batch_id, None)
 
 
-async def wait_for_change(event: asyncio.Event, timeout: float) -> None:
-    """Return when ``event`` fires or after ``timeout`` seconds, whichever is first."""
+async def wait_for_change(event: asyncio.Event, seconds: float) -> None:
+    """Return when ``event`` fires or after ``seconds``, whichever is first."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        await asyncio.wait_for(event.wait(), seconds)
     event.clear()

@@ -18,7 +18,7 @@ from batchyard.store import users
 from batchyard.store.database import MetadataStore
 from batchyard.store.users import Principal
 
-TOKEN_PREFIX = "by_"
+TOKEN_PREFIX = "by_"  # noqa: S105 - a visible marker on every token, not a secret
 ADMIN_NAME = "admin"
 
 
@@ -69,7 +69,11 @@ async def ensure_admin(store: MetadataStore, settings: Settings, secret: bytes) 
                 return None
             _write_token_file(settings.data_dir / "admin-token", token)
             return token
-        if given and await users.principal_for_token_hash(conn, hash_token(secret, given), now=now()) is None:
+        if (
+            given
+            and await users.principal_for_token_hash(conn, hash_token(secret, given), now=now())
+            is None
+        ):
             await users.add_token(conn, admin.user_id, hash_token(secret, given))
     return None
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from batchyard.domain.batches import (
@@ -214,7 +214,9 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
     require(principal, Action.CANCEL_BATCH)
     async with svc.store.begin() as conn:
         await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
-        await batch_rows.append_log(conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}")
+        await batch_rows.append_log(
+            conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}"
+        )
         batch = await batch_rows.transition_batch(conn, batch_id, S.CANCEL)
     svc.events.notify(batch_id)
     svc.runner.submit(batch_id)

@@ -90,10 +90,16 @@ async def create_batch(
     request: Request,
     svc: ServicesDep,
     principal: PrincipalDep,
-    dataset: Annotated[str | None, Query(max_length=63, description="Target dataset (uploads)")] = None,
+    dataset: Annotated[
+        str | None, Query(max_length=63, description="Target dataset (uploads)")
+    ] = None,
     format: Annotated[InputFormat | None, Query(description="Input format (uploads)")] = None,
-    operation: Annotated[Operation, Query(description="insert, upsert or delete (uploads)")] = Operation.INSERT,
-    hash: Annotated[str | None, Query(pattern=SHA256_PATTERN, description="SHA-256 of the upload")] = None,
+    operation: Annotated[
+        Operation, Query(description="insert, upsert or delete (uploads)")
+    ] = Operation.INSERT,
+    hash: Annotated[
+        str | None, Query(pattern=SHA256_PATTERN, description="SHA-256 of the upload")
+    ] = None,
     options: Annotated[str | None, Query(description="Options as a JSON object (uploads)")] = None,
     notify_url: Annotated[str | None, Query(max_length=4096)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
@@ -176,7 +182,9 @@ async def get_batch(
     response_model=list[HistoryEntryPublic],
     responses=error_responses(404),
 )
-async def get_history(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> list[HistoryEntryPublic]:
+async def get_history(
+    batch_id: str, svc: ServicesDep, principal: PrincipalDep
+) -> list[HistoryEntryPublic]:
     """Status snapshots, newest first, each with the counts and the log up to that moment."""
     return [HistoryEntryPublic.of(h) for h in await batches.get_history(svc, principal, batch_id)]
 
@@ -212,5 +220,3 @@ async def cancel_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep)
 async def delete_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> BatchPublic:
     """Remove a finished batch's input, results and history (the loaded rows stay)."""
     return BatchPublic.of(await batches.delete_batch(svc, principal, batch_id))
-
-

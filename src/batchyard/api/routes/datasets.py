@@ -10,8 +10,12 @@ from batchyard.service import datasets
 router = APIRouter(tags=["datasets"], responses=error_responses(401, 403, 422))
 
 
-@router.post("/datasets", status_code=201, response_model=DatasetPublic, responses=error_responses(409))
-async def create_dataset(body: DatasetCreate, svc: ServicesDep, principal: PrincipalDep) -> DatasetPublic:
+@router.post(
+    "/datasets", status_code=201, response_model=DatasetPublic, responses=error_responses(409)
+)
+async def create_dataset(
+    body: DatasetCreate, svc: ServicesDep, principal: PrincipalDep
+) -> DatasetPublic:
     """Declare a dataset: a target table with its schema."""
     dataset = await datasets.create_dataset(svc, principal, body.model_dump())
     return DatasetPublic.of(dataset, 0)

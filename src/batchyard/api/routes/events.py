@@ -23,7 +23,9 @@ router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 404))
 POLL_SECONDS = 0.5
 
 
-async def _changes(svc: Services, principal: Principal, batch_id: str) -> AsyncIterator[dict[str, str]]:
+async def _changes(
+    svc: Services, principal: Principal, batch_id: str
+) -> AsyncIterator[dict[str, str]]:
     last = ""
     with svc.events.follow(batch_id) as changed:
         while True:
@@ -46,7 +48,9 @@ async def _changes(svc: Services, principal: Principal, batch_id: str) -> AsyncI
     "/batches/{batch_id}/events",
     responses={200: {"content": {"text/event-stream": {}}, "description": "An SSE stream"}},
 )
-async def batch_events(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> EventSourceResponse:
+async def batch_events(
+    batch_id: str, svc: ServicesDep, principal: PrincipalDep
+) -> EventSourceResponse:
     """``event: batch`` with the batch resource on every change; ``end`` when it is terminal."""
     require(principal, Action.GET_BATCH)
     await batches.get_batch(svc, principal, batch_id)  # 404 before the stream starts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -20,7 +20,9 @@ from batchyard.service.container import Services
 router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 404, 409))
 _optional_bearer = HTTPBearer(auto_error=False)
 OptionalCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
-_CSV = {200: {"content": {"text/csv": {}}, "description": "The file, streamed"}}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The file, streamed"}
+}
 
 
 async def _authorised_batch(
@@ -34,7 +36,9 @@ async def _authorised_batch(
     if signature is not None and expires is not None:
         svc.signer.verify("GET", request.url.path, batch_id, expires, signature)
         return await batches.get_batch_unscoped(svc, batch_id)
-    principal = await authenticate(svc.store, svc.secret, credentials.credentials if credentials else None)
+    principal = await authenticate(
+        svc.store, svc.secret, credentials.credentials if credentials else None
+    )
     require(principal, Action.GET_BATCH)
     return await batches.get_batch(svc, principal, batch_id)
 
@@ -67,7 +71,10 @@ async def get_results(
     expires: Annotated[int | None, Query()] = None,
     signature: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StreamingResponse:
-    """One row per input record: record_number, outcome, error_code, error_column, error_message, key."""
+    """One row per input record.
+
+    Columns: record_number, outcome, error_code, error_column, error_message, key.
+    """
     return await _file(svc, request, batch_id, "results", credentials, expires, signature)
 
 
