@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
-from batchyard.api.routes import batches, datasets, events, files, health
+from batchyard.api.routes import batches, datasets, events, files, health, users
 from batchyard.service.auth import announce_admin_token, ensure_admin
 from batchyard.service.container import open_services
 from batchyard.settings import Settings
@@ -35,6 +35,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, datasets, batches, files, events):
+    for module in (health, datasets, batches, files, events, users):
         app.include_router(module.router)
     return app

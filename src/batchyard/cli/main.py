@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from batchyard import __version__
+from batchyard.cli.users import roles_app, tokens_app, users_app
 
 app = typer.Typer(
     name="batchyard",
@@ -61,6 +62,11 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(roles_app, name="roles")
 
 
 def run() -> None:

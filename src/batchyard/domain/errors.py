@@ -44,6 +44,24 @@ class DatasetNotFound(NotFound):
     code = "dataset_not_found"
 
 
+class UserNotFound(NotFound):
+    """User not found."""
+
+    code = "user_not_found"
+
+
+class RoleNotFound(NotFound):
+    """Role not found."""
+
+    code = "role_not_found"
+
+
+class TokenNotFound(NotFound):
+    """Token not found (or already revoked)."""
+
+    code = "token_not_found"
+
+
 class Conflict(BatchyardError):
     """The request conflicts with the current state."""
 
@@ -66,6 +84,12 @@ class DatasetExists(Conflict):
     """A dataset with that name already exists."""
 
     code = "dataset_exists"
+
+
+class IdempotencyKeyReused(Conflict):
+    """This Idempotency-Key was already used for a different request."""
+
+    code = "idempotency_key_reused"
 
 
 class InvalidRequest(BatchyardError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from batchyard.domain.batches import now
 from batchyard.domain.errors import Forbidden, Unauthenticated
-from batchyard.domain.permissions import Action, is_allowed
+from batchyard.domain.permissions import Action
 from batchyard.settings import Settings
 from batchyard.storage.signing import load_or_create_secret
 from batchyard.store import users
@@ -48,12 +48,23 @@ async def authenticate(store: MetadataStore, secret: bytes, token: str | None) -
     return principal
 
 
-def require(principal: Principal, action: Action) -> None:
-    if not is_allowed(principal.role, action):
-        raise Forbidden(
-            f"Your role '{principal.role}' does not allow {action.value}",
-            details={"missing_permission": action.value},
-        )
+def require(principal: Principal, action: Action, dataset: str | None = None) -> None:
+    """Forbidden, naming the missing permission, unless the principal's role allows ``action``.
+
+    Without ``dataset`` it is enough that some statement allows the action somewhere; callers
+    check again with the dataset once they know it.
+    """
+    if principal.grants.allows(action, dataset):
+        return
+    where = f" on dataset {dataset!r}" if dataset is not None else ""
+    raise Forbidden(
+        f"Your role '{principal.role}' does not allow {action.value}{where}",
+        details={"missing_permission": action.value, "dataset": dataset},
+    )
+
+
+def sees_all_batches(principal: Principal) -> bool:
+    return principal.grants.sees_all_batches
 
 
 async def ensure_admin(store: MetadataStore, settings: Settings, secret: bytes) -> str | None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from batchyard.domain.batches import (
     Batch,
     BatchOptions,
@@ -25,11 +27,11 @@ from batchyard.domain.errors import (
     InvalidTransition,
     ResultsNotReady,
 )
-from batchyard.domain.permissions import Action, sees_all_batches
+from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.sources import validate_source_url
-from batchyard.service.auth import require
+from batchyard.service.auth import require, sees_all_batches
 from batchyard.service.container import Services
 from batchyard.store import batches as batch_rows
 from batchyard.store import datasets as dataset_rows
@@ -55,7 +57,7 @@ class NewBatch:
 
 def owner_filter(principal: Principal) -> str | None:
     """Whose batches a principal may see: None means everyone's."""
-    return None if sees_all_batches(principal.role) else principal.user_id
+    return None if sees_all_batches(principal) else principal.user_id
 
 
 def _new_batch(principal: Principal, request: NewBatch, sources: tuple[Source, ...]) -> Batch:
@@ -78,7 +80,7 @@ def _new_batch(principal: Principal, request: NewBatch, sources: tuple[Source, .
 
 async def _admit(svc: Services, principal: Principal, request: NewBatch) -> Batch | None:
     """Checks shared by both create forms; returns the earlier batch for a repeated key."""
-    require(principal, Action.CREATE_BATCH)
+    require(principal, Action.CREATE_BATCH, request.dataset)
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
         if request.idempotency_key:
@@ -112,7 +114,7 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
 
 def _file_root(svc: Services, principal: Principal) -> Path | None:
     """file:// sources are for admins only, and only under the configured root."""
-    return svc.settings.file_sources_root if sees_all_batches(principal.role) else None
+    return svc.settings.file_sources_root if sees_all_batches(principal) else None
 
 
 async def create_upload_batch(
@@ -168,10 +170,22 @@ async def _finish_upload(svc: Services, batch: Batch, size: int, sha256: str) ->
     return await get_batch_unscoped(svc, batch.id)
 
 
-async def get_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
+async def _visible_batch(
+    conn: AsyncConnection, principal: Principal, batch_id: str, action: Action
+) -> Batch:
+    """The batch if the principal may ``action`` it; another user's batch is BatchNotFound."""
+    require(principal, action)
+    batch = await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+    require(principal, action, batch.dataset)
+    return batch
+
+
+async def get_batch(
+    svc: Services, principal: Principal, batch_id: str, action: Action = Action.GET_BATCH
+) -> Batch:
     """The batch, if it exists and the principal may see it; else BatchNotFound, identically."""
     async with svc.store.begin() as conn:
-        return await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        return await _visible_batch(conn, principal, batch_id, action)
 
 
 async def list_batches(
@@ -196,24 +210,21 @@ async def list_batches(
 
 
 async def get_history(svc: Services, principal: Principal, batch_id: str) -> list[HistoryEntry]:
-    require(principal, Action.GET_BATCH_STATUS)
     async with svc.store.begin() as conn:
-        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_STATUS)
         return await batch_rows.get_history(conn, batch_id)
 
 
 async def get_log(svc: Services, principal: Principal, batch_id: str) -> list[LogLine]:
-    require(principal, Action.GET_BATCH_LOG)
     async with svc.store.begin() as conn:
-        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_LOG)
         return await batch_rows.get_log(conn, batch_id)
 
 
 async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
     """Ask the pipeline to stop at its next chunk; committed chunks stay applied."""
-    require(principal, Action.CANCEL_BATCH)
     async with svc.store.begin() as conn:
-        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        await _visible_batch(conn, principal, batch_id, Action.CANCEL_BATCH)
         await batch_rows.append_log(
             conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}"
         )
@@ -225,9 +236,8 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
 
 async def delete_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
     """Start removing a finished batch's input, results and history; the loaded rows stay."""
-    require(principal, Action.DELETE_BATCH)
     async with svc.store.begin() as conn:
-        await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
+        await _visible_batch(conn, principal, batch_id, Action.DELETE_BATCH)
         batch = await batch_rows.transition_batch(conn, batch_id, S.DELETING)
     svc.events.notify(batch_id)
     svc.runner.submit_delete(batch_id)

@@ -20,6 +20,7 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
     """Declare a dataset and create its table in the target database."""
     require(principal, Action.CREATE_DATASET)
     dataset = replace(Dataset.from_dict(body), created_ts=now(), owner_id=principal.user_id)
+    require(principal, Action.CREATE_DATASET, dataset.name)
     async with svc.store.begin() as conn:
         try:
             await dataset_rows.get_dataset(conn, dataset.name)
@@ -36,7 +37,7 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
 
 async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[Dataset, int]:
     """The dataset and how many rows its table holds now."""
-    require(principal, Action.GET_DATASET)
+    require(principal, Action.GET_DATASET, name)
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, name)
     return dataset, await asyncio.to_thread(svc.target.row_count, name)
@@ -45,6 +46,10 @@ async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[D
 async def list_datasets(svc: Services, principal: Principal) -> list[tuple[Dataset, int]]:
     require(principal, Action.LIST_DATASETS)
     async with svc.store.begin() as conn:
-        datasets = await dataset_rows.list_datasets(conn)
+        datasets = [
+            d
+            for d in await dataset_rows.list_datasets(conn)
+            if principal.grants.allows(Action.LIST_DATASETS, d.name)
+        ]
     counts = [await asyncio.to_thread(svc.target.row_count, d.name) for d in datasets]
     return list(zip(datasets, counts, strict=True))

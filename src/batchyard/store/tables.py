@@ -29,6 +29,19 @@ users = sa.Table(
     sa.Column("role", sa.String, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_ts", sa.Double, nullable=False),
+    # Bumped to rotate the user's webhook secret, which is derived from the server secret and
+    # this number: no webhook secret is ever stored.
+    sa.Column("webhook_secret_version", sa.Integer, nullable=False, server_default="0"),
+)
+
+#: Custom roles (the built-in ones are defined in code): statements as JSON text.
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("statements", sa.Text, nullable=False),
+    sa.Column("sees_all_batches", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_ts", sa.Double, nullable=False),
 )
 
 tokens = sa.Table(
@@ -74,6 +87,11 @@ batches = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("notify_url", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.String, nullable=True),
+    # What the keyed create asked for: a retry with the same key must ask for the same thing.
+    sa.Column("idempotency_fingerprint", sa.String, nullable=True),
+    # Webhook outbox: "pending" until the terminal-status POST is delivered or given up.
+    sa.Column("notify_state", sa.String, nullable=True),
+    sa.Column("notify_lease_ts", sa.Double, nullable=True),
     # NULL keys never collide (both backends treat NULLs as distinct), so only keyed
     # creates are deduplicated, and per owner.
     sa.UniqueConstraint("owner_id", "idempotency_key"),
@@ -81,6 +99,7 @@ batches = sa.Table(
     sa.Index(None, "owner_id", "created_ts", "id"),
     sa.Index(None, "status", "created_ts", "id"),
     sa.Index(None, "created_ts", "id"),
+    sa.Index(None, "notify_state"),
 )
 
 batch_history = sa.Table(

@@ -1,0 +1,147 @@
+"""User, token and role administration, shared by the admin API and the ``batchyard`` CLI.
+
+Callers decide who may do this (the API requires ``manage_users``; the CLI is the operator with
+the database in hand). Tokens are returned exactly once, here, and only their keyed hash is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from batchyard.domain.batches import now
+from batchyard.domain.errors import InvalidRequest, TokenNotFound
+from batchyard.domain.permissions import Role, Statement, check_role_name
+from batchyard.service.auth import hash_token, new_token
+from batchyard.store import roles as role_rows
+from batchyard.store import users as user_rows
+from batchyard.store.database import MetadataStore
+from batchyard.store.users import Principal, TokenInfo, UserInfo
+
+#: Separates webhook secrets from everything else derived from the server secret.
+_WEBHOOK_CONTEXT = "batchyard-webhook-v1"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a visible marker, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token as issued: ``token`` is shown to its owner now and never again."""
+
+    token_id: str
+    user: str
+    token: str
+    expires_ts: float | None
+
+
+def _user_name(name: str) -> str:
+    # Same rule as role and dataset names: safe in logs, URLs and shells.
+    try:
+        return check_role_name(name)
+    except InvalidRequest:
+        raise InvalidRequest(
+            f"user name {name!r} must be lowercase letters, digits and _", details={"user": name}
+        ) from None
+
+
+def _expiry(expires_in: float | None) -> float | None:
+    if expires_in is None:
+        return None
+    if expires_in <= 0:
+        raise InvalidRequest("a token's lifetime must be positive", details={"expires_in": 0})
+    return now() + expires_in
+
+
+async def create_user(
+    store: MetadataStore, secret: bytes, name: str, role: str, *, expires_in: float | None = None
+) -> tuple[UserInfo, IssuedToken]:
+    """Create a user with a first token (RoleNotFound if ``role`` does not exist)."""
+    token = new_token()
+    expires_ts = _expiry(expires_in)
+    async with store.begin() as conn:
+        user = await user_rows.create_user(conn, _user_name(name), role)
+        token_id = await user_rows.add_token(
+            conn, user.user_id, hash_token(secret, token), expires_ts=expires_ts
+        )
+        info = next(u for u in await user_rows.list_users(conn) if u.user_id == user.user_id)
+    return info, IssuedToken(token_id, user.name, token, expires_ts)
+
+
+async def list_users(store: MetadataStore) -> list[UserInfo]:
+    async with store.begin() as conn:
+        return await user_rows.list_users(conn)
+
+
+async def set_disabled(store: MetadataStore, name: str, *, disabled: bool) -> UserInfo:
+    """Disable (or enable) a user; their tokens stop (or resume) authenticating at once."""
+    async with store.begin() as conn:
+        user = await user_rows.require_user(conn, name)
+        await user_rows.set_user_disabled(conn, user.user_id, disabled=disabled)
+        return next(u for u in await user_rows.list_users(conn) if u.user_id == user.user_id)
+
+
+async def create_token(
+    store: MetadataStore, secret: bytes, name: str, *, expires_in: float | None = None
+) -> IssuedToken:
+    """Issue another token for an existing user."""
+    token = new_token()
+    expires_ts = _expiry(expires_in)
+    async with store.begin() as conn:
+        user = await user_rows.require_user(conn, name)
+        token_id = await user_rows.add_token(
+            conn, user.user_id, hash_token(secret, token), expires_ts=expires_ts
+        )
+    return IssuedToken(token_id, user.name, token, expires_ts)
+
+
+async def list_tokens(store: MetadataStore, name: str | None = None) -> list[TokenInfo]:
+    async with store.begin() as conn:
+        user_id = (await user_rows.require_user(conn, name)).user_id if name else None
+        return await user_rows.list_tokens(conn, user_id)
+
+
+async def revoke_token(store: MetadataStore, token_id: str, *, name: str | None = None) -> None:
+    """Revoke a token (of user ``name``, when given); TokenNotFound if there is no live one."""
+    async with store.begin() as conn:
+        user_id = (await user_rows.require_user(conn, name)).user_id if name else None
+        if not await user_rows.revoke_token(conn, token_id, now=now(), user_id=user_id):
+            raise TokenNotFound(details={"token_id": token_id})
+
+
+async def create_role(
+    store: MetadataStore,
+    name: str,
+    statements: Sequence[Statement],
+    *,
+    sees_all_batches: bool = False,
+) -> Role:
+    if not statements:
+        raise InvalidRequest("a role needs at least one statement")
+    role = Role(check_role_name(name), tuple(statements), sees_all_batches=sees_all_batches)
+    async with store.begin() as conn:
+        return await role_rows.create_role(conn, role)
+
+
+async def list_roles(store: MetadataStore) -> list[Role]:
+    async with store.begin() as conn:
+        return await role_rows.list_roles(conn)
+
+
+def derive_webhook_secret(secret: bytes, user_id: str, version: int) -> str:
+    """The user's webhook signing secret: derived, so nothing secret is stored per user."""
+    message = json.dumps([_WEBHOOK_CONTEXT, user_id, version]).encode()
+    return WEBHOOK_SECRET_PREFIX + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+async def webhook_secret(
+    store: MetadataStore, secret: bytes, principal: Principal, *, rotate: bool = False
+) -> str:
+    """The principal's current webhook secret; ``rotate`` replaces it for every later delivery."""
+    async with store.begin() as conn:
+        if rotate:
+            version = await user_rows.bump_webhook_secret_version(conn, principal.user_id)
+        else:
+            version = await user_rows.webhook_secret_version(conn, principal.user_id)
+    return derive_webhook_secret(secret, principal.user_id, version)
