@@ -1,0 +1,141 @@
+"""The typed objects the SDK returns: the HTTP contract's resources with timezone-aware datetimes.
+
+Field names follow DESIGN.md's batch resource, except the batch's own id, which the API calls
+``batch`` and the SDK calls ``id`` (``HistoryEntry.batch_id``). Unknown fields from a newer
+server are ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from batchyard.domain.batches import InputFormat, Operation
+from batchyard.domain.statuses import TERMINAL, BatchStatus
+
+__all__ = [
+    "Batch",
+    "BatchStatus",
+    "Column",
+    "Dataset",
+    "DatasetSchema",
+    "Download",
+    "HistoryEntry",
+    "InputFormat",
+    "Operation",
+    "Source",
+]
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True):
+    """One input of a batch: a URL (None for an uploaded file) and its expected SHA-256."""
+
+    url: str | None
+    sha256: str | None = None
+
+
+class Download(msgspec.Struct, frozen=True, kw_only=True):
+    """Temporary signed URLs to a completed batch's files; they work without a token."""
+
+    url: str
+    failed_records_url: str
+    validity_ts: datetime
+
+
+class Batch(msgspec.Struct, frozen=True, kw_only=True):
+    """One import job, as the server last reported it."""
+
+    id: str = msgspec.field(name="batch")
+    dataset: str
+    operation: Operation
+    status: BatchStatus
+    format: InputFormat | None = None
+    created_ts: datetime
+    updated_ts: datetime
+    started_ts: datetime | None = None
+    completed_ts: datetime | None = None
+    total_operations: int | None = None
+    processed_operations: int = 0
+    successful_operations: int = 0
+    failed_operations: int = 0
+    progress_percentage: float = 0.0
+    hash: str | None = None
+    error_message: str | None = None
+    sources: list[Source] = msgspec.field(default_factory=list)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    notify_url: str | None = None
+    download: Download | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the batch will not change any more (completed, failed, cancelled…)."""
+        return self.status in TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        """Completed with every record applied."""
+        return self.status == BatchStatus.COMPLETED and self.failed_operations == 0
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A status snapshot: the counts and the log as they were when the batch entered ``status``."""
+
+    batch_id: str = msgspec.field(name="batch")
+    status: BatchStatus
+    total_operations: int | None = None
+    processed_operations: int = 0
+    successful_operations: int = 0
+    failed_operations: int = 0
+    log: str = ""
+    updated_ts: datetime
+
+
+class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One column of a dataset's schema (unset constraints are left out of the request)."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    max_length: int | None = None
+    pattern: str | None = None
+    min: Any = None
+    max: Any = None
+    enum: list[str] | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+
+class DatasetSchema(msgspec.Struct, frozen=True, kw_only=True):
+    """What declares a dataset: its name, columns and primary key (the POST /datasets body)."""
+
+    name: str
+    columns: list[Column]
+    primary_key: list[str] = msgspec.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema as the JSON body DESIGN.md shows."""
+        body: dict[str, Any] = msgspec.to_builtins(self)
+        return body
+
+
+class Dataset(msgspec.Struct, frozen=True, kw_only=True):
+    """A declared dataset and how many rows its table holds."""
+
+    name: str
+    primary_key: list[str]
+    columns: list[Column]
+    row_count: int = 0
+    created_ts: datetime | None = None
+
+
+class BatchPage(msgspec.Struct, frozen=True):
+    """One page of GET /batches (the clients iterate over pages for the caller)."""
+
+    batches: list[Batch]
+    next_cursor: str | None = None
+
+
+class DatasetList(msgspec.Struct, frozen=True):
+    datasets: list[Dataset]
