@@ -13,6 +13,7 @@ from batchyard.api.routes import batches, datasets, events, files, health, users
 from batchyard.service.auth import announce_admin_token, ensure_admin
 from batchyard.service.container import open_services
 from batchyard.settings import Settings
+from batchyard.web import mount_dashboard
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,4 +38,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, datasets, batches, files, events, users):
         app.include_router(module.router)
+    mount_dashboard(app)
     return app

@@ -1,0 +1,70 @@
+// The first invalid records of a completed batch: record numbers and reasons from the results
+// file, original fields from the failed-records file, each read only as far as needed.
+import { apiFetch } from "./api.js";
+import { readCsv } from "./csv.js";
+import { h } from "./format.js";
+
+const SHOWN = 20;
+const MAX_RESULTS_BYTES = 8 * 2 ** 20;
+
+async function firstFailures(base) {
+  const failures = [];
+  let header = null;
+  await readCsv(await apiFetch(`${base}/results`), (row) => {
+    if (!header) {
+      header = row;
+      return true;
+    }
+    const record = Object.fromEntries(header.map((name, i) => [name, row[i] ?? ""]));
+    if (record.outcome === "failed") failures.push(record);
+    return failures.length < SHOWN;
+  }, MAX_RESULTS_BYTES);
+  return failures;
+}
+
+async function firstFailedRecords(base) {
+  let header = null;
+  const records = [];
+  await readCsv(await apiFetch(`${base}/failed-records`), (row) => {
+    if (!header) header = row;
+    else records.push(row);
+    return records.length < SHOWN;
+  }, MAX_RESULTS_BYTES);
+  return { header: header || [], records };
+}
+
+/** Fills the "First invalid records" card; the table keeps the file order (by record number). */
+export async function showInvalidRecords(batch) {
+  const card = document.getElementById("invalid-card");
+  const base = `/batches/${encodeURIComponent(batch.batch)}`;
+  const [failures, failed] = await Promise.all([firstFailures(base), firstFailedRecords(base)]);
+  const fields = failed.header.filter((name) => name !== "error");
+  const head = document.getElementById("invalid-head");
+  head.replaceChildren(
+    h("th", { scope: "col", class: "num" }, "Record"),
+    h("th", { scope: "col" }, "Column"),
+    h("th", { scope: "col" }, "Error"),
+    ...fields.map((name) => h("th", { scope: "col" }, name)),
+  );
+  const count = Math.max(failures.length, failed.records.length);
+  const rows = [];
+  for (let i = 0; i < count; i += 1) {
+    const failure = failures[i] || {};
+    const values = failed.records[i] || [];
+    const reason = failure.error_code
+      ? [h("code", {}, failure.error_code), " ", failure.error_message || ""]
+      : [values[failed.header.indexOf("error")] || ""];
+    rows.push(h("tr", {},
+      h("td", { class: "num", "data-label": "Record" }, failure.record_number || "—"),
+      h("td", { "data-label": "Column" }, failure.error_column || "—"),
+      h("td", { "data-label": "Error", class: "reason" }, ...reason),
+      ...fields.map((name) => h("td", { "data-label": name, class: "mono" },
+        values[failed.header.indexOf(name)] ?? "")),
+    ));
+  }
+  document.getElementById("invalid-rows").replaceChildren(...rows);
+  document.getElementById("invalid-summary").textContent =
+    `${batch.failed_operations.toLocaleString("en")} record(s) failed; the first ${count} are shown. ` +
+    "Download the failed records to fix and resend them.";
+  card.hidden = false;
+}
