@@ -7,28 +7,13 @@ import gzip
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 from benchmarks.datagen import write_orders_csv
 
 from support.servers import BatchyardServer, FileServer
+from support.uploads import upload
 from support.waiting import wait_for_status_sync
-
-
-def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while block := handle.read(size):
-            yield block
-
-
-def upload(http: httpx.Client, path: Path, **params: str) -> dict[str, object]:
-    response = http.post(
-        "/batches", params={"dataset": "orders", **params}, content=file_chunks(path)
-    )
-    assert response.status_code == 202, response.text
-    return dict(response.json())
 
 
 def test_100k_rows_with_1_percent_bad_rows_of_every_kind(http, orders, tmp_path):

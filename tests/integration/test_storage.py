@@ -213,8 +213,10 @@ def test_from_url_accepts_file_urls_and_plain_paths(tmp_path: Path) -> None:
     assert BlobStore.from_url(str(plain)).local_path("k") == plain / "k"
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/prefix", "gs://bucket", "file://otherhost/dir"])
-def test_from_url_refuses_what_is_not_supported_yet(url: str) -> None:
+@pytest.mark.parametrize(
+    "url", ["s3://No_Such_Bucket/prefix", "gs://bucket", "file://otherhost/dir"]
+)
+def test_from_url_refuses_unsupported_or_malformed_urls(url: str) -> None:
     with pytest.raises(InvalidRequest):
         BlobStore.from_url(url)
 

@@ -34,6 +34,8 @@ RESULTS_SCHEMA = pa.schema(
 PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
 #: Name of the column the failed-records file adds to the original fields.
 ERROR_COLUMN = "error"
+#: Served with presigned downloads, as the API serves the files itself.
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
@@ -199,5 +201,16 @@ class ResultsWriter:
     async def write(self, committed: dict[int, ChunkOutcome]) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
             results_path, failed_path = await asyncio.to_thread(self.build, committed, Path(tmp))
-            await self.blobs.write_file(keys.results_key(self.batch_id), results_path)
-            await self.blobs.write_file(keys.failed_records_key(self.batch_id), failed_path)
+            name = f"{self.dataset.name}-{self.batch_id}"
+            await self.blobs.write_file(
+                keys.results_key(self.batch_id),
+                results_path,
+                content_type=CSV_CONTENT_TYPE,
+                filename=f"{name}-results.csv",
+            )
+            await self.blobs.write_file(
+                keys.failed_records_key(self.batch_id),
+                failed_path,
+                content_type=CSV_CONTENT_TYPE,
+                filename=f"{name}-failed-records.csv",
+            )

@@ -83,7 +83,10 @@ class Validation:
 
     async def _validate_source(self, source_index: int, source: Source) -> None:
         ctx, batch = self.rec.ctx, self.batch
-        reader = ctx.blobs.open_reader(keys.input_key(batch.id, source_index))
+        # Opening a remote object is a request: keep it off the event loop.
+        reader = await asyncio.to_thread(
+            ctx.blobs.open_reader, keys.input_key(batch.id, source_index)
+        )
         try:
             head = await asyncio.to_thread(reader.read, HEAD_BYTES)
             await asyncio.to_thread(reader.seek, 0)

@@ -43,7 +43,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         ctx = PipelineContext(
             settings=settings,
             store=store,
-            blobs=BlobStore.from_url(settings.resolved_storage_url()),
+            blobs=BlobStore.from_settings(settings),
             target=target,
             http=http,
             notify=events.notify,

@@ -1,4 +1,4 @@
-"""One blob interface over obstore, so local disk and (later) S3 behave the same to the pipeline."""
+"""One blob interface over obstore, so local disk and S3 behave the same to the pipeline."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ import io
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import obstore
-from obstore.store import LocalStore
+from obstore.store import LocalStore, S3Store
 
 from batchyard.domain.errors import HashMismatch, InvalidRequest, PayloadTooLarge
+from batchyard.storage.s3 import S3Connection, S3Location, parse_s3_url
 
 if TYPE_CHECKING:
-    from obstore import ReadableFile
+    from obstore import Attributes, ReadableFile
     from obstore.store import ObjectStore
+
+    from batchyard.settings import Settings
 
 #: Multipart part size: S3's minimum, and what a write holds in memory per part in flight.
 PART_BYTES = 5 * 2**20
@@ -28,6 +32,8 @@ PART_BYTES = 5 * 2**20
 PART_CONCURRENCY = 4
 #: Read-ahead of open_reader and the chunk size of read_stream.
 READ_BUFFER_BYTES = 2**20
+#: Read-ahead of open_reader on a remote store: each refill is one ranged GET.
+REMOTE_READ_BUFFER_BYTES = 8 * 2**20
 #: Keys deleted per request by delete_prefix (S3's DeleteObjects takes up to 1000).
 DELETE_BATCH = 1000
 _KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
@@ -118,14 +124,35 @@ class _ObjectRaw(io.RawIOBase):
 class BlobStore:
     """Objects under keys like ``batches/<id>/input/0``, written atomically and streamed."""
 
-    def __init__(self, store: ObjectStore, root: Path | None = None) -> None:
+    def __init__(
+        self, store: ObjectStore, root: Path | None = None, location: S3Location | None = None
+    ) -> None:
         self._store = store
         self._root = root
+        #: Where the keys live when the store is S3: bucket and prefix (the storage URL).
+        self.location = location
 
     @classmethod
-    def from_url(cls, url: str) -> BlobStore:
-        """A store for ``file:///abs/dir`` or a plain directory path (created if missing)."""
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        """The store BATCHYARD_STORAGE_URL names (S3 endpoint from BATCHYARD_S3_ENDPOINT)."""
+        return cls.from_url(
+            settings.resolved_storage_url(), s3=S3Connection.from_settings(settings)
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, s3: S3Connection | None = None) -> BlobStore:
+        """A store for ``s3://bucket/prefix``, ``file:///abs/dir`` or a directory path.
+
+        A directory is created if missing; ``s3`` says how to reach the S3 server.
+        """
         parts = urlsplit(url)
+        if parts.scheme == "s3":
+            try:
+                location = parse_s3_url(url)
+            except ValueError as error:
+                raise InvalidRequest(f"storage URL: {error}") from None
+            store = (s3 or S3Connection()).store(location.bucket, location.key)
+            return cls(store, location=location)
         if parts.scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise InvalidRequest(f"storage URL {url!r} names a remote host; use file:///path")
@@ -134,8 +161,8 @@ class BlobStore:
             root = Path(url)  # a plain path (a one-letter "scheme" is a Windows drive)
         else:
             raise InvalidRequest(
-                f"storage URL scheme {parts.scheme!r} is not supported yet; "
-                "use file:///path/to/dir or a directory path"
+                f"storage URL scheme {parts.scheme!r} is not supported; "
+                "use s3://bucket/prefix, file:///path/to/dir or a directory path"
             )
         root = root.expanduser().resolve()
         return cls(LocalStore(prefix=root, mkdir=True, automatic_cleanup=True), root)
@@ -168,11 +195,28 @@ class BlobStore:
             raise
         return WriteResult(key=key, size=digest.size, sha256=digest.sha256)
 
-    async def write_file(self, key: str, path: Path) -> None:
-        """Upload a finished local file (results are built on local disk, then stored)."""
+    async def write_file(
+        self, key: str, path: Path, *, content_type: str | None = None, filename: str | None = None
+    ) -> None:
+        """Upload a finished local file (results are built on local disk, then stored).
+
+        ``content_type`` and ``filename`` are stored with remote objects, so that a presigned
+        download is served as that type and saved under that name.
+        """
         check_key(key)
+        attributes: Attributes = {}
+        if self._root is None:  # obstore's LocalStore keeps no attributes
+            if content_type:
+                attributes["Content-Type"] = content_type
+            if filename:
+                attributes["Content-Disposition"] = f'attachment; filename="{filename}"'
         await obstore.put_async(
-            self._store, key, path, chunk_size=PART_BYTES, max_concurrency=PART_CONCURRENCY
+            self._store,
+            key,
+            path,
+            attributes=attributes or None,
+            chunk_size=PART_BYTES,
+            max_concurrency=PART_CONCURRENCY,
         )
 
     def open_reader(self, key: str) -> io.BufferedReader:
@@ -184,8 +228,8 @@ class BlobStore:
         path = self.local_path(key)
         if path is not None:  # the disk directly: pyarrow reads it ~1.4x faster than via obstore
             return io.BufferedReader(io.FileIO(path, "r"), buffer_size=READ_BUFFER_BYTES)
-        file = obstore.open_reader(self._store, key, buffer_size=READ_BUFFER_BYTES)
-        return io.BufferedReader(_ObjectRaw(file), buffer_size=READ_BUFFER_BYTES)
+        file = obstore.open_reader(self._store, key, buffer_size=REMOTE_READ_BUFFER_BYTES)
+        return io.BufferedReader(_ObjectRaw(file), buffer_size=REMOTE_READ_BUFFER_BYTES)
 
     async def read_stream(self, key: str) -> AsyncIterator[bytes]:
         """The object's bytes in order, for streaming HTTP responses."""
@@ -216,6 +260,16 @@ class BlobStore:
             await obstore.delete_async(self._store, paths)
             deleted += len(paths)
         return deleted
+
+    async def presigned_url(self, key: str, ttl: timedelta) -> str | None:
+        """A GET URL that the S3 server itself honours, without a token, for ``ttl``.
+
+        None when the store cannot sign (local disk): the service signs its own links there.
+        """
+        check_key(key)
+        if not isinstance(self._store, S3Store):
+            return None
+        return await obstore.sign_async(self._store, "GET", key, ttl)
 
     def local_path(self, key: str) -> Path | None:
         """Where ``key`` lives on disk in local mode; None for remote stores."""
