@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,17 +24,8 @@ class Settings(BaseSettings):
     #: Target database where datasets' tables live. Default: SQLite in data_dir, or the
     #: metadata database when that is PostgreSQL.
     target_url: str | None = None
-    #: Blob storage for inputs and results: ``s3://bucket/prefix`` or a directory.
-    #: Default: files under data_dir/blobs.
+    #: Blob storage for inputs and results. Default: files under data_dir/blobs.
     storage_url: str | None = None
-    #: Endpoint of an S3-compatible server (e.g. http://127.0.0.1:8333); unset means AWS S3
-    #: (or AWS_ENDPOINT_URL). Credentials and region come from the standard AWS_* variables.
-    s3_endpoint: str | None = None
-    #: Accept a plain-http S3 endpoint on a non-loopback host (loopback is always accepted).
-    s3_allow_http: bool = False
-    #: Comma-separated buckets that ``s3://`` batch sources may read. Default: the storage
-    #: bucket when storage is on S3, else none (s3:// sources refused).
-    s3_source_buckets: str | None = None
     #: The first admin's token; generated and written to data_dir/admin-token when unset.
     admin_token: str | None = None
     #: Key for signed download URLs and token hashing; generated into data_dir when unset.
@@ -46,7 +38,19 @@ class Settings(BaseSettings):
     allow_private_sources: bool = False
     #: Directory file:// sources may read from (admins only); unset disables file:// sources.
     file_sources_root: Path | None = None
-    #: How many batches the embedded runner works on at once.
+    #: Who runs the pipeline: "embedded" (inside the server process) or "queue" (procrastinate
+    #: jobs in the PostgreSQL metadata database, run by `batchyard worker` processes).
+    runner: Literal["embedded", "queue"] = "embedded"
+    #: Whether `batchyard serve` also works on the queue in its own process ("queue" runner);
+    #: `serve --no-worker` turns it off, leaving the work to `batchyard worker` processes.
+    serve_worker: bool = True
+    #: Seconds between a worker's heartbeats (also how often it polls for jobs and aborts).
+    queue_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    #: A worker silent this many seconds is taken for dead: its jobs are retried elsewhere.
+    queue_stalled_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds between two sweeps for stalled jobs and batches without a job (1-59).
+    queue_sweep_seconds: int = Field(default=10, ge=1, le=59)
+    #: How many batches the embedded runner (or one worker) works on at once.
     concurrent_batches: int = Field(default=2, ge=1)
     #: Target size of a chunk of input, in bytes (the unit of commit and resume).
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from batchyard import __version__
+from batchyard.cli.client_commands import register as register_client_commands
 from batchyard.cli.users import roles_app, tokens_app, users_app
+from batchyard.cli.worker import worker
 
 app = typer.Typer(
     name="batchyard",
@@ -46,6 +48,14 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="API only: leave the job queue to `batchyard worker` processes "
+            "(needs BATCHYARD_RUNNER=queue and a PostgreSQL BATCHYARD_DATABASE_URL).",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API with the pipeline inside the process (SQLite + local files by default).
 
@@ -57,7 +67,10 @@ def serve(
     from batchyard.api.app import create_app
     from batchyard.settings import Settings
 
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    overrides: dict[str, object] = {} if data_dir is None else {"data_dir": data_dir}
+    settings = Settings(**overrides, serve_worker=not no_worker)  # type: ignore[arg-type]
+    if no_worker and settings.runner != "queue":
+        raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -67,6 +80,10 @@ def serve(
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(roles_app, name="roles")
+register_client_commands(app)
+
+
+app.command()(worker)
 
 
 def run() -> None:

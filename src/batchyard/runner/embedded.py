@@ -10,6 +10,8 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
@@ -45,6 +47,15 @@ class EmbeddedRunner:
             self.submit_delete(batch.id)
         if active:
             logger.info("resuming %d unfinished batch(es)", len(active))
+
+    async def enqueue(self, conn: AsyncConnection, batch_id: str) -> None:
+        """Nothing to record: the batches table itself is this runner's queue (see start)."""
+
+    async def enqueue_delete(self, conn: AsyncConnection, batch_id: str) -> None:
+        """Nothing to record: a batch in ``deleting`` is found again on start."""
+
+    async def abort(self, conn: AsyncConnection, batch_id: str) -> None:
+        """Nothing to do: the pipeline reads the cancel between chunks, in this process."""
 
     def submit(self, batch_id: str) -> None:
         """Make sure the batch's pipeline is running (no-op if it already is)."""

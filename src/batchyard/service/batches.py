@@ -108,6 +108,7 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
     batch = _new_batch(principal, request, request.sources)
     async with svc.store.begin() as conn:
         await batch_rows.insert_batch(conn, batch, idempotency_key=request.idempotency_key)
+        await svc.runner.enqueue(conn, batch.id)
     svc.runner.submit(batch.id)
     return batch
 
@@ -162,6 +163,8 @@ async def _finish_upload(svc: Services, batch: Batch, size: int, sha256: str) ->
                 batch = await batch_rows.transition_batch(
                     conn, batch.id, S.HASH_MISMATCH, error_message=message
                 )
+            if not batch.is_terminal:
+                await svc.runner.enqueue(conn, batch.id)
     except InvalidTransition:
         pass  # cancelled while uploading; the pipeline finishes the cancel
     svc.events.notify(batch.id)
@@ -229,6 +232,7 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
             conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}"
         )
         batch = await batch_rows.transition_batch(conn, batch_id, S.CANCEL)
+        await svc.runner.abort(conn, batch_id)
     svc.events.notify(batch_id)
     svc.runner.submit(batch_id)
     return batch
@@ -239,6 +243,7 @@ async def delete_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
     async with svc.store.begin() as conn:
         await _visible_batch(conn, principal, batch_id, Action.DELETE_BATCH)
         batch = await batch_rows.transition_batch(conn, batch_id, S.DELETING)
+        await svc.runner.enqueue_delete(conn, batch_id)
     svc.events.notify(batch_id)
     svc.runner.submit_delete(batch_id)
     return batch

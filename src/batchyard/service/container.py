@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from batchyard.pipeline.context import PipelineContext
+from batchyard.runner.base import Runner
 from batchyard.runner.embedded import EmbeddedRunner
 from batchyard.runner.events import BatchEvents
+from batchyard.runner.queue import QueueRunner
 from batchyard.service.auth import load_secret
 from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
@@ -26,9 +28,48 @@ class Services:
     blobs: BlobStore
     target: Target
     events: BatchEvents
-    runner: EmbeddedRunner
+    runner: Runner
     signer: UrlSigner
     secret: bytes
+
+
+def _ignore(batch_id: str) -> None:
+    """Workers have no event followers to wake: the API processes poll the store."""
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline_context(
+    settings: Settings, notify: Callable[[str], None] = _ignore
+) -> AsyncIterator[PipelineContext]:
+    """The databases, storage and HTTP client the pipeline needs (all a worker opens)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await MetadataStore.open(settings.resolved_database_url())
+    target = open_target(settings.resolved_target_url())
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+            yield PipelineContext(
+                settings=settings,
+                store=store,
+                blobs=BlobStore.from_url(settings.resolved_storage_url()),
+                target=target,
+                http=http,
+                notify=notify,
+            )
+    finally:
+        target.close()
+        await store.close()
+
+
+def make_runner(ctx: PipelineContext) -> Runner:
+    """The runner ``settings.runner`` names; the queue needs a PostgreSQL metadata database."""
+    settings = ctx.settings
+    if settings.runner == "embedded":
+        return EmbeddedRunner(ctx, settings.concurrent_batches)
+    if ctx.store.dialect_name != "postgresql":
+        raise ValueError(
+            "BATCHYARD_RUNNER=queue needs BATCHYARD_DATABASE_URL to be a PostgreSQL database"
+        )
+    return QueueRunner(ctx, work_here=settings.serve_worker)
 
 
 @contextlib.asynccontextmanager
@@ -36,25 +77,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the databases and storage, resume unfinished batches; close everything on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = load_secret(settings)
-    store = await MetadataStore.open(settings.resolved_database_url())
-    target = open_target(settings.resolved_target_url())
     events = BatchEvents()
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-        ctx = PipelineContext(
-            settings=settings,
-            store=store,
-            blobs=BlobStore.from_settings(settings),
-            target=target,
-            http=http,
-            notify=events.notify,
-        )
-        runner = EmbeddedRunner(ctx, settings.concurrent_batches)
+    async with open_pipeline_context(settings, events.notify) as ctx:
+        runner = make_runner(ctx)
         services = Services(
-            settings, store, ctx.blobs, target, events, runner, UrlSigner(secret), secret
+            settings, ctx.store, ctx.blobs, ctx.target, events, runner, UrlSigner(secret), secret
         )
         try:
             yield services
         finally:
             await runner.stop()
-            target.close()
-            await store.close()

@@ -294,6 +294,17 @@ async def list_active_batch_ids(conn: AsyncConnection) -> list[str]:
     return list((await conn.scalars(query)).all())
 
 
+async def list_unfinished_batches(conn: AsyncConnection) -> list[Batch]:
+    """Batches with work left (active or being deleted), oldest first: what a sweep looks at."""
+    unfinished = sorted(s.value for s in ACTIVE | {BatchStatus.DELETING})
+    query = (
+        sa.select(batches)
+        .where(batches.c.status.in_(unfinished))
+        .order_by(batches.c.created_ts, batches.c.id)
+    )
+    return [batch_from_row(row) for row in (await conn.execute(query)).mappings()]
+
+
 async def find_batch_by_idempotency_key(
     conn: AsyncConnection, owner_id: str, key: str
 ) -> Batch | None:

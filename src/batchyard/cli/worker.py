@@ -1,0 +1,52 @@
+"""``batchyard worker``: run batches from the PostgreSQL job queue, on any number of machines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Jobs this worker runs at once [default: BATCHYARD_CONCURRENT_BATCHES + 1].",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Scratch directory [env BATCHYARD_DATA_DIR; default ./batchyard-data]."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Work on the job queue until stopped (SIGINT/SIGTERM finish or hand back running jobs).
+
+    Needs BATCHYARD_DATABASE_URL (PostgreSQL, the same as the API's) and storage every process
+    can reach (BATCHYARD_STORAGE_URL). The API runs with BATCHYARD_RUNNER=queue, typically as
+    `batchyard serve --no-worker`. A worker killed outright is noticed after
+    BATCHYARD_QUEUE_STALLED_SECONDS without a heartbeat, and its jobs resume elsewhere.
+    """
+    from batchyard.runner.queue_tasks import run_worker
+    from batchyard.service.container import open_pipeline_context
+    from batchyard.settings import Settings
+
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    if not settings.resolved_database_url().startswith("postgresql"):
+        raise typer.BadParameter(
+            "workers need BATCHYARD_DATABASE_URL to be a PostgreSQL database "
+            "(postgresql+psycopg://…); the SQLite default runs batches inside `batchyard serve`"
+        )
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def work() -> None:
+        async with open_pipeline_context(settings) as ctx:
+            await run_worker(ctx, concurrency=concurrency)
+
+    asyncio.run(work())

@@ -1,0 +1,152 @@
+"""What workers run: a batch's pipeline, a batch's deletion, and the periodic sweep.
+
+The sweep is what keeps invariant 3 (nothing is stuck) when workers die: it hands the jobs of
+workers whose heartbeat stopped back to the queue, and queues a job for any batch that still has
+work but no job at all (one whose job ended by an error outside the pipeline, say). Resuming is
+safe at any point because the pipeline resumes from the batch's status and the target's ledger
+skips chunks already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+import procrastinate
+from procrastinate.exceptions import ProcrastinateException
+from procrastinate.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batchyard.domain.statuses import BatchStatus
+from batchyard.pipeline.context import PipelineContext
+from batchyard.pipeline.deletion import delete_batch_data
+from batchyard.pipeline.run import run_batch
+from batchyard.runner.queue_schema import libpq_url
+from batchyard.runner.queue_sql import (
+    DELETE_BATCH,
+    QUEUE,
+    RUN_BATCH,
+    SWEEP,
+    batches_with_live_jobs,
+    defer_job,
+)
+from batchyard.store import batches as batch_rows
+
+logger = logging.getLogger("batchyard.worker")
+
+#: A job that raised outside the pipeline's own error handling (metadata database down…) is
+#: tried again this many times, a little later each time; the sweep queues it again after that.
+_RETRY = procrastinate.RetryStrategy(max_attempts=5, linear_wait=2)
+#: Seconds a stopping worker lets its jobs finish before aborting them (they resume elsewhere).
+_SHUTDOWN_GRACE = 10.0
+
+
+def build_app(ctx: PipelineContext) -> procrastinate.App:
+    """A procrastinate app whose tasks run ``ctx``'s pipeline."""
+    settings = ctx.settings
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(
+            conninfo=libpq_url(settings.resolved_database_url())
+        )
+    )
+
+    @app.task(name=RUN_BATCH, queue=QUEUE, retry=_RETRY)
+    async def run_batch_job(batch_id: str) -> None:
+        await run_batch(ctx, batch_id)
+
+    @app.task(name=DELETE_BATCH, queue=QUEUE, retry=_RETRY)
+    async def delete_batch_job(batch_id: str) -> None:
+        await delete_batch_data(ctx, batch_id)
+
+    @app.periodic(cron=f"* * * * * */{settings.queue_sweep_seconds}")
+    @app.task(name=SWEEP, queue=QUEUE, lock="batchyard:sweep")
+    async def sweep(timestamp: int) -> None:
+        retried = await retry_stalled_jobs(app, settings.queue_stalled_seconds)
+        async with ctx.store.begin() as conn:
+            queued = await sweep_orphans(conn)
+        if retried or queued:
+            logger.warning("sweep: %d stalled job(s) retried, %d batch(es) queued", retried, queued)
+
+    return app
+
+
+async def retry_stalled_jobs(app: procrastinate.App, stalled_seconds: float) -> int:
+    """Put the jobs of workers silent for ``stalled_seconds`` back in the queue; how many."""
+    retried = 0
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=QUEUE, seconds_since_heartbeat=stalled_seconds
+    )
+    for job in stalled:
+        if job.task_name == SWEEP:
+            continue  # the next periodic sweep replaces it
+        try:
+            await app.job_manager.retry_job(job)
+        except ProcrastinateException:
+            continue  # another sweep (or the worker itself, back to life) got there first
+        logger.warning("job %s (%s, %s) of a dead worker retried", job.id, job.task_name, job.lock)
+        retried += 1
+    return retried
+
+
+async def sweep_orphans(conn: AsyncConnection) -> int:
+    """Queue a job for every batch that has work left but no job; how many were queued.
+
+    An upload still in ``copying`` is skipped: the API process receiving its body owns it, and
+    queues its job once the body is stored.
+    """
+    # Batches are read before jobs: a job that ends in between makes its batch look orphaned
+    # (a harmless extra job), never the other way round.
+    unfinished = await batch_rows.list_unfinished_batches(conn)
+    live = await batches_with_live_jobs(conn)
+    queued = 0
+    for batch in unfinished:
+        if batch.id in live or (batch.is_upload and batch.status == BatchStatus.COPYING):
+            continue
+        task = DELETE_BATCH if batch.status == BatchStatus.DELETING else RUN_BATCH
+        await defer_job(conn, task, batch.id)
+        queued += 1
+    return queued
+
+
+async def run_worker(
+    ctx: PipelineContext,
+    *,
+    stop: asyncio.Event | None = None,
+    install_signal_handlers: bool = True,
+    concurrency: int | None = None,
+) -> None:
+    """Work on the queue until SIGINT/SIGTERM (or ``stop`` is set)."""
+    settings = ctx.settings
+    app = build_app(ctx)
+    async with app.open_async():
+        worker = Worker(
+            app=app,
+            queues=[QUEUE],
+            name=f"batchyard@{socket.gethostname()}",
+            concurrency=concurrency or settings.concurrent_batches + 1,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=settings.queue_heartbeat_seconds,
+            stalled_worker_timeout=settings.queue_stalled_seconds,
+            shutdown_graceful_timeout=_SHUTDOWN_GRACE,
+            fetch_job_polling_interval=settings.queue_heartbeat_seconds,
+            abort_job_polling_interval=settings.queue_heartbeat_seconds,
+            delete_jobs="successful",
+        )
+        # procrastinate's Worker.run/stop carry no annotations; their types are these.
+        run = cast("Callable[[], Coroutine[Any, Any, None]]", worker.run)
+        stop_worker = cast("Callable[[], None]", worker.stop)
+        running = asyncio.create_task(run(), name="batchyard:procrastinate")
+        if stop is None:
+            await running
+            return
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not running.done():
+            stop_worker()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

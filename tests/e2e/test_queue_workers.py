@@ -1,0 +1,106 @@
+"""Production mode with real processes: an API-only server and `batchyard worker` processes
+sharing one PostgreSQL database through the job queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+
+from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.uploads import upload
+from support.waiting import wait_for_status_sync
+from support.workers import WorkerProcess, queue_env
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path, pg_url: str
+) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
+    data = tmp_path / "data"
+    env = queue_env(pg_url, data, BATCHYARD_CHUNK_BYTES=str(256 * 1024))
+    api = BatchyardServer(data, env=env)
+    workers = [WorkerProcess(data, env, f"worker-{n}") for n in range(2)]
+    try:
+        api.start()
+        for worker in workers:
+            worker.start()
+        yield api, workers
+    finally:
+        for worker in workers:
+            worker.stop()
+        api.stop()
+
+
+@pytest.fixture
+def http(deployment: tuple[BatchyardServer, list[WorkerProcess]]) -> Iterator[httpx.Client]:
+    api, _ = deployment
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
+        assert client.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+        yield client
+
+
+def _jobs(pg_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT task_name, status::text FROM procrastinate_jobs").fetchall()
+    return [(str(task), str(status)) for task, status in rows]
+
+
+def test_api_only_server_enqueues_and_workers_complete_the_batch(http, pg_url, tmp_path):
+    path = tmp_path / "orders.csv"
+    expected = write_orders_csv(path, 30_000, bad_every=100)
+    batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+
+    assert batch["status"] == "completed", batch
+    assert batch["successful_operations"] == expected.good
+    assert batch["failed_operations"] == len(expected.bad)
+    assert http.get("/datasets/orders").json()["row_count"] == expected.good
+    results = http.get(f"/batches/{batch['batch']}/results").text.splitlines()
+    assert len(results) == 30_001  # header + one line per record
+    # the batch's job succeeded (and was removed): none is left waiting or running
+    live = [job for job in _jobs(pg_url) if job[1] in ("todo", "doing")]
+    assert not [task for task, _ in live if task != "batchyard.sweep"]
+
+
+def test_cancel_stops_a_batch_running_in_another_process(http, tmp_path):
+    path = tmp_path / "orders.csv"
+    write_orders_csv(path, 200_000, bad_every=0)
+    batch_id = str(upload(http, path)["batch"])
+    wait_for_status_sync(http, batch_id, {"processing", "completed"}, timeout=120)
+
+    response = http.post(f"/batches/{batch_id}/cancel")
+    if response.status_code == 409:  # finished before the cancel arrived: nothing to stop
+        pytest.skip("the batch completed before it could be cancelled")
+    assert response.status_code == 202, response.text
+    batch = wait_for_status_sync(http, batch_id, timeout=60)
+
+    assert batch["status"] == "cancelled"
+    history = [h["status"] for h in http.get(f"/batches/{batch_id}/history").json()]
+    assert history[:3] == ["cancelled", "cancelling", "cancel"]
+    assert http.get("/datasets/orders").json()["row_count"] < 200_000
+
+
+def test_a_batch_left_by_a_killed_worker_finishes_on_the_other(http, deployment, tmp_path):
+    _, workers = deployment
+    workers[1].stop()  # one worker takes the batch, so killing it surely interrupts it
+    path = tmp_path / "orders.csv"
+    expected = write_orders_csv(path, 100_000, bad_every=0)
+    batch_id = str(upload(http, path)["batch"])
+    wait_for_status_sync(http, batch_id, {"validating", "processing"}, timeout=60)
+    workers[0].kill()
+    started = time.monotonic()
+    workers[1].start()
+
+    batch = wait_for_status_sync(http, batch_id, timeout=120)
+
+    assert batch["status"] == "completed", batch
+    assert batch["successful_operations"] == expected.good
+    assert http.get("/datasets/orders").json()["row_count"] == expected.good
+    log = http.get(f"/batches/{batch_id}/log").text
+    assert time.monotonic() - started < 120, log
