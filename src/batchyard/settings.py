@@ -24,8 +24,17 @@ class Settings(BaseSettings):
     #: Target database where datasets' tables live. Default: SQLite in data_dir, or the
     #: metadata database when that is PostgreSQL.
     target_url: str | None = None
-    #: Blob storage for inputs and results. Default: files under data_dir/blobs.
+    #: Blob storage for inputs and results: ``s3://bucket/prefix`` or a directory.
+    #: Default: files under data_dir/blobs.
     storage_url: str | None = None
+    #: Endpoint of an S3-compatible server (e.g. http://127.0.0.1:8333); unset means AWS S3
+    #: (or AWS_ENDPOINT_URL). Credentials and region come from the standard AWS_* variables.
+    s3_endpoint: str | None = None
+    #: Accept a plain-http S3 endpoint on a non-loopback host (loopback is always accepted).
+    s3_allow_http: bool = False
+    #: Comma-separated buckets that ``s3://`` batch sources may read. Default: the storage
+    #: bucket when storage is on S3, else none (s3:// sources refused).
+    s3_source_buckets: str | None = None
     #: The first admin's token; generated and written to data_dir/admin-token when unset.
     admin_token: str | None = None
     #: Key for signed download URLs and token hashing; generated into data_dir when unset.

@@ -50,7 +50,7 @@ async def open_pipeline_context(
             yield PipelineContext(
                 settings=settings,
                 store=store,
-                blobs=BlobStore.from_url(settings.resolved_storage_url()),
+                blobs=BlobStore.from_settings(settings),
                 target=target,
                 http=http,
                 notify=notify,
