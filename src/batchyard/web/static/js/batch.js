@@ -3,7 +3,7 @@
 import { ApiError, api, flash, followBatch, showNotice, startPage } from "./api.js";
 import { drawChart } from "./chart.js";
 import {
-  batchDuration, formatDuration, formatNumber, formatTime, h, isTerminal, percentOf, setBadge,
+  batchDuration, formatClock, formatDuration, formatNumber, formatTime, h, isTerminal, percentOf, setBadge,
   setProgress, statusLabel, timeElement,
 } from "./format.js";
 import { showInvalidRecords } from "./invalid.js";
@@ -51,7 +51,7 @@ function render(batch) {
   $("b-created").replaceChildren(timeElement(batch.created_ts, formatTime(batch.created_ts)));
   $("b-duration").textContent = batch.started_ts ? formatDuration(batchDuration(batch)) : "—";
   $("b-operation").textContent = batch.operation;
-  $("b-format").textContent = batch.format || "detecting…";
+  $("b-format").textContent = batch.format || (isTerminal(batch.status) ? "auto-detected" : "detecting…");
   $("b-error").hidden = !batch.error_message;
   $("b-error").textContent = batch.error_message || "";
   $("cancel").disabled = isTerminal(batch.status) || ["cancel", "cancelling", "deleting"].includes(batch.status);
@@ -77,7 +77,7 @@ async function loadHistory() {
       return h("li", { class: `step status-${entry.status}` },
         h("span", { class: "dot", "aria-hidden": "true" }),
         h("span", { class: "step-status" }, statusLabel(entry.status)),
-        timeElement(entry.updated_ts, formatTime(entry.updated_ts)),
+        timeElement(entry.updated_ts, formatClock(entry.updated_ts)),
         h("span", { class: "step-meta" }, delta,
           entry.processed_operations ? ` · ${formatNumber(entry.processed_operations)} processed` : ""),
       );

@@ -45,8 +45,13 @@ export function formatAge(ts) {
 
 export function formatTime(ts) {
   return new Date(ts * 1000).toLocaleString(undefined, {
-    year: "numeric", month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+}
+
+export function formatClock(ts) {
+  return new Date(ts * 1000).toLocaleTimeString(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
   });
 }
 

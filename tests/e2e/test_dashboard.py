@@ -1,0 +1,258 @@
+"""The dashboard in a real browser against the real server, with every other host blocked."""
+
+from __future__ import annotations
+
+import csv
+import re
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from support.browser import OfflineContext, launch_chromium, offline_context
+from support.servers import ADMIN_TOKEN, BatchyardServer
+
+LONG = 120_000  # ms: generous under a loaded CI machine
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = launch_chromium(playwright)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def server(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[BatchyardServer]:
+    env = {"BATCHYARD_CHUNK_BYTES": str(1 * 2**20)}
+    if backend == "postgresql":
+        pg_url = str(request.getfixturevalue("pg_url"))
+        env["BATCHYARD_DATABASE_URL"] = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    running = BatchyardServer(tmp_path / "data", env=env).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def http(server: BatchyardServer) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        assert client.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+        yield client
+
+
+@pytest.fixture
+def offline(browser: Browser, server: BatchyardServer) -> Iterator[OfflineContext]:
+    with offline_context(browser, server.url) as context:
+        yield context
+    assert context.blocked == [], f"the page tried to leave the server: {context.blocked}"
+
+
+def sign_in(page: Page) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/ui/sign-in\?next=%2F$"))
+    page.get_by_label("Token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Batches")).to_be_visible()
+    assert ADMIN_TOKEN not in page.url
+
+
+def nav(page: Page, name: str) -> Locator:
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
+
+
+def test_upload_follow_completion_detail_and_download(http, offline, tmp_path):
+    page = offline.context.new_page()
+    sign_in(page)
+    orders = tmp_path / "orders.csv"
+    expected = write_orders_csv(orders, 120_000, bad_every=100)
+
+    nav(page, "Import").click()
+    page.get_by_label("Dataset").select_option("orders")
+    page.locator("#file").set_input_files(orders)
+    expect(page.locator("#file-name")).to_contain_text("orders.csv")
+    page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
+    page.get_by_role("button", name="Start import").click()
+
+    upload = page.locator("#upload-progress")
+    expect(upload).to_have_attribute("aria-valuenow", "100", timeout=LONG)
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LONG)
+    expect(page.locator("#run-progress")).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#run-text")).to_contain_text(f"{expected.rows:,} of {expected.rows:,}")
+    assert page.evaluate("window.sameDocument") is True
+    page.screenshot(path=tmp_path / "import-completed.png", full_page=True)
+
+    page.get_by_role("link", name="Open the batch").click()
+    expect(page.locator("#b-status")).to_have_text("completed")
+    timeline = page.locator("#timeline li .step-status")
+    expect(timeline.first).to_have_text("new")
+    expect(timeline.last).to_have_text("completed")
+    assert {"copying", "validating", "processing", "writing results"} <= set(
+        timeline.all_inner_texts()
+    )
+    expect(page.locator("#b-failed")).to_have_text(f"{len(expected.bad):,}")
+    expect(page.locator("#chart-svg polyline")).to_have_count(1)
+    expect(page.locator("#invalid-rows tr").first).to_contain_text("100")
+    expect(page.locator("#invalid-rows")).to_contain_text("pattern_mismatch")
+    expect(page.locator("#log")).to_contain_text("Finished. Inserted")
+    page.screenshot(path=tmp_path / "batch-detail.png", full_page=True)
+
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Download results").click()
+    with open(downloading.value.path(), newline="") as results:
+        rows = list(csv.DictReader(results))
+    assert len(rows) == expected.rows
+    assert sum(r["outcome"] == "failed" for r in rows) == len(expected.bad)
+
+    nav(page, "Batches").click()
+    row = page.locator("#batch-rows tr").first
+    expect(row.locator(".badge")).to_have_text("completed")
+    expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    page.screenshot(path=tmp_path / "batch-list.png", full_page=True)
+    page.get_by_label("Status").select_option("cancelled")
+    expect(page.locator("#empty")).to_contain_text("No batches match")
+    expect(page).to_have_url(re.compile(r"/\?status=cancelled$"))
+
+    nav(page, "Datasets").click()
+    expect(page.locator(".row-count")).to_have_text(f"{expected.good:,}")
+    page.screenshot(path=tmp_path / "datasets.png", full_page=True)
+
+
+class _Gate:
+    """A CSV source that trickles rows until released, so a cancel lands while it is copied."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.started = threading.Event()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Trickle(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.end_headers()
+                self.wfile.write(b"id,email,amount,status,ts,user_id\n")
+                gate.started.set()
+                deadline = time.monotonic() + 120
+                row = 0
+                while not gate.released.wait(0.2) and time.monotonic() < deadline:
+                    row += 1
+                    line = f"{row},u{row}@example.com,1.00,new,2024-01-01T00:00:00,"
+                    line += f"00000000-0000-0000-0000-{row:012d}\n"
+                    self.wfile.write(line.encode())
+                    self.wfile.flush()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Trickle
+
+
+@pytest.fixture
+def slow_source() -> Iterator[tuple[str, _Gate]]:
+    gate = _Gate()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), gate.handler())
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/orders.csv", gate
+    finally:
+        gate.released.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_cancel_mid_way_then_delete(server, http, offline, slow_source, tmp_path):
+    url, gate = slow_source
+    created = http.post("/batches", json={"dataset": "orders", "sources": [url]})
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["batch"]
+    assert gate.started.wait(60)
+
+    page = offline.context.new_page()
+    sign_in(page)
+    page.locator(f'#batch-rows a[href="/ui/batches/{batch_id}"]').click()
+    expect(page.locator("#b-status")).to_have_text("copying")
+    page.get_by_role("button", name="Cancel batch").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    page.screenshot(path=tmp_path / "cancel-confirm.png")
+    dialog.get_by_role("button", name="Cancel batch").click()
+    expect(page.locator("#b-status")).to_have_text(re.compile(r"^(cancel|cancelling)$"))
+    gate.released.set()
+
+    expect(page.locator("#b-status")).to_have_text("cancelled", timeout=LONG)
+    expect(page.locator("#timeline")).to_contain_text("cancel")
+    expect(page.get_by_role("button", name="Cancel batch")).to_be_disabled()
+    page.screenshot(path=tmp_path / "batch-cancelled.png", full_page=True)
+    assert http.get(f"/batches/{batch_id}").json()["status"] == "cancelled"
+
+    page.get_by_role("button", name="Delete batch").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete batch").click()
+    expect(page.locator("#notice")).to_contain_text("being deleted")
+    expect(page).to_have_url(f"{server.url}/")
+    gone = page.locator(f'#batch-rows a[href="/ui/batches/{batch_id}"]')
+    expect(gone).to_have_count(0, timeout=LONG)
+    assert http.get(f"/batches/{batch_id}").status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_phone_sign_in_drop_a_file_and_refused_token(browser, server, http, tmp_path):
+    with offline_context(
+        browser, server.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    ) as phone:
+        page = phone.context.new_page()
+        page.goto("/ui/import")
+        page.get_by_label("Token").fill("by_not-a-real-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#token-error")).to_contain_text("not valid")
+        page.screenshot(path=tmp_path / "phone-sign-in-refused.png")
+        page.get_by_label("Token").fill(ADMIN_TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="New import")).to_be_visible()
+
+        page.get_by_label("Dataset").select_option("orders")
+        body = "id,email,amount,status,ts,user_id\n"
+        body += (
+            "1,a@example.com,2.50,paid,2024-02-01T10:00:00,00000000-0000-0000-0000-000000000001\n"
+        )
+        body += (
+            "2,not-an-email,2.50,paid,2024-02-01T10:00:00,00000000-0000-0000-0000-000000000002\n"
+        )
+        transfer = page.evaluate_handle(
+            "text => { const t = new DataTransfer();"
+            " t.items.add(new File([text], 'dropped.csv', {type: 'text/csv'})); return t; }",
+            body,
+        )
+        page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+        expect(page.locator("#file-name")).to_contain_text("dropped.csv")
+        page.get_by_role("button", name="Start import").click()
+        expect(page.locator("#run-status")).to_have_text("completed", timeout=LONG)
+        expect(page.locator("#run-text")).to_contain_text("1 failed")
+        page.screenshot(path=tmp_path / "phone-import.png", full_page=True)
+
+        nav(page, "Batches").click()
+        expect(page.locator("#batch-rows tr")).to_have_count(1)
+        page.screenshot(path=tmp_path / "phone-batches.png", full_page=True)
+        assert stored_token(page) == ADMIN_TOKEN
+        assert phone.blocked == []
+
+
+def stored_token(page: Page) -> str:
+    return str(page.evaluate("sessionStorage.getItem('batchyard.token')"))
