@@ -1,0 +1,297 @@
+"""``batchyard import|wait|status|history|log|list|cancel|delete|results``: the service's client.
+
+Each command is a thin shell over the SDK (``batchyard.client``); see docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from batchyard.cli import render
+from batchyard.cli.connection import (
+    EXIT_CODES_HELP,
+    BatchId,
+    Json,
+    Token,
+    Url,
+    connect,
+    outcome,
+)
+from batchyard.cli.dataset_commands import datasets_app
+from batchyard.cli.progress import ImportProgress
+from batchyard.client import Batch, BatchStatus, Client, InputFormat, Operation
+
+URL_SCHEMES = ("http://", "https://", "s3://", "file://")
+
+Timeout = Annotated[
+    float | None,
+    typer.Option(help="Give up waiting after this many seconds (the batch keeps running)."),
+]
+
+
+def _split_inputs(inputs: list[str]) -> tuple[Path | None, list[str]]:
+    """One local file to upload, or URLs for the server to fetch — not both."""
+    urls = [i for i in inputs if i.lower().startswith(URL_SCHEMES)]
+    files = [i for i in inputs if i not in urls]
+    if files and urls:
+        raise typer.BadParameter("give one local file or URLs, not both", param_hint="FILE_OR_URL")
+    if len(files) > 1:
+        raise typer.BadParameter(
+            "a batch uploads one file; import files one at a time", param_hint="FILE_OR_URL"
+        )
+    if files and not Path(files[0]).is_file():
+        raise typer.BadParameter(f"no such file: {files[0]}", param_hint="FILE_OR_URL")
+    return (Path(files[0]) if files else None), urls
+
+
+def _options(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--options") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--options")
+    return value
+
+
+def _finish(client: Client, batch: Batch, as_json: bool) -> None:
+    """Show a finished batch (summary, where failed records are) and exit with its outcome."""
+    if batch.status == BatchStatus.COMPLETED:
+        batch = client.ingest.get_batch(batch.id, download=True)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.show(render.batch_summary(batch))
+        if batch.failed_operations:
+            render.console(stderr=True).print(
+                Text.assemble(
+                    (f"{batch.failed_operations:,} records failed. ", "yellow"),
+                    "Their rows and errors: ",
+                    (f"batchyard results {batch.id} --failed -o failed.csv", "bold"),
+                )
+            )
+        if batch.error_message:
+            render.console(stderr=True).print(
+                Text.assemble(("error: ", "red"), batch.error_message)
+            )
+    raise typer.Exit(outcome(batch))
+
+
+def import_batch(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE_OR_URL...",
+            help="A local file to upload (streamed), or URLs for the server to fetch.",
+            show_default=False,
+        ),
+    ],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="The dataset to load into.")],
+    operation: Annotated[
+        Operation, typer.Option(help="What to do with each record.")
+    ] = Operation.INSERT,
+    format: Annotated[
+        InputFormat | None, typer.Option(help="Input format (default: detected).")
+    ] = None,
+    hash: Annotated[
+        str | None,
+        typer.Option(help="SHA-256 of the file, or 'auto' to compute it before uploading."),
+    ] = None,
+    options: Annotated[
+        str | None, typer.Option(help="Batch options as JSON, e.g. '{\"max_errors\": 100}'.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retries with the same key return the first batch.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the batch until it ends; exit by outcome.")
+    ] = False,
+    timeout: Timeout = None,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Import a file or URLs into a dataset; with --wait, follow it to the end.
+
+    Bars for upload bytes then records on a terminal (plain lines otherwise), then a summary.
+    """
+    path, urls = _split_inputs(inputs)
+    common: dict[str, Any] = {
+        "format": format,
+        "operation": operation,
+        "hash": hash,
+        "options": _options(options),
+        "idempotency_key": idempotency_key,
+    }
+    name = path.name if path else f"{len(urls)} URL(s)"
+    with connect(url, token) as client:
+        with ImportProgress(render.console(stderr=True), name) as progress:
+            if path is not None:
+                batch = client.ingest.create_batch(
+                    dataset, file=path, on_upload=progress.on_upload, **common
+                )
+            else:
+                batch = client.ingest.create_batch(dataset, sources=urls, **common)
+            progress.uploaded(batch)
+            if wait:
+                batch = client.ingest.wait(batch.id, timeout=timeout, on_progress=progress.on_batch)
+        if wait:
+            _finish(client, batch, as_json)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.console().print(batch.id)
+
+
+def wait(
+    batch_id: BatchId,
+    timeout: Timeout = None,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Follow a batch until it ends, with a records bar; exit by its outcome."""
+    with connect(url, token) as client:
+        with ImportProgress(render.console(stderr=True), batch_id) as progress:
+            batch = client.ingest.wait(batch_id, timeout=timeout, on_progress=progress.on_batch)
+        _finish(client, batch, as_json)
+
+
+def status(
+    batch_id: BatchId,
+    download: Annotated[
+        bool, typer.Option("--download", help="Add temporary signed URLs to the result files.")
+    ] = False,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Show a batch: status, counts, timings."""
+    with connect(url, token) as client:
+        batch = client.ingest.get_batch(batch_id, download=download)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.show(render.batch_summary(batch))
+
+
+def history(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
+    """Show a batch's status snapshots, newest first."""
+    with connect(url, token) as client:
+        entries = client.ingest.get_batch_status(batch_id)
+    if as_json:
+        render.print_json(entries)
+    else:
+        render.show(render.history(entries))
+
+
+def log(
+    batch_id: BatchId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the batch ends.")
+    ] = False,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Print a batch's log (with --json: a JSON list of lines)."""
+    printed: list[str] = []
+    with connect(url, token) as client:
+
+        def show_new(_: object = None) -> None:
+            lines = client.ingest.get_log(batch_id).splitlines()
+            for line in lines[len(printed) :]:
+                if not as_json:
+                    render.console().print(line, markup=False, highlight=False)
+                printed.append(line)
+
+        show_new()
+        if follow:
+            client.ingest.wait(batch_id, on_progress=show_new)
+            show_new()
+    if as_json:
+        render.print_json(printed)
+
+
+def list_batches(
+    status: Annotated[BatchStatus | None, typer.Option(help="Only batches in this status.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only batches into this dataset.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many (0: all).", min=0)] = 50,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """List your batches, newest first (admins see everyone's)."""
+    with connect(url, token) as client:
+        found = client.ingest.list_batches(status=status, dataset=dataset)
+        batches = list(itertools.islice(found, limit or None))
+    if as_json:
+        render.print_json(batches)
+    else:
+        render.show(render.batch_list(batches))
+
+
+def cancel(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
+    """Cancel a batch: it stops at its next chunk; what was committed stays."""
+    with connect(url, token) as client:
+        batch = client.ingest.cancel(batch_id)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.console().print(f"batch {batch.id}: cancel requested (status {batch.status.value})")
+
+
+def delete(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
+    """Delete a finished batch's input, results and history (loaded rows stay)."""
+    with connect(url, token) as client:
+        batch = client.ingest.delete(batch_id)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.console().print(f"batch {batch.id}: deleting")
+
+
+def results(
+    batch_id: BatchId,
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write ('-' for stdout).")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="The failed records (rows + error) instead.")
+    ] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Download a batch's per-record results (or its failed records) as CSV, streamed."""
+    with connect(url, token) as client:
+        download = (
+            client.ingest.download_failed_records if failed else client.ingest.download_results
+        )
+        if output == "-":
+            download(batch_id, sys.stdout.buffer)
+            sys.stdout.flush()
+            return
+        download(batch_id, output)
+    what = "failed records" if failed else "results"
+    render.console(stderr=True).print(f"wrote {what} of batch {batch_id} to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands and the ``datasets`` group to the ``batchyard`` command."""
+    app.command("import", epilog=EXIT_CODES_HELP)(import_batch)
+    app.command(epilog=EXIT_CODES_HELP)(wait)
+    app.command()(status)
+    app.command()(history)
+    app.command()(log)
+    app.command("list")(list_batches)
+    app.command()(cancel)
+    app.command()(delete)
+    app.command()(results)
+    app.add_typer(datasets_app, name="datasets")

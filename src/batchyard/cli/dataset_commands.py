@@ -1,0 +1,83 @@
+"""``batchyard datasets create|list|show``: declare and inspect datasets through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from batchyard.cli import render
+from batchyard.cli.connection import ExitCode, Json, Token, Url, connect
+
+datasets_app = typer.Typer(
+    help="Declare datasets (target tables with a schema) and inspect them.", no_args_is_help=True
+)
+
+
+@datasets_app.command("create")
+def create_dataset(
+    from_sample: Annotated[
+        Path,
+        typer.Option(
+            "--from-sample",
+            exists=True,
+            dir_okay=False,
+            help="Sample file (CSV, JSON Lines, Parquet; gzip'd or not) to infer the schema from.",
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="Dataset name (default: from the file name).")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Create without asking for confirmation.")
+    ] = False,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Create a dataset whose schema is inferred from a sample file, after showing it."""
+    from batchyard.client.infer import infer_schema
+
+    try:
+        schema = infer_schema(from_sample, name)
+    except (ValueError, OSError) as error:
+        render.console(stderr=True).print(Text.assemble(("error: ", "red"), str(error)))
+        raise typer.Exit(ExitCode.USAGE) from None
+    render.show(render.schema(schema), stderr=True)
+    if not yes and not typer.confirm(f"Create dataset {schema.name!r}?", err=True):
+        raise typer.Exit(ExitCode.ERROR)
+    with connect(url, token) as client:
+        dataset = client.datasets.create(schema)
+    if as_json:
+        render.print_json(dataset)
+    else:
+        render.console().print(f"dataset {dataset.name} created")
+
+
+@datasets_app.command("list")
+def list_datasets(as_json: Json = False, url: Url = None, token: Token = None) -> None:
+    """List the datasets you can see, with their row counts."""
+    with connect(url, token) as client:
+        datasets = client.datasets.list()
+    if as_json:
+        render.print_json(datasets)
+    else:
+        render.show(render.dataset_list(datasets))
+
+
+@datasets_app.command("show")
+def show_dataset(
+    name: Annotated[str, typer.Argument(help="The dataset name.", show_default=False)],
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Show a dataset's schema and row count."""
+    with connect(url, token) as client:
+        dataset = client.datasets.get(name)
+    if as_json:
+        render.print_json(dataset)
+    else:
+        render.show(render.schema(dataset))
