@@ -1,0 +1,229 @@
+"""Authorization matrix generated from the app's route table.
+
+Every API route, times {no token, bad token, revoked token, expired token, admin, member,
+viewer}, times (for batch routes) {own batch, another user's batch} is called and its status
+compared with what the rules below say. A route without a rule fails
+``test_route_table_matches_rules``, so a new endpoint cannot ship without deciding who may call it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from benchmarks.datagen import ORDERS_SCHEMA
+
+from batchyard.domain.permissions import BUILTIN_ROLES, Action
+from batchyard.service.batches import NewBatch, create_upload_batch
+from batchyard.settings import Settings
+from batchyard.store.users import Principal
+from support.accounts import TINY_CSV, Accounts, open_accounts
+
+A = Action
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call a route: ``action`` (None: any valid token), and what success answers.
+
+    ``batch``: the route acts on one batch, so another user's batch must look missing.
+    """
+
+    action: Action | None
+    ok: int
+    batch: bool = False
+    public: bool = False
+
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/health"): Rule(None, 200, public=True),
+    ("POST", "/datasets"): Rule(A.CREATE_DATASET, 201),
+    ("GET", "/datasets"): Rule(A.LIST_DATASETS, 200),
+    ("GET", "/datasets/{name}"): Rule(A.GET_DATASET, 200),
+    ("POST", "/batches"): Rule(A.CREATE_BATCH, 202),
+    ("GET", "/batches"): Rule(A.LIST_BATCHES, 200),
+    ("GET", "/batches/{batch_id}"): Rule(A.GET_BATCH, 200, batch=True),
+    ("GET", "/batches/{batch_id}/history"): Rule(A.GET_BATCH_STATUS, 200, batch=True),
+    ("GET", "/batches/{batch_id}/log"): Rule(A.GET_BATCH_LOG, 200, batch=True),
+    ("GET", "/batches/{batch_id}/events"): Rule(A.GET_BATCH, 200, batch=True),
+    ("GET", "/batches/{batch_id}/results"): Rule(A.GET_BATCH, 200, batch=True),
+    ("GET", "/batches/{batch_id}/failed-records"): Rule(A.GET_BATCH, 200, batch=True),
+    # The standing batches are completed: an authorised cancel reaches the transition check.
+    ("POST", "/batches/{batch_id}/cancel"): Rule(A.CANCEL_BATCH, 409, batch=True),
+    ("DELETE", "/batches/{batch_id}"): Rule(A.DELETE_BATCH, 202, batch=True),
+    ("GET", "/users"): Rule(A.MANAGE_USERS, 200),
+    ("POST", "/users"): Rule(A.MANAGE_USERS, 201),
+    ("PATCH", "/users/{name}"): Rule(A.MANAGE_USERS, 200),
+    ("GET", "/users/{name}/tokens"): Rule(A.MANAGE_USERS, 200),
+    ("POST", "/users/{name}/tokens"): Rule(A.MANAGE_USERS, 201),
+    ("DELETE", "/users/{name}/tokens/{token_id}"): Rule(A.MANAGE_USERS, 204),
+    ("GET", "/roles"): Rule(A.MANAGE_USERS, 200),
+    ("POST", "/roles"): Rule(A.MANAGE_USERS, 201),
+    ("GET", "/me"): Rule(None, 200),
+    ("GET", "/me/webhook-secret"): Rule(None, 200),
+    ("POST", "/me/webhook-secret"): Rule(None, 200),
+}
+
+BROKEN = ("none", "bad", "revoked", "expired")
+ROLES = ("admin", "member", "viewer")
+#: The user whose batches play "another user's batch" for everyone else.
+OTHER = "mallory"
+
+
+def api_routes(accounts: Accounts) -> list[tuple[str, str]]:
+    """(method, path) of every operation the app's routes publish in its OpenAPI schema."""
+    paths: dict[str, dict[str, Any]] = accounts.app.openapi()["paths"]
+    return sorted(
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    )
+
+
+def expected(rule: Rule, who: str, own: bool) -> int:
+    if rule.public:
+        return rule.ok
+    if who in BROKEN:
+        return 401
+    role = BUILTIN_ROLES[who]
+    if rule.action is not None and not role.allows(rule.action):
+        return 403
+    if rule.batch and not own and not role.sees_all_batches:
+        return 404
+    return rule.ok
+
+
+@pytest.fixture
+async def accounts(settings: Settings) -> AsyncIterator[Accounts]:
+    async with open_accounts(settings) as acc:
+        created = await acc.call("admin", "POST", "/datasets", json=ORDERS_SCHEMA)
+        assert created.status_code == 201, created.text
+        for name, role in (("member", "member"), ("viewer", "viewer"), (OTHER, "member")):
+            await acc.add_user(name, role)
+        acc.tokens["bad"] = "by_" + "A" * 43
+        await acc.add_revoked_token("member", "revoked")
+        await acc.add_expired_token("member", "expired")
+        yield acc
+
+
+class Matrix:
+    """Builds each call's URL and body; creates what a successful call would consume."""
+
+    def __init__(self, acc: Accounts) -> None:
+        self.acc = acc
+        self.standing: dict[str, str] = {}
+        self.counter = itertools.count()
+
+    async def completed_batch(self, owner: str) -> str:
+        """A completed batch owned by ``owner`` (viewers cannot create one, so it is made for
+        them through the service, as if their role had allowed it)."""
+        if owner == "viewer":
+            svc = self.acc.services
+            principal = Principal(
+                await self.acc.user_id("viewer"), "viewer", "viewer", BUILTIN_ROLES["member"]
+            )
+
+            async def body() -> AsyncIterator[bytes]:
+                yield TINY_CSV
+
+            batch = await create_upload_batch(svc, principal, NewBatch(dataset="orders"), body())
+            batch_id = batch.id
+        else:
+            batch_id = str((await self.acc.upload(owner))["batch"])
+        done = await self.acc.finished("admin", batch_id)
+        assert done["status"] == "completed", done
+        return batch_id
+
+    async def prepare(self) -> None:
+        for owner in (*ROLES, OTHER):
+            self.standing[owner] = await self.completed_batch(owner)
+
+    async def request(
+        self, method: str, path: str, who: str, own: bool, succeeds: bool
+    ) -> tuple[str, dict[str, Any]]:
+        n = next(self.counter)
+        owner = who if own and who in ROLES else OTHER
+        batch_id = self.standing[owner]
+        if method == "DELETE" and path == "/batches/{batch_id}" and succeeds:
+            batch_id = await self.completed_batch(owner)
+        token_id = "0" * 36
+        if path.endswith("{token_id}") and succeeds:
+            issued = await self.acc.call("admin", "POST", f"/users/{OTHER}/tokens", json={})
+            token_id = issued.json()["token_id"]
+        name = "orders" if path.startswith("/datasets") else OTHER
+        url = path.format(batch_id=batch_id, name=name, token_id=token_id)
+        return url, self._body(method, path, n)
+
+    @staticmethod
+    def _body(method: str, path: str, n: int) -> dict[str, Any]:
+        bodies: dict[tuple[str, str], dict[str, Any]] = {
+            ("POST", "/datasets"): {"json": {**ORDERS_SCHEMA, "name": f"ds_{n}"}},
+            ("POST", "/batches"): {
+                "params": {"dataset": "orders"},
+                "content": TINY_CSV,
+                "headers": {"Content-Type": "application/octet-stream"},
+            },
+            ("POST", "/users"): {"json": {"name": f"user_{n}", "role": "viewer"}},
+            ("PATCH", "/users/{name}"): {"json": {"disabled": False}},
+            ("POST", "/users/{name}/tokens"): {"json": {}},
+            ("POST", "/roles"): {"json": {"name": f"role_{n}", "statements": [{"actions": ["*"]}]}},
+        }
+        return bodies.get((method, path), {})
+
+
+async def test_route_table_matches_rules(accounts: Accounts) -> None:
+    routes = set(api_routes(accounts))
+    missing = routes - RULES.keys()
+    assert not missing, f"routes without an authorization rule: {sorted(missing)}"
+    stale = RULES.keys() - routes
+    assert not stale, f"rules for routes that no longer exist: {sorted(stale)}"
+
+
+async def test_authorization_matrix(accounts: Accounts) -> None:
+    matrix = Matrix(accounts)
+    await matrix.prepare()
+    wrong: list[str] = []
+    cases = 0
+    for method, path in api_routes(accounts):
+        rule = RULES[(method, path)]
+        for who in (*BROKEN, *ROLES):
+            for own in (True, False) if rule.batch else (True,):
+                want = expected(rule, who, own)
+                url, kwargs = await matrix.request(method, path, who, own, want == rule.ok)
+                response = await accounts.call(who, method, url, **kwargs)
+                cases += 1
+                case = f"{method} {path} as {who} ({'own' if own else 'other'})"
+                if response.status_code != want:
+                    wrong.append(f"{case}: {response.status_code} != {want}: {response.text}")
+                elif want == 404:
+                    await _check_looks_missing(accounts, who, method, path, kwargs, response, case)
+                elif want == 403:
+                    error = response.json()["error"]
+                    assert error["code"] == "forbidden", case
+                    assert error["details"]["missing_permission"] == rule.action, case
+    assert not wrong, "\n".join(wrong)
+    batch_routes = sum(rule.batch for rule in RULES.values())
+    assert cases == 7 * (len(RULES) + batch_routes)
+
+
+async def _check_looks_missing(
+    acc: Accounts,
+    who: str,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    response: Any,
+    case: str,
+) -> None:
+    """Another user's batch answers byte for byte like a batch that does not exist."""
+    missing_url = path.format(batch_id=uuid.uuid4())
+    missing = await acc.call(who, method, missing_url, **kwargs)
+    assert response.json()["error"]["code"] == "batch_not_found", case
+    assert missing.status_code == 404, case
+    assert response.content == missing.content, case
+    assert dict(response.headers) == dict(missing.headers), case

@@ -1,0 +1,146 @@
+"""Users, tokens and custom roles through the admin API, as the people using them notice it."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from benchmarks.datagen import ORDERS_SCHEMA
+
+from batchyard.settings import Settings
+from batchyard.store.tables import metadata
+from support.accounts import Accounts, open_accounts
+
+
+@pytest.fixture
+async def acc(settings: Settings) -> AsyncIterator[Accounts]:
+    async with open_accounts(settings) as accounts:
+        for name in ("orders", "items"):
+            body = {**ORDERS_SCHEMA, "name": name}
+            assert (await accounts.call("admin", "POST", "/datasets", json=body)).status_code == 201
+        yield accounts
+
+
+async def test_custom_role_statements_apply_per_dataset(acc: Accounts) -> None:
+    role = {
+        "name": "orders_loader",
+        "statements": [
+            {"actions": ["create_batch", "get_*"], "datasets": ["orders"]},
+            {"actions": ["list_datasets"]},
+        ],
+    }
+    created = await acc.call("admin", "POST", "/roles", json=role)
+    assert created.status_code == 201, created.text
+    assert created.json()["statements"][0]["datasets"] == ["orders"]
+    await acc.add_user("loader", "orders_loader")
+
+    batch = await acc.upload("loader")
+    assert (await acc.finished("loader", batch["batch"]))["status"] == "completed"
+    refused = await acc.call(
+        "loader", "POST", "/batches", params={"dataset": "items"}, content=b"id\n1\n"
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
+    assert refused.json()["error"]["details"]["missing_permission"] == "create_batch"
+    assert "items" in refused.json()["error"]["message"]
+
+    assert (await acc.call("loader", "GET", "/datasets/orders")).status_code == 200
+    assert (await acc.call("loader", "GET", "/datasets/items")).status_code == 403
+    listed = await acc.call("loader", "GET", "/datasets")
+    assert [d["name"] for d in listed.json()["datasets"]] == ["items", "orders"]
+    nope = await acc.call("loader", "GET", "/batches")
+    assert nope.json()["error"]["details"]["missing_permission"] == "list_batches"
+
+
+async def test_role_validation_and_conflicts(acc: Accounts) -> None:
+    bad_action = {"name": "typo", "statements": [{"actions": ["creat_batch"]}]}
+    response = await acc.call("admin", "POST", "/roles", json=bad_action)
+    assert response.status_code == 422
+    assert "creat_batch" in response.json()["error"]["message"]
+    builtin = {"name": "admin", "statements": [{"actions": ["*"]}]}
+    assert (await acc.call("admin", "POST", "/roles", json=builtin)).status_code == 409
+    unknown = await acc.call("admin", "POST", "/users", json={"name": "x", "role": "ghost"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "role_not_found"
+    roles = (await acc.call("admin", "GET", "/roles")).json()["roles"]
+    assert [r["name"] for r in roles][:3] == ["admin", "member", "viewer"]
+
+
+async def test_disabled_user_and_revoked_or_expired_tokens_get_401(acc: Accounts) -> None:
+    await acc.add_user("alice", "member")
+    assert (await acc.call("alice", "GET", "/me")).status_code == 200
+    disabled = await acc.call("admin", "PATCH", "/users/alice", json={"disabled": True})
+    assert disabled.status_code == 200 and disabled.json()["disabled"] is True
+    response = await acc.call("alice", "GET", "/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    await acc.call("admin", "PATCH", "/users/alice", json={"disabled": False})
+    assert (await acc.call("alice", "GET", "/me")).status_code == 200
+
+    issued = await acc.call("admin", "POST", "/users/alice/tokens", json={"expires_in": 3600})
+    assert issued.status_code == 201
+    acc.tokens["second"] = issued.json()["token"]
+    assert (await acc.call("second", "GET", "/me")).json()["name"] == "alice"
+    listed = (await acc.call("admin", "GET", "/users/alice/tokens")).json()["tokens"]
+    assert {t["token_id"] for t in listed} >= {issued.json()["token_id"]}
+    assert all("token" not in t for t in listed)
+    revoke = f"/users/alice/tokens/{issued.json()['token_id']}"
+    assert (await acc.call("admin", "DELETE", revoke)).status_code == 204
+    assert (await acc.call("second", "GET", "/me")).status_code == 401
+    assert (await acc.call("admin", "DELETE", revoke)).status_code == 404
+
+    await acc.add_expired_token("alice", "old")
+    assert (await acc.call("old", "GET", "/me")).status_code == 401
+
+
+async def test_tokens_are_random_and_never_stored_in_plaintext(acc: Accounts) -> None:
+    tokens = [await acc.add_user(f"user_{i}", "viewer") for i in range(3)]
+    assert len(set(tokens)) == 3
+    assert all(len(t) >= 3 + 43 for t in tokens)  # "by_" + 32 random bytes in base64url
+    dump: list[str] = []
+    async with acc.services.store.begin() as conn:
+        for table in metadata.sorted_tables:
+            if await conn.run_sync(lambda c, t=table: sa.inspect(c).has_table(t.name)):
+                for row in await conn.execute(sa.select(table)):
+                    dump.extend(str(value) for value in row)
+    everything = "\n".join(dump)
+    for token in [*tokens, str(acc.tokens["admin"])]:
+        assert token not in everything
+        assert token[3:] not in everything
+
+
+async def test_members_see_only_their_own_batches(acc: Accounts) -> None:
+    await acc.add_user("alice", "member")
+    await acc.add_user("bob", "member")
+    mine = await acc.upload("alice")
+    theirs = await acc.upload("bob")
+    listed = (await acc.call("alice", "GET", "/batches")).json()["batches"]
+    assert [b["batch"] for b in listed] == [mine["batch"]]
+    everyone = (await acc.call("admin", "GET", "/batches")).json()["batches"]
+    assert {b["batch"] for b in everyone} >= {mine["batch"], theirs["batch"]}
+
+
+async def test_webhook_secret_is_stable_until_rotated(acc: Accounts) -> None:
+    await acc.add_user("alice", "member")
+    await acc.add_user("bob", "member")
+    first = (await acc.call("alice", "GET", "/me/webhook-secret")).json()["secret"]
+    assert first == (await acc.call("alice", "GET", "/me/webhook-secret")).json()["secret"]
+    assert first != (await acc.call("bob", "GET", "/me/webhook-secret")).json()["secret"]
+    rotated = (await acc.call("alice", "POST", "/me/webhook-secret")).json()["secret"]
+    assert rotated != first and rotated.startswith("whsec_")
+    assert rotated == (await acc.call("alice", "GET", "/me/webhook-secret")).json()["secret"]
+
+
+async def test_token_check_is_constant_time(acc: Accounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[object, object]] = []
+    original = hmac.compare_digest
+
+    def spy(a: str | bytes, b: str | bytes) -> bool:
+        compared.append((a, b))
+        return original(a, b)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert (await acc.call("admin", "GET", "/me")).status_code == 200
+    assert compared, "the token's hash was not compared with hmac.compare_digest"
