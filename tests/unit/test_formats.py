@@ -85,6 +85,42 @@ def test_csv_record_numbers_are_exact_across_blocks(chunk_bytes: int) -> None:
     assert bad[4]["key"] == "4"
 
 
+# Ragged records among quoted newlines and blank lines, but nothing pyarrow cannot parse: the
+# records around a ragged one must keep their numbers and values exactly.
+RAGGED = b'id,name,note\n1,"a\nb",x\n2,b\n\n3,"c",""\n4,d,e,extra\n5,"e\n\ne",f\n6,g,h\n'
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 9, 1 << 20])
+def test_csv_ragged_records_fail_alone_and_neighbours_keep_their_numbers(chunk_bytes: int) -> None:
+    chunks = read(RAGGED, chunk_bytes=chunk_bytes)
+    check_counts(chunks)
+    got = {r[RECORD_NUMBER]: (r["id"], r["name"], r["note"]) for r in records(chunks)}
+    assert got == {
+        1: ("1", "a\nb", "x"),
+        3: ("3", "c", ""),
+        5: ("5", "e\n\ne", "f"),
+        6: ("6", "g", "h"),
+    }
+    bad = {e["record_number"]: e for e in errors(chunks)}
+    assert {n: e["code"] for n, e in bad.items()} == {
+        2: "wrong_field_count",
+        4: "wrong_field_count",
+    }
+    assert bad[2]["message"] == "expected 3 fields, found 2"
+    assert json.loads(bad[4]["raw"]) == {"_fields": ["4", "d", "e", "extra"]}
+
+
+def test_csv_one_ragged_record_in_a_big_block_keeps_the_rest_in_arrow() -> None:
+    lines = [f"{i},name{i},note{i}" for i in range(1, 20_001)]
+    lines[9_999] = "10000,short"
+    (chunk,) = read(("id,name,note\n" + "\n".join(lines) + "\n").encode(), chunk_bytes=1 << 22)
+    assert chunk.record_count == 20_000
+    assert chunk.errors["record_number"].to_pylist() == [10_000]
+    numbers = chunk.table[RECORD_NUMBER].to_pylist()
+    assert numbers == [*range(1, 10_000), *range(10_001, 20_001)]
+    assert chunk.table["name"][10_000].as_py() == "name10002"
+
+
 def test_csv_many_blocks_count_every_record() -> None:
     body = "".join(f'{i},"line\n{i}",n\n' for i in range(1, 501))
     chunks = read(b"id,name,note\n" + body.encode(), chunk_bytes=100)

@@ -1,5 +1,10 @@
 """CSV: each block parsed by pyarrow at C speed; a block with a bad record re-read exactly.
 
+Three paths, fastest first: pyarrow's parallel parse of the whole block; if a record has the
+wrong number of fields, pyarrow's serial parse that hands those records over one by one (so a
+ragged line costs its own handling, not a Python walk of its block); and only for what pyarrow
+cannot parse at all (invalid UTF-8, broken quoting) the csv module, record by record.
+
 Null semantics follow PostgreSQL's COPY … CSV: an unquoted empty field is NULL, a quoted ""
 is the empty string. Blank lines are not records. The first record is the header.
 """
@@ -8,11 +13,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Literal, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from batchyard.domain.batches import BatchOptions
@@ -32,6 +38,8 @@ from batchyard.pipeline.formats_common import (
 )
 
 BOM = b"\xef\xbb\xbf"
+#: What pyarrow's invalid-row handler answers: drop the record, or fail the whole parse.
+RowVerdict = Literal["skip", "error"]
 #: pyarrow's own parallel parse unit inside one of our blocks.
 _ARROW_BLOCK = 4 << 20
 
@@ -108,19 +116,64 @@ def _read_block(
     if table is not None:
         numbered = number_records(table, first_record)
         return RawChunk(index, first_record, table.num_rows, numbered, empty_errors())
-    return _parse_exact(block, layout, index, first_record)
+    return _parse_skipping_ragged(block, layout, index, first_record) or _parse_exact(
+        block, layout, index, first_record
+    )
 
 
-def _arrow_read(data: bytes, layout: _Layout, block_size: int) -> pa.Table:
+def _parse_skipping_ragged(
+    block: bytes, layout: _Layout, index: int, first_record: int
+) -> RawChunk | None:
+    """Middle path: pyarrow skips records with the wrong field count and reports each one.
+
+    None if the block has another problem (the exact path then judges every record).
+    """
+    ragged: list[tuple[int, str]] = []
+
+    def skip(row: pcsv.InvalidRow) -> RowVerdict:
+        if row.number is None:
+            return "error"
+        ragged.append((first_record + row.number - 1, row.text))
+        return "skip"
+
+    try:
+        table = _arrow_read(block, layout, len(block) + 1, invalid_row_handler=skip)
+    except pa.ArrowInvalid:
+        return None
+    total = table.num_rows + len(ragged)
+    numbers = pa.arange(first_record, first_record + total)  # type: ignore[attr-defined]
+    bad_numbers = pa.array([number for number, _ in ragged], pa.int64())
+    numbers = numbers.filter(pc.invert(pc.is_in(numbers, value_set=bad_numbers)))
+    errors = ErrorRows()
+    for number, text in ragged:
+        fields = next(csv.reader([text], delimiter=layout.delimiter), [])
+        _wrong_field_count(errors, number, fields, layout)
+    table = table.append_column(pa.field(RECORD_NUMBER, pa.int64()), numbers)
+    return RawChunk(index, first_record, total, table, errors.table())
+
+
+def _arrow_read(
+    data: bytes,
+    layout: _Layout,
+    block_size: int,
+    invalid_row_handler: Callable[[pcsv.InvalidRow], RowVerdict] | None = None,
+) -> pa.Table:
     # include_columns=[] would mean "all": read one field and drop it when none is kept.
     include = layout.keep or layout.names[:1]
     table = pcsv.read_csv(
         # A NativeFile is read without copies; the stubs only list Python file types.
         cast("IO[bytes]", pa.BufferReader(data)),
         read_options=pcsv.ReadOptions(
-            column_names=layout.names, block_size=block_size, use_threads=True
+            column_names=layout.names,
+            block_size=block_size,
+            # Only a serial parse tells the handler which record it is looking at.
+            use_threads=invalid_row_handler is None,
         ),
-        parse_options=pcsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=True),
+        parse_options=pcsv.ParseOptions(
+            delimiter=layout.delimiter,
+            newlines_in_values=True,
+            invalid_row_handler=invalid_row_handler,
+        ),
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in include},
             include_columns=include,
@@ -210,12 +263,16 @@ def _clean(field: str) -> str:
     return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _wrong_field_count(errors: ErrorRows, number: int, row: list[str], layout: _Layout) -> None:
+    message = f"expected {len(layout.names)} fields, found {len(row)}"
+    raw = to_json({POSITIONAL_FIELDS: [_clean(f) for f in row]})
+    errors.add(number, RecordErrorCode.WRONG_FIELD_COUNT, message, raw=raw)
+
+
 def _add_error(errors: ErrorRows, number: int, row: list[str], layout: _Layout) -> bool:
     """Record why ``row`` cannot be read, if it cannot; return whether it was an error."""
     if len(row) != len(layout.names):
-        message = f"expected {len(layout.names)} fields, found {len(row)}"
-        raw = to_json({POSITIONAL_FIELDS: [_clean(f) for f in row]})
-        errors.add(number, RecordErrorCode.WRONG_FIELD_COUNT, message, raw=raw)
+        _wrong_field_count(errors, number, row, layout)
         return True
     for at, field in enumerate(row):
         try:
