@@ -25,7 +25,7 @@ from batchyard.domain.batches import InputFormat, Operation
 from batchyard.domain.errors import InvalidRequest
 from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
-from batchyard.service import batches
+from batchyard.service import batches, downloads
 from batchyard.service.auth import require
 from batchyard.service.batches import NewBatch
 
@@ -164,15 +164,12 @@ async def get_batch(
     batch = await batches.get_batch(svc, principal, batch_id)
     link = None
     if download and batch.status == BatchStatus.COMPLETED:
-        base = (svc.settings.public_url or str(request.base_url)).rstrip("/")
-        results = f"/batches/{batch.id}/results"
-        failed = f"/batches/{batch.id}/failed-records"
-        query, expires = batches.download_query(svc, batch, results)
-        failed_query, _ = batches.download_query(svc, batch, failed)
+        base = svc.settings.public_url or str(request.base_url)
+        links = await downloads.download_links(svc, batch, base)
         link = Download(
-            url=f"{base}{results}?{query}",
-            failed_records_url=f"{base}{failed}?{failed_query}",
-            validity_ts=float(expires),
+            url=links.url,
+            failed_records_url=links.failed_records_url,
+            validity_ts=links.validity_ts,
         )
     return BatchPublic.of(batch, link)
 
