@@ -38,7 +38,9 @@ def offline_context(
     browser: Browser, server_url: str, **options: object
 ) -> Iterator[OfflineContext]:
     """A browser context whose requests to anything but ``server_url`` are aborted and recorded."""
-    context = browser.new_context(base_url=server_url, accept_downloads=True, **options)
+    context = browser.new_context(
+        base_url=server_url, accept_downloads=True, reduced_motion="reduce", **options
+    )
     blocked: list[str] = []
 
     def guard(route: Route) -> None:

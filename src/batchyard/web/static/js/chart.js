@@ -20,6 +20,13 @@ function elapsed(seconds) {
   return seconds < 90 ? `${seconds.toFixed(seconds < 10 ? 1 : 0)} s` : `${(seconds / 60).toFixed(1)} min`;
 }
 
+/** A round step for four grid lines covering value (1, 2, 2.5 or 5 times a power of ten). */
+function niceStep(value) {
+  const rough = Math.max(value / 4, 1);
+  const power = 10 ** Math.floor(Math.log10(rough));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((step) => step >= rough);
+}
+
 /**
  * Draws points [{t, processed}] (t in epoch seconds) into svg, with the total as a dashed line.
  * Returns a one-line description for screen readers.
@@ -28,16 +35,21 @@ export function drawChart(svg, points, total) {
   svg.replaceChildren();
   const sorted = [...points].sort((a, b) => a.t - b.t);
   if (sorted.length < 2) return "Waiting for progress…";
+  if (sorted.every((p) => p.processed === 0)) {
+    svg.append(node("text", { x: WIDTH / 2, y: HEIGHT / 2, class: "axis empty", "text-anchor": "middle" },
+      "No records processed yet"));
+    return "No records processed yet.";
+  }
   const t0 = sorted[0].t;
   const span = Math.max(sorted.at(-1).t - t0, 0.001);
-  const top = Math.max(total || 0, ...sorted.map((p) => p.processed), 1);
+  const step = niceStep(Math.max(total || 0, ...sorted.map((p) => p.processed)));
+  const top = step * Math.max(1, Math.ceil(Math.max(total || 0, ...sorted.map((p) => p.processed)) / step));
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const x = (t) => PAD.left + ((t - t0) / span) * plotW;
   const y = (v) => PAD.top + plotH - (v / top) * plotH;
 
-  for (let i = 0; i <= 4; i += 1) {
-    const value = (top * i) / 4;
+  for (let value = 0; value <= top; value += step) {
     svg.append(node("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(value), y2: y(value), class: "grid" }));
     svg.append(node("text", { x: PAD.left - 6, y: y(value) + 4, class: "axis", "text-anchor": "end" }, compact(value)));
   }
@@ -53,6 +65,6 @@ export function drawChart(svg, points, total) {
   svg.append(node("polyline", { points: line, class: "line" }));
   const last = sorted.at(-1);
   svg.append(node("circle", { cx: x(last.t), cy: y(last.processed), r: 3.5, class: "dot" }));
-  return `${compact(last.processed)} records processed in ${elapsed(span)}` +
-    (total ? ` of ${compact(total)}` : "");
+  return `${compact(last.processed)}${total ? ` of ${compact(total)}` : ""} records processed ` +
+    `in ${elapsed(span)}`;
 }
