@@ -1,7 +1,7 @@
 # One entry point for developers; CI runs .ci/run (the README's test command).
 UV ?= uv
 
-.PHONY: install serve test test-fast lint format typecheck bench all
+.PHONY: install serve test test-fast lint format typecheck bench bench-pg all
 
 install:
 	$(UV) sync
@@ -28,5 +28,8 @@ typecheck:
 
 bench:
 	$(UV) run python -m benchmarks.sqlite_import
+
+bench-pg:
+	$(UV) run python -m benchmarks.postgres_import --rows 5000000
 
 all: lint typecheck test

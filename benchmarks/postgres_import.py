@@ -1,0 +1,182 @@
+"""batchyard's full pipeline on PostgreSQL against ``psql \\copy`` and ``pandas.to_sql``.
+
+One run, one machine, one file: the baselines are measured next to batchyard so the ratios mean
+something wherever it runs. batchyard runs as in production: an API-only server and
+``--workers`` ``batchyard worker`` processes sharing a fresh PostgreSQL database through the job
+queue (``--workers 0``: one ``batchyard serve`` with the queue worker inside it).
+
+    uv run python -m benchmarks.postgres_import --rows 5000000
+
+Reported: wall time, records per second, peak resident memory (VmHWM of the server and of each
+worker; psql's max RSS from wait4), and each time's ratio to ``psql \\copy``. ``pandas.to_sql``
+(method="multi") runs on a slice (``--pandas-rows``) and is extrapolated to the whole file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+from tests.support.servers import ADMIN_TOKEN, BatchyardServer
+from tests.support.uploads import file_chunks
+from tests.support.workers import WorkerProcess, queue_env
+
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+from benchmarks.sqlite_import import Measurement, report, sha256_of
+
+TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
+PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+#: The table batchyard creates for ORDERS_SCHEMA, so every contender loads into the same thing.
+BASELINE_DDL = (
+    "CREATE TABLE {name} (id bigint NOT NULL PRIMARY KEY, email varchar(200),"
+    " amount numeric(12,2), status text, ts timestamptz, user_id uuid)"
+)
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database for this run (libpq URL), dropped afterwards."""
+    name = f"by_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_psql_copy(csv_path: Path, url: str, rows: int) -> Measurement:
+    r"""``psql -c "\copy orders_copy FROM file (FORMAT csv, HEADER)"`` into the same table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(BASELINE_DDL.format(name="orders_copy"))
+    command = f"\\copy orders_copy FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
+    started = time.perf_counter()
+    process = subprocess.Popen(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", command])
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0 or _count(url, "orders_copy") != rows:
+        raise RuntimeError("psql \\copy failed")
+    return Measurement("psql \\copy", seconds, usage.ru_maxrss * 1024, rows)
+
+
+def run_pandas(csv_path: Path, url: str, rows: int, slice_rows: int) -> Measurement:
+    """``DataFrame.to_sql(method="multi")`` of the first ``slice_rows`` records, extrapolated."""
+    slice_rows = min(slice_rows, rows)
+    frame = pd.read_csv(csv_path, nrows=slice_rows)
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        # pandas creates the table from the frame's dtypes, as its users let it do.
+        started = time.perf_counter()
+        frame.to_sql("orders_pandas", engine, index=False, method="multi", chunksize=10_000)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    if _count(url, "orders_pandas") != slice_rows:
+        raise RuntimeError("pandas.to_sql did not load the slice")
+    name = f"pandas.to_sql multi (x{rows / slice_rows:.0f})"
+    return Measurement(name, seconds * rows / slice_rows, 0, rows)
+
+
+def run_batchyard(
+    csv_path: Path, url: str, workdir: Path, rows: int, digest: str, workers: int
+) -> tuple[Measurement, list[Measurement]]:
+    """Upload (streamed, hash checked) → completed with results, API + workers as processes."""
+    data = workdir / "batchyard-data"
+    env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true")
+    server = BatchyardServer(data, env=env)
+    pool = [WorkerProcess(data, env, f"bench-worker-{n}") for n in range(workers)]
+    try:
+        server.start()
+        for worker in pool:
+            worker.start()
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
+        ) as http:
+            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            started = time.perf_counter()
+            created = http.post(
+                "/batches",
+                params={"dataset": "orders", "format": "csv", "hash": digest},
+                content=file_chunks(csv_path),
+            )
+            created.raise_for_status()
+            batch_id = created.json()["batch"]
+            while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
+                time.sleep(0.1)
+            seconds = time.perf_counter() - started
+            if batch["status"] != "completed" or batch["successful_operations"] != rows:
+                raise RuntimeError(f"batchyard did not complete the import: {batch}")
+            print_stage_times(http, batch_id)
+        label = f"batchyard ({workers} worker{'s' * (workers != 1)})" if workers else "batchyard"
+        total = Measurement(f"{label} upload → completed", seconds, server.peak_rss_bytes(), rows)
+        rss = [
+            Measurement(f"  worker {n} (peak RSS only)", seconds, w.peak_rss_bytes(), rows)
+            for n, w in enumerate(pool)
+        ]
+        return total, rss
+    finally:
+        for worker in pool:
+            worker.stop()
+        server.stop()
+
+
+def print_stage_times(http: httpx.Client, batch_id: str) -> None:
+    """Where the time went, from the batch's own history (oldest first)."""
+    history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
+    stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
+    print("  batchyard stages (from the batch history):")
+    for (status, start), (_, end) in itertools.pairwise(stamps):
+        print(f"    {status:<16} {end - start:8.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--pandas-rows", type=int, default=500_000)
+    parser.add_argument("--workers", type=int, default=2, help="0: serve with its own worker")
+    parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
+    args = parser.parse_args()
+    if shutil.which("psql") is None:
+        raise SystemExit(
+            "the psql command is needed for the baseline (apt-get install postgresql-client)"
+        )
+    with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        csv_path = workdir / "orders.csv"
+        print(f"generating {args.rows:,} records …")
+        write_orders_csv(csv_path, args.rows, bad_every=0)
+        digest = sha256_of(csv_path)
+        with fresh_database() as url:
+            baseline = run_psql_copy(csv_path, url, args.rows)
+            print(f"  psql \\copy: {baseline.seconds:.2f} s")
+            batchyard, workers = run_batchyard(
+                csv_path, url, workdir, args.rows, digest, args.workers
+            )
+            print(f"  batchyard: {batchyard.seconds:.2f} s")
+            pandas = run_pandas(csv_path, url, args.rows, args.pandas_rows)
+        report([baseline, batchyard, *workers, pandas], baseline, csv_path.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()
