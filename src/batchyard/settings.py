@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
     #: Public base URL used in signed download links (default: the request's own URL).
     public_url: str | None = None
+    #: Attempts at delivering a batch's notify_url webhook before giving up.
+    webhook_attempts: int = Field(default=6, ge=1, le=20)
+    #: Seconds before the first webhook retry; each later wait doubles (capped at 5 minutes).
+    webhook_backoff: float = Field(default=1.0, gt=0)
+    #: Seconds one webhook attempt may take.
+    webhook_timeout: float = Field(default=10.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

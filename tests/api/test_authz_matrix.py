@@ -131,8 +131,8 @@ class Matrix:
             async def body() -> AsyncIterator[bytes]:
                 yield TINY_CSV
 
-            batch = await create_upload_batch(svc, principal, NewBatch(dataset="orders"), body())
-            batch_id = batch.id
+            created = await create_upload_batch(svc, principal, NewBatch(dataset="orders"), body())
+            batch_id = created.batch.id
         else:
             batch_id = str((await self.acc.upload(owner))["batch"])
         done = await self.acc.finished("admin", batch_id)

@@ -12,6 +12,7 @@ from batchyard.api.errors import install_error_handlers
 from batchyard.api.routes import batches, datasets, events, files, health, users
 from batchyard.service.auth import announce_admin_token, ensure_admin
 from batchyard.service.container import open_services
+from batchyard.service.webhooks import run_webhooks
 from batchyard.settings import Settings
 from batchyard.web import mount_dashboard
 
@@ -25,7 +26,8 @@ def create_app(settings: Settings) -> FastAPI:
                 announce_admin_token(token, settings.data_dir / "admin-token")
             app.state.services = services
             await services.runner.start()
-            yield
+            async with run_webhooks(services):
+                yield
 
     app = FastAPI(
         title="batchyard",

@@ -86,6 +86,12 @@ class DatasetExists(Conflict):
     code = "dataset_exists"
 
 
+class DuplicateIdempotencyKey(Conflict):
+    """A batch with this Idempotency-Key already exists."""
+
+    code = "conflict"
+
+
 class IdempotencyKeyReused(Conflict):
     """This Idempotency-Key was already used for a different request."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +25,9 @@ from batchyard.domain.batches import (
 )
 from batchyard.domain.errors import (
     BatchyardError,
+    Conflict,
+    DuplicateIdempotencyKey,
+    IdempotencyKeyReused,
     InvalidRequest,
     InvalidTransition,
     ResultsNotReady,
@@ -31,8 +36,10 @@ from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.sources import validate_source_url
+from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.service.auth import require, sees_all_batches
 from batchyard.service.container import Services
+from batchyard.service.webhooks import validate_notify_url
 from batchyard.store import batches as batch_rows
 from batchyard.store import datasets as dataset_rows
 from batchyard.store.users import Principal
@@ -78,17 +85,72 @@ def _new_batch(principal: Principal, request: NewBatch, sources: tuple[Source, .
     )
 
 
-async def _admit(svc: Services, principal: Principal, request: NewBatch) -> Batch | None:
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create's outcome: the new batch, or (``replayed``) the first one made with the key."""
+
+    batch: Batch
+    replayed: bool = False
+
+
+def _fingerprint(request: NewBatch, kind: str) -> str | None:
+    """What a keyed create asks for (an upload's body excepted: it is not read twice)."""
+    if not request.idempotency_key:
+        return None
+    asked = {
+        "kind": kind,
+        "dataset": request.dataset,
+        "operation": request.operation.value,
+        "format": request.format.value if request.format else None,
+        "sources": [s.to_json() for s in request.sources],
+        "hash": request.hash,
+        "options": request.options.to_json(),
+        "notify_url": request.notify_url,
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+async def _earlier(
+    conn: AsyncConnection, principal: Principal, request: NewBatch, fingerprint: str | None
+) -> Batch | None:
+    """The batch first created with this key; IdempotencyKeyReused if it was asked differently."""
+    if not request.idempotency_key:
+        return None
+    found = await batch_rows.find_keyed_batch(conn, principal.user_id, request.idempotency_key)
+    if found is None:
+        return None
+    batch, stored = found
+    if stored is not None and fingerprint is not None and stored != fingerprint:
+        raise IdempotencyKeyReused(
+            details={"idempotency_key": request.idempotency_key, "batch": batch.id}
+        )
+    return batch
+
+
+async def _replay(
+    svc: Services, principal: Principal, request: NewBatch, fingerprint: str | None
+) -> Created:
+    """A concurrent create with the same key won the insert: answer with its batch."""
+    async with svc.store.begin() as conn:
+        earlier = await _earlier(conn, principal, request, fingerprint)
+    if earlier is None:  # it was deleted in between
+        raise Conflict(
+            "The batch first created with this Idempotency-Key is gone; use a new key",
+            details={"idempotency_key": request.idempotency_key},
+        )
+    return Created(earlier, replayed=True)
+
+
+async def _admit(
+    svc: Services, principal: Principal, request: NewBatch, fingerprint: str | None
+) -> Batch | None:
     """Checks shared by both create forms; returns the earlier batch for a repeated key."""
     require(principal, Action.CREATE_BATCH, request.dataset)
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
-        if request.idempotency_key:
-            earlier = await batch_rows.find_batch_by_idempotency_key(
-                conn, principal.user_id, request.idempotency_key
-            )
-            if earlier is not None:
-                return earlier
+        earlier = await _earlier(conn, principal, request, fingerprint)
+        if earlier is not None:
+            return earlier
     if request.operation != Operation.INSERT and not dataset.primary_key:
         raise InvalidRequest(
             f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
@@ -96,21 +158,30 @@ async def _admit(svc: Services, principal: Principal, request: NewBatch) -> Batc
     return None
 
 
-async def create_batch(svc: Services, principal: Principal, request: NewBatch) -> Batch:
+async def create_batch(svc: Services, principal: Principal, request: NewBatch) -> Created:
     """Create a batch whose sources are URLs; the pipeline fetches them in the background."""
     if not request.sources:
         raise InvalidRequest("sources must list at least one URL (or upload the file as the body)")
+    s3 = S3Sources.from_settings(svc.settings)
     for source in request.sources:
-        validate_source_url(source.url or "", file_root=_file_root(svc, principal))
-    earlier = await _admit(svc, principal, request)
+        validate_source_url(source.url or "", file_root=_file_root(svc, principal), s3=s3)
+    if request.notify_url:
+        validate_notify_url(request.notify_url)
+    fingerprint = _fingerprint(request, "urls")
+    earlier = await _admit(svc, principal, request, fingerprint)
     if earlier is not None:
-        return earlier
-    batch = _new_batch(principal, request, request.sources)
-    async with svc.store.begin() as conn:
-        await batch_rows.insert_batch(conn, batch, idempotency_key=request.idempotency_key)
-        await svc.runner.enqueue(conn, batch.id)
+        return Created(earlier, replayed=True)
+    batch = _new_batch(principal, request, await s3.expand(request.sources))
+    try:
+        async with svc.store.begin() as conn:
+            await batch_rows.insert_batch(
+                conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
+            )
+            await svc.runner.enqueue(conn, batch.id)
+    except DuplicateIdempotencyKey:
+        return await _replay(svc, principal, request, fingerprint)
     svc.runner.submit(batch.id)
-    return batch
+    return Created(batch)
 
 
 def _file_root(svc: Services, principal: Principal) -> Path | None:
@@ -120,15 +191,23 @@ def _file_root(svc: Services, principal: Principal) -> Path | None:
 
 async def create_upload_batch(
     svc: Services, principal: Principal, request: NewBatch, body: AsyncIterable[bytes]
-) -> Batch:
+) -> Created:
     """Create a batch from the request body, streamed to storage and hashed on the way."""
-    earlier = await _admit(svc, principal, request)
+    if request.notify_url:
+        validate_notify_url(request.notify_url)
+    fingerprint = _fingerprint(request, "upload")
+    earlier = await _admit(svc, principal, request, fingerprint)
     if earlier is not None:
-        return earlier
+        return Created(earlier, replayed=True)
     batch = _new_batch(principal, request, (Source(url=None),))
-    async with svc.store.begin() as conn:
-        await batch_rows.insert_batch(conn, batch, idempotency_key=request.idempotency_key)
-        batch = await batch_rows.transition_batch(conn, batch.id, S.COPYING)
+    try:
+        async with svc.store.begin() as conn:
+            await batch_rows.insert_batch(
+                conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
+            )
+            batch = await batch_rows.transition_batch(conn, batch.id, S.COPYING)
+    except DuplicateIdempotencyKey:
+        return await _replay(svc, principal, request, fingerprint)
     try:
         written = await svc.blobs.write_stream(
             keys.input_key(batch.id, 0), body, max_bytes=svc.settings.max_upload_bytes
@@ -136,7 +215,7 @@ async def create_upload_batch(
     except BaseException as error:
         await _fail_upload(svc, batch.id, error)
         raise
-    return await _finish_upload(svc, batch, written.size, written.sha256)
+    return Created(await _finish_upload(svc, batch, written.size, written.sha256))
 
 
 async def _fail_upload(svc: Services, batch_id: str, error: BaseException) -> None:

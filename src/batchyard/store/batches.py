@@ -19,7 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.domain.batches import Batch, Counts, HistoryEntry, LogLevel, LogLine, now
-from batchyard.domain.errors import BatchNotFound, Conflict, InvalidRequest, InvalidTransition
+from batchyard.domain.errors import (
+    BatchNotFound,
+    DuplicateIdempotencyKey,
+    InvalidRequest,
+    InvalidTransition,
+)
 from batchyard.domain.statuses import (
     ACTIVE,
     TERMINAL,
@@ -48,16 +53,27 @@ def _is_batch_id(batch_id: str) -> bool:
 
 
 async def insert_batch(
-    conn: AsyncConnection, batch: Batch, *, idempotency_key: str | None = None
+    conn: AsyncConnection,
+    batch: Batch,
+    *,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Store a new batch and its first history snapshot.
 
-    Raises Conflict when the owner already has a batch with ``idempotency_key``; the insert runs in
-    a savepoint, so the caller's transaction stays usable to fetch that batch instead.
+    Raises DuplicateIdempotencyKey when the owner already has a batch with ``idempotency_key``;
+    the insert runs in a savepoint, so the caller's transaction stays usable to fetch that batch.
+    ``fingerprint`` records what the keyed request asked for, so a retry can be compared with it.
+    A batch with ``notify_url`` starts with its webhook pending.
     """
     if not _is_batch_id(batch.id):
         raise InvalidRequest(f"batch id {batch.id!r} is not a UUID")
-    row = {**batch_values(batch), "idempotency_key": idempotency_key}
+    row = {
+        **batch_values(batch),
+        "idempotency_key": idempotency_key,
+        "idempotency_fingerprint": fingerprint,
+        "notify_state": "pending" if batch.notify_url else None,
+    }
     try:
         async with conn.begin_nested():
             await conn.execute(sa.insert(batches).values(row))
@@ -66,10 +82,7 @@ async def insert_batch(
             raise
         if await find_batch_by_idempotency_key(conn, batch.owner_id, idempotency_key) is None:
             raise
-        raise Conflict(
-            "A batch with this Idempotency-Key already exists",
-            details={"idempotency_key": idempotency_key},
-        ) from exc
+        raise DuplicateIdempotencyKey(details={"idempotency_key": idempotency_key}) from exc
     await _record_snapshot(conn, batch.id)
 
 
@@ -314,6 +327,17 @@ async def find_batch_by_idempotency_key(
     )
     row = (await conn.execute(query)).mappings().first()
     return batch_from_row(row) if row is not None else None
+
+
+async def find_keyed_batch(
+    conn: AsyncConnection, owner_id: str, key: str
+) -> tuple[Batch, str | None] | None:
+    """The owner's batch created with ``key`` and the fingerprint of the request that made it."""
+    query = sa.select(batches).where(
+        batches.c.owner_id == owner_id, batches.c.idempotency_key == key
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return (batch_from_row(row), row["idempotency_fingerprint"]) if row is not None else None
 
 
 async def delete_batch_rows(conn: AsyncConnection, batch_id: str) -> None:

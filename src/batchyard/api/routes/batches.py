@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
 from batchyard.service import batches, downloads
 from batchyard.service.auth import require
-from batchyard.service.batches import NewBatch
+from batchyard.service.batches import Created, NewBatch
 
 router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 422))
 MAX_JSON_BODY = 1 * 2**20
@@ -79,15 +79,32 @@ def _upload_options(raw: str | None) -> OptionsIn:
         ) from None
 
 
+_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": BatchPublic,
+        "description": "A retry with the same Idempotency-Key: the batch the first request "
+        "created (header Idempotent-Replayed: true)",
+    }
+}
+
+
+def _answer(created: Created, response: Response) -> BatchPublic:
+    if created.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return BatchPublic.of(created.batch)
+
+
 @router.post(
     "/batches",
     status_code=202,
     response_model=BatchPublic,
-    responses=error_responses(404, 409, 413),
+    responses={**error_responses(404, 409, 413), **_REPLAYED},
     openapi_extra=_CREATE_BODY,
 )
 async def create_batch(
     request: Request,
+    response: Response,
     svc: ServicesDep,
     principal: PrincipalDep,
     dataset: Annotated[
@@ -102,7 +119,14 @@ async def create_batch(
     ] = None,
     options: Annotated[str | None, Query(description="Options as a JSON object (uploads)")] = None,
     notify_url: Annotated[str | None, Query(max_length=4096)] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Retries with the same key return the first batch (200); the same key "
+            "with a different request is a 409. Kept as long as the batch exists.",
+        ),
+    ] = None,
 ) -> BatchPublic:
     """Create a batch. Returns at once (202); follow it with GET /batches/{batch}."""
     require(principal, Action.CREATE_BATCH)
@@ -119,7 +143,7 @@ async def create_batch(
             notify_url=body.notify_url,
             idempotency_key=idempotency_key,
         )
-        return BatchPublic.of(await batches.create_batch(svc, principal, new))
+        return _answer(await batches.create_batch(svc, principal, new), response)
     if not dataset:
         raise InvalidRequest("an upload needs ?dataset=NAME (or send JSON with sources)")
     new = NewBatch(
@@ -132,7 +156,7 @@ async def create_batch(
         idempotency_key=idempotency_key,
     )
     stream = multipart_file(request) if is_multipart(request) else request.stream()
-    return BatchPublic.of(await batches.create_upload_batch(svc, principal, new, stream))
+    return _answer(await batches.create_upload_batch(svc, principal, new, stream), response)
 
 
 @router.get("/batches", response_model=BatchList)
