@@ -67,6 +67,7 @@ def sign_in(page: Page) -> None:
     page.get_by_label("Token").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Batches")).to_be_visible()
+    expect(page.locator("#who")).to_have_text("admin · admin")
     assert ADMIN_TOKEN not in page.url
 
 

@@ -4,6 +4,7 @@
 
 const TOKEN_KEY = "batchyard.token";
 const FLASH_KEY = "batchyard.flash";
+const ME_KEY = "batchyard.me";
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -18,8 +19,23 @@ export function getToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-export function saveToken(token) {
+/** Keeps the token and who it belongs to (GET /me) for this tab. */
+export function saveToken(token, me) {
   sessionStorage.setItem(TOKEN_KEY, token);
+  sessionStorage.setItem(ME_KEY, JSON.stringify({ name: me.name, role: me.role.name }));
+}
+
+async function showWho() {
+  const who = document.getElementById("who");
+  if (!who) return;
+  let me = JSON.parse(sessionStorage.getItem(ME_KEY) || "null");
+  if (!me) {
+    const found = await api("/me");
+    me = { name: found.name, role: found.role.name };
+    sessionStorage.setItem(ME_KEY, JSON.stringify(me));
+  }
+  who.textContent = `${me.name} · ${me.role}`;
+  who.title = `Signed in as ${me.name}, role ${me.role}`;
 }
 
 /** Where to go back to after signing in: a path on this server only. */
@@ -34,6 +50,7 @@ export function goToSignIn() {
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(ME_KEY);
   location.assign("/ui/sign-in");
 }
 
@@ -57,6 +74,7 @@ export function startPage() {
     return false;
   }
   document.getElementById("sign-out")?.addEventListener("click", signOut);
+  showWho().catch(() => {});
   const message = sessionStorage.getItem(FLASH_KEY);
   if (message) {
     sessionStorage.removeItem(FLASH_KEY);
@@ -92,6 +110,7 @@ export async function apiFetch(path, options = {}) {
   if (response.status === 401 && !options.token) {
     flash("Your session ended: sign in again.");
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(ME_KEY);
     goToSignIn();
   }
   throw error;

@@ -25,8 +25,7 @@ form.addEventListener("submit", async (event) => {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    await api("/batches?limit=1", { token });
-    saveToken(token);
+    saveToken(token, await api("/me", { token }));
     location.assign(safeNext(new URLSearchParams(location.search).get("next")));
   } catch (failure) {
     error.textContent =
