@@ -422,7 +422,7 @@ async def test_a_missing_file_source(tmp_path: Path, blobs: BlobStore) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("s3://bucket/key.csv", "s3 sources need S3 storage configured"),
+        ("s3://bucket/key.csv", "s3:// sources are not enabled"),
         ("ftp://example.com/a.csv", "unsupported scheme"),
         ("example.com/a.csv", "unsupported scheme"),
         ("https:///a.csv", "has no host"),

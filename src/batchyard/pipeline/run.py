@@ -30,6 +30,7 @@ from batchyard.pipeline.context import BatchRecorder, PipelineContext
 from batchyard.pipeline.manifest import Manifest
 from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.sources import copy_sources
+from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.pipeline.stage_process import Processing, counts_so_far
 from batchyard.pipeline.stage_validate import CancelRequested, Validation
 from batchyard.store import datasets as dataset_rows
@@ -113,6 +114,7 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
             file_root=settings.file_sources_root,
             log=rec.log,
             client=rec.ctx.http,
+            s3=S3Sources.from_settings(settings),
         )
     except HashMismatch as mismatch:
         await rec.transition(S.COPIED)

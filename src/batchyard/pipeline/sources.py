@@ -1,4 +1,7 @@
-"""Copying a batch's URL sources into blob storage: in parallel, hashed on the way, SSRF-guarded."""
+"""Copying a batch's sources into blob storage: in parallel, hashed on the way, SSRF-guarded.
+
+http(s) URLs, ``s3://`` objects in the buckets the server allows, and (admins) ``file://`` paths.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from batchyard.domain.errors import (
     PayloadTooLarge,
     SourceUnavailable,
 )
+from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.storage.blobs import BlobStore, WriteResult
 
 Log = Callable[[str], Awaitable[None]]
@@ -63,8 +67,11 @@ class _Transient(Exception):
     """A failure worth another attempt (5xx, 429, DNS); the message completes "source <url> …"."""
 
 
-def validate_source_url(url: str, *, file_root: Path | None) -> None:
-    """Cheap check at batch-create time: an allowed scheme and a host (no network access)."""
+def validate_source_url(url: str, *, file_root: Path | None, s3: S3Sources | None = None) -> None:
+    """Cheap check at batch-create time: an allowed scheme, host or bucket (no network access).
+
+    ``s3`` says which buckets ``s3://`` sources may name; None refuses them all.
+    """
     parts = _split(url)
     if parts.scheme in _WEB_SCHEMES:
         if not parts.hostname:
@@ -72,10 +79,15 @@ def validate_source_url(url: str, *, file_root: Path | None) -> None:
     elif parts.scheme == "file":
         _file_path(url, parts, file_root)
     elif parts.scheme == "s3":
-        raise InvalidSource("s3 sources need S3 storage configured")
+        if s3 is None:
+            raise InvalidSource(
+                "s3:// sources are not enabled on this server (see BATCHYARD_S3_SOURCE_BUCKETS)",
+                details={"url": url},
+            )
+        s3.check(url)
     else:
         raise InvalidSource(
-            f"source URL {_redact(url)} has an unsupported scheme; use http:// or https://",
+            f"source URL {_redact(url)} has an unsupported scheme; use http://, https:// or s3://",
             details={"url": _redact(url)},
         )
 
@@ -91,6 +103,7 @@ async def copy_sources(
     file_root: Path | None,
     log: Log,
     client: httpx.AsyncClient | None = None,
+    s3: S3Sources | None = None,
 ) -> list[CopiedSource]:
     """Copy every source to ``<key_prefix>/<index>``, at most ``parallel_streams`` at once.
 
@@ -101,7 +114,7 @@ async def copy_sources(
     for index, source in enumerate(sources):
         if not source.url:
             raise InvalidSource(f"source {index} has no URL")
-        validate_source_url(source.url, file_root=file_root)
+        validate_source_url(source.url, file_root=file_root, s3=s3)
     streams = max(1, min(parallel_streams, len(sources)))
     await log(f"Using {streams} parallel stream{'' if streams == 1 else 's'}")
     async with contextlib.AsyncExitStack() as stack:
@@ -116,6 +129,7 @@ async def copy_sources(
             file_root=file_root,
             log=log,
             slots=asyncio.Semaphore(streams),
+            s3=s3,
         )
         try:
             return await _all_or_first_error(
@@ -189,6 +203,7 @@ class _Copier:
     file_root: Path | None
     log: Log
     slots: asyncio.Semaphore
+    s3: S3Sources | None = None
 
     async def copy(self, index: int, url: str, sha256: str | None) -> CopiedSource:
         key = f"{self.key_prefix}/{index}"
@@ -196,8 +211,11 @@ class _Copier:
             await self.log(f"Fetching url {_redact(url)}")
             started = time.monotonic()
             try:
-                if _split(url).scheme == "file":
+                scheme = _split(url).scheme
+                if scheme == "file":
                     written, hint = await self._copy_file(url, key, sha256)
+                elif scheme == "s3":
+                    written, hint = await self._copy_s3(url, key, sha256)
                 else:
                     written, hint = await self._copy_web(url, key, sha256)
             except HashMismatch as mismatch:
@@ -293,6 +311,18 @@ class _Copier:
             chunks = self.budget.meter(url, _read_blocks(handle))
             written = await self.store.write_stream(key, chunks, expected_sha256=sha256)
         return written, path.name
+
+    async def _copy_s3(
+        self, url: str, key: str, sha256: str | None
+    ) -> tuple[WriteResult, str | None]:
+        """One stream from the bucket to storage (obstore retries transient S3 errors itself)."""
+        if self.s3 is None:
+            raise InvalidSource("s3:// sources are not enabled on this server")
+        source = await self.s3.open(url)
+        self.budget.check_declared(url, source.size)
+        chunks = self.budget.meter(url, source.chunks)
+        written = await self.store.write_stream(key, chunks, expected_sha256=sha256)
+        return written, source.name
 
 
 async def _read_blocks(handle: IO[bytes]) -> AsyncIterator[bytes]:
