@@ -1,0 +1,82 @@
+"""``batchyard users|tokens|roles`` against the configured database, used by a running server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from batchyard.cli.main import app
+from support.servers import BatchyardServer
+
+
+@pytest.fixture
+def env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    values = {"BATCHYARD_DATA_DIR": str(tmp_path / "data"), "BATCHYARD_DATABASE_URL": ""}
+    if backend == "postgresql":
+        pg_url = str(request.getfixturevalue("pg_url"))
+        values["BATCHYARD_DATABASE_URL"] = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    return values
+
+
+@pytest.fixture
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[BatchyardServer]:
+    extra = dict(env)
+    running = BatchyardServer(tmp_path / "data", env=extra).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def cli(env: dict[str, str], *args: str, ok: bool = True) -> Result:
+    """Run ``batchyard ARGS`` in this process (no interpreter start-up) with ``env``."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def me(server: BatchyardServer, token: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_users_tokens_and_roles_from_the_cli(env, server):
+    created = cli(env, "users", "create", "alice", "--role", "member")
+    token = created.stdout.strip()
+    assert re.fullmatch(r"by_[A-Za-z0-9_-]{43}", token), created.stdout
+    assert "shown only now" in created.stderr
+    assert me(server, token).json()["name"] == "alice"
+
+    listed = cli(env, "users", "list").stdout
+    assert re.search(r"^alice\s+member\s+active", listed, re.MULTILINE), listed
+    assert token not in listed
+
+    second = cli(env, "tokens", "create", "alice", "--expires", "1h")
+    token_id = re.search(r"token id: (\S+)", second.stderr).group(1)
+    assert me(server, second.stdout.strip()).status_code == 200
+    cli(env, "tokens", "revoke", token_id)
+    assert me(server, second.stdout.strip()).status_code == 401
+    assert me(server, token).status_code == 200
+
+    cli(env, "roles", "create", "reader", "--allow", "get_*", "--dataset", "orders")
+    assert "allow get_* on orders" in cli(env, "roles", "list").stdout
+    reader = cli(env, "users", "create", "rita", "--role", "reader").stdout.strip()
+    assert me(server, reader).json()["role"]["name"] == "reader"
+
+    cli(env, "users", "disable", "alice")
+    assert me(server, token).status_code == 401
+
+
+def test_cli_errors_are_clear(env, server):
+    missing = cli(env, "users", "create", "bob", "--role", "ghost", ok=False)
+    assert missing.exit_code == 1
+    assert "Role 'ghost' not found" in missing.stderr
+    bad = cli(env, "tokens", "create", "bob", "--expires", "soon", ok=False)
+    assert bad.exit_code == 2 and "duration" in bad.stderr
+    typo = cli(env, "roles", "create", "x", "--allow", "creat_batch", ok=False)
+    assert typo.exit_code == 2 and "creat_batch" in typo.stderr
