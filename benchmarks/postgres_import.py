@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -98,7 +99,7 @@ def run_pandas(csv_path: Path, url: str, rows: int, slice_rows: int) -> Measurem
 
 
 def run_batchyard(
-    csv_path: Path, url: str, workdir: Path, rows: int, digest: str, workers: int
+    csv_path: Path, url: str, workdir: Path, rows: int, digest: str, workers: int, streams: int
 ) -> tuple[Measurement, list[Measurement]]:
     """Upload (streamed, hash checked) → completed with results, API + workers as processes."""
     data = workdir / "batchyard-data"
@@ -116,7 +117,12 @@ def run_batchyard(
             started = time.perf_counter()
             created = http.post(
                 "/batches",
-                params={"dataset": "orders", "format": "csv", "hash": digest},
+                params={
+                    "dataset": "orders",
+                    "format": "csv",
+                    "hash": digest,
+                    "options": json.dumps({"parallel_streams": streams}),
+                },
                 content=file_chunks(csv_path),
             )
             created.raise_for_status()
@@ -154,6 +160,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--pandas-rows", type=int, default=500_000)
     parser.add_argument("--workers", type=int, default=2, help="0: serve with its own worker")
+    parser.add_argument(
+        "--parallel-streams", type=int, default=3, help="options.parallel_streams of the batch"
+    )
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
     args = parser.parse_args()
     if shutil.which("psql") is None:
@@ -171,7 +180,7 @@ def main() -> None:
             baseline = run_psql_copy(csv_path, url, args.rows)
             print(f"  psql \\copy: {baseline.seconds:.2f} s")
             batchyard, workers = run_batchyard(
-                csv_path, url, workdir, args.rows, digest, args.workers
+                csv_path, url, workdir, args.rows, digest, args.workers, args.parallel_streams
             )
             print(f"  batchyard: {batchyard.seconds:.2f} s")
             pandas = run_pandas(csv_path, url, args.rows, args.pandas_rows)

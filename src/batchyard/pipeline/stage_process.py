@@ -10,7 +10,7 @@ import asyncio
 
 import pyarrow as pa
 
-from batchyard.domain.batches import Batch, Counts
+from batchyard.domain.batches import Batch, Counts, Operation
 from batchyard.domain.errors import PipelineError
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
@@ -59,13 +59,39 @@ class Processing:
         if self.batch.options.atomic:
             committed = await self._apply_atomically(committed)
         else:
-            for entry in self.manifest.chunks:
-                if entry.index in committed:
-                    continue
-                await raise_if_cancel_requested(self.rec)
-                committed[entry.index] = await asyncio.to_thread(self._apply_one, entry)
-                await self.rec.counts(counts_so_far(self.manifest, committed))
+            await self._apply_in_streams(committed)
         return counts_so_far(self.manifest, committed)
+
+    def _streams(self) -> int:
+        """How many chunks load at once, each in its own transaction (one COPY stream each).
+
+        Only inserts go in parallel: upsert and delete keep input order, on which their rules
+        for a key repeated in different chunks (last upsert wins, first delete succeeds) rely.
+        """
+        if self.batch.operation != Operation.INSERT:
+            return 1
+        return self.batch.options.parallel_streams
+
+    async def _apply_in_streams(self, committed: dict[int, ChunkOutcome]) -> None:
+        pending = iter([e for e in self.manifest.chunks if e.index not in committed])
+        progress = asyncio.Lock()
+
+        async def stream() -> None:
+            for entry in pending:  # shared: each stream takes the next chunk left
+                await raise_if_cancel_requested(self.rec)
+                outcome = await asyncio.to_thread(self._apply_one, entry)
+                async with progress:  # counters only move forward
+                    committed[entry.index] = outcome
+                    await self.rec.counts(counts_so_far(self.manifest, committed))
+
+        streams = [asyncio.create_task(stream()) for _ in range(self._streams())]
+        try:
+            await asyncio.gather(*streams)
+        except BaseException:
+            for task in streams:
+                task.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+            raise
 
     def _load(self, entry: ChunkEntry) -> pa.Table:
         return read_table(self.rec.ctx.blobs, keys.chunk_key(self.batch.id, entry.index))
