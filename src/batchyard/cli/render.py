@@ -111,9 +111,9 @@ def batch_summary(batch: Batch) -> Table:
     if batch.error_message:
         rows.append(("error", f"[red]{batch.error_message}[/]"))
     if batch.download:
-        rows.append(("results url", batch.download.url))
-        rows.append(("failed records url", batch.download.failed_records_url))
-        rows.append(("urls valid until", when(batch.download.validity_ts)))
+        rows.append(("results_url", batch.download.url))
+        rows.append(("failed_records_url", batch.download.failed_records_url))
+        rows.append(("urls_valid_until", when(batch.download.validity_ts)))
     for name, value in rows:
         table.add_row(name, value)
     return table
