@@ -104,3 +104,21 @@ def test_a_batch_left_by_a_killed_worker_finishes_on_the_other(http, deployment,
     assert http.get("/datasets/orders").json()["row_count"] == expected.good
     log = http.get(f"/batches/{batch_id}/log").text
     assert time.monotonic() - started < 120, log
+
+
+def test_serve_with_its_own_worker_runs_the_queue_alone(tmp_path, pg_url):
+    data = tmp_path / "solo"
+    env = queue_env(pg_url, data, BATCHYARD_SERVE_WORKER="true")
+    server = BatchyardServer(data, env=env).start()
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+            assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+            path = tmp_path / "orders.csv"
+            expected = write_orders_csv(path, 5_000, bad_every=50)
+            batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+            assert batch["status"] == "completed", batch
+            assert batch["successful_operations"] == expected.good
+            assert http.get("/datasets/orders").json()["row_count"] == expected.good
+    finally:
+        server.stop()
