@@ -62,8 +62,10 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
     async def delete_batch_job(batch_id: str) -> None:
         await delete_batch_data(ctx, batch_id)
 
+    # No lock on the sweep: a sweep job of a dead worker would hold it forever. Two sweeps at
+    # once are harmless (a retry that lost the race is skipped; an extra batch job is a no-op).
     @app.periodic(cron=f"* * * * * */{settings.queue_sweep_seconds}")
-    @app.task(name=SWEEP, queue=QUEUE, lock="batchyard:sweep")
+    @app.task(name=SWEEP, queue=QUEUE)
     async def sweep(timestamp: int) -> None:
         retried = await retry_stalled_jobs(app, settings.queue_stalled_seconds)
         async with ctx.store.begin() as conn:
@@ -81,8 +83,6 @@ async def retry_stalled_jobs(app: procrastinate.App, stalled_seconds: float) -> 
         queue=QUEUE, seconds_since_heartbeat=stalled_seconds
     )
     for job in stalled:
-        if job.task_name == SWEEP:
-            continue  # the next periodic sweep replaces it
         try:
             await app.job_manager.retry_job(job)
         except ProcrastinateException:
