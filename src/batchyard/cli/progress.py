@@ -71,6 +71,7 @@ class ImportProgress:
         self._upload: TaskID | None = None
         self._records: TaskID | None = None
         self._status: str | None = None
+        self._announced = False
 
     def __enter__(self) -> ImportProgress:
         if self.live:
@@ -89,10 +90,10 @@ class ImportProgress:
     def on_upload(self, sent: int, total: int | None) -> None:
         """SDK upload callback: bytes sent so far of ``total``."""
         if not self.live:
-            if self._upload is None:
+            if not self._announced:
                 size = f" ({decimal(total)})" if total is not None else ""
                 self.console.print(f"uploading {self.name}{size}")
-                self._upload = TaskID(0)
+                self._announced = True
             return
         if self._upload is None:
             self._upload = self._bars.add_task("uploading", total=total, unit="bytes")

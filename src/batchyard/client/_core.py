@@ -34,6 +34,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 #: Upload and download block size: memory stays bounded whatever the file size.
 CHUNK_BYTES = 1 << 20
 SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+#: The server pings its event streams every 15 s: this much silence means the stream is gone.
+SSE_SILENCE_SECONDS = 60.0
 ResultFile = Literal["results", "failed-records"]
 SourceSpec = str | Mapping[str, str | None]
 ProgressCallback = Callable[[Batch], object]
@@ -259,5 +261,7 @@ class Tracker:
         return interval if remaining is None else min(interval, remaining)
 
     def stream_timeout(self, base: httpx.Timeout) -> httpx.Timeout:
-        """Read timeout for the event stream: until the deadline (the server pings every 15s)."""
-        return httpx.Timeout(base.connect, read=self.remaining(), write=base.write, pool=base.pool)
+        """Read timeout for the event stream: a silent stream is dropped for polling."""
+        remaining = self.remaining()
+        read = SSE_SILENCE_SECONDS if remaining is None else min(remaining, SSE_SILENCE_SECONDS)
+        return httpx.Timeout(base.connect, read=read, write=base.write, pool=base.pool)
