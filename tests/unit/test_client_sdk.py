@@ -223,3 +223,47 @@ def test_infer_rejects_unreadable_samples(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="Empty CSV"):
         infer_schema(empty)
+
+
+def _batch(status: str) -> sdk.Batch:
+    body = {
+        "batch": "b1",
+        "dataset": "orders",
+        "operation": "insert",
+        "status": status,
+        "created_ts": 1706196472.292,
+        "updated_ts": 1706196473.552,
+    }
+    return _core.parse_batch(_response(200, body))
+
+
+def test_wait_bookkeeping_reports_each_state_once_and_times_out():
+    seen: list[sdk.Batch] = []
+    tracker = _core.Tracker("b1", None, seen.append)
+    assert tracker.update(_batch("processing")) is False
+    assert tracker.update(_batch("processing")) is False  # unchanged: not reported again
+    assert tracker.update(_batch("completed")) is True
+    assert [b.status for b in seen] == ["processing", "completed"]
+    assert seen[0].created_ts.isoformat() == "2024-01-25T15:27:52.292000+00:00"
+
+    expired = _core.Tracker("b1", 0, None)
+    with pytest.raises(sdk.WaitTimeout, match="still processing after 0s"):
+        expired.update(_batch("processing"))
+    assert expired.update(_batch("failed")) is True  # a terminal state is never a timeout
+
+
+def test_cli_maps_sdk_errors_to_exit_codes():
+    import typer
+
+    from batchyard.cli.connection import ExitCode, connect, outcome
+
+    for error, code in [
+        (sdk.WaitTimeout(), 5),
+        (sdk.BatchNotFound(), 1),
+        (sdk.TransportError(), 1),
+    ]:
+        with pytest.raises(typer.Exit) as stopped, connect("http://127.0.0.1:9", "t"):
+            raise error
+        assert stopped.value.exit_code == code
+    assert outcome(_batch("completed")) == ExitCode.OK
+    assert outcome(_batch("cancelled")) == ExitCode.NOT_COMPLETED
