@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -95,3 +96,20 @@ async def test_other_users_get_no_link(acc: Accounts) -> None:
     response = await acc.call("bob", "GET", f"/batches/{batch_id}", params={"download": "true"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "batch_not_found"
+
+
+async def test_signatures_are_compared_in_constant_time(
+    acc: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = await completed(acc, "alice")
+    path, query = path_and_query(str((await signed(acc, "alice", batch_id))["url"]))
+    compared: list[bytes] = []
+    original = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append(b)
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert (await fetch(acc, path, query))[0] == 200
+    assert query["signature"].encode() in compared
