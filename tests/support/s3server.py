@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from support.servers import free_port
+from .servers import free_port
 
 ACCESS_KEY = "batchyard-test-key"
 SECRET_KEY = "batchyard-test-secret-0123456789"

@@ -35,9 +35,12 @@ async def put_table(blobs: BlobStore, key: str, table: pa.Table) -> None:
 
 
 def read_table(blobs: BlobStore, key: str) -> pa.Table:
-    """Read a table written by put_table (call from a worker thread)."""
-    with blobs.open_reader(key) as reader:
-        return pa.ipc.open_file(pa.PythonFile(reader, mode="r")).read_all()
+    """Read a table written by put_table (call from a worker thread).
+
+    The table is loaded whole either way, so the object is fetched in one request and the
+    table's columns point into that buffer rather than being copied out of it.
+    """
+    return pa.ipc.open_file(pa.py_buffer(blobs.read_whole(key))).read_all()
 
 
 async def read_bytes(blobs: BlobStore, key: str) -> bytes:

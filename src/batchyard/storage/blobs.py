@@ -231,6 +231,17 @@ class BlobStore:
         file = obstore.open_reader(self._store, key, buffer_size=REMOTE_READ_BUFFER_BYTES)
         return io.BufferedReader(_ObjectRaw(file), buffer_size=REMOTE_READ_BUFFER_BYTES)
 
+    def read_whole(self, key: str) -> memoryview:
+        """The whole object in one request, for objects loaded whole anyway (staged chunks).
+
+        A remote store answers one GET instead of the many ranged reads a seekable reader makes;
+        the view shares obstore's buffer (no copy). Call from a worker thread.
+        """
+        path = self.local_path(key)
+        if path is not None:
+            return memoryview(path.read_bytes())
+        return memoryview(obstore.get(self._store, key).bytes())
+
     async def read_stream(self, key: str) -> AsyncIterator[bytes]:
         """The object's bytes in order, for streaming HTTP responses."""
         check_key(key)

@@ -1,0 +1,129 @@
+"""The same import on local-disk storage and on S3 (SeaweedFS on loopback), side by side.
+
+Measures what moving every object (upload, staged chunks, results) to an S3-compatible server
+costs, and that memory stays flat either way. The local-disk run is the baseline of this run.
+
+    uv run python -m benchmarks.s3_import --rows 1000000
+
+Reported per mode: upload → completed wall time, records per second, the server's peak RSS
+(VmHWM), and the time to fetch the results file through the ``?download=true`` link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from tests.support.s3server import STORAGE_BUCKET, S3Server
+from tests.support.servers import ADMIN_TOKEN, BatchyardServer
+
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+
+TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    seconds: float
+    download_seconds: float
+    peak_rss_bytes: int
+    rows: int
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            yield block
+
+
+def run_import(
+    name: str, csv_path: Path, data_dir: Path, rows: int, env: dict[str, str]
+) -> Measurement:
+    """Upload (streamed) → completed, then GET the results through the signed download link."""
+    server = BatchyardServer(data_dir, env=env).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
+        ) as http:
+            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            started = time.perf_counter()
+            created = http.post(
+                "/batches",
+                params={"dataset": "orders", "format": "csv"},
+                content=_file_chunks(csv_path),
+            )
+            created.raise_for_status()
+            batch_id = created.json()["batch"]
+            while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
+                time.sleep(0.2)
+            seconds = time.perf_counter() - started
+            if batch["status"] != "completed" or batch["successful_operations"] != rows:
+                raise RuntimeError(f"{name}: the import did not complete: {batch}")
+            _print_stage_times(name, http, batch_id)
+            link = http.get(f"/batches/{batch_id}", params={"download": "true"}).json()["download"]
+            started = time.perf_counter()
+            with httpx.stream("GET", link["url"], timeout=600) as response:
+                response.raise_for_status()
+                for _ in response.iter_bytes(1 << 20):
+                    pass
+            download_seconds = time.perf_counter() - started
+        return Measurement(name, seconds, download_seconds, server.peak_rss_bytes(), rows)
+    finally:
+        server.stop()
+
+
+def _print_stage_times(name: str, http: httpx.Client, batch_id: str) -> None:
+    """Where the time went, from the batch's own history (oldest first)."""
+    history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
+    stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
+    print(f"  {name}: stages (from the batch history)")
+    for (status, start), (_, end) in itertools.pairwise(stamps):
+        print(f"    {status:<16} {end - start:8.2f} s")
+
+
+def report(measurements: list[Measurement], size_bytes: int) -> None:
+    baseline = measurements[0]
+    print()
+    print(f"{baseline.rows:,} records, {size_bytes / 1e6:,.0f} MB CSV")
+    header = (
+        f"{'':<20} {'seconds':>9} {'records/s':>12} {'peak RSS MB':>12} "
+        f"{'x local':>8} {'results GET s':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for m in measurements:
+        print(
+            f"{m.name:<20} {m.seconds:9.2f} {m.rows / m.seconds:12,.0f} "
+            f"{m.peak_rss_bytes / 2**20:12,.0f} {m.seconds / baseline.seconds:7.2f}x "
+            f"{m.download_seconds:14.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="batchyard-bench-s3-") as tmp:
+        workdir = Path(tmp)
+        csv_path = workdir / "orders.csv"
+        print(f"generating {args.rows:,} records …")
+        write_orders_csv(csv_path, args.rows, bad_every=0)
+        local = run_import("local disk", csv_path, workdir / "local", args.rows, {})
+        s3 = S3Server(workdir / "s3").start()
+        try:
+            env = {**s3.env, "BATCHYARD_STORAGE_URL": f"s3://{STORAGE_BUCKET}/bench"}
+            remote = run_import("S3 (SeaweedFS)", csv_path, workdir / "s3-mode", args.rows, env)
+        finally:
+            s3.stop()
+        report([local, remote], csv_path.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()
