@@ -125,6 +125,11 @@ def import_batch(
     Bars for upload bytes then records on a terminal (plain lines otherwise), then a summary.
     """
     path, urls = _split_inputs(inputs)
+    if urls and hash == "auto":
+        raise typer.BadParameter(
+            "'auto' applies to an uploaded local file, not to URLs",
+            param_hint="--hash",
+        )
     common: dict[str, Any] = {
         "format": format,
         "operation": operation,

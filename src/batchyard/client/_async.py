@@ -163,8 +163,11 @@ class AsyncIngest:
         timeout = tracker.stream_timeout(self._http.timeout)
         path = _core.events_path(tracker.batch_id)
         try:
-            async with _stream(self._http, path, headers=SSE_HEADERS, timeout=timeout) as response:
-                async for event in EventSource(response).aiter_sse():
+            async with (
+                _stream(self._http, path, headers=SSE_HEADERS, timeout=timeout) as response,
+                contextlib.aclosing(EventSource(response).aiter_sse()) as events,
+            ):
+                async for event in events:
                     batch = _core.batch_from_event(event, tracker.batch_id)
                     if batch is not None and tracker.update(batch):
                         return batch
