@@ -155,6 +155,13 @@ async def test_async_sources_idempotency_and_datasets(sdk, orders_csv):
         again = await sdk.ingest.create_batch("orders", sources=[url], idempotency_key="k-1")
         assert again.id == first.id and first.sources[0].url == url
         done = await sdk.ingest.wait(first.id, timeout=120)
+        wrong = await sdk.ingest.create_batch(
+            "orders", sources=[{"url": url, "sha256": "0" * 64}], operation="upsert"
+        )
+        mismatch = await sdk.ingest.wait(wrong.id, timeout=120)
+    assert mismatch.status == BatchStatus.HASH_MISMATCH and not mismatch.succeeded
+    bad_upload = await sdk.ingest.create_batch("orders", file=orders_csv, hash="f" * 64)
+    assert (await sdk.ingest.wait(bad_upload.id, timeout=120)).status == "hash_mismatch"
     assert done.successful_operations == 2970
 
     dataset = await sdk.datasets.get("orders")
