@@ -214,6 +214,13 @@ def test_infer_gzip_jsonl_and_parquet_alike(tmp_path):
     ]
 
 
+def test_infer_reads_a_file_object_and_leaves_it_open():
+    sample = io.BytesIO(CSV.encode())
+    schema = infer_schema(sample, "from_memory")
+    assert schema.name == "from_memory" and len(schema.columns) == 8
+    assert not sample.closed
+
+
 def test_infer_rejects_unreadable_samples(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"a": 1}\n{"a": \n')

@@ -7,6 +7,7 @@ except an ``id`` primary key, since a sample cannot prove a later record has no 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -53,10 +54,11 @@ def infer_schema(
     )
 
 
-def _open(file: FileArg) -> BinaryIO:
+def _open(file: FileArg) -> contextlib.AbstractContextManager[BinaryIO]:
+    """The file to read: a path is opened (and closed); a caller's file object stays open."""
     if isinstance(file, str | os.PathLike):
         return Path(file).open("rb")
-    return file
+    return contextlib.nullcontext(file)
 
 
 def _read_sample(source: BinaryIO, sample_bytes: int) -> pa.Table:
