@@ -144,3 +144,19 @@ async def test_token_check_is_constant_time(acc: Accounts, monkeypatch: pytest.M
     monkeypatch.setattr(hmac, "compare_digest", spy)
     assert (await acc.call("admin", "GET", "/me")).status_code == 200
     assert compared, "the token's hash was not compared with hmac.compare_digest"
+
+
+async def test_listing_follows_the_roles_dataset_scope(acc: Accounts) -> None:
+    role = {
+        "name": "orders_watcher",
+        "statements": [
+            {"actions": ["create_batch", "get_batch"]},
+            {"actions": ["list_batches"], "datasets": ["order*"]},
+        ],
+    }
+    assert (await acc.call("admin", "POST", "/roles", json=role)).status_code == 201
+    await acc.add_user("watcher", "orders_watcher")
+    orders = await acc.upload("watcher")
+    await acc.upload("watcher", dataset="items")
+    listed = (await acc.call("watcher", "GET", "/batches")).json()["batches"]
+    assert [b["batch"] for b in listed] == [orders["batch"]]

@@ -103,6 +103,16 @@ class Role:
         """Whether ``action`` is allowed; with ``dataset=None``, on at least some dataset."""
         return any(s.allows(action, dataset) for s in self.statements)
 
+    def dataset_scope(self, action: Action) -> tuple[str, ...] | None:
+        """The dataset patterns ``action`` is allowed on; None when it is allowed on every one."""
+        patterns: list[str] = []
+        for statement in self.statements:
+            if statement.allows(action, None):
+                if statement.datasets is None:
+                    return None
+                patterns.extend(statement.datasets)
+        return tuple(patterns)
+
 
 def check_role_name(name: str) -> str:
     if not ROLE_NAME.match(name):

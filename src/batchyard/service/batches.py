@@ -288,6 +288,7 @@ async def list_batches(
             dataset=dataset,
             limit=limit,
             cursor=cursor,
+            dataset_patterns=principal.grants.dataset_scope(Action.LIST_BATCHES),
         )
 
 

@@ -12,6 +12,7 @@ import binascii
 import bisect
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -110,17 +111,20 @@ async def list_batches(
     dataset: str | None,
     limit: int,
     cursor: str | None,
+    dataset_patterns: Sequence[str] | None = None,
 ) -> tuple[list[Batch], str | None]:
     """One page of batches, newest first, and the cursor of the next page (None: last page).
 
     Keyset pagination on (created_ts, id): pages neither repeat nor skip batches created while a
-    client pages through.
+    client pages through. ``dataset_patterns`` (``*`` wildcards) limits the datasets listed.
     """
     if limit < 1:
         raise InvalidRequest("limit must be at least 1")
     query = sa.select(batches)
     if owner_id is not None:
         query = query.where(batches.c.owner_id == owner_id)
+    if dataset_patterns is not None:
+        query = query.where(sa.or_(sa.false(), *map(_dataset_like, dataset_patterns)))
     if status is not None:
         query = query.where(batches.c.status == status.value)
     if dataset is not None:
@@ -134,6 +138,12 @@ async def list_batches(
     page = [batch_from_row(row) for row in rows[:limit]]
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
     return page, next_cursor
+
+
+def _dataset_like(pattern: str) -> sa.ColumnElement[bool]:
+    """A role's dataset pattern as SQL LIKE: ``*`` is any run, every other character literal."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return batches.c.dataset.like(escaped.replace("*", "%"), escape="\\")
 
 
 def _encode_cursor(last: Batch) -> str:
