@@ -103,3 +103,15 @@ def test_unreachable_server_is_a_transport_error(backend):
         pytest.raises(TransportError, match="Could not talk to the server"),
     ):
         client.datasets.list()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_wait_ends_with_a_transport_error_when_the_server_dies(server, orders_csv):
+    with Client(ADMIN_TOKEN, server.url, timeout=10) as client:
+        batch = client.ingest.create_batch("orders", file=orders_csv)
+
+        def crash(_: Batch) -> None:
+            server.kill()
+
+        with pytest.raises(TransportError):
+            client.ingest.wait(batch.id, timeout=120, on_progress=crash)
