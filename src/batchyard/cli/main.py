@@ -68,7 +68,9 @@ def serve(
     from batchyard.settings import Settings
 
     overrides: dict[str, object] = {} if data_dir is None else {"data_dir": data_dir}
-    settings = Settings(**overrides, serve_worker=not no_worker)  # type: ignore[arg-type]
+    if no_worker:  # only when given: BATCHYARD_SERVE_WORKER=false means the same
+        overrides["serve_worker"] = False
+    settings = Settings(**overrides)  # type: ignore[arg-type]
     if no_worker and settings.runner != "queue":
         raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
     logging.basicConfig(
