@@ -36,8 +36,12 @@ def _split(path: Path, parts: int, rows: int) -> list[Path]:
     return paths
 
 
+#: Kills per test: enough to land in every stage, few enough to finish on 2 busy cores.
+MAX_KILLS = 5
+
+
 class Killer(threading.Thread):
-    """Kills a random worker every 1-4 s with SIGKILL and starts it again."""
+    """Kills a random worker every 2-5 s with SIGKILL and starts it again, MAX_KILLS times."""
 
     def __init__(self, workers: list[WorkerProcess], seed: int) -> None:
         super().__init__(daemon=True)
@@ -47,7 +51,7 @@ class Killer(threading.Thread):
         self.kills = 0
 
     def run(self) -> None:
-        while not self.done.wait(self.rng.uniform(1.0, 4.0)):
+        while self.kills < MAX_KILLS and not self.done.wait(self.rng.uniform(2.0, 5.0)):
             worker = self.rng.choice(self.workers)
             worker.kill()
             self.kills += 1
