@@ -107,6 +107,8 @@ def test_import_download_and_delete_in_s3_mode(
     assert sum(r["outcome"] == "failed" for r in rows) == len(expected.bad)
     failed = fetch_by_link(s3_http, batch_id, "failed_records_url")
     assert len(list(csv.DictReader(failed.text.splitlines()))) == len(expected.bad)
+    through_api = s3_http.get(f"/batches/{batch_id}/results")  # with the token, via the API
+    assert through_api.status_code == 200 and through_api.text == results.text
 
     link = s3_http.get(f"/batches/{batch_id}", params={"download": "true"}).json()["download"]
     assert link["validity_ts"] == pytest.approx(time.time() + DOWNLOAD_TTL, abs=3)
