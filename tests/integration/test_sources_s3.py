@@ -32,6 +32,10 @@ def s3(s3_env: S3Server, s3_prefix: str) -> S3Sources:
     return S3Sources(S3Connection(s3_env.endpoint), frozenset({SOURCE_BUCKET}))
 
 
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
 async def copy(s3: S3Sources, tmp_path: Path, *urls: str | Source, **kw: int) -> list[CopiedSource]:
     async def log(message: str) -> None:
         pass
@@ -95,4 +99,4 @@ async def test_copy_failures_are_precise(s3: S3Sources, s3_prefix: str, tmp_path
         await copy(s3, tmp_path, Source(f"{base}/in/a.csv", "0" * 64))
     with pytest.raises(PayloadTooLarge):
         await copy(s3, tmp_path, f"{base}/in/a.csv", max_bytes=10)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # failed copies leave nothing
+    assert files_under(tmp_path) == []  # failed copies leave nothing behind
