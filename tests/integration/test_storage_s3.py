@@ -82,6 +82,8 @@ async def test_failed_or_mismatching_writes_leave_no_object(
 
     assert s3_env.keys(STORAGE_BUCKET, f"{s3_prefix}/") == []
     assert not await blobs.exists("batches/b1/input/0")
+    pending = s3_env.client().list_multipart_uploads(Bucket=STORAGE_BUCKET, Prefix=s3_prefix)
+    assert pending.get("Uploads", []) == []  # the multipart upload was aborted, not left behind
 
 
 async def test_delete_prefix_removes_whole_segments_only(
