@@ -43,7 +43,11 @@ def server(
 
 @pytest.fixture
 def env(server: BatchyardServer) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_")}
+    # Only the pty decides whether output is a terminal: no inherited color or tty overrides.
+    overrides = {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("BATCHYARD_") and k not in overrides
+    }
     return {
         **clean,
         "BATCHYARD_URL": server.url,

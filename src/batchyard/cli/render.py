@@ -27,14 +27,10 @@ PLAIN_WIDTH = 200
 def console(stderr: bool = False) -> Console:
     """The stdout (or stderr) console: colors and boxes only on a terminal."""
     stream = sys.stderr if stderr else sys.stdout
-    terminal = stream.isatty()
-    return Console(
-        file=stream,
-        width=None if terminal else PLAIN_WIDTH,
-        no_color=not terminal,
-        highlight=False,
-        soft_wrap=not terminal,
-    )
+    live = Console(file=stream, highlight=False)  # rich decides: isatty, FORCE_COLOR, TTY_*
+    if live.is_terminal:
+        return live
+    return Console(file=stream, width=PLAIN_WIDTH, no_color=True, highlight=False, soft_wrap=True)
 
 
 def show(renderable: Any, stderr: bool = False) -> None:
