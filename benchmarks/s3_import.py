@@ -47,8 +47,9 @@ def run_import(
     name: str, csv_path: Path, data_dir: Path, rows: int, env: dict[str, str]
 ) -> Measurement:
     """Upload (streamed) → completed, then GET the results through the signed download link."""
-    server = BatchyardServer(data_dir, env=env).start()
+    server = BatchyardServer(data_dir, env=env)
     try:
+        server.start()
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:

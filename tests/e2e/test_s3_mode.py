@@ -51,8 +51,9 @@ def s3_http(
     if backend == "postgresql":
         pg_url = str(request.getfixturevalue("pg_url"))
         env["BATCHYARD_DATABASE_URL"] = pg_url.replace("postgresql://", "postgresql+psycopg://")
-    server = BatchyardServer(tmp_path / "data", env=env).start()
+    server = BatchyardServer(tmp_path / "data", env=env)
     try:
+        server.start()
         with client_for(server) as http:
             assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
             yield http
@@ -195,9 +196,11 @@ def test_api_and_worker_share_only_postgresql_and_s3(
     # Separate data directories: no path on disk is shared between the two processes.
     api_dir, worker_dir = tmp_path / "api", tmp_path / "worker"
     env = queue_env(pg_url, api_dir, **s3_deployment(s3_env, s3_prefix))
-    api = BatchyardServer(api_dir, env=env).start()
-    worker = WorkerProcess(worker_dir, env, "worker").start()
+    api = BatchyardServer(api_dir, env=env)
+    worker = WorkerProcess(worker_dir, env, "worker")
     try:
+        api.start()
+        worker.start()
         with client_for(api) as http:
             assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
             path = tmp_path / "orders.csv"

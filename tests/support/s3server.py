@@ -124,9 +124,13 @@ class S3Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
-        for bucket in (STORAGE_BUCKET, SOURCE_BUCKET, FORBIDDEN_BUCKET):
-            self.client().create_bucket(Bucket=bucket)
+        try:
+            self._wait_ready()
+            for bucket in (STORAGE_BUCKET, SOURCE_BUCKET, FORBIDDEN_BUCKET):
+                self.client().create_bucket(Bucket=bucket)
+        except BaseException:
+            self.stop()  # never leave a server behind that nobody will stop
+            raise
         return self
 
     def _wait_ready(self) -> None:
