@@ -25,9 +25,10 @@ from batchyard.store import batches as batch_rows
 logger = logging.getLogger("batchyard.pipeline")
 
 
-#: Attempts at removing a batch's objects in one go, and the longest wait between two.
-ATTEMPTS = 6
-MAX_WAIT_SECONDS = 10.0
+#: Attempts at removing a batch's objects in one go (about two minutes of waits in all), and
+#: the longest wait between two.
+ATTEMPTS = 10
+MAX_WAIT_SECONDS = 30.0
 
 
 async def delete_batch_data(ctx: PipelineContext, batch_id: str) -> None:
