@@ -12,16 +12,17 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from batchyard.domain.errors import BatchyardError, InvalidRequest
 from batchyard.domain.permissions import Action, Statement
-from batchyard.service import users
-from batchyard.service.auth import load_secret
-from batchyard.settings import Settings
-from batchyard.store.database import MetadataStore
+
+if TYPE_CHECKING:
+    from batchyard.service.users import IssuedToken
+    from batchyard.store.database import MetadataStore
 
 T = TypeVar("T")
 
@@ -51,13 +52,21 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings() if data_dir is None else Settings(data_dir=data_dir)
+def _users() -> ModuleType:
+    """The account use cases, imported on first use: every ``batchyard`` command (client ones
+    included) loads this module, and the database stack behind it costs seconds to import."""
+    from batchyard.service import users
+
+    return users
 
 
 def _run(data_dir: Path | None, work: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
     """Open the configured store, run ``work``, and turn domain errors into a clean exit."""
-    settings = _settings(data_dir)
+    from batchyard.service.auth import load_secret
+    from batchyard.settings import Settings
+    from batchyard.store.database import MetadataStore
+
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
 
     async def main() -> T:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +87,7 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
 
 
-def _print_token(token: users.IssuedToken) -> None:
+def _print_token(token: IssuedToken) -> None:
     typer.echo(f"token id: {token.token_id}   expires: {_when(token.expires_ts)}", err=True)
     typer.echo("The token is shown only now; store it safely:", err=True)
     typer.echo(token.token)
@@ -94,7 +103,8 @@ def create_user(
     """Create a user and print their first token (shown once, on stdout)."""
     seconds = parse_duration(expires) if expires else None
     _, token = _run(
-        data_dir, lambda store, key: users.create_user(store, key, name, role, expires_in=seconds)
+        data_dir,
+        lambda store, key: _users().create_user(store, key, name, role, expires_in=seconds),
     )
     typer.echo(f"created user {name!r} with role {role!r}", err=True)
     _print_token(token)
@@ -103,7 +113,7 @@ def create_user(
 @users_app.command("list")
 def list_users(data_dir: DataDir = None) -> None:
     """Every user, their role and whether they are disabled."""
-    found = _run(data_dir, lambda store, _key: users.list_users(store))
+    found = _run(data_dir, lambda store, _key: _users().list_users(store))
     typer.echo(f"{'NAME':<24} {'ROLE':<16} {'STATE':<9} CREATED")
     for user in found:
         state = "disabled" if user.disabled else "active"
@@ -113,14 +123,14 @@ def list_users(data_dir: DataDir = None) -> None:
 @users_app.command("disable")
 def disable_user(name: str, data_dir: DataDir = None) -> None:
     """Disable a user: every token of theirs stops working at once."""
-    _run(data_dir, lambda store, _key: users.set_disabled(store, name, disabled=True))
+    _run(data_dir, lambda store, _key: _users().set_disabled(store, name, disabled=True))
     typer.echo(f"disabled user {name!r}")
 
 
 @users_app.command("enable")
 def enable_user(name: str, data_dir: DataDir = None) -> None:
     """Enable a disabled user again."""
-    _run(data_dir, lambda store, _key: users.set_disabled(store, name, disabled=False))
+    _run(data_dir, lambda store, _key: _users().set_disabled(store, name, disabled=False))
     typer.echo(f"enabled user {name!r}")
 
 
@@ -129,7 +139,7 @@ def create_token(name: str, expires: Expires = None, data_dir: DataDir = None) -
     """Issue another token for user NAME (shown once, on stdout)."""
     seconds = parse_duration(expires) if expires else None
     token = _run(
-        data_dir, lambda store, key: users.create_token(store, key, name, expires_in=seconds)
+        data_dir, lambda store, key: _users().create_token(store, key, name, expires_in=seconds)
     )
     _print_token(token)
 
@@ -140,7 +150,7 @@ def list_tokens(
     data_dir: DataDir = None,
 ) -> None:
     """Token ids with their owner and validity (never the tokens themselves)."""
-    found = _run(data_dir, lambda store, _key: users.list_tokens(store, name))
+    found = _run(data_dir, lambda store, _key: _users().list_tokens(store, name))
     typer.echo(f"{'TOKEN ID':<36}  {'USER':<16} {'EXPIRES':<21} REVOKED")
     for t in found:
         typer.echo(
@@ -151,7 +161,7 @@ def list_tokens(
 @tokens_app.command("revoke")
 def revoke_token(token_id: str, data_dir: DataDir = None) -> None:
     """Revoke a token by its id (see `tokens list`): it stops working at once."""
-    _run(data_dir, lambda store, _key: users.revoke_token(store, token_id))
+    _run(data_dir, lambda store, _key: _users().revoke_token(store, token_id))
     typer.echo(f"revoked token {token_id}")
 
 
@@ -196,7 +206,7 @@ def create_role(
     parsed = _statements(allow or [], dataset or [], statement or [])
     _run(
         data_dir,
-        lambda store, _key: users.create_role(
+        lambda store, _key: _users().create_role(
             store, name, parsed, sees_all_batches=sees_all_batches
         ),
     )
@@ -206,7 +216,7 @@ def create_role(
 @roles_app.command("list")
 def list_roles(data_dir: DataDir = None) -> None:
     """Built-in and custom roles with their statements."""
-    for role in _run(data_dir, lambda store, _key: users.list_roles(store)):
+    for role in _run(data_dir, lambda store, _key: _users().list_roles(store)):
         kind = "built-in" if role.builtin else "custom"
         scope = ", sees all batches" if role.sees_all_batches else ""
         typer.echo(f"{role.name} ({kind}{scope})")
