@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -25,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
 TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
 BASELINE_DDL = (
@@ -118,21 +119,21 @@ def _print_stage_times(http: httpx.Client, batch_id: str) -> None:
     history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
     stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
     print("  batchyard stages (from the batch history):")
-    for (status, start), (_, end) in zip(stamps, stamps[1:], strict=False):
+    for (status, start), (_, end) in itertools.pairwise(stamps):
         print(f"    {status:<16} {end - start:8.2f} s")
 
 
 def report(measurements: list[Measurement], baseline: Measurement, size_bytes: int) -> None:
     print()
     print(f"{baseline.rows:,} records, {size_bytes / 1e6:,.0f} MB CSV")
-    header = f"{'':<32} {'seconds':>9} {'records/s':>12} {'peak RSS MB':>12} {'× baseline':>11}"
+    header = f"{'':<32} {'seconds':>9} {'records/s':>12} {'peak RSS MB':>12} {'x baseline':>11}"
     print(header)
     print("-" * len(header))
     for m in measurements:
         ratio = m.seconds / baseline.seconds
         print(
             f"{m.name:<32} {m.seconds:9.2f} {m.rows / m.seconds:12,.0f} "
-            f"{m.peak_rss_bytes / 2**20:12,.0f} {ratio:10.2f}×"
+            f"{m.peak_rss_bytes / 2**20:12,.0f} {ratio:10.2f}x"
         )
 
 

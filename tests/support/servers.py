@@ -61,7 +61,7 @@ class BatchyardServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
@@ -70,6 +70,7 @@ class BatchyardServer:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.kill()  # never leave a half-started server behind a failed fixture
         raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
 
     def peak_rss_bytes(self) -> int:

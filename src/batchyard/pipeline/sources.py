@@ -274,7 +274,7 @@ class _Copier:
         """One attempt: follow redirects by hand so every hop passes the address check."""
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            await _check_address(current, allow_private=self.allow_private)
+            await check_address(current, allow_private=self.allow_private)
             async with self.client.stream("GET", current, follow_redirects=False) as response:
                 location = response.headers.get("location")
                 if response.status_code not in _REDIRECT_CODES or not location:
@@ -330,7 +330,7 @@ async def _read_blocks(handle: IO[bytes]) -> AsyncIterator[bytes]:
         yield block
 
 
-async def _check_address(url: str, *, allow_private: bool) -> None:
+async def check_address(url: str, *, allow_private: bool) -> None:
     """Refuse hosts that resolve to this machine or its networks (DESIGN invariant 5)."""
     if allow_private:
         return

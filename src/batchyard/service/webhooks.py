@@ -27,7 +27,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from batchyard.domain.batches import Batch, LogLevel, now
 from batchyard.domain.errors import BatchNotFound, InvalidRequest
-from batchyard.pipeline.sources import _check_address  # the SSRF guard URL sources use
+from batchyard.pipeline.sources import check_address  # the SSRF guard URL sources use
 from batchyard.service.container import Services
 from batchyard.service.users import derive_webhook_secret
 from batchyard.store import batches as batch_rows
@@ -143,7 +143,7 @@ class Deliverer:
     async def _attempt(self, batch: Batch, url: str, secret: str, body: bytes, number: int) -> None:
         shown = f"Webhook to {_shown(url)} (attempt {number}/{self.svc.settings.webhook_attempts})"
         try:
-            await _check_address(url, allow_private=self.svc.settings.allow_private_sources)
+            await check_address(url, allow_private=self.svc.settings.allow_private_sources)
             stamp = int(time.time())
             response = await self.http.post(
                 url,
