@@ -118,6 +118,7 @@ def run_batchyard(
         server.start()
         for worker in pool:
             worker.start()
+        wait_for_workers(url, workers)
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
@@ -152,6 +153,23 @@ def run_batchyard(
         for worker in pool:
             worker.stop()
         server.stop()
+
+
+def wait_for_workers(url: str, count: int, within: float = 120) -> None:
+    """Start the clock only once every worker has registered (their start-up is not the import)."""
+    deadline = time.monotonic() + within
+    while True:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'procrastinate_workers'"
+            ).fetchone()
+            registered = row[0] and conn.execute("SELECT count(*) FROM procrastinate_workers")
+            ready = registered and (registered.fetchone() or (0,))[0] >= count
+        if ready or count == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} worker(s) did not start within {within} s")
+        time.sleep(0.2)
 
 
 def print_stage_times(http: httpx.Client, batch_id: str) -> None:
