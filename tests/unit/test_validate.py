@@ -279,3 +279,25 @@ def test_many_bad_values_in_a_large_column() -> None:
     result = validate_chunk(raw, dataset({"name": "v", "type": "integer"}))
     assert result.errors["record_number"].to_pylist() == [6, 778, 20_000]
     assert result.valid.num_rows == 19_997
+
+
+@pytest.mark.parametrize(
+    ("head", "utc_hour"), [("2024-01-05 10:00:00", 10), ("2024-01-05T10:00:00+02:00", 8)]
+)
+def test_timestamp_column_mixing_kinds_after_the_first_values_is_read_value_by_value(
+    head: str, utc_hour: int
+) -> None:
+    """Which cast is tried first depends on the first values; the outcome must not."""
+    values = [head] * 2_000 + ["2024-01-05T10:00:00Z", "2024-01-05 12:00:00", "not a time"]
+    table = dataset({"name": "ts", "type": "timestamp"})
+    checked = validate_chunk(raw_chunk({"ts": values}), table)
+
+    typed = checked.valid["ts"].to_pylist()
+    first = dt.datetime(2024, 1, 5, utc_hour, tzinfo=UTC)
+    assert typed[:2_000] == [first] * 2_000
+    assert typed[2_000:] == [
+        dt.datetime(2024, 1, 5, 10, tzinfo=UTC),
+        dt.datetime(2024, 1, 5, 12, tzinfo=UTC),
+    ]
+    assert checked.errors["record_number"].to_pylist() == [2_003]
+    assert checked.errors["code"].to_pylist() == ["invalid_timestamp"]

@@ -38,6 +38,10 @@ _TIMESTAMP = (
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 )
 _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+#: A time of day followed by a zone: what an aware timestamp's text ends with.
+_TIME_WITH_OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+#: How many leading values decide which cast is tried first.
+_SAMPLE = 1024
 _HEX = "[0-9a-f]"
 _UUID_CANONICAL = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _UUID_ANY = (
@@ -232,16 +236,29 @@ def fast_cast(values: Arr, column: Column) -> Arr | None:
     ):
         return None  # arrow reads hex; we do not
     if ctype == ColumnType.TIMESTAMP:
-        # All with an offset, or all naive (taken as UTC); a mix goes the slow way.
-        aware = _try_cast(values, _TIMESTAMP_UTC)
-        naive = _try_cast(values, pa.timestamp("us")) if aware is None else None
-        return aware if naive is None else pc.cast(naive, _TIMESTAMP_UTC)
+        return _fast_timestamp(values)
     typed = _try_cast(values, arrow_type(column))
     if typed is None:
         return None
     if ctype == ColumnType.FLOAT and pc.any(overflowed(values, typed)).as_py():
         return None
     return typed
+
+
+def _fast_timestamp(values: Arr) -> Arr | None:
+    """All with an offset, or all naive (taken as UTC); a mix goes the slow way.
+
+    A failed cast costs about as much as a whole one, so the kind the first values show is
+    tried first: naive text no longer pays for a failed aware cast on every chunk.
+    """
+    head = values.slice(0, _SAMPLE)
+    aware_first = pc.any(pc.match_substring_regex(head, _TIME_WITH_OFFSET)).as_py()
+    order = (_TIMESTAMP_UTC, pa.timestamp("us"))
+    for target in order if aware_first else reversed(order):
+        typed = _try_cast(values, target)
+        if typed is not None:
+            return typed if target == _TIMESTAMP_UTC else pc.cast(typed, _TIMESTAMP_UTC)
+    return None
 
 
 def _try_cast(values: Arr, target: pa.DataType) -> Arr | None:
