@@ -15,8 +15,6 @@ worker; psql's from GNU time), and each time's ratio to ``psql \\copy``. ``panda
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -32,13 +30,11 @@ import pandas as pd
 import psycopg
 import sqlalchemy as sa
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
-from tests.support.uploads import file_chunks
 from tests.support.workers import WorkerProcess, queue_env
 
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from benchmarks.sqlite_import import Measurement, report, sha256_of
+from benchmarks.harness import Measurement, print_stage_times, report, sha256_of, timed_import
 
-TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
 PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 #: The table batchyard creates for ORDERS_SCHEMA, so every contender loads into the same thing.
 BASELINE_DDL = (
@@ -123,24 +119,9 @@ def run_batchyard(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            started = time.perf_counter()
-            created = http.post(
-                "/batches",
-                params={
-                    "dataset": "orders",
-                    "format": "csv",
-                    "hash": digest,
-                    "options": json.dumps({"parallel_streams": streams}),
-                },
-                content=file_chunks(csv_path),
+            batch_id, seconds = timed_import(
+                http, csv_path, rows, digest=digest, options={"parallel_streams": streams}
             )
-            created.raise_for_status()
-            batch_id = created.json()["batch"]
-            while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
-                time.sleep(0.1)
-            seconds = time.perf_counter() - started
-            if batch["status"] != "completed" or batch["successful_operations"] != rows:
-                raise RuntimeError(f"batchyard did not complete the import: {batch}")
             print_stage_times(http, batch_id)
         label = f"batchyard ({workers} worker{'s' * (workers != 1)})" if workers else "batchyard"
         total = Measurement(f"{label} upload → completed", seconds, server.peak_rss_bytes(), rows)
@@ -170,15 +151,6 @@ def wait_for_workers(url: str, count: int, within: float = 120) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{count} worker(s) did not start within {within} s")
         time.sleep(0.2)
-
-
-def print_stage_times(http: httpx.Client, batch_id: str) -> None:
-    """Where the time went, from the batch's own history (oldest first)."""
-    history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
-    stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
-    print("  batchyard stages (from the batch history):")
-    for (status, start), (_, end) in itertools.pairwise(stamps):
-        print(f"    {status:<16} {end - start:8.2f} s")
 
 
 def main() -> None:

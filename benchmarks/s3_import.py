@@ -12,10 +12,8 @@ Reported per mode: upload → completed wall time, records per second, the serve
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +22,7 @@ from tests.support.s3server import STORAGE_BUCKET, S3Server
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-
-TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
+from benchmarks.harness import print_stage_times, timed_import
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,6 @@ class Measurement:
     download_seconds: float
     peak_rss_bytes: int
     rows: int
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            yield block
 
 
 def run_import(
@@ -54,20 +45,8 @@ def run_import(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            started = time.perf_counter()
-            created = http.post(
-                "/batches",
-                params={"dataset": "orders", "format": "csv"},
-                content=_file_chunks(csv_path),
-            )
-            created.raise_for_status()
-            batch_id = created.json()["batch"]
-            while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
-                time.sleep(0.2)
-            seconds = time.perf_counter() - started
-            if batch["status"] != "completed" or batch["successful_operations"] != rows:
-                raise RuntimeError(f"{name}: the import did not complete: {batch}")
-            _print_stage_times(name, http, batch_id)
+            batch_id, seconds = timed_import(http, csv_path, rows)
+            print_stage_times(http, batch_id, name)
             link = http.get(f"/batches/{batch_id}", params={"download": "true"}).json()["download"]
             started = time.perf_counter()
             with httpx.stream("GET", link["url"], timeout=600) as response:
@@ -78,15 +57,6 @@ def run_import(
         return Measurement(name, seconds, download_seconds, server.peak_rss_bytes(), rows)
     finally:
         server.stop()
-
-
-def _print_stage_times(name: str, http: httpx.Client, batch_id: str) -> None:
-    """Where the time went, from the batch's own history (oldest first)."""
-    history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
-    stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
-    print(f"  {name}: stages (from the batch history)")
-    for (status, start), (_, end) in itertools.pairwise(stamps):
-        print(f"    {status:<16} {end - start:8.2f} s")
 
 
 def report(measurements: list[Measurement], size_bytes: int) -> None:

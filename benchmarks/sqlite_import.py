@@ -14,43 +14,23 @@ sqlite3 process's max RSS from wait4), and the ratio of each time to the baselin
 from __future__ import annotations
 
 import argparse
-import hashlib
-import itertools
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+from benchmarks.harness import Measurement, print_stage_times, report, sha256_of, timed_import
 
-TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
 BASELINE_DDL = (
     "CREATE TABLE orders (id INTEGER PRIMARY KEY NOT NULL, email TEXT, amount NUMERIC, "
     "status TEXT, ts TEXT, user_id TEXT);"
 )
-
-
-@dataclass(frozen=True)
-class Measurement:
-    name: str
-    seconds: float
-    peak_rss_bytes: int
-    rows: int
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
@@ -80,12 +60,6 @@ def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
     return Measurement("sqlite3 .import", seconds, usage.ru_maxrss * 1024, rows)
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while block := stream.read(1 << 20):
-            yield block
-
-
 def run_batchyard(csv_path: Path, workdir: Path, rows: int, digest: str) -> Measurement:
     """Upload (streamed, hash checked) → completed, results file written, on a real server."""
     server = BatchyardServer(workdir / "batchyard-data").start()
@@ -94,47 +68,11 @@ def run_batchyard(csv_path: Path, workdir: Path, rows: int, digest: str) -> Meas
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            started = time.perf_counter()
-            created = http.post(
-                "/batches",
-                params={"dataset": "orders", "format": "csv", "hash": digest},
-                content=_file_chunks(csv_path),
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            created.raise_for_status()
-            batch_id = created.json()["batch"]
-            while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
-                time.sleep(0.2)
-            seconds = time.perf_counter() - started
-            if batch["status"] != "completed" or batch["successful_operations"] != rows:
-                raise RuntimeError(f"batchyard did not complete the import: {batch}")
-            _print_stage_times(http, batch_id)
+            batch_id, seconds = timed_import(http, csv_path, rows, digest=digest)
+            print_stage_times(http, batch_id)
         return Measurement("batchyard (upload → completed)", seconds, server.peak_rss_bytes(), rows)
     finally:
         server.stop()
-
-
-def _print_stage_times(http: httpx.Client, batch_id: str) -> None:
-    """Where the time went, from the batch's own history (oldest first)."""
-    history = list(reversed(http.get(f"/batches/{batch_id}/history").json()))
-    stamps = [(entry["status"], float(entry["updated_ts"])) for entry in history]
-    print("  batchyard stages (from the batch history):")
-    for (status, start), (_, end) in itertools.pairwise(stamps):
-        print(f"    {status:<16} {end - start:8.2f} s")
-
-
-def report(measurements: list[Measurement], baseline: Measurement, size_bytes: int) -> None:
-    print()
-    print(f"{baseline.rows:,} records, {size_bytes / 1e6:,.0f} MB CSV")
-    header = f"{'':<32} {'seconds':>9} {'records/s':>12} {'peak RSS MB':>12} {'x baseline':>11}"
-    print(header)
-    print("-" * len(header))
-    for m in measurements:
-        ratio = m.seconds / baseline.seconds
-        print(
-            f"{m.name:<32} {m.seconds:9.2f} {m.rows / m.seconds:12,.0f} "
-            f"{m.peak_rss_bytes / 2**20:12,.0f} {ratio:10.2f}x"
-        )
 
 
 def main() -> None:
