@@ -99,10 +99,16 @@ def test_memory_stays_flat_however_big_the_file(tmp_path):
         ) as http:
             assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
             small, large = tmp_path / "small.csv", tmp_path / "large.csv"
-            write_orders_csv(small, 100_000, bad_every=0)
-            write_orders_csv(large, 1_000_000, bad_every=0)
-            done = wait_for_status_sync(http, str(upload(http, small)["batch"]))
-            assert done["status"] == "completed"
+            # The small file, sent twice, brings the server to its steady state (every stream
+            # busy with 4 MiB chunks, pools warm); the large one, through the same code path,
+            # can only add what grows with the file, which must be close to nothing.
+            write_orders_csv(small, 300_000, bad_every=0)
+            write_orders_csv(large, 1_200_000, bad_every=0)
+            for _ in range(2):
+                done = wait_for_status_sync(
+                    http, str(upload(http, small, operation="upsert")["batch"])
+                )
+                assert done["status"] == "completed"
             after_small = server.peak_rss_bytes()
             done = wait_for_status_sync(
                 http, str(upload(http, large, operation="upsert")["batch"]), timeout=600
@@ -113,7 +119,7 @@ def test_memory_stays_flat_however_big_the_file(tmp_path):
         server.stop()
     growth = after_large - after_small
     file_size = large.stat().st_size
-    assert file_size > 90 * 2**20
-    assert growth < file_size / 2, (
+    assert file_size > 110 * 2**20
+    assert growth < file_size / 4, (
         f"peak RSS grew by {growth / 2**20:.0f} MiB for a {file_size / 2**20:.0f} MiB file"
     )

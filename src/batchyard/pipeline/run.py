@@ -173,6 +173,8 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
     if batch.status == S.CANCEL:
         await rec.transition(S.CANCELLING)
     committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    if committed:  # the counters say exactly what the table holds from this batch
+        await rec.counts(counts_so_far(await _manifest(rec, batch), committed))
     applied = sum(o.succeeded for o in committed.values())
     await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
     await rec.transition(S.CANCELLED)

@@ -18,7 +18,7 @@ from batchyard.pipeline.arrow_io import read_table
 from batchyard.pipeline.chunks import ChunkOutcome
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
-from batchyard.pipeline.stage_validate import raise_if_cancel_requested
+from batchyard.pipeline.stage_validate import CancelRequested, raise_if_cancel_requested
 from batchyard.targets import Target
 
 
@@ -73,25 +73,40 @@ class Processing:
         return self.batch.options.parallel_streams
 
     async def _apply_in_streams(self, committed: dict[int, ChunkOutcome]) -> None:
+        """Streams stop at chunk boundaries, never mid-chunk.
+
+        A chunk's transaction runs in a thread that cannot be interrupted, so when one stream
+        stops (cancel, error) or this task is cancelled, the others finish the chunk they hold
+        and take no other: every chunk that commits is counted before this returns.
+        """
         pending = iter([e for e in self.manifest.chunks if e.index not in committed])
         progress = asyncio.Lock()
+        stopping = asyncio.Event()
 
         async def stream() -> None:
-            for entry in pending:  # shared: each stream takes the next chunk left
-                await raise_if_cancel_requested(self.rec)
-                outcome = await asyncio.to_thread(self._apply_one, entry)
-                async with progress:  # counters only move forward
-                    committed[entry.index] = outcome
-                    await self.rec.counts(counts_so_far(self.manifest, committed))
+            try:
+                for entry in pending:  # shared: each stream takes the next chunk left
+                    if stopping.is_set():
+                        return
+                    await raise_if_cancel_requested(self.rec)
+                    outcome = await asyncio.to_thread(self._apply_one, entry)
+                    async with progress:  # counters only move forward
+                        committed[entry.index] = outcome
+                        await self.rec.counts(counts_so_far(self.manifest, committed))
+            except BaseException:
+                stopping.set()
+                raise
 
         streams = [asyncio.create_task(stream()) for _ in range(self._streams())]
         try:
-            await asyncio.gather(*streams)
-        except BaseException:
-            for task in streams:
-                task.cancel()
-            await asyncio.gather(*streams, return_exceptions=True)
+            outcomes = await asyncio.shield(asyncio.gather(*streams, return_exceptions=True))
+        except asyncio.CancelledError:
+            stopping.set()
+            await asyncio.wait(streams)  # the chunks in flight commit (and are counted) first
             raise
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise next((e for e in errors if isinstance(e, CancelRequested)), errors[0])
 
     def _load(self, entry: ChunkEntry) -> pa.Table:
         return read_table(self.rec.ctx.blobs, keys.chunk_key(self.batch.id, entry.index))
