@@ -17,7 +17,7 @@ from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.uploads import upload
 from support.waiting import TERMINAL
-from support.workers import WorkerProcess, queue_env
+from support.workers import WorkerProcess, queue_deployment
 
 BATCHES = 6
 ROWS = 20_000
@@ -62,19 +62,8 @@ class Killer(threading.Thread):
 def deployment(
     tmp_path: Path, pg_url: str
 ) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
-    data = tmp_path / "data"
-    env = queue_env(pg_url, data, BATCHYARD_CHUNK_BYTES=str(128 * 1024))
-    api = BatchyardServer(data, env=env)
-    workers = [WorkerProcess(data, env, f"worker-{n}") for n in range(2)]
-    try:
-        api.start()
-        for worker in workers:
-            worker.start()
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.stop()
-        api.stop()
+    with queue_deployment(pg_url, tmp_path / "data", chunk_bytes=128 * 1024) as running:
+        yield running
 
 
 def _wait_all(http: httpx.Client, ids: list[str], within: float) -> list[dict[str, object]]:

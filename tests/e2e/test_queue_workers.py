@@ -15,26 +15,15 @@ from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.uploads import upload
 from support.waiting import wait_for_status_sync
-from support.workers import WorkerProcess, queue_env
+from support.workers import WorkerProcess, queue_deployment, queue_env
 
 
 @pytest.fixture
 def deployment(
     tmp_path: Path, pg_url: str
 ) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
-    data = tmp_path / "data"
-    env = queue_env(pg_url, data, BATCHYARD_CHUNK_BYTES=str(256 * 1024))
-    api = BatchyardServer(data, env=env)
-    workers = [WorkerProcess(data, env, f"worker-{n}") for n in range(2)]
-    try:
-        api.start()
-        for worker in workers:
-            worker.start()
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.stop()
-        api.stop()
+    with queue_deployment(pg_url, tmp_path / "data", chunk_bytes=256 * 1024) as running:
+        yield running
 
 
 @pytest.fixture

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from .servers import BatchyardServer
 
 #: Fast failure detection for tests: heartbeats every 0.5 s, dead after 3 s, sweep every second.
 QUEUE_ENV = {
@@ -76,3 +80,22 @@ class WorkerProcess:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextlib.contextmanager
+def queue_deployment(
+    pg_url: str, data_dir: Path, *, chunk_bytes: int, workers: int = 2
+) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
+    """An API-only server and ``workers`` worker processes sharing one PostgreSQL database."""
+    env = queue_env(pg_url, data_dir, BATCHYARD_CHUNK_BYTES=str(chunk_bytes))
+    api = BatchyardServer(data_dir, env=env)
+    pool = [WorkerProcess(data_dir, env, f"worker-{n}") for n in range(workers)]
+    try:
+        api.start()
+        for worker in pool:
+            worker.start()
+        yield api, pool
+    finally:
+        for worker in pool:
+            worker.stop()
+        api.stop()
