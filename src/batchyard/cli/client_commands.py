@@ -151,10 +151,7 @@ def import_batch(
                 batch = client.ingest.wait(batch.id, timeout=timeout, on_progress=progress.on_batch)
         if wait:
             _finish(client, batch, as_json)
-    if as_json:
-        render.print_json(batch)
-    else:
-        render.console().print(batch.id)
+    render.emit(batch, as_json, lambda shown: shown.id)
 
 
 def wait(
@@ -183,20 +180,14 @@ def status(
     """Show a batch: status, counts, timings."""
     with connect(url, token) as client:
         batch = client.ingest.get_batch(batch_id, download=download)
-    if as_json:
-        render.print_json(batch)
-    else:
-        render.show(render.batch_summary(batch))
+    render.emit(batch, as_json, render.batch_summary)
 
 
 def history(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
     """Show a batch's status snapshots, newest first."""
     with connect(url, token) as client:
         entries = client.ingest.get_batch_status(batch_id)
-    if as_json:
-        render.print_json(entries)
-    else:
-        render.show(render.history(entries))
+    render.emit(entries, as_json, render.history)
 
 
 def log(
@@ -239,30 +230,25 @@ def list_batches(
     with connect(url, token) as client:
         found = client.ingest.list_batches(status=status, dataset=dataset)
         batches = list(itertools.islice(found, limit or None))
-    if as_json:
-        render.print_json(batches)
-    else:
-        render.show(render.batch_list(batches))
+    render.emit(batches, as_json, render.batch_list)
 
 
 def cancel(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
     """Cancel a batch: it stops at its next chunk; what was committed stays."""
     with connect(url, token) as client:
         batch = client.ingest.cancel(batch_id)
-    if as_json:
-        render.print_json(batch)
-    else:
-        render.console().print(f"batch {batch.id}: cancel requested (status {batch.status.value})")
+    render.emit(
+        batch,
+        as_json,
+        lambda shown: f"batch {shown.id}: cancel requested (status {shown.status.value})",
+    )
 
 
 def delete(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:
     """Delete a finished batch's input, results and history (loaded rows stay)."""
     with connect(url, token) as client:
         batch = client.ingest.delete(batch_id)
-    if as_json:
-        render.print_json(batch)
-    else:
-        render.console().print(f"batch {batch.id}: deleting")
+    render.emit(batch, as_json, lambda shown: f"batch {shown.id}: deleting")
 
 
 def results(

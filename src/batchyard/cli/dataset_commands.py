@@ -50,10 +50,7 @@ def create_dataset(
         raise typer.Exit(ExitCode.ERROR)
     with connect(url, token) as client:
         dataset = client.datasets.create(schema)
-    if as_json:
-        render.print_json(dataset)
-    else:
-        render.console().print(f"dataset {dataset.name} created")
+    render.emit(dataset, as_json, lambda shown: f"dataset {shown.name} created")
 
 
 @datasets_app.command("list")
@@ -61,10 +58,7 @@ def list_datasets(as_json: Json = False, url: Url = None, token: Token = None) -
     """List the datasets you can see, with their row counts."""
     with connect(url, token) as client:
         datasets = client.datasets.list()
-    if as_json:
-        render.print_json(datasets)
-    else:
-        render.show(render.dataset_list(datasets))
+    render.emit(datasets, as_json, render.dataset_list)
 
 
 @datasets_app.command("show")
@@ -77,7 +71,4 @@ def show_dataset(
     """Show a dataset's schema and row count."""
     with connect(url, token) as client:
         dataset = client.datasets.get(name)
-    if as_json:
-        render.print_json(dataset)
-    else:
-        render.show(render.schema(dataset))
+    render.emit(dataset, as_json, render.schema)

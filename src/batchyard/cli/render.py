@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from rich import box
@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from batchyard.client import Batch, Dataset, DatasetSchema, HistoryEntry
+
+T = TypeVar("T")
 
 #: Wide enough that ids and timestamps never wrap when output goes to a file or pipe.
 PLAIN_WIDTH = 200
@@ -50,6 +52,19 @@ def print_json(value: Any) -> None:
     """``value`` (SDK models included) as JSON on stdout, datetimes in ISO 8601."""
     sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
     sys.stdout.flush()
+
+
+def emit(value: T, as_json: bool, human: Callable[[T], Any]) -> None:
+    """What every read command ends with: ``value`` as JSON with --json, else ``human(value)``
+    (a table or a line of text) for people."""
+    if as_json:
+        print_json(value)
+        return
+    shown = human(value)
+    if isinstance(shown, str):
+        console().print(shown)
+    else:
+        show(shown)
 
 
 def when(value: datetime | None) -> str:
