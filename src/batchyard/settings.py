@@ -59,8 +59,12 @@ class Settings(BaseSettings):
     queue_stalled_seconds: float = Field(default=30.0, gt=0)
     #: Seconds between two sweeps for stalled jobs and batches without a job (1-59).
     queue_sweep_seconds: int = Field(default=10, ge=1, le=59)
-    #: How many batches the embedded runner (or one worker) works on at once.
+    #: How many batches the embedded runner works on at once.
     concurrent_batches: int = Field(default=2, ge=1)
+    #: Jobs one `batchyard worker` runs at once: batches' own jobs, the helper jobs that share a
+    #: batch's chunks (options.parallel_streams in all, 3 by default), deletions and the sweep.
+    #: The default runs one batch at full width beside one other job.
+    worker_concurrency: int = Field(default=4, ge=1)
     #: Target size of a chunk of input, in bytes (the unit of commit and resume).
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
     #: Public base URL used in signed download links (default: the request's own URL).

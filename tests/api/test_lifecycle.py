@@ -161,6 +161,23 @@ async def test_max_errors_fails_validation_and_applies_nothing(client, orders):
     assert (await client.get("/datasets/orders")).json()["row_count"] == 0
 
 
+async def test_input_refused_late_reports_exactly_what_was_applied_while_validating(client, orders):
+    """Chunks are applied as soon as they are validated: an input that turns out unreadable
+    only near its end ends in validation_failed with counters equal to what the table holds."""
+    rows = "".join(f"{i},user{i}@example.io,{i % 997}.25,new,,\n" for i in range(1, 40_001))
+    whole = gzip.compress(("id,email,amount,status,ts,user_id\n" + rows).encode())
+    created = await upload(client, whole[: len(whole) * 3 // 4])  # the stream stops mid-way
+    batch = await wait_for_status(client, str(created["batch"]))
+    log = (await client.get(f"/batches/{created['batch']}/log")).text
+
+    assert batch["status"] == "validation_failed", log
+    assert "gzip" in batch["error_message"].lower(), batch["error_message"]
+    in_table = (await client.get("/datasets/orders")).json()["row_count"]
+    assert in_table > 0, log  # the chunks before the damage were applied…
+    assert batch["successful_operations"] == in_table  # …and the batch says exactly how many
+    assert batch["processed_operations"] == in_table
+
+
 async def test_atomic_with_an_invalid_record_applies_nothing(client, orders):
     created = await upload(client, CSV.encode(), options=json.dumps({"atomic": True}))
     batch = await wait_for_status(client, str(created["batch"]))

@@ -17,10 +17,10 @@ from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.uploads import upload
 from support.waiting import TERMINAL
-from support.workers import WorkerProcess, queue_deployment
+from support.workers import WorkerProcess, live_jobs_after, queue_deployment
 
-BATCHES = 6
-ROWS = 20_000
+BATCHES = 10
+ROWS = 50_000
 
 
 def _split(path: Path, parts: int, rows: int) -> list[Path]:
@@ -41,7 +41,7 @@ MAX_KILLS = 5
 
 
 class Killer(threading.Thread):
-    """Kills a random worker every 2-5 s with SIGKILL and starts it again, MAX_KILLS times."""
+    """Kills a random worker every 1-3 s with SIGKILL and starts it again, MAX_KILLS times."""
 
     def __init__(self, workers: list[WorkerProcess], seed: int) -> None:
         super().__init__(daemon=True)
@@ -51,7 +51,7 @@ class Killer(threading.Thread):
         self.kills = 0
 
     def run(self) -> None:
-        while self.kills < MAX_KILLS and not self.done.wait(self.rng.uniform(2.0, 5.0)):
+        while self.kills < MAX_KILLS and not self.done.wait(self.rng.uniform(1.0, 3.0)):
             worker = self.rng.choice(self.workers)
             worker.kill()
             self.kills += 1
@@ -117,9 +117,7 @@ def test_kill_minus_9_at_random_moments_loses_and_duplicates_nothing(deployment,
                 (first, last),
             ).fetchone()
             assert missing[0] == bad  # every valid key present, every invalid one absent
-        live = conn.execute(
-            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-            " AND task_name <> 'batchyard.sweep'"
-        ).fetchone()
     assert total[0] == total[1] == expected.good  # no duplicate keys, nothing lost
-    assert live[0] == 0  # no job left behind
+    # A helper killed with its worker may outlive its batch: the sweep hands it back within
+    # seconds, and it ends at once. Nothing may stay queued or running for good.
+    assert live_jobs_after(pg_url, within=30) == []

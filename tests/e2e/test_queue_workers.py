@@ -3,6 +3,7 @@ sharing one PostgreSQL database through the job queue."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
 from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.uploads import upload
-from support.waiting import wait_for_status_sync
-from support.workers import WorkerProcess, queue_deployment, queue_env
+from support.waiting import wait_for_status_sync, wait_until_applying_sync
+from support.workers import WorkerProcess, live_jobs_after, queue_deployment, queue_env
+
+_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -35,12 +38,6 @@ def http(deployment: tuple[BatchyardServer, list[WorkerProcess]]) -> Iterator[ht
         yield client
 
 
-def _jobs(pg_url: str) -> list[tuple[str, str]]:
-    with psycopg.connect(pg_url) as conn:
-        rows = conn.execute("SELECT task_name, status::text FROM procrastinate_jobs").fetchall()
-    return [(str(task), str(status)) for task, status in rows]
-
-
 def test_api_only_server_enqueues_and_workers_complete_the_batch(http, pg_url, tmp_path):
     path = tmp_path / "orders.csv"
     expected = write_orders_csv(path, 30_000, bad_every=100)
@@ -52,16 +49,63 @@ def test_api_only_server_enqueues_and_workers_complete_the_batch(http, pg_url, t
     assert http.get("/datasets/orders").json()["row_count"] == expected.good
     results = http.get(f"/batches/{batch['batch']}/results").text.splitlines()
     assert len(results) == 30_001  # header + one line per record
-    # the batch's job succeeded (and was removed): none is left waiting or running
-    live = [job for job in _jobs(pg_url) if job[1] in ("todo", "doing")]
-    assert not [task for task, _ in live if task != "batchyard.sweep"]
+    # the batch's job and its helpers succeeded (and were removed): none is left behind
+    assert live_jobs_after(pg_url, within=10) == []
 
 
-def test_cancel_stops_a_batch_running_in_another_process(http, tmp_path):
+def test_a_big_batch_is_shared_by_both_workers(tmp_path, pg_url):
+    """One job per worker at a time: the batch's own job holds one worker, so the chunks the
+    other worker applies can only come from a helper job it took from the queue.
+
+    With options.max_errors no chunk is applied before validation has finished (the limit
+    promises nothing is applied when exceeded), so all 150 chunks are there to share."""
+    path = tmp_path / "orders.csv"
+    expected = write_orders_csv(path, 200_000, bad_every=101)
+    args = ("--concurrency", "1", "--log-level", "info")
+    with (
+        queue_deployment(pg_url, tmp_path / "data", chunk_bytes=128 * 1024, worker_args=args) as (
+            api,
+            workers,
+        ),
+        httpx.Client(base_url=api.url, headers=_ADMIN, timeout=60) as http,
+    ):
+        assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+        created = upload(http, path, options='{"max_errors": 5000}')
+        batch = wait_for_status_sync(http, str(created["batch"]), timeout=180)
+        log = http.get(f"/batches/{batch['batch']}/log").text
+        worker_logs = [w.log_path.read_text() for w in workers]
+
+    assert batch["status"] == "completed", log
+    assert batch["successful_operations"] == expected.good, log
+    assert batch["failed_operations"] == len(expected.bad)
+    with psycopg.connect(pg_url) as conn:
+        rows, keys = conn.execute("SELECT count(*), count(DISTINCT id) FROM orders").fetchone()
+    assert rows == keys == expected.good  # shared, yet every record applied exactly once
+    assert "helper job(s) that any worker may take" in log
+    applied_by = [_chunks_applied(text, batch["batch"]) for text in worker_logs]
+    assert all(applied_by), f"chunks applied per worker: {applied_by}\n{log}"
+
+
+def _chunks_applied(worker_log: str, batch_id: str) -> int:
+    """Chunks a worker's process log says it applied for the batch (own job or helpers)."""
+    own = f"batch {batch_id}: Sharing" in worker_log
+    helped = re.findall(rf"batch {batch_id}: Helper \S+ applied (\d+) chunk", worker_log)
+    return int(own) + sum(int(n) for n in helped)
+
+
+@pytest.mark.parametrize(
+    ("options", "status"),
+    [
+        pytest.param("{}", "validating", id="chunks-applied-while-validating"),
+        # max_errors holds every chunk back until validation ends: helpers share them then
+        pytest.param('{"max_errors": 100}', "processing", id="chunks-shared-with-helpers"),
+    ],
+)
+def test_cancel_stops_a_batch_running_in_another_process(http, tmp_path, options, status):
     path = tmp_path / "orders.csv"
     write_orders_csv(path, 200_000, bad_every=0)
-    batch_id = str(upload(http, path)["batch"])
-    wait_for_status_sync(http, batch_id, {"processing", "completed"}, timeout=120)
+    batch_id = str(upload(http, path, options=options)["batch"])
+    wait_until_applying_sync(http, batch_id, status)
 
     response = http.post(f"/batches/{batch_id}/cancel")
     assert response.status_code == 202, f"the batch finished before the cancel: {response.text}"

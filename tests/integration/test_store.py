@@ -258,6 +258,25 @@ async def test_update_counts_moves_progress_without_a_snapshot(store: MetadataSt
     assert await history_statuses(store, batch.id) == [S.PROCESSING]
 
 
+async def test_counts_reported_by_several_workers_only_move_forward(
+    store: MetadataStore,
+) -> None:
+    batch = await insert(store, make_batch(status=S.PROCESSING))
+    later = Counts(total=100, processed=60, successful=59, failed=1)
+    earlier = Counts(total=100, processed=40, successful=39, failed=1)
+    async with store.begin() as conn:
+        assert await rows.advance_counts(conn, batch.id, later)
+        assert not await rows.advance_counts(conn, batch.id, earlier)  # a report that came late
+        assert not await rows.advance_counts(conn, str(uuid.uuid4()), later)
+    assert (await get(store, batch.id)).counts == later
+
+    async with store.begin() as conn:
+        await rows.transition_batch(conn, batch.id, S.CANCEL)
+        done = Counts(total=100, processed=100, successful=99, failed=1)
+        assert not await rows.advance_counts(conn, batch.id, done)  # only while processing
+    assert (await get(store, batch.id)).counts == later
+
+
 async def test_active_batches_are_listed_oldest_first(store: MetadataStore) -> None:
     expected: list[str] = []
     for i, status in enumerate(BatchStatus):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
@@ -44,6 +46,39 @@ def test_parallel_chunks_each_apply_once(target_url: str) -> None:
         assert results == [PER_CHUNK] * 16
         assert target.row_count("items") == 8 * PER_CHUNK
         assert sorted(target.committed_chunks("b")) == list(range(8))
+    finally:
+        target.close()
+
+
+def test_a_held_chunk_is_passed_over_and_settling_waits_for_it(pg_url: str) -> None:
+    """What lets workers share a batch: a chunk being applied is skipped by the others (they
+    try its lock), and a batch that ends waits for it, so the ledger it reads is final."""
+    target = open_target(pg_url)
+    target.ensure_table(ITEMS)
+    holding = threading.Event()
+    try:
+
+        def slow_worker() -> None:
+            with target.transaction() as tx:
+                assert tx.lock_chunk("b", 3, wait=False)
+                holding.set()
+                time.sleep(0.5)
+                tx.apply_chunk(ITEMS, "b", 3, Operation.INSERT, chunk_rows(3))
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(slow_worker)
+            assert holding.wait(10)
+            with target.transaction() as tx:
+                assert not tx.lock_chunk("b", 3, wait=False)  # another worker passes it over
+                assert tx.lock_chunk("b", 4, wait=False)
+            started = time.monotonic()
+            with target.holding_chunks("b", [3, 4]):
+                waited = time.monotonic() - started
+                assert sorted(target.committed_chunks("b")) == [3]
+                with target.transaction() as tx:  # while held, nobody takes these chunks
+                    assert not tx.lock_chunk("b", 4, wait=False)
+        assert waited > 0.2
+        assert target.row_count("items") == PER_CHUNK
     finally:
         target.close()
 

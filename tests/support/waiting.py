@@ -39,3 +39,27 @@ def wait_for_status_sync(
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch still {batch['status']} after {timeout}s: {batch}")
         time.sleep(0.1)
+
+
+#: The way a batch goes when nothing stops it.
+_FORWARD = ("new", "copying", "copied", "validating", "processing", "processed")
+
+
+def wait_until_applying_sync(
+    client: httpx.Client, batch_id: str, status: str, timeout: float = 120
+) -> dict[str, Any]:
+    """The batch as soon as it is in ``status`` with records already applied.
+
+    Chunks are applied from ``validating`` on; a batch that got past ``status`` (or ended)
+    before that fails the calling test, which needs it caught in the act.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        batch: dict[str, Any] = client.get(f"/batches/{batch_id}").json()
+        if batch["status"] == status and batch["processed_operations"]:
+            return batch
+        position = _FORWARD.index(batch["status"]) if batch["status"] in _FORWARD else 99
+        assert position <= _FORWARD.index(status), f"batch got past {status} first: {batch}"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch still {batch['status']} after {timeout}s: {batch}")
+        time.sleep(0.02)

@@ -7,8 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import psycopg
 
 from .servers import BatchyardServer
 
@@ -35,10 +38,13 @@ def queue_env(pg_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 class WorkerProcess:
     """One ``batchyard worker`` process, restartable after a kill -9."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], name: str) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], name: str, *, args: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.env = {**os.environ, **env, "BATCHYARD_DATA_DIR": str(data_dir)}
         self.log_path = data_dir.parent / f"{name}.log"
+        self.args = ["--log-level", "warning", *args]  # a later --log-level wins
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -46,7 +52,7 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "batchyard", "worker", "--log-level", "warning"],
+                [sys.executable, "-m", "batchyard", "worker", *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -84,12 +90,17 @@ class WorkerProcess:
 
 @contextlib.contextmanager
 def queue_deployment(
-    pg_url: str, data_dir: Path, *, chunk_bytes: int, workers: int = 2
+    pg_url: str,
+    data_dir: Path,
+    *,
+    chunk_bytes: int,
+    workers: int = 2,
+    worker_args: Sequence[str] = (),
 ) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
     """An API-only server and ``workers`` worker processes sharing one PostgreSQL database."""
     env = queue_env(pg_url, data_dir, BATCHYARD_CHUNK_BYTES=str(chunk_bytes))
     api = BatchyardServer(data_dir, env=env)
-    pool = [WorkerProcess(data_dir, env, f"worker-{n}") for n in range(workers)]
+    pool = [WorkerProcess(data_dir, env, f"worker-{n}", args=worker_args) for n in range(workers)]
     try:
         api.start()
         for worker in pool:
@@ -99,3 +110,22 @@ def queue_deployment(
         for worker in pool:
             worker.stop()
         api.stop()
+
+
+def live_jobs_after(pg_url: str, within: float) -> list[str]:
+    """Task names of jobs still waiting or running (the sweep's aside) once ``within`` s passed
+    or none is left, whichever comes first.
+
+    A helper job may still be ending when its batch completes, and one killed with its worker
+    is handed back by the sweep only seconds later: left-over jobs are judged after a while.
+    """
+    deadline = time.monotonic() + within
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT task_name FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND task_name <> 'batchyard.sweep'"
+            ).fetchall()
+            if not rows or time.monotonic() > deadline:
+                return [str(row[0]) for row in rows]
+            time.sleep(0.3)

@@ -15,7 +15,10 @@ def worker(
         int | None,
         typer.Option(
             min=1,
-            help="Jobs this worker runs at once [default: BATCHYARD_CONCURRENT_BATCHES + 1].",
+            help=(
+                "Jobs this worker runs at once: batches, helpers sharing a batch's chunks,"
+                " deletions [env BATCHYARD_WORKER_CONCURRENCY; default 4]."
+            ),
         ),
     ] = None,
     data_dir: Annotated[

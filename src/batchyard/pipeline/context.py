@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -30,6 +30,10 @@ class PipelineContext:
     http: httpx.AsyncClient
     #: Wakes whoever follows a batch's events in this process (SSE); other processes poll.
     notify: Callable[[str], None]
+    #: Asks other workers to help apply a batch's chunks: ``(batch_id, how_many)`` queues up to
+    #: that many helper jobs and says how many it queued. None where there are no other
+    #: workers (the embedded runner): the batch's own job loads chunks in parallel threads.
+    request_helpers: Callable[[str, int], Awaitable[int]] | None = None
 
 
 class BatchRecorder:
@@ -61,6 +65,13 @@ class BatchRecorder:
         async with self.ctx.store.begin() as conn:
             await batch_rows.update_counts(conn, self.batch_id, counts)
         self.ctx.notify(self.batch_id)
+
+    async def advance(self, counts: Counts) -> None:
+        """Progress reported by one of several workers: counters only ever move forward."""
+        async with self.ctx.store.begin() as conn:
+            moved = await batch_rows.advance_counts(conn, self.batch_id, counts)
+        if moved:
+            self.ctx.notify(self.batch_id)
 
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         logger.log(_LEVELS[level], "batch %s: %s", self.batch_id, message)

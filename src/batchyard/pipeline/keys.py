@@ -19,6 +19,11 @@ def errors_key(batch_id: str, chunk_index: int) -> str:
     return f"batches/{batch_id}/errors/{chunk_index}.arrow"
 
 
+def chunking_key(batch_id: str) -> str:
+    """The chunk size a batch's validation uses, fixed by its first validation run."""
+    return f"{batch_prefix(batch_id)}/staged/chunking.json"
+
+
 def manifest_key(batch_id: str) -> str:
     return f"batches/{batch_id}/manifest.json"
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
+from batchyard.pipeline import keys
+from batchyard.pipeline.arrow_io import put_bytes, read_bytes
+from batchyard.storage.blobs import BlobStore
+
 
 class ChunkEntry(msgspec.Struct, frozen=True):
     """One validated chunk: a contiguous range of input records."""
@@ -36,3 +40,11 @@ class Manifest(msgspec.Struct):
     @classmethod
     def decode(cls, data: bytes) -> Manifest:
         return msgspec.json.decode(data, type=cls)
+
+
+async def read_manifest(blobs: BlobStore, batch_id: str) -> Manifest:
+    return Manifest.decode(await read_bytes(blobs, keys.manifest_key(batch_id)))
+
+
+async def write_manifest(blobs: BlobStore, batch_id: str, manifest: Manifest) -> None:
+    await put_bytes(blobs, keys.manifest_key(batch_id), manifest.encode())

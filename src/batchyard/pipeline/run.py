@@ -8,6 +8,7 @@ resumed batch never redoes committed work. One function maps an error to the fin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -25,13 +26,18 @@ from batchyard.domain.errors import (
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import TERMINAL, BatchStatus
 from batchyard.pipeline import keys
-from batchyard.pipeline.arrow_io import read_bytes
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
-from batchyard.pipeline.manifest import Manifest
+from batchyard.pipeline.manifest import Manifest, read_manifest
 from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_s3 import S3Sources
-from batchyard.pipeline.stage_process import Processing, counts_so_far
+from batchyard.pipeline.stage_overlap import applying_while_validating
+from batchyard.pipeline.stage_process import (
+    BatchLeftProcessing,
+    Processing,
+    chunks_settled,
+    counts_so_far,
+)
 from batchyard.pipeline.stage_validate import CancelRequested, Validation
 from batchyard.store import datasets as dataset_rows
 
@@ -74,7 +80,7 @@ async def _drive(rec: BatchRecorder) -> None:
             return
         try:
             await _step(rec, batch)
-        except InvalidTransition:
+        except (InvalidTransition, BatchLeftProcessing):
             continue  # someone else moved it (cancel): read it again and do what it needs now
 
 
@@ -132,19 +138,26 @@ async def _dataset(rec: BatchRecorder, batch: Batch) -> Dataset:
 
 
 async def _manifest(rec: BatchRecorder, batch: Batch) -> Manifest:
-    return Manifest.decode(await read_bytes(rec.ctx.blobs, keys.manifest_key(batch.id)))
+    return await read_manifest(rec.ctx.blobs, batch.id)
 
 
 async def _validate(rec: BatchRecorder, batch: Batch) -> None:
     started = time.monotonic()
-    manifest = await Validation(rec, batch, await _dataset(rec, batch)).run()
+    dataset, manifest = await _dataset(rec, batch), Manifest()
+    async with applying_while_validating(rec, batch, dataset, manifest) as early:
+        await Validation(rec, batch, dataset, manifest, early.staged if early else None).run()
     await rec.log(
         f"Validated {manifest.total} records in {time.monotonic() - started:.1f} s: "
         f"{manifest.total - manifest.invalid} valid, {manifest.invalid} invalid"
     )
-    streams = "atomically, in one transaction" if batch.options.atomic else "chunk by chunk"
-    await rec.log(f"Applying {len(manifest.chunks)} chunk(s) {streams}")
-    await rec.transition(S.PROCESSING, counts=counts_so_far(manifest, {}))
+    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    if batch.options.atomic:
+        await rec.log(f"Applying {len(manifest.chunks)} chunk(s) atomically, in one transaction")
+    else:
+        left = len(manifest.chunks) - len(committed)
+        done = f" ({len(committed)} applied while validating)" if committed else ""
+        await rec.log(f"Applying {left} chunk(s) chunk by chunk{done}")
+    await rec.transition(S.PROCESSING, counts=counts_so_far(manifest, committed))
 
 
 async def _process(rec: BatchRecorder, batch: Batch) -> None:
@@ -172,12 +185,12 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
     batch = await rec.get()
     if batch.status == S.CANCEL:
         await rec.transition(S.CANCELLING)
-    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
-    if committed:  # the counters say exactly what the table holds from this batch
-        await rec.counts(counts_so_far(await _manifest(rec, batch), committed))
-    applied = sum(o.succeeded for o in committed.values())
-    await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
-    await rec.transition(S.CANCELLED)
+    async with chunks_settled(rec) as counts:
+        if counts is not None and counts.processed:  # exactly what the table holds from it
+            await rec.counts(counts)
+        applied = counts.successful if counts is not None else 0
+        await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
+        await rec.transition(S.CANCELLED)
 
 
 async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -> None:
@@ -187,6 +200,46 @@ async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -
             await _finish_cancel(rec)
             return
         await rec.log(error.message, LogLevel.ERROR)
-        await rec.transition(status, error_message=error.message)
+        async with contextlib.AsyncExitStack() as settled:
+            try:
+                counts = await settled.enter_async_context(chunks_settled(rec))
+            except Exception:  # the target itself may be what failed: end without its word
+                logger.warning("batch %s: counters not settled from the ledger", rec.batch_id)
+                counts = None
+            await rec.transition(status, error_message=error.message, counts=counts)
     except (BatchNotFound, InvalidTransition):
         return
+
+
+async def help_batch(ctx: PipelineContext, batch_id: str, helper: str) -> None:
+    """A helper job: apply chunks of a processing batch that nobody holds, until none is left.
+
+    A helper never ends a batch: whatever stops it (cancel, an error) leaves the chunks it did
+    not take to the batch's own job, which waits for all of them and fails the batch if the
+    error is real. So a helper's error is logged, and the job ends.
+    """
+    rec = BatchRecorder(ctx, batch_id)
+    started = time.monotonic()
+    try:
+        batch = await rec.get()
+        if batch.status != S.PROCESSING or batch.options.atomic:
+            return
+        dataset, manifest = await _dataset(rec, batch), await _manifest(rec, batch)
+        applied = await Processing(rec, batch, dataset, manifest).help()
+    except (BatchNotFound, CancelRequested, BatchLeftProcessing):
+        return
+    except Exception as error:
+        logger.exception("batch %s: helper %s stopped", batch_id, helper)
+        with contextlib.suppress(Exception):
+            await rec.log(
+                f"Helper {helper} stopped ({type(error).__name__}: {error}); "
+                "the batch's own job applies what it left",
+                LogLevel.WARNING,
+            )
+        return
+    message = f"Helper {helper} applied {applied} chunk(s) in {time.monotonic() - started:.1f} s"
+    with contextlib.suppress(BatchNotFound):  # deleted meanwhile: only the worker's log says it
+        if applied and (await rec.get()).status == S.PROCESSING:
+            await rec.log(message)  # in the batch's log while it is still about processing
+            return
+    logger.info("batch %s: %s", batch_id, message)

@@ -7,7 +7,9 @@ machine, possibly after a crash) applies exactly what validation saw, without pa
 from __future__ import annotations
 
 import asyncio
+import json
 import posixpath
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -18,11 +20,11 @@ from batchyard.domain.errors import TooManyErrors
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
-from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table
+from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
 from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
-from batchyard.pipeline.manifest import ChunkEntry, Manifest
+from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -63,22 +65,34 @@ def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
 
 
 class Validation:
-    """One validation pass over all of a batch's sources."""
+    """One validation pass over all of a batch's sources.
 
-    def __init__(self, rec: BatchRecorder, batch: Batch, dataset: Dataset) -> None:
+    ``on_staged`` hears of each chunk once it is staged and in the manifest (to apply it while
+    validation reads on); ``manifest`` is the one to fill.
+    """
+
+    def __init__(
+        self,
+        rec: BatchRecorder,
+        batch: Batch,
+        dataset: Dataset,
+        manifest: Manifest | None = None,
+        on_staged: Callable[[ChunkEntry], Awaitable[None]] | None = None,
+    ) -> None:
         self.rec = rec
         self.batch = batch
         self.dataset = dataset
-        self.manifest = Manifest()
+        self.manifest = manifest if manifest is not None else Manifest()
+        self.on_staged = on_staged
         self.records_before = 0
         self.errors_logged = 0
+        self.chunk_bytes = rec.ctx.settings.chunk_bytes
 
     async def run(self) -> Manifest:
+        self.chunk_bytes = await self._pinned_chunk_bytes()
         for source_index, source in enumerate(self.batch.sources):
             await self._validate_source(source_index, source)
-        await put_bytes(
-            self.rec.ctx.blobs, keys.manifest_key(self.batch.id), self.manifest.encode()
-        )
+        await write_manifest(self.rec.ctx.blobs, self.batch.id, self.manifest)
         return self.manifest
 
     async def _validate_source(self, source_index: int, source: Source) -> None:
@@ -99,7 +113,7 @@ class Validation:
                 gzip=gzipped,
                 dataset=self.dataset,
                 options=batch.options,
-                chunk_bytes=ctx.settings.chunk_bytes,
+                chunk_bytes=self.chunk_bytes,
                 max_decompressed_bytes=ctx.settings.max_upload_bytes,
             )
             offset = self.records_before
@@ -112,6 +126,19 @@ class Validation:
                     ]
         finally:
             reader.close()
+
+    async def _pinned_chunk_bytes(self) -> int:
+        """The chunk size of this batch's first validation run, recorded for any later one.
+
+        Chunks may be applied while validation goes on, so a validation that runs again after a
+        crash, maybe on a worker configured otherwise, must cut the input into the very same
+        chunks: the ledger knows them by number.
+        """
+        blobs, key = self.rec.ctx.blobs, keys.chunking_key(self.batch.id)
+        if await blobs.exists(key):
+            return int(json.loads(await read_bytes(blobs, key))["chunk_bytes"])
+        await put_bytes(blobs, key, json.dumps({"chunk_bytes": self.chunk_bytes}).encode())
+        return self.chunk_bytes
 
     async def _stage(self, chunk: ValidatedChunk) -> None:
         blobs = self.rec.ctx.blobs
@@ -129,6 +156,8 @@ class Validation:
         self.records_before = entry.first_record + entry.record_count - 1
         self._check_error_budget()
         await raise_if_cancel_requested(self.rec)
+        if self.on_staged is not None:
+            await self.on_staged(entry)
 
     async def _log_first_errors(self, errors: pa.Table) -> None:
         """Put the first few invalid records in the log, so a reader sees at once what is wrong."""

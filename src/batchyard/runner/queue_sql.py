@@ -2,7 +2,9 @@
 
 procrastinate's ``procrastinate_defer_jobs_v1`` is what its own ``defer`` calls; calling it here
 instead makes a job and the batch change that needs it commit (or roll back) together. Every job of
-a batch carries the lock ``batch:<id>``, so procrastinate never runs two of them at once.
+a batch carries the lock ``batch:<id>``, so procrastinate never runs two of them at once; helper
+jobs, which apply a processing batch's chunks beside its own job, carry no lock (the target's
+chunk locks keep them apart).
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ QUEUE = "batchyard"
 RUN_BATCH = "batchyard.run_batch"
 DELETE_BATCH = "batchyard.delete_batch"
 SWEEP = "batchyard.sweep"
+HELP_BATCH = "batchyard.help_batch"
 
 _DEFER = sa.text(
     "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW("
     "CAST(:queue AS varchar), CAST(:task AS varchar), 0, CAST(:lock AS text), NULL,"
     " CAST(:args AS jsonb), NULL)]::procrastinate_job_to_defer_v1[]))"
+)
+_LIVE_HELPERS = sa.text(
+    "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND task_name = :task"
+    " AND status IN ('todo', 'doing') AND args->>'batch_id' = :batch_id"
 )
 _ABORT = sa.text(
     "SELECT procrastinate_cancel_job_v1(id, true, false) FROM procrastinate_jobs"
@@ -40,14 +47,26 @@ def batch_lock(batch_id: str) -> str:
 
 async def defer_job(conn: AsyncConnection, task: str, batch_id: str) -> int:
     """Queue ``task`` for the batch in ``conn``'s transaction; the job's id."""
+    return await _defer(conn, task, batch_lock(batch_id), batch_id)
+
+
+async def defer_helpers(conn: AsyncConnection, batch_id: str, wanted: int) -> int:
+    """Queue helper jobs until the batch has ``wanted`` waiting or running; how many it has.
+
+    The batch's own job asks again when it resumes after a crash: helpers still around from
+    before count, so a batch never gathers more helpers than its streams.
+    """
+    params = {"queue": QUEUE, "task": HELP_BATCH, "batch_id": batch_id}
+    live = int(await conn.scalar(_LIVE_HELPERS, params) or 0)
+    for _ in range(wanted - live):
+        await _defer(conn, HELP_BATCH, None, batch_id)
+    return max(wanted, live)
+
+
+async def _defer(conn: AsyncConnection, task: str, lock: str | None, batch_id: str) -> int:
     job_id = await conn.scalar(
         _DEFER,
-        {
-            "queue": QUEUE,
-            "task": task,
-            "lock": batch_lock(batch_id),
-            "args": json.dumps({"batch_id": batch_id}),
-        },
+        {"queue": QUEUE, "task": task, "lock": lock, "args": json.dumps({"batch_id": batch_id})},
     )
     return int(job_id)
 

@@ -1,4 +1,7 @@
-"""What workers run: a batch's pipeline, a batch's deletion, and the periodic sweep.
+"""What workers run: a batch's pipeline, its helpers, a batch's deletion, and the periodic sweep.
+
+A processing insert batch fans out: its own job queues helper jobs (up to its parallel_streams,
+itself included) that any worker may take, and they apply its chunks side by side.
 
 The sweep is what keeps invariant 3 (nothing is stuck) when workers die: it hands the jobs of
 workers whose heartbeat stopped back to the queue, and queues a job for any batch that still has
@@ -11,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import procrastinate
@@ -24,14 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
-from batchyard.pipeline.run import run_batch
+from batchyard.pipeline.run import help_batch, run_batch
 from batchyard.runner.queue_schema import libpq_url
 from batchyard.runner.queue_sql import (
     DELETE_BATCH,
+    HELP_BATCH,
     QUEUE,
     RUN_BATCH,
     SWEEP,
     batches_with_live_jobs,
+    defer_helpers,
     defer_job,
 )
 from batchyard.store import batches as batch_rows
@@ -48,6 +55,8 @@ _SHUTDOWN_GRACE = 10.0
 def build_app(ctx: PipelineContext) -> procrastinate.App:
     """A procrastinate app whose tasks run ``ctx``'s pipeline."""
     settings = ctx.settings
+    ctx = dataclasses.replace(ctx, request_helpers=_helpers_on_queue(ctx))
+    helper_name = f"{socket.gethostname()}:{os.getpid()}"
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(
             conninfo=libpq_url(settings.resolved_database_url())
@@ -57,6 +66,11 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
     @app.task(name=RUN_BATCH, queue=QUEUE, retry=_RETRY)
     async def run_batch_job(batch_id: str) -> None:
         await run_batch(ctx, batch_id)
+
+    # No retry: a helper that fails leaves its chunks to the batch's own job.
+    @app.task(name=HELP_BATCH, queue=QUEUE)
+    async def help_batch_job(batch_id: str) -> None:
+        await help_batch(ctx, batch_id, helper_name)
 
     @app.task(name=DELETE_BATCH, queue=QUEUE, retry=_RETRY)
     async def delete_batch_job(batch_id: str) -> None:
@@ -74,6 +88,16 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
             logger.warning("sweep: %d stalled job(s) retried, %d batch(es) queued", retried, queued)
 
     return app
+
+
+def _helpers_on_queue(ctx: PipelineContext) -> Callable[[str, int], Awaitable[int]]:
+    """How a batch's own job asks for helpers: jobs any worker takes from the queue."""
+
+    async def request_helpers(batch_id: str, wanted: int) -> int:
+        async with ctx.store.begin() as conn:
+            return await defer_helpers(conn, batch_id, wanted)
+
+    return request_helpers
 
 
 async def retry_stalled_jobs(app: procrastinate.App, stalled_seconds: float) -> int:
@@ -127,7 +151,7 @@ async def run_worker(
             app=app,
             queues=[QUEUE],
             name=f"batchyard@{socket.gethostname()}",
-            concurrency=concurrency or settings.concurrent_batches + 1,
+            concurrency=concurrency or settings.worker_concurrency,
             install_signal_handlers=install_signal_handlers,
             update_heartbeat_interval=settings.queue_heartbeat_seconds,
             stalled_worker_timeout=settings.queue_stalled_seconds,

@@ -249,6 +249,31 @@ async def update_counts(conn: AsyncConnection, batch_id: str, counts: Counts) ->
         raise BatchNotFound()
 
 
+#: Statuses in which chunks are applied (validating: as soon as each is validated).
+_APPLYING = (BatchStatus.VALIDATING.value, BatchStatus.PROCESSING.value)
+
+
+async def advance_counts(conn: AsyncConnection, batch_id: str, counts: Counts) -> bool:
+    """Move an applying batch's counters forward to ``counts``; whether they moved.
+
+    Workers applying the same batch side by side each report what the ledger said after their
+    commit, and those reports can arrive out of order: the guard keeps the counters from going
+    back, and from changing once the batch has stopped applying chunks.
+    """
+    update = (
+        sa.update(batches)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.status.in_(_APPLYING),
+            sa.func.coalesce(batches.c.processed_operations, 0) < counts.processed,
+        )
+        .values(updated_ts=now(), **counts_values(counts))
+    )
+    if not _is_batch_id(batch_id):
+        return False
+    return bool((await conn.execute(update)).rowcount)
+
+
 async def append_log(
     conn: AsyncConnection, batch_id: str, level: LogLevel, message: str
 ) -> LogLine:

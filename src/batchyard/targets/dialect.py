@@ -27,6 +27,9 @@ class Dialect(abc.ABC):
     float_type = "REAL"
     #: Appended to CREATE TABLE.
     table_options = ""
+    #: Whether processes on other machines may apply one batch's chunks side by side: the
+    #: database has per-chunk locks that a participant can try without waiting (lock_chunk).
+    shares_chunks = False
 
     @abc.abstractmethod
     def connect(self) -> Session:
@@ -57,6 +60,13 @@ class Dialect(abc.ABC):
 
         Nothing to do by default: the SQLite writer lock already serializes them.
         """
+
+    def lock_chunk(self, session: Session, batch_id: str, chunk_index: int, *, wait: bool) -> bool:
+        """Lock the chunk until the transaction ends; False if another holds it and not ``wait``.
+
+        Without chunk locks every participant simply queues for the one writer: always True.
+        """
+        return True
 
 
 class _NoLock(AbstractContextManager[object]):

@@ -33,6 +33,7 @@ class PostgresDialect(Dialect):
     integer_type = "bigint"
     blob_type = "bytea"
     float_type = "double precision"
+    shares_chunks = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -69,3 +70,16 @@ class PostgresDialect(Dialect):
 
     def serialize_ddl(self, session: Session) -> None:
         session.rows("SELECT pg_advisory_xact_lock($1)", (_DDL_LOCK,))
+
+    def lock_chunk(self, session: Session, batch_id: str, chunk_index: int, *, wait: bool) -> bool:
+        # The two-key form is a key space of its own, apart from the one-key _DDL_LOCK. Two
+        # batches whose ids hash alike only wait for each other now and then; never wrong.
+        if wait:
+            session.rows(
+                "SELECT pg_advisory_xact_lock(hashtext($1), $2::int)", (batch_id, chunk_index)
+            )
+            return True
+        rows = session.rows(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1), $2::int)", (batch_id, chunk_index)
+        )
+        return bool(rows[0][0])

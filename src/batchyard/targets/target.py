@@ -11,7 +11,7 @@ on a connection of its own, taken from a small pool and returned after use.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,18 +53,32 @@ class TargetTransaction:
         self._session = session
         self._dialect = dialect
 
+    def lock_chunk(self, batch_id: str, chunk_index: int, *, wait: bool) -> bool:
+        """Keep every other participant off this chunk until the transaction ends.
+
+        False when another transaction holds it and ``wait`` is not set: it is being applied
+        right now, so the caller takes another chunk.
+        """
+        return self._dialect.lock_chunk(self._session, batch_id, chunk_index, wait=wait)
+
     def apply_chunk(
         self,
         dataset: Dataset,
         batch_id: str,
         chunk_index: int,
         operation: Operation,
-        valid: pa.Table,
+        valid: pa.Table | Callable[[], pa.Table],
     ) -> ChunkOutcome:
-        """Apply a chunk's records once; a chunk the ledger holds returns the stored outcome."""
+        """Apply a chunk's records once; a chunk the ledger holds returns the stored outcome.
+
+        ``valid`` may be a function that reads the records: it is called only when the chunk
+        still needs applying, so a chunk someone else committed is never read again.
+        """
         done = ledger.claim_chunk(self._session, batch_id, chunk_index)
         if done is not None:
             return done
+        if callable(valid):
+            valid = valid()
         failures = apply_records(self._session, self._dialect, dataset, operation, valid)
         outcome = ChunkOutcome(chunk_index, valid.num_rows - failures.num_rows, failures)
         ledger.record_chunk(self._session, batch_id, outcome)
@@ -104,6 +118,30 @@ class Target:
         body = ", ".join(definitions)
         options = self._dialect.table_options
         return f"CREATE TABLE IF NOT EXISTS {quote(dataset.name)} ({body}){options}"
+
+    @property
+    def shares_chunks(self) -> bool:
+        """Whether workers on other machines can apply one batch's chunks side by side."""
+        return self._dialect.shares_chunks
+
+    @contextmanager
+    def holding_chunks(self, batch_id: str, chunk_indexes: Iterable[int]) -> Iterator[None]:
+        """Wait until nobody is applying these chunks, and let nobody start one until exit.
+
+        A batch that ends (cancelled, failed) while other workers apply its chunks reads the
+        ledger inside this block: what it reads is final, no chunk commits behind its back.
+        """
+        if not self.shares_chunks:
+            yield  # one writer at a time: nothing can be in flight while we hold the thread
+            return
+        with self._session() as session:
+            session.execute("BEGIN")
+            try:
+                for index in sorted(chunk_indexes):
+                    self._dialect.lock_chunk(session, batch_id, index, wait=True)
+                yield
+            finally:
+                session.execute("ROLLBACK")
 
     def row_count(self, dataset_name: str) -> int:
         """Rows in the dataset's table; 0 when it has none yet."""
