@@ -9,13 +9,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.support.uploads import file_chunks
+
+from benchmarks.datagen import write_orders_csv
 
 TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
 
@@ -40,6 +45,19 @@ def report(measurements: list[Measurement], baseline: Measurement, size_bytes: i
             f"{m.name:<32} {m.seconds:9.2f} {m.rows / m.seconds:12,.0f} "
             f"{m.peak_rss_bytes / 2**20:12,.0f} {ratio:10.2f}x"
         )
+
+
+@contextmanager
+def generated_orders(rows: int, workdir: Path | None = None) -> Iterator[Path]:
+    """The benchmark's input: ``rows`` orders, no bad record, as ``orders.csv`` in ``workdir``
+    (kept afterwards) or in a temporary directory (removed); every other file goes beside it."""
+    with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
+        directory = workdir or Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        csv_path = directory / "orders.csv"
+        print(f"generating {rows:,} records …")
+        write_orders_csv(csv_path, rows, bad_every=0)
+        yield csv_path
 
 
 def sha256_of(path: Path) -> str:

@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,8 +31,15 @@ import sqlalchemy as sa
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 from tests.support.workers import WorkerProcess, queue_env
 
-from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from benchmarks.harness import Measurement, print_stage_times, report, sha256_of, timed_import
+from benchmarks.datagen import ORDERS_SCHEMA
+from benchmarks.harness import (
+    Measurement,
+    generated_orders,
+    print_stage_times,
+    report,
+    sha256_of,
+    timed_import,
+)
 
 PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 #: The table batchyard creates for ORDERS_SCHEMA, so every contender loads into the same thing.
@@ -167,13 +173,8 @@ def main() -> None:
         raise SystemExit(
             "the psql command is needed for the baseline (apt-get install postgresql-client)"
         )
-    with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
-        workdir = args.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        csv_path = workdir / "orders.csv"
-        print(f"generating {args.rows:,} records …")
-        write_orders_csv(csv_path, args.rows, bad_every=0)
-        digest = sha256_of(csv_path)
+    with generated_orders(args.rows, args.workdir) as csv_path:
+        workdir, digest = csv_path.parent, sha256_of(csv_path)
         with fresh_database() as url:
             baseline = run_psql_copy(csv_path, url, args.rows)
             print(f"  psql \\copy: {baseline.seconds:.2f} s")

@@ -12,7 +12,6 @@ Reported per mode: upload → completed wall time, records per second, the serve
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ import httpx
 from tests.support.s3server import STORAGE_BUCKET, S3Server
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
-from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from benchmarks.harness import print_stage_times, timed_import
+from benchmarks.datagen import ORDERS_SCHEMA
+from benchmarks.harness import generated_orders, print_stage_times, timed_import
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="batchyard-bench-s3-") as tmp:
-        workdir = Path(tmp)
-        csv_path = workdir / "orders.csv"
-        print(f"generating {args.rows:,} records …")
-        write_orders_csv(csv_path, args.rows, bad_every=0)
+    with generated_orders(args.rows) as csv_path:
+        workdir = csv_path.parent
         local = run_import("local disk", csv_path, workdir / "local", args.rows, {})
         s3 = S3Server(workdir / "s3").start()
         try:

@@ -17,15 +17,21 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
-from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from benchmarks.harness import Measurement, print_stage_times, report, sha256_of, timed_import
+from benchmarks.datagen import ORDERS_SCHEMA
+from benchmarks.harness import (
+    Measurement,
+    generated_orders,
+    print_stage_times,
+    report,
+    sha256_of,
+    timed_import,
+)
 
 BASELINE_DDL = (
     "CREATE TABLE orders (id INTEGER PRIMARY KEY NOT NULL, email TEXT, amount NUMERIC, "
@@ -82,13 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("sqlite3") is None:
         raise SystemExit("the sqlite3 command is needed for the baseline (apt-get install sqlite3)")
-    with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
-        workdir = args.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        csv_path = workdir / "orders.csv"
-        print(f"generating {args.rows:,} records …")
-        write_orders_csv(csv_path, args.rows, bad_every=0)
-        digest = sha256_of(csv_path)
+    with generated_orders(args.rows, args.workdir) as csv_path:
+        workdir, digest = csv_path.parent, sha256_of(csv_path)
         baseline = run_sqlite_import(csv_path, workdir, args.rows)
         print(f"  sqlite3 .import: {baseline.seconds:.2f} s")
         batchyard = run_batchyard(csv_path, workdir, args.rows, digest)
