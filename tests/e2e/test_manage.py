@@ -100,9 +100,11 @@ def test_memory_stays_flat_however_big_the_file(tmp_path):
             small, large = tmp_path / "small.csv", tmp_path / "large.csv"
             # The small file, sent twice, brings the server to its steady state (every stream
             # busy with 4 MiB chunks, pools warm); the large one, through the same code path,
-            # can only add what grows with the file, which must be close to nothing.
+            # can only add what grows with the file, which must be close to nothing. The peak
+            # after the warm-up still varies by ~30 MiB with how validation and apply happen to
+            # coincide, so the large file is big enough (230 MiB) for a bound well above that.
             write_orders_csv(small, 300_000, bad_every=0)
-            write_orders_csv(large, 1_200_000, bad_every=0)
+            write_orders_csv(large, 2_400_000, bad_every=0)
             for _ in range(2):
                 done = wait_for_status_sync(
                     http, str(upload(http, small, operation="upsert")["batch"])
@@ -118,7 +120,7 @@ def test_memory_stays_flat_however_big_the_file(tmp_path):
         server.stop()
     growth = after_large - after_small
     file_size = large.stat().st_size
-    assert file_size > 110 * 2**20
+    assert file_size > 220 * 2**20
     assert growth < file_size / 4, (
         f"peak RSS grew by {growth / 2**20:.0f} MiB for a {file_size / 2**20:.0f} MiB file"
     )
