@@ -10,6 +10,7 @@ import typer
 
 from batchyard import __version__
 from batchyard.cli.client_commands import register as register_client_commands
+from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
 from batchyard.cli.worker import worker
 
@@ -76,7 +77,13 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    try:
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level=log_level, access_log=False
+        )
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
+        exit_after_shutdown(130)
+    exit_after_shutdown()
 
 
 app.add_typer(users_app, name="users")

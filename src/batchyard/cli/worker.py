@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from batchyard.cli.process_exit import exit_after_shutdown
+
 
 def worker(
     concurrency: Annotated[
@@ -53,3 +55,4 @@ def worker(
             await run_worker(ctx, concurrency=concurrency)
 
     asyncio.run(work())
+    exit_after_shutdown()
