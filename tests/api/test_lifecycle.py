@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 
 import httpx
 import pyarrow as pa
@@ -176,6 +177,29 @@ async def test_input_refused_late_reports_exactly_what_was_applied_while_validat
     assert in_table > 0, log  # the chunks before the damage were applied…
     assert batch["successful_operations"] == in_table  # …and the batch says exactly how many
     assert batch["processed_operations"] == in_table
+
+
+async def test_results_of_many_chunks_list_every_record_once_in_input_order(client, orders):
+    """Results are built several chunks at a time; the file still reads in input order, with
+    clean chunks, a chunk with an invalid record and one with a refused key side by side."""
+    first = await upload(client, b"id,email\n12345,taken@x.io\n")
+    await wait_for_status(client, str(first["batch"]))
+    rows = [f"{i},user{i}@example.io,{i % 997}.25,new,,\n" for i in range(1, 20_001)]
+    rows[7_000 - 1] = "7000,not-an-email,1.00,new,,\n"
+    created = await upload(client, ("id,email,amount,status,ts,user_id\n" + "".join(rows)).encode())
+    batch = await wait_for_status(client, str(created["batch"]))
+    results = await client.get(f"/batches/{batch['batch']}/results")
+    lines = list(csv.DictReader(io.StringIO(results.text)))
+    log = (await client.get(f"/batches/{created['batch']}/log")).text
+
+    applying = re.search(r"Applying (\d+) chunk\(s\) chunk by chunk(?: \((\d+) applied)?", log)
+    assert applying, log
+    assert int(applying[1]) + int(applying[2] or 0) > 8  # chunks of the tests' 64 KiB size
+    assert [int(r["record_number"]) for r in lines] == list(range(1, 20_001))
+    assert [r["key"] for r in lines] == [str(i) for i in range(1, 20_001)]
+    failed = {r["record_number"]: r["error_code"] for r in lines if r["outcome"] == "failed"}
+    assert failed == {"7000": "pattern_mismatch", "12345": "duplicate_key"}
+    assert (batch["successful_operations"], batch["failed_operations"]) == (19_998, 2)
 
 
 async def test_atomic_with_an_invalid_record_applies_nothing(client, orders):

@@ -10,9 +10,11 @@ import asyncio
 import csv
 import json
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +34,12 @@ RESULTS_SCHEMA = pa.schema(
 )
 #: Column names are plain identifiers; quoting them only makes the file harder to read.
 PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
+_NO_HEADER = pacsv.WriteOptions(include_header=False)
+#: Threads that turn chunks into results text, and how many chunks they may get ahead of the
+#: writer: the results stage runs when the batch's database work is over, so it may take two
+#: cores; a chunk's text is about a third of its input, so memory stays near one chunk's size.
+RESULTS_THREADS = 2
+RESULTS_AHEAD = 3
 #: Name of the column the failed-records file adds to the original fields.
 ERROR_COLUMN = "error"
 #: Served with presigned downloads, as the API serves the files itself.
@@ -52,39 +60,55 @@ def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
 def chunk_results(
     valid: pa.Table, errors: pa.Table, outcome: ChunkOutcome, dataset: Dataset
 ) -> tuple[pa.Table, pa.Table]:
-    """(results rows for the chunk, every failed record's ERRORS_SCHEMA row), in input order."""
+    """(results rows for the chunk, every failed record's ERRORS_SCHEMA row), in input order.
+
+    A chunk without a failed record (the common case) takes no join and no sort: ``valid`` is
+    already in input order, so its rows are the results as they are.
+    """
     failures = outcome.failures.cast(ERRORS_SCHEMA)
+    succeeded = valid
+    if failures.num_rows:
+        refused = pc.is_in(valid[RECORD_NUMBER], value_set=failures["record_number"])
+        succeeded = valid.filter(pc.invert(refused))
+    ok_rows = _result_rows(succeeded[RECORD_NUMBER], "succeeded", key=key_text(succeeded, dataset))
+    if not failures.num_rows and not errors.num_rows:
+        return ok_rows, ERRORS_SCHEMA.empty_table()
     failed = pa.concat_tables([errors.cast(ERRORS_SCHEMA), failures]).sort_by("record_number")
-    applied = pc.invert(pc.is_in(valid[RECORD_NUMBER], value_set=failures["record_number"]))
-    succeeded = valid.filter(applied)
-    n_ok = succeeded.num_rows
-    ok_rows = pa.table(
-        {
-            "record_number": succeeded[RECORD_NUMBER],
-            "outcome": pa.array(["succeeded"] * n_ok, pa.string())
-            if n_ok
-            else pa.array([], pa.string()),
-            "error_code": pa.nulls(n_ok, pa.string()),
-            "error_column": pa.nulls(n_ok, pa.string()),
-            "error_message": pa.nulls(n_ok, pa.string()),
-            "key": key_text(succeeded, dataset),
-        },
-        schema=RESULTS_SCHEMA,
-    )
-    n_bad = failed.num_rows
-    bad_rows = pa.table(
-        {
-            "record_number": failed["record_number"],
-            "outcome": pa.array(["failed"] * n_bad, pa.string()),
-            "error_code": failed["code"],
-            "error_column": failed["column"],
-            "error_message": failed["message"],
-            "key": failed["key"],
-        },
-        schema=RESULTS_SCHEMA,
+    bad_rows = _result_rows(
+        failed["record_number"],
+        "failed",
+        key=failed["key"],
+        code=failed["code"],
+        column=failed["column"],
+        message=failed["message"],
     )
     rows = pa.concat_tables([ok_rows, bad_rows]).sort_by("record_number")
     return rows, _with_raw(failed, valid)
+
+
+def _result_rows(
+    record_numbers: Any,
+    outcome: str,
+    *,
+    key: Any,
+    code: Any = None,
+    column: Any = None,
+    message: Any = None,
+) -> pa.Table:
+    """RESULTS_SCHEMA rows with one ``outcome`` for all; absent error columns are nulls."""
+    n = len(record_numbers)
+    no_text = pa.nulls(n, pa.string())
+    return pa.table(
+        {
+            "record_number": record_numbers,
+            "outcome": pa.repeat(outcome, n),
+            "error_code": no_text if code is None else code,
+            "error_column": no_text if column is None else column,
+            "error_message": no_text if message is None else message,
+            "key": key,
+        },
+        schema=RESULTS_SCHEMA,
+    )
 
 
 def _with_raw(failed: pa.Table, valid: pa.Table) -> pa.Table:
@@ -170,23 +194,51 @@ class ResultsWriter:
         self.manifest = manifest
 
     def build(self, committed: dict[int, ChunkOutcome], workdir: Path) -> tuple[Path, Path]:
-        """Write both files under ``workdir`` (call from a worker thread)."""
+        """Write both files under ``workdir`` (call from a worker thread).
+
+        Chunks are read and turned into CSV text by RESULTS_THREADS threads, at most
+        RESULTS_AHEAD chunks ahead of the one being written, and written in input order: the
+        stage is mostly pyarrow work that releases the GIL, while memory stays a few chunks.
+        """
         results_path = workdir / "results.csv"
         failed_path = workdir / "failed-records.csv"
         columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
         with (
-            pacsv.CSVWriter(
-                str(results_path), RESULTS_SCHEMA, write_options=PLAIN_HEADER
-            ) as results,
+            results_path.open("wb") as results_file,
             failed_path.open("w", newline="", encoding="utf-8") as failed_file,
+            ThreadPoolExecutor(RESULTS_THREADS, thread_name_prefix="results") as pool,
         ):
+            pacsv.write_csv(RESULTS_SCHEMA.empty_table(), results_file, PLAIN_HEADER)
             failed_csv = csv.writer(failed_file)
             failed_csv.writerow([*columns, ERROR_COLUMN])
+            pending: deque[Future[tuple[bytes, pa.Table]]] = deque()
             for entry in self.manifest.chunks:
-                rows, failed = self._chunk(entry, committed)
-                results.write_table(rows)
-                failed_csv.writerows(_failed_record_rows(failed, columns))
+                pending.append(pool.submit(self._chunk_text, entry, committed))
+                if len(pending) > RESULTS_AHEAD:
+                    self._write_next(pending.popleft(), results_file, failed_csv, columns)
+            while pending:
+                self._write_next(pending.popleft(), results_file, failed_csv, columns)
         return results_path, failed_path
+
+    @staticmethod
+    def _write_next(
+        chunk: Future[tuple[bytes, pa.Table]],
+        results_file: BinaryIO,
+        failed_csv: Any,
+        columns: list[str],
+    ) -> None:
+        rows_text, failed = chunk.result()
+        results_file.write(rows_text)
+        failed_csv.writerows(_failed_record_rows(failed, columns))
+
+    def _chunk_text(
+        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
+    ) -> tuple[bytes, pa.Table]:
+        """(the chunk's results rows as CSV text without a header, its failed records)."""
+        rows, failed = self._chunk(entry, committed)
+        text = pa.BufferOutputStream()
+        pacsv.write_csv(rows, text, _NO_HEADER)
+        return text.getvalue().to_pybytes(), failed
 
     def _chunk(
         self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
