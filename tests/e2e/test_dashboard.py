@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import threading
 import time
@@ -13,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
 
 from support.browser import OfflineContext, launch_chromium, offline_context
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import ADMIN_TOKEN, BatchyardServer, FileServer
 
 LONG = 120_000  # ms: generous under a loaded CI machine
 
@@ -257,3 +258,85 @@ def test_phone_sign_in_drop_a_file_and_refused_token(browser, server, http, tmp_
 
 def stored_token(page: Page) -> str:
     return str(page.evaluate("sessionStorage.getItem('batchyard.token')"))
+
+
+def shift_ids(path: Path, by: int) -> None:
+    """Renumber a generated orders file's ids so it can follow another in the same dataset."""
+    header, *rows = path.read_text().splitlines()
+    shifted = [f"{int(row.split(',', 1)[0]) + by},{row.split(',', 1)[1]}" for row in rows]
+    path.write_text("\n".join([header, *shifted]) + "\n")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_import_from_urls_checked_then_followed_live(http, offline, tmp_path):
+    # BatchyardServer starts `batchyard serve` with BATCHYARD_ALLOW_PRIVATE_SOURCES=true, so the
+    # 127.0.0.1 file server below is an allowed source.
+    served = tmp_path / "served"
+    served.mkdir()
+    first = write_orders_csv(served / "part1.csv", 2_000, bad_every=100)
+    second = write_orders_csv(served / "part2.csv", 3_000, bad_every=0)
+    shift_ids(served / "part2.csv", first.rows)
+    digest = hashlib.sha256((served / "part2.csv").read_bytes()).hexdigest()
+    total = first.rows + second.rows
+
+    page = offline.context.new_page()
+    creates: list[Request] = []
+    page.on("request", lambda r: creates.append(r) if r.method == "POST" else None)
+    sign_in(page)
+    nav(page, "Import").click()
+    page.get_by_label("Dataset").select_option("orders")
+    page.get_by_role("radio", name="Upload a file").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("radio", name="From URLs")).to_be_checked()
+    expect(page.locator("#dropzone")).to_be_hidden()
+    urls = page.get_by_label("Source URLs")
+    start = page.get_by_role("button", name="Start import")
+    error = page.locator("#form-error")
+
+    start.click()
+    expect(error).to_have_text("Enter at least one URL, one per line.")
+    urls.fill("https://example.com/orders.csv\nftp://x")
+    start.click()
+    expect(error).to_have_text("Line 2: “ftp://x” is not an http://, https:// or s3:// URL.")
+    expect(urls).to_have_attribute("aria-invalid", "true")
+    urls.fill(f"\nhttps://example.com/part2.csv {digest[:40]}")
+    start.click()
+    expect(error).to_have_text(f"Line 2: the SHA-256 “{digest[:40]}” is not 64 hexadecimal digits.")
+    expect(page.locator("#run")).to_be_hidden()
+    assert creates == []
+    assert http.get("/batches").json()["batches"] == []
+
+    urls.fill("s3://elsewhere/orders.csv")
+    start.click()
+    expect(error).to_contain_text("The server refused these sources: s3:// sources are not enabled")
+    expect(page.locator("#run")).to_be_hidden()
+    assert http.get("/batches").json()["batches"] == []
+    page.screenshot(path=tmp_path / "urls-refused.png", full_page=True)
+
+    with FileServer(served) as files:
+        urls.fill(f"{files.url}/part1.csv\n\n  {files.url}/part2.csv   {digest.upper()}  ")
+        page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
+        start.click()
+        expect(page.locator("#run-title")).to_have_text("Import of 2 URLs into orders")
+        expect(page.locator("#run-status")).to_have_text("completed", timeout=LONG)
+    expect(page.locator("#run-progress")).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#run-text")).to_have_text(
+        f"completed: {total:,} of {total:,} records processed, {len(first.bad):,} failed"
+    )
+    expect(page.locator("#upload-label")).to_have_text("Copy")
+    expect(page.locator("#upload-progress")).to_have_attribute("aria-valuenow", "100")
+    expect(page.locator("#upload-text")).to_have_text("2 sources copied and stored.")
+    assert page.evaluate("window.sameDocument") is True
+    page.screenshot(path=tmp_path / "urls-completed.png", full_page=True)
+
+    (batch,) = http.get("/batches").json()["batches"]
+    assert batch["sources"] == [
+        {"url": f"{files.url}/part1.csv", "sha256": None},
+        {"url": f"{files.url}/part2.csv", "sha256": digest},
+    ]
+    link = page.get_by_role("link", name="Open the batch")
+    expect(link).to_have_attribute("href", f"/ui/batches/{batch['batch']}")
+    link.click()
+    expect(page.locator("#b-status")).to_have_text("completed")
+    expect(page.locator("#b-failed")).to_have_text(f"{len(first.bad):,}")
+    assert http.get("/datasets/orders").json()["row_count"] == first.good + second.rows
