@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import hashlib
@@ -200,6 +201,44 @@ async def test_results_of_many_chunks_list_every_record_once_in_input_order(clie
     failed = {r["record_number"]: r["error_code"] for r in lines if r["outcome"] == "failed"}
     assert failed == {"7000": "pattern_mismatch", "12345": "duplicate_key"}
     assert (batch["successful_operations"], batch["failed_operations"]) == (19_998, 2)
+
+
+def _stored(settings, batch_id: str) -> dict[str, int]:
+    """The batch's files in local blob storage: top-level part of the key -> files under it."""
+    root = settings.data_dir / "blobs" / "batches" / batch_id
+    parts = [p.relative_to(root).parts[0] for p in root.rglob("*") if p.is_file()]
+    return {part: parts.count(part) for part in set(parts)}
+
+
+async def _until_staged_chunks_are_gone(settings, batch_id: str) -> dict[str, int]:
+    for _ in range(200):  # removed just after the batch ends, so give it a moment
+        stored = _stored(settings, batch_id)
+        if not {"chunks", "errors", "staged"} & stored.keys():
+            return stored
+        await asyncio.sleep(0.05)
+    return _stored(settings, batch_id)
+
+
+async def test_an_ended_batch_keeps_input_and_results_but_not_its_staged_chunks(
+    client, orders, settings
+):
+    """Validation stages every record again as Arrow (about the input's size once more); once
+    the batch has ended nothing reads that, so it goes. What the user sent and got stays."""
+    header = "id,email,amount,status,ts,user_id\n"
+    rows = "".join(f"{i},user{i}@example.io,{i % 997}.25,new,,\n" for i in range(1, 5_001))
+    completed = await upload(client, (header + rows + "5001,broken,1,new,,\n").encode())
+    refused = await upload(client, CSV.encode(), options=json.dumps({"atomic": True}))
+    completed = await wait_for_status(client, str(completed["batch"]))
+    refused = await wait_for_status(client, str(refused["batch"]))
+    assert (completed["status"], refused["status"]) == ("completed", "validation_failed")
+
+    kept = await _until_staged_chunks_are_gone(settings, str(completed["batch"]))
+    assert kept == {"input": 1, "manifest.json": 1, "results.csv": 1, "failed-records.csv": 1}
+    results = await client.get(f"/batches/{completed['batch']}/results")
+    assert len(results.text.splitlines()) == 1 + 5_001
+    failed = await client.get(f"/batches/{completed['batch']}/failed-records")
+    assert failed.text.splitlines()[1].startswith("5001,broken")
+    assert await _until_staged_chunks_are_gone(settings, str(refused["batch"])) == {"input": 1}
 
 
 async def test_atomic_with_an_invalid_record_applies_nothing(client, orders):

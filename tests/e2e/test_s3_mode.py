@@ -91,12 +91,19 @@ def test_import_download_and_delete_in_s3_mode(
     assert batch["successful_operations"] == expected.good
     assert batch["failed_operations"] == len(expected.bad)
 
-    stored = s3_env.keys(STORAGE_BUCKET, f"{s3_prefix}/batches/{batch_id}/")
     where = f"{s3_prefix}/batches/{batch_id}"
-    assert {f"{where}/input/0", f"{where}/results.csv", f"{where}/failed-records.csv"} <= set(
-        stored
-    )
-    assert any("/chunks/" in key for key in stored)
+    deadline = time.monotonic() + 10
+    while True:  # the staged chunks go just after the batch ends; what the user sent and got stays
+        stored = set(s3_env.keys(STORAGE_BUCKET, f"{where}/"))
+        if not any("/chunks/" in key for key in stored) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert stored == {
+        f"{where}/input/0",
+        f"{where}/manifest.json",
+        f"{where}/results.csv",
+        f"{where}/failed-records.csv",
+    }
     assert not (tmp_path / "data" / "blobs").exists()  # nothing went to the local disk
 
     results = fetch_by_link(s3_http, batch_id)

@@ -24,6 +24,12 @@ def chunking_key(batch_id: str) -> str:
     return f"{batch_prefix(batch_id)}/staged/chunking.json"
 
 
+def staged_prefixes(batch_id: str) -> tuple[str, ...]:
+    """What validation stages for processing and the results: of no use once the batch ended."""
+    prefix = batch_prefix(batch_id)
+    return (f"{prefix}/chunks", f"{prefix}/errors", f"{prefix}/staged")
+
+
 def manifest_key(batch_id: str) -> str:
     return f"batches/{batch_id}/manifest.json"
 

@@ -71,6 +71,28 @@ async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
         await _fail(
             rec, PipelineError(f"internal error: {type(error).__name__}: {error}"), S.FAILED
         )
+    await _discard_staged(rec)
+
+
+async def _discard_staged(rec: BatchRecorder) -> None:
+    """Once the batch has ended, remove the chunks validation staged (Arrow, about the input's
+    size again): nothing reads them any more, as the results are written and a terminal batch
+    never runs again. The input, manifest and results stay until the batch is deleted.
+
+    Leftovers of a failed attempt cost space, not correctness: deleting the batch removes them.
+    """
+    try:
+        if (await rec.get()).status not in TERMINAL:
+            return  # deleting, or handed on (a cancel that another job finishes)
+        removed = 0
+        for prefix in keys.staged_prefixes(rec.batch_id):
+            removed += await rec.ctx.blobs.delete_prefix(prefix)
+    except BatchNotFound:
+        return
+    except Exception:
+        logger.warning("batch %s: staged chunks not removed", rec.batch_id, exc_info=True)
+        return
+    logger.info("batch %s: removed %d staged object(s)", rec.batch_id, removed)
 
 
 async def _drive(rec: BatchRecorder) -> None:
