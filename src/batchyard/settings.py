@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 2**30, ge=1)
     #: Seconds a signed download URL stays valid.
     download_ttl: int = Field(default=3600, ge=1)
+    #: Days an ended batch is kept (its input, results, history and log; the rows it loaded
+    #: stay): older ones are deleted as if by DELETE /batches/{id}. Unset: kept until deleted.
+    retention_days: float | None = Field(default=None, gt=0)
     #: Allow URL sources on loopback/private/link-local addresses (tests, trusted networks).
     allow_private_sources: bool = False
     #: Directory file:// sources may read from (admins only); unset disables file:// sources.

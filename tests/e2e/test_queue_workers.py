@@ -155,3 +155,28 @@ def test_serve_with_its_own_worker_runs_the_queue_alone(tmp_path, pg_url):
             assert http.get("/datasets/orders").json()["row_count"] == expected.good
     finally:
         server.stop()
+
+
+def test_workers_delete_batches_past_the_retention_period(tmp_path, pg_url):
+    """In queue mode the workers' sweep applies BATCHYARD_RETENTION_DAYS (here 3 s)."""
+    data = tmp_path / "retention"
+    env = queue_env(
+        pg_url, data, BATCHYARD_SERVE_WORKER="true", BATCHYARD_RETENTION_DAYS=str(3 / 86_400)
+    )
+    server = BatchyardServer(data, env=env).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=_ADMIN, timeout=60) as http:
+            assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+            path = tmp_path / "orders.csv"
+            expected = write_orders_csv(path, 2_000, bad_every=0)
+            batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+            assert batch["status"] == "completed", batch
+            deadline = time.monotonic() + 30
+            while http.get(f"/batches/{batch['batch']}").status_code != 404:
+                assert time.monotonic() < deadline, "the batch outlived its retention period"
+                time.sleep(0.2)
+            assert http.get("/datasets/orders").json()["row_count"] == expected.rows
+            assert not list((data / "blobs").rglob(f"*{batch['batch']}*"))
+            assert live_jobs_after(pg_url, within=10) == []  # the deletion job ran and ended
+    finally:
+        server.stop()

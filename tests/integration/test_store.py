@@ -26,6 +26,7 @@ from batchyard.domain.errors import BatchNotFound, Conflict, InvalidRequest, Inv
 from batchyard.domain.statuses import ACTIVE, TERMINAL, TRANSITIONS, BatchStatus
 from batchyard.store import batches as rows
 from batchyard.store.database import MetadataStore
+from batchyard.store.retention import expire_ended_batches
 from batchyard.store.tables import metadata
 
 S = BatchStatus
@@ -328,3 +329,45 @@ async def test_stored_options_ignore_unknown_keys(store: MetadataStore) -> None:
             'UPDATE batches SET options = \'{"atomic": true, "from_the_future": 1}\''
         )
     assert (await get(store, batch.id)).options == BatchOptions(atomic=True)
+
+
+async def test_retention_moves_only_batches_that_ended_before_the_cutoff(store):
+    """Ended long ago: to ``deleting``, oldest first, with the reason in its log. Ended lately,
+    still running, or already being deleted: untouched."""
+    ended = {
+        name: await insert(store, replace(make_batch(status=status), completed_ts=ts))
+        for name, status, ts in [
+            ("old_completed", S.COMPLETED, 1_000.0),
+            ("old_failed", S.FAILED, 2_000.0),
+            ("old_cancelled", S.CANCELLED, 1_500.0),
+            ("recent", S.COMPLETED, 9_000.0),
+            ("deleting", S.DELETING, 1_000.0),
+        ]
+    }
+    running = await insert(store, make_batch(status=S.PROCESSING))
+
+    async with store.begin() as conn:
+        moved = await expire_ended_batches(conn, ended_before=5_000.0, reason="past retention")
+    async with store.begin() as conn:
+        again = await expire_ended_batches(conn, ended_before=5_000.0, reason="past retention")
+
+    old = ["old_completed", "old_cancelled", "old_failed"]
+    assert moved == [ended[name].id for name in old]
+    assert again == []  # a second sweep (another process) finds nothing left to move
+    for name in old:
+        assert (await get(store, ended[name].id)).status == S.DELETING
+        async with store.begin() as conn:
+            log = await rows.get_log(conn, ended[name].id)
+        assert [line.message for line in log] == ["past retention"]
+    assert (await get(store, ended["recent"].id)).status == S.COMPLETED
+    assert (await get(store, running.id)).status == S.PROCESSING
+
+
+async def test_retention_moves_a_backlog_a_bounded_round_at_a_time(store):
+    for ts in range(1, 6):
+        await insert(store, replace(make_batch(status=S.COMPLETED), completed_ts=float(ts)))
+    async with store.begin() as conn:
+        first = await expire_ended_batches(conn, ended_before=10.0, reason="r", limit=3)
+    async with store.begin() as conn:
+        second = await expire_ended_batches(conn, ended_before=10.0, reason="r", limit=3)
+    assert (len(first), len(second)) == (3, 2)

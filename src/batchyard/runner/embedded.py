@@ -16,6 +16,7 @@ from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
 from batchyard.pipeline.run import run_batch
+from batchyard.runner.retention import check_interval, expire_batches
 from batchyard.store import batches as batch_rows
 
 logger = logging.getLogger("batchyard.runner")
@@ -47,6 +48,18 @@ class EmbeddedRunner:
             self.submit_delete(batch.id)
         if active:
             logger.info("resuming %d unfinished batch(es)", len(active))
+        if self.ctx.settings.retention_days is not None:
+            self._spawn("retention", self._expire_periodically(self.ctx.settings.retention_days))
+
+    async def _expire_periodically(self, retention_days: float) -> None:
+        """Delete batches past the retention period, looking every ``check_interval``."""
+        while True:
+            try:
+                for batch_id in await expire_batches(self.ctx, self.enqueue_delete):
+                    self.submit_delete(batch_id)
+            except Exception:  # the metadata database away for a moment: look again later
+                logger.warning("retention: could not look for expired batches", exc_info=True)
+            await asyncio.sleep(check_interval(retention_days))
 
     async def enqueue(self, conn: AsyncConnection, batch_id: str) -> None:
         """Nothing to record: the batches table itself is this runner's queue (see start)."""

@@ -41,6 +41,7 @@ from batchyard.runner.queue_sql import (
     defer_helpers,
     defer_job,
 )
+from batchyard.runner.retention import expire_batches
 from batchyard.store import batches as batch_rows
 
 logger = logging.getLogger("batchyard.worker")
@@ -84,10 +85,15 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
         retried = await retry_stalled_jobs(app, settings.queue_stalled_seconds)
         async with ctx.store.begin() as conn:
             queued = await sweep_orphans(conn)
+        await expire_batches(ctx, _queue_delete)
         if retried or queued:
             logger.warning("sweep: %d stalled job(s) retried, %d batch(es) queued", retried, queued)
 
     return app
+
+
+async def _queue_delete(conn: AsyncConnection, batch_id: str) -> None:
+    await defer_job(conn, DELETE_BATCH, batch_id)
 
 
 def _helpers_on_queue(ctx: PipelineContext) -> Callable[[str, int], Awaitable[int]]:

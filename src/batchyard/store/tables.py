@@ -100,6 +100,8 @@ batches = sa.Table(
     sa.Index(None, "status", "created_ts", "id"),
     sa.Index(None, "created_ts", "id"),
     sa.Index(None, "notify_state"),
+    # Retention finds the batches that ended longest ago.
+    sa.Index(None, "completed_ts"),
 )
 
 batch_history = sa.Table(
