@@ -44,6 +44,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/datasets"): Rule(A.CREATE_DATASET, 201),
     ("GET", "/datasets"): Rule(A.LIST_DATASETS, 200),
     ("GET", "/datasets/{name}"): Rule(A.GET_DATASET, 200),
+    ("DELETE", "/datasets/{name}"): Rule(A.DELETE_DATASET, 200),
     ("POST", "/batches"): Rule(A.CREATE_BATCH, 202),
     ("GET", "/batches"): Rule(A.LIST_BATCHES, 200),
     ("GET", "/batches/{batch_id}"): Rule(A.GET_BATCH, 200, batch=True),
@@ -156,6 +157,12 @@ class Matrix:
             issued = await self.acc.call("admin", "POST", f"/users/{OTHER}/tokens", json={})
             token_id = issued.json()["token_id"]
         name = "orders" if path.startswith("/datasets") else OTHER
+        if method == "DELETE" and path == "/datasets/{name}" and succeeds:
+            name = f"ds_{n}"  # a dataset of its own: every other route still needs "orders"
+            made = await self.acc.call(
+                "admin", "POST", "/datasets", json={**ORDERS_SCHEMA, "name": name}
+            )
+            assert made.status_code == 201, made.text
         url = path.format(batch_id=batch_id, name=name, token_id=token_id)
         return url, self._body(method, path, n)
 

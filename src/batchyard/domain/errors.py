@@ -86,6 +86,12 @@ class DatasetExists(Conflict):
     code = "dataset_exists"
 
 
+class DatasetInUse(Conflict):
+    """The dataset has batches that are still running or being deleted."""
+
+    code = "dataset_in_use"
+
+
 class DuplicateIdempotencyKey(Conflict):
     """A batch with this Idempotency-Key already exists."""
 

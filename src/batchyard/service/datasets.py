@@ -53,3 +53,22 @@ async def list_datasets(svc: Services, principal: Principal) -> list[tuple[Datas
         ]
     counts = [await asyncio.to_thread(svc.target.row_count, d.name) for d in datasets]
     return list(zip(datasets, counts, strict=True))
+
+
+async def delete_dataset(
+    svc: Services, principal: Principal, name: str, *, keep_table: bool
+) -> tuple[Dataset, int]:
+    """Forget the dataset and, unless ``keep_table``, drop its table; (it, the rows it held).
+
+    The definition goes first, in one transaction with the check that no batch of it is
+    unfinished; then the table. Kept, the table and its rows stay in the target database, and a
+    dataset declared again under the name with the same columns takes them over.
+    """
+    require(principal, Action.DELETE_DATASET, name)
+    async with svc.store.begin() as conn:
+        dataset = await dataset_rows.get_dataset(conn, name)
+        rows = await asyncio.to_thread(svc.target.row_count, name)
+        await dataset_rows.delete_dataset(conn, name)
+    if not keep_table:
+        await asyncio.to_thread(svc.target.drop_table, name)
+    return dataset, rows

@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.domain.batches import now
-from batchyard.domain.errors import DatasetExists, DatasetNotFound
+from batchyard.domain.errors import DatasetExists, DatasetInUse, DatasetNotFound
 from batchyard.domain.schema import Dataset
-from batchyard.store.tables import datasets
+from batchyard.domain.statuses import ACTIVE, BatchStatus
+from batchyard.store.tables import batches, datasets
 
 
 async def insert_dataset(conn: AsyncConnection, dataset: Dataset) -> None:
@@ -42,6 +43,27 @@ async def get_dataset(conn: AsyncConnection, name: str) -> Dataset:
     if row is None:
         raise DatasetNotFound(details={"dataset": name})
     return _dataset_from_row(row)
+
+
+async def delete_dataset(conn: AsyncConnection, name: str) -> None:
+    """Forget the dataset; DatasetInUse while any of its batches is unfinished.
+
+    Ended batches keep their history and results: they name the dataset, they do not need it.
+    """
+    unfinished = sorted(s.value for s in ACTIVE | {BatchStatus.DELETING})
+    busy = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(batches)
+        .where(batches.c.dataset == name, batches.c.status.in_(unfinished))
+    )
+    if busy:
+        raise DatasetInUse(
+            f"Dataset {name!r} has {busy} unfinished batch(es); cancel them or let them end first",
+            details={"dataset": name, "unfinished_batches": busy},
+        )
+    deleted = await conn.execute(sa.delete(datasets).where(datasets.c.name == name))
+    if not deleted.rowcount:
+        raise DatasetNotFound(details={"dataset": name})
 
 
 async def list_datasets(conn: AsyncConnection) -> list[Dataset]:

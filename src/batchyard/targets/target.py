@@ -108,6 +108,14 @@ class Target:
             elif set(existing) != set(columns):
                 raise InputRejected(_difference(dataset.name, existing, columns))
 
+    def drop_table(self, dataset_name: str) -> None:
+        """Drop the dataset's table and every row in it (nothing if it is already gone)."""
+        with self._write() as session:
+            self._dialect.serialize_ddl(session)
+            session.execute(
+                f"DROP TABLE IF EXISTS {quote(check_identifier(dataset_name, 'dataset'))}"
+            )
+
     def _create_table_sql(self, dataset: Dataset) -> str:
         definitions = [
             f"{quote(c.name)} {self._dialect.column_type(c)}{'' if c.nullable else ' NOT NULL'}"

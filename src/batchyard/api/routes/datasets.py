@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from batchyard.api.deps import PrincipalDep, ServicesDep
 from batchyard.api.routes import error_responses
@@ -30,4 +32,28 @@ async def list_datasets(svc: ServicesDep, principal: PrincipalDep) -> DatasetLis
 @router.get("/datasets/{name}", response_model=DatasetPublic, responses=error_responses(404))
 async def get_dataset(name: str, svc: ServicesDep, principal: PrincipalDep) -> DatasetPublic:
     dataset, rows = await datasets.get_dataset(svc, principal, name)
+    return DatasetPublic.of(dataset, rows)
+
+
+@router.delete(
+    "/datasets/{name}", response_model=DatasetPublic, responses=error_responses(404, 409)
+)
+async def delete_dataset(
+    name: str,
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    keep_table: Annotated[
+        bool,
+        Query(
+            description="Forget the definition only: the table and its rows stay in the target "
+            "database (a dataset declared again with the same columns takes them over)."
+        ),
+    ] = False,
+) -> DatasetPublic:
+    """Delete a dataset: its definition and, unless keep_table, its table with every row.
+
+    409 dataset_in_use while any of its batches is unfinished. Ended batches stay, with their
+    history and results. The answer is the dataset as it was, row_count its rows at the time.
+    """
+    dataset, rows = await datasets.delete_dataset(svc, principal, name, keep_table=keep_table)
     return DatasetPublic.of(dataset, rows)
