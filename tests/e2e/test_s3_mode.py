@@ -95,7 +95,10 @@ def test_import_download_and_delete_in_s3_mode(
     deadline = time.monotonic() + 10
     while True:  # the staged chunks go just after the batch ends; what the user sent and got stays
         stored = set(s3_env.keys(STORAGE_BUCKET, f"{where}/"))
-        if not any("/chunks/" in key for key in stored) or time.monotonic() > deadline:
+        staged = [
+            key for key in stored if any(p in key for p in ("/chunks/", "/errors/", "/staged/"))
+        ]
+        if not staged or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert stored == {
