@@ -26,6 +26,7 @@ from batchyard.client import (
     ValidationFailed,
 )
 from batchyard.settings import Settings
+from support.accounts import open_accounts
 from support.inprocess import sync_transport
 from support.servers import ADMIN_TOKEN, FileServer
 
@@ -197,6 +198,38 @@ class _NoEvents(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def test_batches_name_their_owner_and_list_by_owner(settings):
+    async with open_accounts(settings) as acc:
+        transport = httpx.ASGITransport(app=acc.app)
+        alice_token = await acc.add_user("alice", "member")
+        async with (
+            AsyncClient(ADMIN_TOKEN, URL, transport=transport) as admin,
+            AsyncClient(alice_token, URL, transport=transport) as alice,
+        ):
+            await admin.datasets.create(ORDERS_SCHEMA)
+            body = b"id,email\n1,a@b.c\n"
+            mine = [await alice.ingest.create_batch("orders", file=io.BytesIO(body))]
+            mine.append(await alice.ingest.create_batch("orders", file=io.BytesIO(body)))
+            theirs = await admin.ingest.create_batch("orders", file=io.BytesIO(body))
+            assert [b.owner for b in [*mine, theirs]] == ["alice", "alice", "admin"]
+            seen: list[Batch] = []
+            done = await alice.ingest.wait(mine[0].id, timeout=120, on_progress=seen.append)
+            assert done.owner == "alice" and {b.owner for b in seen} == {"alice"}
+            assert (await admin.ingest.get_batch(mine[1].id)).owner == "alice"
+
+            by_owner = [b async for b in admin.ingest.list_batches(owner="alice", page_size=1)]
+            assert [(b.id, b.owner) for b in by_owner] == [
+                (mine[1].id, "alice"),
+                (mine[0].id, "alice"),
+            ]
+            assert {b.owner async for b in admin.ingest.list_batches()} == {"alice", "admin"}
+            assert [b.id async for b in alice.ingest.list_batches(owner="alice")] == [
+                mine[1].id,
+                mine[0].id,
+            ]
+            assert [b async for b in alice.ingest.list_batches(owner="admin")] == []
+
+
 async def test_wait_falls_back_to_polling_without_events(settings, orders_csv):
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -218,6 +251,9 @@ def test_sync_client_in_process(sync_sdk, orders_csv, tmp_path):
     assert progress and progress[-1].is_terminal
     assert sync_sdk.ingest.get_batch_status(created.id)[0].status == BatchStatus.COMPLETED
     assert [b.id for b in sync_sdk.ingest.list_batches(page_size=1)] == [created.id]
+    mine = sync_sdk.ingest.list_batches(owner="admin", page_size=1)
+    assert [(b.id, b.owner) for b in mine] == [(created.id, "admin")]
+    assert list(sync_sdk.ingest.list_batches(owner="alice")) == []
     out = io.BytesIO()
     sync_sdk.ingest.download_failed_records(created.id, out)
     assert out.getvalue().count(b"\n") == 31

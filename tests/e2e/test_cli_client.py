@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
@@ -220,6 +221,31 @@ def test_exit_codes_and_error_messages(env, files, tmp_path):
     )
     assert declined.returncode == 1 and "Create dataset 'declined'?" in declined.stderr
     assert "declined" not in run(env, "datasets", "list").stdout
+
+
+def test_list_shows_owners_and_filters_by_owner(env, files, server):
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ) as api:
+        created = api.post("/users", json={"name": "carol", "role": "member"})
+    assert created.status_code == 201, created.text
+    carol = {**env, "BATCHYARD_TOKEN": created.json()["token"]["token"]}
+    imported = run(carol, "import", str(files["clean"]), "-d", "orders", "--operation", "upsert")
+    assert imported.returncode == 0, imported.stderr
+    carols = imported.stdout.strip()
+    admins = run(env, "import", str(files["clean"]), "-d", "orders", "--operation", "upsert")
+    assert admins.returncode == 0, admins.stderr
+
+    table = run(env, "list").stdout.splitlines()
+    assert table[0].split()[:3] == ["batch", "owner", "dataset"]
+    rows = {line.split()[0]: line.split()[1] for line in table[1:]}
+    assert (rows[carols], rows[admins.stdout.strip()]) == ("carol", "admin")
+    only = run(env, "list", "--owner", "carol").stdout.splitlines()
+    assert [line.split()[:2] for line in only[1:]] == [[carols, "carol"]]
+    listed = json.loads(run(env, "list", "--owner", "carol", "--json").stdout)
+    assert [(b["batch"], b["owner"]) for b in listed] == [(carols, "carol")]
+    assert json.loads(run(carol, "list", "--owner", "admin", "--json").stdout) == []
+    assert "--owner" in run(env, "list", "--help").stdout
 
 
 def test_datasets_create_from_a_sample_shows_the_schema_first(env, files):

@@ -123,7 +123,27 @@ def test_upload_follow_completion_detail_and_download(http, offline, tmp_path):
     row = page.locator("#batch-rows tr").first
     expect(row.locator(".badge")).to_have_text("completed")
     expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    # Only the admin's batch so far: the column is there because an admin sees everyone's.
+    expect(page.get_by_role("columnheader", name="Owner")).to_be_visible()
+    expect(row.locator(".owner")).to_have_text("admin")
     page.screenshot(path=tmp_path / "batch-list.png", full_page=True)
+
+    member = http.post("/users", json={"name": "alice", "role": "member"})
+    alice = {"Authorization": f"Bearer {member.json()['token']['token']}"}
+    alices = http.post("/batches", params={"dataset": "orders"}, content=b"id\n1\n", headers=alice)
+    assert alices.status_code == 202, alices.text
+    page.reload()
+    alice_row = page.locator(f'#batch-rows tr[data-batch="{alices.json()["batch"]}"]')
+    expect(alice_row.locator(".owner")).to_have_text("alice")
+    expect(page.locator("#batch-rows tr").last.locator(".owner")).to_have_text("admin")
+    page.get_by_label("Owner").fill("alice")
+    page.get_by_label("Owner").press("Enter")
+    expect(page).to_have_url(re.compile(r"/\?owner=alice$"))
+    expect(page.locator("#batch-rows tr")).to_have_count(1)
+    expect(page.locator("#batch-rows tr .owner")).to_have_text("alice")
+    page.get_by_label("Owner").fill("")
+    page.get_by_label("Owner").press("Enter")
+    expect(page.locator("#batch-rows tr")).to_have_count(2)
     page.get_by_label("Status").select_option("cancelled")
     expect(page.locator("#empty")).to_contain_text("No batches match")
     expect(page).to_have_url(re.compile(r"/\?status=cancelled$"))

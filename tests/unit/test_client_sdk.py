@@ -117,6 +117,18 @@ def test_requests_are_built_once_for_both_clients(monkeypatch):
     }
     assert call.headers["Idempotency-Key"] == "k" and call.headers["Content-Length"] == "10"
     assert _core.get_batch("../datasets").path == "/batches/..%2Fdatasets"
+    listing = _core.list_batches("completed", "orders", "alice", "c1", 10)
+    assert (listing.path, listing.params) == (
+        "/batches",
+        {
+            "limit": "10",
+            "status": "completed",
+            "dataset": "orders",
+            "owner": "alice",
+            "cursor": "c1",
+        },
+    )
+    assert "owner" not in _core.list_batches(None, None, None, None, 10).params
     with pytest.raises(ValueError, match="hash='auto'"):
         _core.create_batch_from_sources(
             "orders",
@@ -232,7 +244,7 @@ def test_infer_rejects_unreadable_samples(tmp_path):
         infer_schema(empty)
 
 
-def _batch(status: str) -> sdk.Batch:
+def _batch(status: str, **fields: object) -> sdk.Batch:
     body = {
         "batch": "b1",
         "dataset": "orders",
@@ -240,8 +252,14 @@ def _batch(status: str) -> sdk.Batch:
         "status": status,
         "created_ts": 1706196472.292,
         "updated_ts": 1706196473.552,
+        **fields,
     }
     return _core.parse_batch(_response(200, body))
+
+
+def test_batch_names_its_owner_when_the_server_does():
+    assert _batch("completed", owner="alice").owner == "alice"
+    assert _batch("completed").owner is None  # a server from before owners were shown
 
 
 def test_wait_bookkeeping_reports_each_state_once_and_times_out():

@@ -134,6 +134,7 @@ class Download(BaseModel):
 
 class BatchPublic(BaseModel):
     batch: str
+    owner: str | None = Field(description="Name of the user who created the batch")
     dataset: str
     operation: Operation
     status: BatchStatus
@@ -159,6 +160,7 @@ class BatchPublic(BaseModel):
         counts = batch.counts
         return cls(
             batch=batch.id,
+            owner=batch.owner_name,
             dataset=batch.dataset,
             operation=batch.operation,
             status=batch.status,

@@ -221,14 +221,21 @@ def log(
 def list_batches(
     status: Annotated[BatchStatus | None, typer.Option(help="Only batches in this status.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Only batches into this dataset.")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Only batches of the user with this name (admins; others only see their own).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many (0: all).", min=0)] = 50,
     as_json: Json = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """List your batches, newest first (admins see everyone's)."""
+    """List your batches, newest first, with their owner (admins see everyone's)."""
     with connect(url, token) as client:
-        found = client.ingest.list_batches(status=status, dataset=dataset)
+        found = client.ingest.list_batches(status=status, dataset=dataset, owner=owner)
         batches = list(itertools.islice(found, limit or None))
     render.emit(batches, as_json, render.batch_list)
 

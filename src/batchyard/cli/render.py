@@ -131,10 +131,13 @@ def batch_summary(batch: Batch) -> Table:
 
 
 def batch_list(batches: Iterable[Batch]) -> Table:
-    table = _table("batch", "dataset", "operation", "status", "records", "failed", "created")
+    table = _table(
+        "batch", "owner", "dataset", "operation", "status", "records", "failed", "created"
+    )
     for batch in batches:
         table.add_row(
             batch.id,
+            batch.owner or "-",
             batch.dataset,
             batch.operation.value,
             status_text(batch),

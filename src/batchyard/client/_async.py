@@ -116,12 +116,22 @@ class AsyncIngest:
         return await _send(self._http, _core.get_log(batch_id))
 
     async def list_batches(
-        self, status: str | None = None, dataset: str | None = None, *, page_size: int = 100
+        self,
+        status: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        *,
+        page_size: int = 100,
     ) -> AsyncIterator[Batch]:
-        """Every batch you can see (newest first), fetching further pages as you iterate."""
+        """Every batch you can see (newest first), fetching further pages as you iterate.
+
+        ``owner`` (a user name) keeps only that user's batches; it never widens what you see.
+        """
         cursor: str | None = None
         while True:
-            page = await _send(self._http, _core.list_batches(status, dataset, cursor, page_size))
+            page = await _send(
+                self._http, _core.list_batches(status, dataset, owner, cursor, page_size)
+            )
             for batch in page.batches:
                 yield batch
             if not page.next_cursor:

@@ -168,13 +168,15 @@ def get_log(batch_id: str) -> Call[str]:
 
 
 def list_batches(
-    status: str | None, dataset: str | None, cursor: str | None, limit: int
+    status: str | None, dataset: str | None, owner: str | None, cursor: str | None, limit: int
 ) -> Call[BatchPage]:
     params = {"limit": str(limit)}
     if status:
         params["status"] = str(status)
     if dataset:
         params["dataset"] = dataset
+    if owner:
+        params["owner"] = owner
     if cursor:
         params["cursor"] = cursor
     return Call("GET", "/batches", _decoder(BatchPage), params=params)

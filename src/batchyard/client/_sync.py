@@ -111,12 +111,20 @@ class Ingest:
         return _send(self._http, _core.get_log(batch_id))
 
     def list_batches(
-        self, status: str | None = None, dataset: str | None = None, *, page_size: int = 100
+        self,
+        status: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        *,
+        page_size: int = 100,
     ) -> Iterator[Batch]:
-        """Every batch you can see (newest first), fetching further pages as you iterate."""
+        """Every batch you can see (newest first), fetching further pages as you iterate.
+
+        ``owner`` (a user name) keeps only that user's batches; it never widens what you see.
+        """
         cursor: str | None = None
         while True:
-            page = _send(self._http, _core.list_batches(status, dataset, cursor, page_size))
+            page = _send(self._http, _core.list_batches(status, dataset, owner, cursor, page_size))
             yield from page.batches
             if not page.next_cursor:
                 return

@@ -48,6 +48,8 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     """One import job, as the server last reported it."""
 
     id: str = msgspec.field(name="batch")
+    #: Name of the user who created the batch.
+    owner: str | None = None
     dataset: str
     operation: Operation
     status: BatchStatus

@@ -98,6 +98,8 @@ class Batch:
     hash: str | None = None
     error_message: str | None = None
     notify_url: str | None = None
+    #: The owning user's name, as read along with the batch (None: the owner is not known).
+    owner_name: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -82,6 +82,7 @@ def _new_batch(principal: Principal, request: NewBatch, sources: tuple[Source, .
         updated_ts=ts,
         hash=request.hash,
         notify_url=request.notify_url,
+        owner_name=principal.name,
     )
 
 
@@ -278,12 +279,19 @@ async def list_batches(
     dataset: str | None,
     limit: int,
     cursor: str | None,
+    owner: str | None = None,
 ) -> tuple[list[Batch], str | None]:
+    """A page of the batches the principal may see, ``owner`` (a user name) narrowing it.
+
+    The owner filter only ever narrows: for a principal who sees only their own batches, another
+    user's name finds nothing, exactly as a name no user has.
+    """
     require(principal, Action.LIST_BATCHES)
     async with svc.store.begin() as conn:
         return await batch_rows.list_batches(
             conn,
             owner_id=owner_filter(principal),
+            owner_name=owner,
             status=status,
             dataset=dataset,
             limit=limit,

@@ -33,8 +33,15 @@ from batchyard.domain.statuses import (
     allowed_sources,
     check_transition,
 )
-from batchyard.store.rows import batch_from_row, batch_values, counts_from_row, counts_values
-from batchyard.store.tables import batch_history, batch_log, batches
+from batchyard.store.rows import (
+    OWNER_NAME,
+    batch_from_row,
+    batch_values,
+    counts_from_row,
+    counts_values,
+    select_batches,
+)
+from batchyard.store.tables import batch_history, batch_log, batches, users
 
 _COUNT_COLUMNS = (
     "total_operations",
@@ -94,7 +101,7 @@ async def get_batch(conn: AsyncConnection, batch_id: str, *, owner_id: str | Non
     """
     if not _is_batch_id(batch_id):
         raise BatchNotFound()
-    query = sa.select(batches).where(batches.c.id == batch_id)
+    query = select_batches().where(batches.c.id == batch_id)
     if owner_id is not None:
         query = query.where(batches.c.owner_id == owner_id)
     row = (await conn.execute(query)).mappings().first()
@@ -112,17 +119,22 @@ async def list_batches(
     limit: int,
     cursor: str | None,
     dataset_patterns: Sequence[str] | None = None,
+    owner_name: str | None = None,
 ) -> tuple[list[Batch], str | None]:
     """One page of batches, newest first, and the cursor of the next page (None: last page).
 
     Keyset pagination on (created_ts, id): pages neither repeat nor skip batches created while a
     client pages through. ``dataset_patterns`` (``*`` wildcards) limits the datasets listed.
+    ``owner_id`` and ``owner_name`` both apply when given: a caller limited to their own
+    batches who asks for another user's gets an empty page, whether that user exists or not.
     """
     if limit < 1:
         raise InvalidRequest("limit must be at least 1")
-    query = sa.select(batches)
+    query = select_batches()
     if owner_id is not None:
         query = query.where(batches.c.owner_id == owner_id)
+    if owner_name is not None:
+        query = query.where(users.c.name == owner_name)
     if dataset_patterns is not None:
         query = query.where(sa.or_(sa.false(), *map(_dataset_like, dataset_patterns)))
     if status is not None:
@@ -182,7 +194,7 @@ async def transition_batch(
         sa.update(batches)
         .where(batches.c.id == batch_id, batches.c.status.in_(sources))
         .values(_transition_values(to, now(), error_message, counts))
-        .returning(*batches.c)
+        .returning(*batches.c, OWNER_NAME)
     )
     row = (await conn.execute(update)).mappings().first()
     if row is None:
@@ -346,7 +358,7 @@ async def list_unfinished_batches(conn: AsyncConnection) -> list[Batch]:
     """Batches with work left (active or being deleted), oldest first: what a sweep looks at."""
     unfinished = sorted(s.value for s in ACTIVE | {BatchStatus.DELETING})
     query = (
-        sa.select(batches)
+        select_batches()
         .where(batches.c.status.in_(unfinished))
         .order_by(batches.c.created_ts, batches.c.id)
     )
@@ -357,9 +369,7 @@ async def find_batch_by_idempotency_key(
     conn: AsyncConnection, owner_id: str, key: str
 ) -> Batch | None:
     """The owner's batch created with ``key``, so a retried create returns it instead."""
-    query = sa.select(batches).where(
-        batches.c.owner_id == owner_id, batches.c.idempotency_key == key
-    )
+    query = select_batches().where(batches.c.owner_id == owner_id, batches.c.idempotency_key == key)
     row = (await conn.execute(query)).mappings().first()
     return batch_from_row(row) if row is not None else None
 
@@ -368,9 +378,7 @@ async def find_keyed_batch(
     conn: AsyncConnection, owner_id: str, key: str
 ) -> tuple[Batch, str | None] | None:
     """The owner's batch created with ``key`` and the fingerprint of the request that made it."""
-    query = sa.select(batches).where(
-        batches.c.owner_id == owner_id, batches.c.idempotency_key == key
-    )
+    query = select_batches().where(batches.c.owner_id == owner_id, batches.c.idempotency_key == key)
     row = (await conn.execute(query)).mappings().first()
     return (batch_from_row(row), row["idempotency_fingerprint"]) if row is not None else None
 

@@ -165,12 +165,20 @@ async def list_batches(
     principal: PrincipalDep,
     status: BatchStatus | None = None,
     dataset: Annotated[str | None, Query(max_length=63)] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=63,
+            description="Only batches of the user with this name. It narrows what you may see: "
+            "unless your role sees everyone's batches, another user's name lists nothing.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> BatchList:
     """Your batches (admins: everyone's), newest first; pass next_cursor to get the next page."""
     found, next_cursor = await batches.list_batches(
-        svc, principal, status=status, dataset=dataset, limit=limit, cursor=cursor
+        svc, principal, status=status, dataset=dataset, owner=owner, limit=limit, cursor=cursor
     )
     return BatchList(batches=[BatchPublic.of(b) for b in found], next_cursor=next_cursor)
 

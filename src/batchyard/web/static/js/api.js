@@ -19,21 +19,30 @@ export function getToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+function rememberMe(me) {
+  const kept = { name: me.name, role: me.role.name, seesAllBatches: me.role.sees_all_batches };
+  sessionStorage.setItem(ME_KEY, JSON.stringify(kept));
+  return kept;
+}
+
 /** Keeps the token and who it belongs to (GET /me) for this tab. */
 export function saveToken(token, me) {
   sessionStorage.setItem(TOKEN_KEY, token);
-  sessionStorage.setItem(ME_KEY, JSON.stringify({ name: me.name, role: me.role.name }));
+  rememberMe(me);
+}
+
+/** Who this tab is signed in as: {name, role, seesAllBatches}, from GET /me once per tab. */
+export async function whoAmI() {
+  const kept = JSON.parse(sessionStorage.getItem(ME_KEY) || "null");
+  // Kept by an older dashboard without seesAllBatches: ask again.
+  if (kept && typeof kept.seesAllBatches === "boolean") return kept;
+  return rememberMe(await api("/me"));
 }
 
 async function showWho() {
   const who = document.getElementById("who");
   if (!who) return;
-  let me = JSON.parse(sessionStorage.getItem(ME_KEY) || "null");
-  if (!me) {
-    const found = await api("/me");
-    me = { name: found.name, role: found.role.name };
-    sessionStorage.setItem(ME_KEY, JSON.stringify(me));
-  }
+  const me = await whoAmI();
   who.textContent = `${me.name} · ${me.role}`;
   who.title = `Signed in as ${me.name}, role ${me.role}`;
 }

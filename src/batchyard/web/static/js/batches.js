@@ -1,5 +1,5 @@
 // The batch list: filters and cursor paging through GET /batches, refreshed while batches run.
-import { api, showNotice, startPage } from "./api.js";
+import { api, showNotice, startPage, whoAmI } from "./api.js";
 import {
   badge, batchDuration, formatAge, formatDuration, formatNumber, h, isTerminal, percentOf,
   progressBar, setBadge, setProgress, timeElement,
@@ -12,6 +12,8 @@ const IDLE_REFRESH_MS = 10000;
 const rows = document.getElementById("batch-rows");
 const statusFilter = document.getElementById("filter-status");
 const datasetFilter = document.getElementById("filter-dataset");
+const ownerFilter = document.getElementById("filter-owner");
+const table = document.getElementById("batch-table");
 const summary = document.getElementById("list-summary");
 const empty = document.getElementById("empty");
 const newer = document.getElementById("newer");
@@ -21,23 +23,31 @@ const earlierCursors = [];
 let cursor = null;
 let nextCursor = null;
 let timer = null;
+let seesAllBatches = false;
 
 function readFilters() {
   const query = new URLSearchParams(location.search);
   statusFilter.value = query.get("status") || "";
   datasetFilter.dataset.wanted = query.get("dataset") || "";
+  ownerFilter.value = query.get("owner") || "";
 }
 
-function writeFilters() {
+function filters() {
   const query = new URLSearchParams();
   if (statusFilter.value) query.set("status", statusFilter.value);
   if (datasetFilter.value) query.set("dataset", datasetFilter.value);
-  const search = query.toString();
+  const owner = ownerFilter.value.trim();
+  if (owner) query.set("owner", owner);
+  return query;
+}
+
+function writeFilters() {
+  const search = filters().toString();
   history.replaceState(null, "", search ? `/?${search}` : "/");
 }
 
-function cell(label, ...children) {
-  return h("td", { "data-label": label }, ...children);
+function cell(label, child, cellClass = null) {
+  return h("td", { "data-label": label, class: cellClass }, child);
 }
 
 function createRow(batch) {
@@ -46,21 +56,21 @@ function createRow(batch) {
   const bar = progressBar(`Progress of batch ${batch.batch.slice(0, 8)}`);
   const tr = h("tr", { "data-batch": batch.batch },
     cell("Batch", link),
+    cell("Owner", h("span", { class: "owner" }), "col-owner"),
     cell("Dataset", h("span", { class: "dataset" })),
     cell("Status", badge(batch.status)),
     cell("Progress", h("div", { class: "progress-cell" }, bar, h("span", { class: "pct" }))),
-    cell("Records", h("span", { class: "records" })),
-    cell("Failed", h("span", { class: "failed" })),
+    cell("Records", h("span", { class: "records" }), "num"),
+    cell("Failed", h("span", { class: "failed" }), "num"),
     cell("Age", h("span", { class: "age" })),
     cell("Duration", h("span", { class: "duration" })),
   );
-  tr.cells[4].classList.add("num");
-  tr.cells[5].classList.add("num");
   return tr;
 }
 
 function updateRow(tr, batch) {
   const percent = percentOf(batch);
+  tr.querySelector(".owner").textContent = batch.owner ?? "—";
   tr.querySelector(".dataset").textContent = batch.dataset;
   setBadge(tr.querySelector(".badge"), batch.status);
   setProgress(tr.querySelector(".progress"), percent);
@@ -93,7 +103,10 @@ function render(batches) {
       rowsById.delete(id);
     }
   }
-  const filtered = statusFilter.value || datasetFilter.value;
+  // Whose a batch is only tells batches apart when they can be of different users.
+  const owners = new Set(batches.map((b) => b.owner));
+  table.classList.toggle("with-owner", seesAllBatches || owners.size > 1);
+  const filtered = filters().toString() !== "";
   empty.hidden = batches.length > 0;
   empty.firstChild.textContent = filtered ? "No batches match these filters. " : "No batches yet. ";
   const running = batches.filter((b) => !isTerminal(b.status)).length;
@@ -105,9 +118,8 @@ function render(batches) {
 
 async function load() {
   clearTimeout(timer);
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (statusFilter.value) query.set("status", statusFilter.value);
-  if (datasetFilter.value) query.set("dataset", datasetFilter.value);
+  const query = filters();
+  query.set("limit", String(PAGE_SIZE));
   if (cursor) query.set("cursor", cursor);
   let delay = IDLE_REFRESH_MS;
   try {
@@ -143,10 +155,21 @@ async function loadDatasets() {
   datasetFilter.value = datasetFilter.dataset.wanted;
 }
 
+async function loadWho() {
+  try {
+    seesAllBatches = (await whoAmI()).seesAllBatches;
+  } catch {
+    seesAllBatches = false; // /me unanswered: the column then shows for a page of several owners
+  }
+}
+
 if (startPage()) {
   readFilters();
   statusFilter.addEventListener("change", restart);
   datasetFilter.addEventListener("change", restart);
+  ownerFilter.addEventListener("change", restart);
+  // Enter in the owner field applies it (the change event); the form itself never submits.
+  document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
   older.addEventListener("click", () => {
     earlierCursors.push(cursor);
     cursor = nextCursor;
@@ -156,5 +179,5 @@ if (startPage()) {
     cursor = earlierCursors.length ? earlierCursors.pop() : null;
     load();
   });
-  loadDatasets().then(load);
+  Promise.all([loadDatasets(), loadWho()]).then(load);
 }
