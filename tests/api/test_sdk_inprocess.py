@@ -183,6 +183,17 @@ async def test_async_sources_idempotency_and_datasets(sdk, orders_csv):
     created = await sdk.datasets.create(schema)
     assert created.name == "orders_copy" and created.primary_key == ["id"]
 
+    kept = await sdk.datasets.delete("orders", keep_table=True)
+    assert kept.row_count == 2970
+    with pytest.raises(DatasetNotFound):
+        await sdk.datasets.get("orders")
+    assert (await sdk.datasets.create(ORDERS_SCHEMA)).name == "orders"  # takes the rows over
+    assert (await sdk.datasets.get("orders")).row_count == 2970
+    dropped = await sdk.datasets.delete("orders")
+    assert dropped.row_count == 2970
+    assert (await sdk.datasets.create(ORDERS_SCHEMA)).name == "orders"
+    assert (await sdk.datasets.get("orders")).row_count == 0  # a new, empty table
+
 
 class _NoEvents(httpx.AsyncBaseTransport):
     """Answers /events with JSON, as a proxy that strips event streams would."""

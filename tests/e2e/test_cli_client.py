@@ -262,6 +262,26 @@ def test_datasets_create_from_a_sample_shows_the_schema_first(env, files):
     assert loaded.returncode == 0 and json.loads(loaded.stdout)["successful_operations"] == 200
 
 
+def test_datasets_delete_asks_first_then_drops_the_table(env, files, server):
+    scratch = {**ORDERS_SCHEMA, "name": "scratch"}
+    with Client(ADMIN_TOKEN, server.url) as client:
+        client.datasets.create(scratch)
+    loaded = run(env, "import", str(files["clean"]), "-d", "scratch", "--wait", "--json")
+    assert loaded.returncode == 0, loaded.stderr
+    rows = json.loads(loaded.stdout)["successful_operations"]
+
+    declined = run(env, "datasets", "delete", "scratch", stdin="n\n")
+    assert declined.returncode == 1 and "every row of its table?" in declined.stderr
+    assert run(env, "datasets", "show", "scratch").returncode == 0
+
+    deleted = run(env, "datasets", "delete", "scratch", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"dataset scratch: deleted, its table ({rows} rows) dropped" in deleted.stdout
+    gone = run(env, "datasets", "show", "scratch")
+    assert gone.returncode == 1 and "not found" in gone.stderr.lower()
+    assert "--keep-table" in run(env, "datasets", "delete", "--help").stdout
+
+
 def test_log_follow_prints_until_the_end(env, files):
     batch_id = run(
         env, "import", str(files["orders"]), "-d", "orders", "--operation", "upsert"

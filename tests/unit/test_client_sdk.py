@@ -60,6 +60,7 @@ def _response(status: int, body: object) -> httpx.Response:
         (409, "invalid_transition", sdk.InvalidTransition),
         (409, "results_not_ready", sdk.ResultsNotReady),
         (409, "dataset_exists", sdk.DatasetExists),
+        (409, "dataset_in_use", sdk.DatasetInUse),
         (422, "invalid_request", sdk.ValidationFailed),
         (422, "invalid_schema", sdk.ValidationFailed),
         (413, "payload_too_large", sdk.PayloadTooLarge),

@@ -72,3 +72,32 @@ def show_dataset(
     with connect(url, token) as client:
         dataset = client.datasets.get(name)
     render.emit(dataset, as_json, render.schema)
+
+
+@datasets_app.command("delete")
+def delete_dataset(
+    name: Annotated[str, typer.Argument(help="The dataset name.", show_default=False)],
+    keep_table: Annotated[
+        bool,
+        typer.Option(
+            "--keep-table",
+            help="Forget the definition only; the table and its rows stay in the target database.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Delete a dataset and drop its table with every row (refused while a batch of it runs)."""
+    question = f"Drop dataset {name!r} and every row of its table?"
+    if not yes and not keep_table and not typer.confirm(question, err=True):
+        raise typer.Exit(ExitCode.ERROR)
+    with connect(url, token) as client:
+        dataset = client.datasets.delete(name, keep_table=keep_table)
+    kept = "kept" if keep_table else "dropped"
+    render.emit(
+        dataset,
+        as_json,
+        lambda shown: f"dataset {shown.name}: deleted, its table ({shown.row_count} rows) {kept}",
+    )

@@ -216,6 +216,14 @@ class AsyncDatasets:
     async def list(self) -> builtins.list[Dataset]:
         return await _send(self._http, _core.list_datasets())
 
+    async def delete(self, name: str, *, keep_table: bool = False) -> Dataset:
+        """Delete the dataset: its definition and, unless ``keep_table``, its table with every row.
+
+        Returns the dataset as it was (``row_count``: the rows it held). Raises DatasetInUse
+        while a batch of it is unfinished; ended batches keep their history and results.
+        """
+        return await _send(self._http, _core.delete_dataset(name, keep_table))
+
     async def infer(self, path: FileArg, name: str | None = None) -> DatasetSchema:
         """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not)."""
         from batchyard.client.infer import infer_schema

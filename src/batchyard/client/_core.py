@@ -208,6 +208,11 @@ def get_dataset(name: str) -> Call[Dataset]:
     return Call("GET", f"/datasets/{quote(name, safe='')}", _decoder(Dataset))
 
 
+def delete_dataset(name: str, keep_table: bool) -> Call[Dataset]:
+    params = {"keep_table": "true"} if keep_table else {}
+    return Call("DELETE", f"/datasets/{quote(name, safe='')}", _decoder(Dataset), params=params)
+
+
 def list_datasets() -> Call[list[Dataset]]:
     parse = _decoder(DatasetList)
     return Call("GET", "/datasets", lambda response: parse(response).datasets)

@@ -91,6 +91,10 @@ class DatasetExists(Conflict):
     """A dataset with that name already exists."""
 
 
+class DatasetInUse(Conflict):
+    """The dataset still has unfinished batches (details: ``unfinished_batches``)."""
+
+
 class ValidationFailed(APIError):
     """The request is not valid."""
 
@@ -109,6 +113,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "invalid_transition": InvalidTransition,
     "results_not_ready": ResultsNotReady,
     "dataset_exists": DatasetExists,
+    "dataset_in_use": DatasetInUse,
 }
 _BY_STATUS: dict[int, type[APIError]] = {
     400: ValidationFailed,
