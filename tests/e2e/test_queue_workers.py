@@ -3,6 +3,7 @@ sharing one PostgreSQL database through the job queue."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -139,44 +140,41 @@ def test_a_batch_left_by_a_killed_worker_finishes_on_the_other(http, deployment,
     assert time.monotonic() - started < 120, log
 
 
-def test_serve_with_its_own_worker_runs_the_queue_alone(tmp_path, pg_url):
-    data = tmp_path / "solo"
-    env = queue_env(pg_url, data, BATCHYARD_SERVE_WORKER="true")
-    server = BatchyardServer(data, env=env).start()
+@contextlib.contextmanager
+def _serving_alone(pg_url: str, data: Path, **env: str) -> Iterator[httpx.Client]:
+    """`serve` working the queue with its own worker, the orders dataset declared."""
+    settings = queue_env(pg_url, data, BATCHYARD_SERVE_WORKER="true", **env)
+    server = BatchyardServer(data, env=settings).start()
     try:
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        with httpx.Client(base_url=server.url, headers=_ADMIN, timeout=60) as http:
             assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
-            path = tmp_path / "orders.csv"
-            expected = write_orders_csv(path, 5_000, bad_every=50)
-            batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
-            assert batch["status"] == "completed", batch
-            assert batch["successful_operations"] == expected.good
-            assert http.get("/datasets/orders").json()["row_count"] == expected.good
+            yield http
     finally:
         server.stop()
+
+
+def test_serve_with_its_own_worker_runs_the_queue_alone(tmp_path, pg_url):
+    with _serving_alone(pg_url, tmp_path / "solo") as http:
+        path = tmp_path / "orders.csv"
+        expected = write_orders_csv(path, 5_000, bad_every=50)
+        batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+        assert batch["status"] == "completed", batch
+        assert batch["successful_operations"] == expected.good
+        assert http.get("/datasets/orders").json()["row_count"] == expected.good
 
 
 def test_workers_delete_batches_past_the_retention_period(tmp_path, pg_url):
     """In queue mode the workers' sweep applies BATCHYARD_RETENTION_DAYS (here 3 s)."""
     data = tmp_path / "retention"
-    env = queue_env(
-        pg_url, data, BATCHYARD_SERVE_WORKER="true", BATCHYARD_RETENTION_DAYS=str(3 / 86_400)
-    )
-    server = BatchyardServer(data, env=env).start()
-    try:
-        with httpx.Client(base_url=server.url, headers=_ADMIN, timeout=60) as http:
-            assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
-            path = tmp_path / "orders.csv"
-            expected = write_orders_csv(path, 2_000, bad_every=0)
-            batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
-            assert batch["status"] == "completed", batch
-            deadline = time.monotonic() + 30
-            while http.get(f"/batches/{batch['batch']}").status_code != 404:
-                assert time.monotonic() < deadline, "the batch outlived its retention period"
-                time.sleep(0.2)
-            assert http.get("/datasets/orders").json()["row_count"] == expected.rows
-            assert not list((data / "blobs").rglob(f"*{batch['batch']}*"))
-            assert live_jobs_after(pg_url, within=10) == []  # the deletion job ran and ended
-    finally:
-        server.stop()
+    with _serving_alone(pg_url, data, BATCHYARD_RETENTION_DAYS=str(3 / 86_400)) as http:
+        path = tmp_path / "orders.csv"
+        expected = write_orders_csv(path, 2_000, bad_every=0)
+        batch = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+        assert batch["status"] == "completed", batch
+        deadline = time.monotonic() + 30
+        while http.get(f"/batches/{batch['batch']}").status_code != 404:
+            assert time.monotonic() < deadline, "the batch outlived its retention period"
+            time.sleep(0.2)
+        assert http.get("/datasets/orders").json()["row_count"] == expected.rows
+        assert not list((data / "blobs").rglob(f"*{batch['batch']}*"))
+        assert live_jobs_after(pg_url, within=10) == []  # the deletion job ran and ended
