@@ -64,6 +64,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/users/{name}/tokens/{token_id}"): Rule(A.MANAGE_USERS, 204),
     ("GET", "/roles"): Rule(A.MANAGE_USERS, 200),
     ("POST", "/roles"): Rule(A.MANAGE_USERS, 201),
+    ("PUT", "/roles/{name}"): Rule(A.MANAGE_USERS, 200),
+    ("DELETE", "/roles/{name}"): Rule(A.MANAGE_USERS, 204),
     ("GET", "/me"): Rule(None, 200),
     ("GET", "/me/webhook-secret"): Rule(None, 200),
     ("POST", "/me/webhook-secret"): Rule(None, 200),
@@ -157,6 +159,12 @@ class Matrix:
             issued = await self.acc.call("admin", "POST", f"/users/{OTHER}/tokens", json={})
             token_id = issued.json()["token_id"]
         name = "orders" if path.startswith("/datasets") else OTHER
+        if path == "/roles/{name}":  # a custom role nobody holds, made for the call
+            name = f"role_{n}"
+            made = await self.acc.call(
+                "admin", "POST", "/roles", json={"name": name, "statements": [{"actions": ["*"]}]}
+            )
+            assert made.status_code == 201, made.text
         if method == "DELETE" and path == "/datasets/{name}" and succeeds:
             name = f"ds_{n}"  # a dataset of its own: every other route still needs "orders"
             made = await self.acc.call(
@@ -179,6 +187,7 @@ class Matrix:
             ("PATCH", "/users/{name}"): {"json": {"disabled": False}},
             ("POST", "/users/{name}/tokens"): {"json": {}},
             ("POST", "/roles"): {"json": {"name": f"role_{n}", "statements": [{"actions": ["*"]}]}},
+            ("PUT", "/roles/{name}"): {"json": {"statements": [{"actions": ["get_*"]}]}},
         }
         return bodies.get((method, path), {})
 

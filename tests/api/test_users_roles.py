@@ -68,6 +68,47 @@ async def test_role_validation_and_conflicts(acc: Accounts) -> None:
     assert [r["name"] for r in roles][:3] == ["admin", "member", "viewer"]
 
 
+async def test_a_custom_role_changes_at_once_and_goes_once_nobody_holds_it(acc: Accounts) -> None:
+    role = {"name": "auditor", "statements": [{"actions": ["list_datasets"]}]}
+    assert (await acc.call("admin", "POST", "/roles", json=role)).status_code == 201
+    await acc.add_user("audrey", "auditor")
+    assert (await acc.call("audrey", "GET", "/datasets/orders")).status_code == 403
+
+    widened = {"statements": [{"actions": ["list_datasets", "get_dataset"]}]}
+    changed = await acc.call("admin", "PUT", "/roles/auditor", json=widened)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["statements"][0]["actions"] == ["list_datasets", "get_dataset"]
+    assert (await acc.call("audrey", "GET", "/datasets/orders")).status_code == 200  # at once
+
+    in_use = await acc.call("admin", "DELETE", "/roles/auditor")
+    assert in_use.status_code == 409
+    assert in_use.json()["error"]["code"] == "role_in_use"
+    assert in_use.json()["error"]["details"] == {"role": "auditor", "users": 1}
+    ghost = await acc.call("admin", "PATCH", "/users/audrey", json={"role": "ghost"})
+    assert ghost.status_code == 404 and ghost.json()["error"]["code"] == "role_not_found"
+    assert (await acc.call("admin", "PATCH", "/users/audrey", json={})).status_code == 422
+    moved = await acc.call("admin", "PATCH", "/users/audrey", json={"role": "viewer"})
+    assert moved.status_code == 200 and moved.json()["role"] == "viewer", moved.text
+    assert (await acc.call("audrey", "GET", "/me")).json()["role"]["name"] == "viewer"
+    assert (await acc.call("admin", "DELETE", "/roles/auditor")).status_code == 204
+    names = [r["name"] for r in (await acc.call("admin", "GET", "/roles")).json()["roles"]]
+    assert "auditor" not in names
+    assert (await acc.call("admin", "DELETE", "/roles/auditor")).status_code == 404
+    gone = await acc.call("admin", "PUT", "/roles/auditor", json=widened)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "role_not_found"
+
+
+async def test_built_in_roles_cannot_be_changed_or_deleted(acc: Accounts) -> None:
+    everything = {"statements": [{"actions": ["*"]}]}
+    changed = await acc.call("admin", "PUT", "/roles/viewer", json=everything)
+    assert changed.status_code == 409 and "built-in" in changed.json()["error"]["message"]
+    assert (await acc.call("admin", "DELETE", "/roles/member")).status_code == 409
+    empty = await acc.call("admin", "PUT", "/roles/viewer", json={"statements": []})
+    assert empty.status_code == 422
+    roles = {r["name"]: r for r in (await acc.call("admin", "GET", "/roles")).json()["roles"]}
+    assert roles["viewer"]["statements"][0]["actions"] != ["*"]
+
+
 async def test_disabled_user_and_revoked_or_expired_tokens_get_401(acc: Accounts) -> None:
     await acc.add_user("alice", "member")
     assert (await acc.call("alice", "GET", "/me")).status_code == 200

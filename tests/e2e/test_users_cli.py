@@ -67,6 +67,17 @@ def test_users_tokens_and_roles_from_the_cli(env, server):
     assert "allow get_* on orders" in cli(env, "roles", "list").stdout
     reader = cli(env, "users", "create", "rita", "--role", "reader").stdout.strip()
     assert me(server, reader).json()["role"]["name"] == "reader"
+    cli(env, "roles", "update", "reader", "--allow", "get_*", "--allow", "list_*")
+    assert "allow get_*, list_* on all datasets" in cli(env, "roles", "list").stdout
+    assert me(server, reader).json()["role"]["statements"][0]["actions"] == ["get_*", "list_*"]
+    held = cli(env, "roles", "delete", "reader", ok=False)
+    assert held.exit_code == 1 and "1 user(s) hold role 'reader'" in held.stderr
+    cli(env, "users", "set-role", "rita", "--role", "viewer")
+    assert me(server, reader).json()["role"]["name"] == "viewer"
+    assert "deleted role 'reader'" in cli(env, "roles", "delete", "reader").stdout
+    cli(env, "roles", "create", "spare", "--allow", "get_batch")
+    assert "deleted role 'spare'" in cli(env, "roles", "delete", "spare").stdout
+    assert "spare" not in cli(env, "roles", "list").stdout
 
     cli(env, "users", "disable", "alice")
     assert me(server, token).status_code == 401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from batchyard.domain.permissions import Role, Statement
 from batchyard.service.users import IssuedToken
@@ -23,9 +23,18 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    """What to change; fields left out stay as they are (at least one is needed)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    disabled: bool
+    disabled: bool | None = None
+    role: str | None = Field(default=None, min_length=1, max_length=63)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> UserUpdate:
+        if self.disabled is None and self.role is None:
+            raise ValueError("give disabled, role or both")
+        return self
 
 
 class UserPublic(BaseModel):
@@ -121,6 +130,13 @@ class RoleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=63)
+    statements: list[StatementBody] = Field(min_length=1, max_length=64)
+    sees_all_batches: bool = False
+
+
+class RoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     statements: list[StatementBody] = Field(min_length=1, max_length=64)
     sees_all_batches: bool = False
 

@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-users_app = typer.Typer(help="Create, list and disable users.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Create, list, disable users and change their role.", no_args_is_help=True
+)
 tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
-roles_app = typer.Typer(help="Define and list roles (statements of allowed actions).")
+roles_app = typer.Typer(
+    help="Define, change, list and delete roles (statements of allowed actions)."
+)
 
 DataDir = Annotated[
     Path | None,
@@ -134,6 +138,17 @@ def enable_user(name: str, data_dir: DataDir = None) -> None:
     typer.echo(f"enabled user {name!r}")
 
 
+@users_app.command("set-role")
+def set_user_role(
+    name: str,
+    role: Annotated[str, typer.Option(help="The role to give (built-in or custom).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Give a user another role: it applies from their next request on."""
+    _run(data_dir, lambda store, _key: _users().update_user(store, name, role=role))
+    typer.echo(f"user {name!r} now has role {role!r}")
+
+
 @tokens_app.command("create")
 def create_token(name: str, expires: Expires = None, data_dir: DataDir = None) -> None:
     """Issue another token for user NAME (shown once, on stdout)."""
@@ -182,24 +197,30 @@ def _statements(allow: list[str], datasets: list[str], raw: list[str]) -> list[S
     return parsed
 
 
+Allow = Annotated[
+    list[str] | None,
+    typer.Option(help=f"Allowed action or pattern, repeatable ({', '.join(Action)}, get_*)."),
+]
+Datasets = Annotated[
+    list[str] | None,
+    typer.Option(help="Limit the --allow statement to these datasets (patterns, repeatable)."),
+]
+StatementJson = Annotated[
+    list[str] | None,
+    typer.Option(help='A whole statement as JSON: {"actions": [...], "datasets": [...]}.'),
+]
+SeesAllBatches = Annotated[
+    bool, typer.Option(help="Let the role see every user's batches, not just its own.")
+]
+
+
 @roles_app.command("create")
 def create_role(
     name: str,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(help=f"Allowed action or pattern, repeatable ({', '.join(Action)}, get_*)."),
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option(help="Limit the --allow statement to these datasets (patterns, repeatable)."),
-    ] = None,
-    statement: Annotated[
-        list[str] | None,
-        typer.Option(help='A whole statement as JSON: {"actions": [...], "datasets": [...]}.'),
-    ] = None,
-    sees_all_batches: Annotated[
-        bool, typer.Option(help="Let the role see every user's batches, not just its own.")
-    ] = False,
+    allow: Allow = None,
+    dataset: Datasets = None,
+    statement: StatementJson = None,
+    sees_all_batches: SeesAllBatches = False,
     data_dir: DataDir = None,
 ) -> None:
     """Define a custom role from statements of allowed actions."""
@@ -211,6 +232,33 @@ def create_role(
         ),
     )
     typer.echo(f"created role {name!r}")
+
+
+@roles_app.command("update")
+def update_role(
+    name: str,
+    allow: Allow = None,
+    dataset: Datasets = None,
+    statement: StatementJson = None,
+    sees_all_batches: SeesAllBatches = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Replace a custom role's statements (its users hold the new ones at once)."""
+    parsed = _statements(allow or [], dataset or [], statement or [])
+    _run(
+        data_dir,
+        lambda store, _key: _users().update_role(
+            store, name, parsed, sees_all_batches=sees_all_batches
+        ),
+    )
+    typer.echo(f"updated role {name!r}")
+
+
+@roles_app.command("delete")
+def delete_role(name: str, data_dir: DataDir = None) -> None:
+    """Delete a custom role that no user holds."""
+    _run(data_dir, lambda store, _key: _users().delete_role(store, name))
+    typer.echo(f"deleted role {name!r}")
 
 
 @roles_app.command("list")

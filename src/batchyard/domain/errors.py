@@ -86,6 +86,12 @@ class DatasetExists(Conflict):
     code = "dataset_exists"
 
 
+class RoleInUse(Conflict):
+    """Users still hold the role: deleting it would leave them without any permission."""
+
+    code = "role_in_use"
+
+
 class DatasetInUse(Conflict):
     """The dataset has batches that are still running or being deleted."""
 

@@ -76,9 +76,22 @@ async def list_users(store: MetadataStore) -> list[UserInfo]:
 
 async def set_disabled(store: MetadataStore, name: str, *, disabled: bool) -> UserInfo:
     """Disable (or enable) a user; their tokens stop (or resume) authenticating at once."""
+    return await update_user(store, name, disabled=disabled)
+
+
+async def update_user(
+    store: MetadataStore, name: str, *, disabled: bool | None = None, role: str | None = None
+) -> UserInfo:
+    """Disable/enable a user and/or give them another existing role (RoleNotFound if it is not);
+    both apply from their next request on."""
     async with store.begin() as conn:
         user = await user_rows.require_user(conn, name)
-        await user_rows.set_user_disabled(conn, user.user_id, disabled=disabled)
+        if role is not None:
+            await user_rows.set_user_role(
+                conn, user.user_id, (await role_rows.get_role(conn, role)).name
+            )
+        if disabled is not None:
+            await user_rows.set_user_disabled(conn, user.user_id, disabled=disabled)
         return next(u for u in await user_rows.list_users(conn) if u.user_id == user.user_id)
 
 
@@ -110,6 +123,12 @@ async def revoke_token(store: MetadataStore, token_id: str, *, name: str | None 
             raise TokenNotFound(details={"token_id": token_id})
 
 
+def _role(name: str, statements: Sequence[Statement], sees_all_batches: bool) -> Role:
+    if not statements:
+        raise InvalidRequest("a role needs at least one statement")
+    return Role(check_role_name(name), tuple(statements), sees_all_batches=sees_all_batches)
+
+
 async def create_role(
     store: MetadataStore,
     name: str,
@@ -117,11 +136,26 @@ async def create_role(
     *,
     sees_all_batches: bool = False,
 ) -> Role:
-    if not statements:
-        raise InvalidRequest("a role needs at least one statement")
-    role = Role(check_role_name(name), tuple(statements), sees_all_batches=sees_all_batches)
     async with store.begin() as conn:
-        return await role_rows.create_role(conn, role)
+        return await role_rows.create_role(conn, _role(name, statements, sees_all_batches))
+
+
+async def update_role(
+    store: MetadataStore,
+    name: str,
+    statements: Sequence[Statement],
+    *,
+    sees_all_batches: bool = False,
+) -> Role:
+    """Replace a custom role's statements: its users hold them from their next request on."""
+    async with store.begin() as conn:
+        return await role_rows.update_role(conn, _role(name, statements, sees_all_batches))
+
+
+async def delete_role(store: MetadataStore, name: str) -> None:
+    """Delete a custom role that no user holds."""
+    async with store.begin() as conn:
+        await role_rows.delete_role(conn, name)
 
 
 async def list_roles(store: MetadataStore) -> list[Role]:

@@ -9,9 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.domain.batches import now
-from batchyard.domain.errors import Conflict, RoleNotFound
+from batchyard.domain.errors import Conflict, RoleInUse, RoleNotFound
 from batchyard.domain.permissions import BUILTIN_ROLES, Role, Statement, check_role_name
-from batchyard.store.tables import roles
+from batchyard.store.tables import roles, users
 
 
 def _role_from_row(name: str, statements: str, sees_all_batches: bool) -> Role:
@@ -57,6 +57,44 @@ async def create_role(conn: AsyncConnection, role: Role) -> Role:
             f"A role named {role.name!r} already exists", details={"role": role.name}
         ) from None
     return role
+
+
+def _custom(name: str, doing: str) -> str:
+    if name in BUILTIN_ROLES:
+        raise Conflict(f"{name!r} is a built-in role: it cannot be {doing}", details={"role": name})
+    return name
+
+
+async def update_role(conn: AsyncConnection, role: Role) -> Role:
+    """Replace a custom role's statements; its users hold the new ones from their next request."""
+    _custom(role.name, "changed")
+    changed = await conn.execute(
+        sa.update(roles)
+        .where(roles.c.name == role.name)
+        .values(
+            statements=json.dumps([s.to_json() for s in role.statements]),
+            sees_all_batches=role.sees_all_batches,
+        )
+    )
+    if not changed.rowcount:
+        raise RoleNotFound(f"Role {role.name!r} not found", details={"role": role.name})
+    return role
+
+
+async def delete_role(conn: AsyncConnection, name: str) -> None:
+    """Delete a custom role nobody holds (RoleInUse otherwise: they would be left with none)."""
+    _custom(name, "deleted")
+    holders = await conn.scalar(
+        sa.select(sa.func.count()).select_from(users).where(users.c.role == name)
+    )
+    if holders:
+        raise RoleInUse(
+            f"{holders} user(s) hold role {name!r}; give them another role first",
+            details={"role": name, "users": holders},
+        )
+    deleted = await conn.execute(sa.delete(roles).where(roles.c.name == name))
+    if not deleted.rowcount:
+        raise RoleNotFound(f"Role {name!r} not found", details={"role": name})
 
 
 async def list_roles(conn: AsyncConnection) -> list[Role]:

@@ -96,6 +96,11 @@ async def set_user_disabled(conn: AsyncConnection, user_id: str, *, disabled: bo
     await conn.execute(sa.update(users).where(users.c.id == user_id).values(disabled=disabled))
 
 
+async def set_user_role(conn: AsyncConnection, user_id: str, role: str) -> None:
+    """Give the user another role (checked to exist by the caller): it applies at once."""
+    await conn.execute(sa.update(users).where(users.c.id == user_id).values(role=role))
+
+
 async def add_token(
     conn: AsyncConnection, user_id: str, token_hash: str, *, expires_ts: float | None = None
 ) -> str:

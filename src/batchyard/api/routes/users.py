@@ -13,6 +13,7 @@ from batchyard.api.schemas_users import (
     RoleCreate,
     RoleList,
     RolePublic,
+    RoleUpdate,
     TokenCreate,
     TokenIssued,
     TokenList,
@@ -60,9 +61,10 @@ async def create_user(body: UserCreate, svc: ServicesDep, principal: PrincipalDe
 async def update_user(
     name: UserName, body: UserUpdate, svc: ServicesDep, principal: PrincipalDep
 ) -> UserPublic:
-    """Disable (or enable again) a user: their tokens stop working at once."""
+    """Disable (or enable again) a user, or give them another role: both apply at once."""
     _admin(principal)
-    return UserPublic.of(await users.set_disabled(svc.store, name, disabled=body.disabled))
+    updated = await users.update_user(svc.store, name, disabled=body.disabled, role=body.role)
+    return UserPublic.of(updated)
 
 
 @router.get("/users/{name}/tokens", response_model=TokenList, responses=error_responses(404))
@@ -122,6 +124,30 @@ async def create_role(body: RoleCreate, svc: ServicesDep, principal: PrincipalDe
         svc.store, body.name, statements, sees_all_batches=body.sees_all_batches
     )
     return RolePublic.of(role)
+
+
+@router.put("/roles/{name}", response_model=RolePublic, responses=error_responses(404, 409))
+async def update_role(
+    name: str, body: RoleUpdate, svc: ServicesDep, principal: PrincipalDep
+) -> RolePublic:
+    """Replace a custom role's statements; its users hold the new ones from their next request.
+
+    Built-in roles cannot be changed (409).
+    """
+    _admin(principal)
+    statements = [s.to_domain() for s in body.statements]
+    role = await users.update_role(
+        svc.store, name, statements, sees_all_batches=body.sees_all_batches
+    )
+    return RolePublic.of(role)
+
+
+@router.delete("/roles/{name}", status_code=204, responses=error_responses(404, 409))
+async def delete_role(name: str, svc: ServicesDep, principal: PrincipalDep) -> Response:
+    """Delete a custom role. 409 role_in_use while users hold it, 409 for a built-in role."""
+    _admin(principal)
+    await users.delete_role(svc.store, name)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=Me)
