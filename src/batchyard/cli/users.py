@@ -225,12 +225,7 @@ def create_role(
 ) -> None:
     """Define a custom role from statements of allowed actions."""
     parsed = _statements(allow or [], dataset or [], statement or [])
-    _run(
-        data_dir,
-        lambda store, _key: _users().create_role(
-            store, name, parsed, sees_all_batches=sees_all_batches
-        ),
-    )
+    _save_role(_users().create_role, name, parsed, sees_all_batches, data_dir)
     typer.echo(f"created role {name!r}")
 
 
@@ -245,13 +240,22 @@ def update_role(
 ) -> None:
     """Replace a custom role's statements (its users hold the new ones at once)."""
     parsed = _statements(allow or [], dataset or [], statement or [])
+    _save_role(_users().update_role, name, parsed, sees_all_batches, data_dir)
+    typer.echo(f"updated role {name!r}")
+
+
+def _save_role(
+    save: Callable[..., Awaitable[object]],
+    name: str,
+    statements: list[Statement],
+    sees_all_batches: bool,
+    data_dir: Path | None,
+) -> None:
+    """Create or replace a role (``save`` is the service function) in the configured store."""
     _run(
         data_dir,
-        lambda store, _key: _users().update_role(
-            store, name, parsed, sees_all_batches=sees_all_batches
-        ),
+        lambda store, _key: save(store, name, statements, sees_all_batches=sees_all_batches),
     )
-    typer.echo(f"updated role {name!r}")
 
 
 @roles_app.command("delete")
