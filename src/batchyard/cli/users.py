@@ -127,14 +127,14 @@ def list_users(data_dir: DataDir = None) -> None:
 @users_app.command("disable")
 def disable_user(name: str, data_dir: DataDir = None) -> None:
     """Disable a user: every token of theirs stops working at once."""
-    _run(data_dir, lambda store, _key: _users().set_disabled(store, name, disabled=True))
+    _run(data_dir, lambda store, _key: _users().update_user(store, name, disabled=True))
     typer.echo(f"disabled user {name!r}")
 
 
 @users_app.command("enable")
 def enable_user(name: str, data_dir: DataDir = None) -> None:
     """Enable a disabled user again."""
-    _run(data_dir, lambda store, _key: _users().set_disabled(store, name, disabled=False))
+    _run(data_dir, lambda store, _key: _users().update_user(store, name, disabled=False))
     typer.echo(f"enabled user {name!r}")
 
 

@@ -54,6 +54,8 @@ TERMINAL: frozenset[BatchStatus] = frozenset(
 
 #: Statuses in which the pipeline still has work to do (resumed after a restart).
 ACTIVE: frozenset[BatchStatus] = frozenset(set(BatchStatus) - TERMINAL - {BatchStatus.DELETING})
+#: Statuses with work left: the pipeline's, or the removal of the batch's data.
+UNFINISHED: frozenset[BatchStatus] = ACTIVE | {BatchStatus.DELETING}
 
 _S = BatchStatus
 _FORWARD: dict[BatchStatus, frozenset[BatchStatus]] = {

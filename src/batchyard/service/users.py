@@ -74,11 +74,6 @@ async def list_users(store: MetadataStore) -> list[UserInfo]:
         return await user_rows.list_users(conn)
 
 
-async def set_disabled(store: MetadataStore, name: str, *, disabled: bool) -> UserInfo:
-    """Disable (or enable) a user; their tokens stop (or resume) authenticating at once."""
-    return await update_user(store, name, disabled=disabled)
-
-
 async def update_user(
     store: MetadataStore, name: str, *, disabled: bool | None = None, role: str | None = None
 ) -> UserInfo:

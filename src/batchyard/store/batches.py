@@ -29,6 +29,7 @@ from batchyard.domain.errors import (
 from batchyard.domain.statuses import (
     ACTIVE,
     TERMINAL,
+    UNFINISHED,
     BatchStatus,
     allowed_sources,
     check_transition,
@@ -356,7 +357,7 @@ async def list_active_batch_ids(conn: AsyncConnection) -> list[str]:
 
 async def list_unfinished_batches(conn: AsyncConnection) -> list[Batch]:
     """Batches with work left (active or being deleted), oldest first: what a sweep looks at."""
-    unfinished = sorted(s.value for s in ACTIVE | {BatchStatus.DELETING})
+    unfinished = sorted(s.value for s in UNFINISHED)
     query = (
         select_batches()
         .where(batches.c.status.in_(unfinished))

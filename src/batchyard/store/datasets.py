@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard.domain.batches import now
 from batchyard.domain.errors import DatasetExists, DatasetInUse, DatasetNotFound
 from batchyard.domain.schema import Dataset
-from batchyard.domain.statuses import ACTIVE, BatchStatus
+from batchyard.domain.statuses import UNFINISHED
 from batchyard.store.tables import batches, datasets
 
 
@@ -50,7 +50,7 @@ async def delete_dataset(conn: AsyncConnection, name: str) -> None:
 
     Ended batches keep their history and results: they name the dataset, they do not need it.
     """
-    unfinished = sorted(s.value for s in ACTIVE | {BatchStatus.DELETING})
+    unfinished = sorted(s.value for s in UNFINISHED)
     busy = await conn.scalar(
         sa.select(sa.func.count())
         .select_from(batches)
