@@ -30,28 +30,29 @@ LEGACY_TABLES = (
 )
 
 _HAS_OLD_LAYOUT = text("SELECT to_regclass(:old) IS NOT NULL AND to_regclass(:new) IS NULL")
+_TO = f'"{SCHEMA}"'
 #: One ALTER per object of procrastinate's still in the old schema; tables first, so that their
 #: sequences move with them and are not listed twice.
 _QUEUE_OBJECTS = (
     text(
-        "SELECT format('ALTER TABLE %I.%I SET SCHEMA %I', n.nspname, c.relname, :new)"
+        f"SELECT format('ALTER TABLE %I.%I SET SCHEMA {_TO}', n.nspname, c.relname)"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = :old AND c.relkind IN ('r', 'p') AND c.relname LIKE 'procrastinate\\_%'"
     ),
     text(
-        "SELECT format('ALTER SEQUENCE %I.%I SET SCHEMA %I', n.nspname, c.relname, :new)"
+        f"SELECT format('ALTER SEQUENCE %I.%I SET SCHEMA {_TO}', n.nspname, c.relname)"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = :old AND c.relkind = 'S' AND c.relname LIKE 'procrastinate\\_%'"
     ),
     text(
-        "SELECT format('ALTER TYPE %I.%I SET SCHEMA %I', n.nspname, t.typname, :new)"
+        f"SELECT format('ALTER TYPE %I.%I SET SCHEMA {_TO}', n.nspname, t.typname)"
         " FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
         " WHERE n.nspname = :old AND t.typname LIKE 'procrastinate\\_%'"
         " AND (t.typtype = 'e' OR (t.typtype = 'c' AND t.typrelid IN"
         " (SELECT oid FROM pg_class WHERE relkind = 'c')))"
     ),
     text(
-        "SELECT format('ALTER FUNCTION %s SET SCHEMA %I', p.oid::regprocedure, :new)"
+        f"SELECT format('ALTER FUNCTION %s SET SCHEMA {_TO}', p.oid::regprocedure)"
         " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE n.nspname = :old AND p.proname LIKE 'procrastinate\\_%'"
     ),
@@ -81,7 +82,7 @@ async def move_legacy_layout(conn: AsyncConnection) -> bool:
                 text(f'ALTER TABLE "{LEGACY_SCHEMA}"."{table}" SET SCHEMA "{SCHEMA}"')
             )
     for query in _QUEUE_OBJECTS:
-        statements = await conn.scalars(query, {"old": LEGACY_SCHEMA, "new": SCHEMA})
+        statements = await conn.scalars(query, {"old": LEGACY_SCHEMA})
         for statement in list(statements):
             await conn.execute(text(statement))
     return True
