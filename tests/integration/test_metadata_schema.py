@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -224,3 +225,33 @@ def _create_old_layout(pg_url: str) -> None:
         )
         conn.execute(OLD_LEDGER_DDL.format(int="bigint", blob="bytea", float="double precision"))
         conn.execute("INSERT INTO \"_batchyard_ledger\" VALUES ('b-1', 0, 5, NULL, 1.0)")
+
+
+@pytest.fixture
+def limited_role(pg_url: str) -> Iterator[str]:
+    """A login without CREATE on the database, owning the two schemas an operator made for it."""
+    role = f"by_limited_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'CREATE SCHEMA batchyard AUTHORIZATION "{role}"')
+        conn.execute(f'CREATE SCHEMA sales AUTHORIZATION "{role}"')
+    try:
+        yield role
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+async def test_schemas_made_beforehand_need_no_create_privilege(
+    pg_url: str, limited_role: str
+) -> None:
+    url = pg_url.replace("postgres@", f"{limited_role}@")
+    store = await MetadataStore.open(url.replace("postgresql://", "postgresql+psycopg://"))
+    await store.close()
+    target = open_target(url, schema="sales")
+    try:
+        target.ensure_table(_dataset("roles"))
+        assert _apply(target, _dataset("roles"), "b", 0, Operation.INSERT, _rows(1)) == 1
+    finally:
+        target.close()

@@ -35,10 +35,12 @@ def libpq_url(url: str) -> str:
 
 
 async def apply_queue_schema(conninfo: str) -> bool:
-    """Create procrastinate's schema unless it exists; True if it was created now."""
+    """Create procrastinate's schema unless it exists; True if it was created now.
+
+    Its objects go to batchyard's schema, which opening the metadata store created.
+    """
     async with await psycopg.AsyncConnection.connect(conninfo) as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
         cursor = await conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (f'"{SCHEMA}".procrastinate_jobs',)
         )

@@ -60,8 +60,14 @@ _QUEUE_OBJECTS = (
 
 
 async def create_own_schema(conn: AsyncConnection) -> None:
-    """The metadata schema, created on first start (the database user needs CREATE on it)."""
-    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+    """The metadata schema, created on first start.
+
+    Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
+    even when the schema is there, which an operator may have created beforehand instead.
+    """
+    exists = await conn.scalar(text("SELECT to_regnamespace(:name) IS NOT NULL"), {"name": SCHEMA})
+    if not exists:
+        await conn.execute(text(f'CREATE SCHEMA "{SCHEMA}"'))
 
 
 async def move_legacy_layout(conn: AsyncConnection) -> bool:

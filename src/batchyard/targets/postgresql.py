@@ -66,7 +66,9 @@ class PostgresDialect(Dialect):
     def prepare(self, session: Session) -> None:
         self.serialize_ddl(session)
         for schema in (self.schema, self.own_schema):
-            session.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            # Looked up first: CREATE SCHEMA needs the CREATE privilege even with IF NOT EXISTS.
+            if not session.rows("SELECT to_regnamespace($1) IS NOT NULL", (schema,))[0][0]:
+                session.execute(f"CREATE SCHEMA {quote(schema)}")
         old = f"{quote(LEGACY_SCHEMA)}.{quote(LEDGER_NAME)}"
         rows = session.rows(
             "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NULL",
