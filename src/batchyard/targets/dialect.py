@@ -52,7 +52,10 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def prepare(self, session: Session) -> None:
-        """Create the schemas the target needs and move an older layout's ledger into place."""
+        """Create the schemas the target needs and move an older layout's ledger into place.
+
+        Runs once per process, in a write transaction that holds the DDL lock.
+        """
 
     def check_dataset_name(self, name: str) -> None:  # noqa: B027 (optional hook)
         """Refuse a name this database cannot give a table; every identifier is fine by default."""

@@ -64,7 +64,6 @@ class PostgresDialect(Dialect):
         return f"{quote(self.own_schema)}.{quote(LEDGER_NAME)}"
 
     def prepare(self, session: Session) -> None:
-        self.serialize_ddl(session)
         for schema in (self.schema, self.own_schema):
             # Looked up first: CREATE SCHEMA needs the CREATE privilege even with IF NOT EXISTS.
             if not session.rows("SELECT to_regnamespace($1) IS NOT NULL", (schema,))[0][0]:

@@ -55,8 +55,8 @@ class Chunk:
         Its name is no identifier (it has a space): a dataset's table can never share it, even
         where an unqualified name finds temporary tables first (SQLite's bulk ingest).
         """
-        name = f"batchyard stage {next(_stage_numbers)}"
-        self.stage = quote(name)
+        stage_name = f"batchyard stage {next(_stage_numbers)}"
+        self.stage = quote(stage_name)
         definitions = [
             f"{quote(name)} {self.dialect.column_type(column)}"
             for name in columns
@@ -65,7 +65,7 @@ class Chunk:
         definitions.append(f"{RN} {self.dialect.integer_type} NOT NULL")
         self.session.execute(f"CREATE TEMP TABLE {self.stage} ({', '.join(definitions)})")
         rows = self.dialect.convert(self.valid.select([*columns, RECORD_NUMBER]), self.dataset)
-        self.session.ingest(name, rows, temporary=True)
+        self.session.ingest(stage_name, rows, temporary=True)
         return self.stage
 
     def drop_stage(self) -> None:
