@@ -148,9 +148,13 @@ def wait_for_workers(url: str, count: int, within: float = 120) -> None:
     while True:
         with psycopg.connect(url) as conn:
             row = conn.execute(
-                "SELECT count(*) FROM pg_tables WHERE tablename = 'procrastinate_workers'"
+                "SELECT to_regclass('batchyard.procrastinate_workers') IS NOT NULL"
             ).fetchone()
-            registered = row[0] and conn.execute("SELECT count(*) FROM procrastinate_workers")
+            registered = (
+                row
+                and row[0]
+                and conn.execute("SELECT count(*) FROM batchyard.procrastinate_workers")
+            )
             ready = registered and (registered.fetchone() or (0,))[0] >= count
         if ready or count == 0:
             return

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from batchyard.store.tables import SCHEMA as METADATA_SCHEMA
+
+#: Schema names, like dataset names: lower-case identifiers, never quoted into SQL unchecked.
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class Settings(BaseSettings):
@@ -24,6 +30,10 @@ class Settings(BaseSettings):
     #: Target database where datasets' tables live. Default: SQLite in data_dir, or the
     #: metadata database when that is PostgreSQL.
     target_url: str | None = None
+    #: PostgreSQL schema of the datasets' tables in the target database (created if missing).
+    #: batchyard's own tables, the job queue and the chunk ledger live in the schema
+    #: ``batchyard`` instead, out of reach of any dataset name. Unused with SQLite targets.
+    target_schema: str = "public"
     #: Blob storage for inputs and results: ``s3://bucket/prefix`` or a directory.
     #: Default: files under data_dir/blobs.
     storage_url: str | None = None
@@ -78,6 +88,17 @@ class Settings(BaseSettings):
     webhook_backoff: float = Field(default=1.0, gt=0)
     #: Seconds one webhook attempt may take.
     webhook_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("target_schema")
+    @classmethod
+    def _check_target_schema(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value) or value.startswith("pg_"):
+            raise ValueError(
+                f"{value!r} is not a schema name batchyard can use ({_IDENTIFIER.pattern})"
+            )
+        if value in (METADATA_SCHEMA, "information_schema"):
+            raise ValueError(f"{value!r} is reserved: datasets' tables need a schema of their own")
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

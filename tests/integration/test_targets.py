@@ -337,11 +337,6 @@ def test_hostile_identifiers_are_rejected(target: Target, name: str) -> None:
         Column(name, ColumnType.INTEGER)
 
 
-def test_reserved_names_cannot_be_datasets(target: Target) -> None:
-    with pytest.raises(InvalidSchema):
-        Dataset("_batchyard_ledger", (Column("id", ColumnType.INTEGER),))
-
-
 def test_open_target_rejects_other_schemes() -> None:
     for url in ("mysql://db/x", "sqlite:///:memory:", "file:///tmp/x.db"):
         with pytest.raises(InvalidRequest):

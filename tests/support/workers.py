@@ -123,8 +123,8 @@ def live_jobs_after(pg_url: str, within: float) -> list[str]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         while True:
             rows = conn.execute(
-                "SELECT task_name FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-                " AND task_name <> 'batchyard.sweep'"
+                "SELECT task_name FROM batchyard.procrastinate_jobs"
+                " WHERE status IN ('todo', 'doing') AND task_name <> 'batchyard.sweep'"
             ).fetchall()
             if not rows or time.monotonic() > deadline:
                 return [str(row[0]) for row in rows]

@@ -14,8 +14,6 @@ from batchyard.domain.errors import InvalidSchema
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_DECIMAL_PRECISION = 38
-#: Table names batchyard keeps for itself in the target database.
-RESERVED_PREFIX = "_batchyard"
 
 
 class ColumnType(enum.StrEnum):
@@ -148,9 +146,8 @@ class Dataset:
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Any identifier: batchyard's own tables are where no dataset's table can be.
         check_identifier(self.name, "dataset")
-        if self.name.startswith(RESERVED_PREFIX):
-            raise InvalidSchema(f"dataset names starting with {RESERVED_PREFIX} are reserved")
         if not self.columns:
             raise InvalidSchema("a dataset needs at least one column")
         by_name: dict[str, Column] = {}

@@ -4,7 +4,8 @@ procrastinate's ``procrastinate_defer_jobs_v1`` is what its own ``defer`` calls;
 instead makes a job and the batch change that needs it commit (or roll back) together. Every job of
 a batch carries the lock ``batch:<id>``, so procrastinate never runs two of them at once; helper
 jobs, which apply a processing batch's chunks beside its own job, carry no lock (the target's
-chunk locks keep them apart).
+chunk locks keep them apart). Every name is qualified with batchyard's schema, where the queue
+lives; the session's search path (the same schema only) serves procrastinate's own functions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard.store.tables import SCHEMA
+
 #: The queue every batchyard job goes to.
 QUEUE = "batchyard"
 #: Task names, shared by whoever defers a job and the workers that run it.
@@ -22,21 +25,22 @@ DELETE_BATCH = "batchyard.delete_batch"
 SWEEP = "batchyard.sweep"
 HELP_BATCH = "batchyard.help_batch"
 
+_S = f'"{SCHEMA}"'
 _DEFER = sa.text(
-    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW("
+    f"SELECT unnest({_S}.procrastinate_defer_jobs_v1(ARRAY[ROW("
     "CAST(:queue AS varchar), CAST(:task AS varchar), 0, CAST(:lock AS text), NULL,"
-    " CAST(:args AS jsonb), NULL)]::procrastinate_job_to_defer_v1[]))"
+    f" CAST(:args AS jsonb), NULL)]::{_S}.procrastinate_job_to_defer_v1[]))"
 )
 _LIVE_HELPERS = sa.text(
-    "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND task_name = :task"
-    " AND status IN ('todo', 'doing') AND args->>'batch_id' = :batch_id"
+    f"SELECT count(*) FROM {_S}.procrastinate_jobs WHERE queue_name = :queue"
+    " AND task_name = :task AND status IN ('todo', 'doing') AND args->>'batch_id' = :batch_id"
 )
 _ABORT = sa.text(
-    "SELECT procrastinate_cancel_job_v1(id, true, false) FROM procrastinate_jobs"
+    f"SELECT {_S}.procrastinate_cancel_job_v1(id, true, false) FROM {_S}.procrastinate_jobs"
     " WHERE lock = :lock AND status = 'doing'"
 )
 _LIVE_LOCKS = sa.text(
-    "SELECT DISTINCT lock FROM procrastinate_jobs"
+    f"SELECT DISTINCT lock FROM {_S}.procrastinate_jobs"
     " WHERE queue_name = :queue AND status IN ('todo', 'doing') AND lock IS NOT NULL"
 )
 

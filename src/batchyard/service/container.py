@@ -18,6 +18,7 @@ from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
 from batchyard.storage.signing import UrlSigner
 from batchyard.store.database import MetadataStore
+from batchyard.store.tables import SCHEMA
 from batchyard.targets import Target, open_target
 
 
@@ -44,7 +45,9 @@ async def open_pipeline_context(
     """The databases, storage and HTTP client the pipeline needs (all a worker opens)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await MetadataStore.open(settings.resolved_database_url())
-    target = open_target(settings.resolved_target_url())
+    target = open_target(
+        settings.resolved_target_url(), schema=settings.target_schema, own_schema=SCHEMA
+    )
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
             yield PipelineContext(

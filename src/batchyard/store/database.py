@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from batchyard.store.migrate import upgrade_to_head
+from batchyard.store.tables import SCHEMA
 
 #: Async drivers for URLs given without one (``sqlite:///…``, ``postgresql://…``).
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
@@ -59,15 +60,41 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
 
 
+def search_path_options(existing: str | None = None) -> str:
+    """libpq ``options`` that make a session see only batchyard's schema (plus pg_catalog).
+
+    procrastinate's functions name their tables without a schema, so the queue works only on
+    sessions whose search path is this; batchyard's own SQL names the schema besides.
+    """
+    own = f"-c search_path={SCHEMA}"
+    return f"{existing} {own}" if existing else own
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``, with SQLite made safe for concurrent writers."""
+    """An async engine for ``url``, with SQLite made safe for concurrent writers.
+
+    On PostgreSQL every table of the metadata is mapped to batchyard's own schema, and nothing
+    else is on the search path: no unqualified name can land on a dataset's table.
+    """
     parsed = async_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        options = parsed.query.get("options")
+        return create_async_engine(
+            parsed.difference_update_query(["options"]),
+            pool_pre_ping=True,
+            connect_args={"options": search_path_options(_single(options))},
+            execution_options={"schema_translate_map": {None: SCHEMA}},
+        )
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(parsed, pool_pre_ping=True)
     engine = create_async_engine(parsed)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def _single(value: str | tuple[str, ...] | None) -> str | None:
+    return " ".join(value) if isinstance(value, tuple) else value
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -1,7 +1,9 @@
 """Runs the Alembic migrations shipped in this package, programmatically and without alembic.ini.
 
 Every process that opens the store (server, workers, CLI) calls this, so on PostgreSQL the upgrade
-takes an advisory lock: two processes starting at once must not both create the tables.
+takes an advisory lock: two processes starting at once must not both create the tables. On
+PostgreSQL the tables live in a schema of their own (created here); a deployment from before that
+is moved into it first (store/relocate.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from batchyard.store.relocate import create_own_schema, move_legacy_layout
 
 #: Where Alembic finds env.py and versions/, as a package resource (works from a wheel).
 SCRIPT_LOCATION = "batchyard.store:migrations"
@@ -33,6 +37,8 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
             await conn.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
             )
+            await create_own_schema(conn)
+            await move_legacy_layout(conn)
         await conn.run_sync(_upgrade)
 
 

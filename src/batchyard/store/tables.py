@@ -16,6 +16,12 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: The PostgreSQL schema holding batchyard's own tables (and the job queue's): datasets' tables
+#: live in another (settings.target_schema), so no dataset name can ever reach these.
+#: The tables are declared without a schema; on PostgreSQL every connection maps them here
+#: (``schema_translate_map``) and searches only here, while SQLite keeps them in its own file.
+SCHEMA = "batchyard"
+
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 #: 64-bit ids that are still SQLite's rowid (only "INTEGER PRIMARY KEY" aliases it there).

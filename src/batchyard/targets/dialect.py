@@ -1,4 +1,10 @@
-"""What differs between target databases, behind one small interface."""
+"""What differs between target databases, behind one small interface.
+
+Every statement names the dataset's table with its schema (``dataset_table``): on PostgreSQL the
+datasets' schema, on SQLite ``main``. An unqualified name would be looked up in a search path
+that starts with the session's temporary tables (and on PostgreSQL, the system catalogs), so a
+dataset named like one of those would reach it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from batchyard.targets.session import Session
 
 
 def quote(name: str) -> str:
-    """A validated identifier in double quotes; callers pass names checked by check_identifier."""
+    """A name in double quotes: identifiers checked by check_identifier, or batchyard's own."""
     return f'"{name}"'
 
 
@@ -36,6 +42,29 @@ class Dialect(abc.ABC):
         """A new session on its own connection."""
 
     @abc.abstractmethod
+    def dataset_table(self, name: str) -> str:
+        """The dataset ``name``'s table, schema-qualified and quoted, for SQL."""
+
+    @property
+    @abc.abstractmethod
+    def ledger_table(self) -> str:
+        """The chunk ledger, qualified and quoted: where no dataset's table can be."""
+
+    @abc.abstractmethod
+    def prepare(self, session: Session) -> None:
+        """Create the schemas the target needs and move an older layout's ledger into place.
+
+        Runs once per process, in a write transaction that holds the DDL lock.
+        """
+
+    def check_dataset_name(self, name: str) -> None:  # noqa: B027 (optional hook)
+        """Refuse a name this database cannot give a table; every identifier is fine by default."""
+
+    def ingest_dataset(self, session: Session, name: str, data: pa.Table) -> None:
+        """Bulk-append ``data`` to the dataset's table (found the way dataset_table names it)."""
+        session.ingest(name, data)
+
+    @abc.abstractmethod
     def column_type(self, column: Column) -> str:
         """The SQL type of ``column``'s table column."""
 
@@ -45,11 +74,12 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def table_columns(self, session: Session, table: str) -> list[str] | None:
-        """Column names of ``table``, or None if there is no such table."""
+        """Column names of the dataset ``table``'s table, or None if there is no such table."""
 
     @abc.abstractmethod
     def delete_sql(self, table: str, stage: str, keys: tuple[str, ...], where: str) -> str:
-        """DELETE the rows of ``table`` whose key is in the ``stage`` rows (alias s) ``where``."""
+        """DELETE the rows of the dataset ``table`` whose key is in the ``stage`` rows (alias s)
+        ``where``."""
 
     def writer_lock(self) -> AbstractContextManager[object]:
         """Held around every write transaction (SQLite allows one writer per file)."""

@@ -4,6 +4,7 @@
 replay after a crash returns exactly the outcome of the first run, types and nulls included.
 Claiming a chunk inserts its row first (ON CONFLICT DO NOTHING): on PostgreSQL a second worker
 applying the same chunk blocks on that row until the first commits, then sees it and skips.
+The ledger is batchyard's own: its table (``Dialect.ledger_table``) is where no dataset's can be.
 """
 
 from __future__ import annotations
@@ -13,61 +14,60 @@ import time
 import pyarrow as pa
 
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, ChunkOutcome, empty_errors
-from batchyard.targets.dialect import Dialect, quote
+from batchyard.targets.dialect import Dialect
 from batchyard.targets.session import Session
-
-LEDGER_TABLE = "_batchyard_ledger"
-_T = quote(LEDGER_TABLE)
 
 
 def ledger_ddl(dialect: Dialect) -> str:
     return (
-        f"CREATE TABLE IF NOT EXISTS {_T} (batch_id TEXT NOT NULL,"
+        f"CREATE TABLE IF NOT EXISTS {dialect.ledger_table} (batch_id TEXT NOT NULL,"
         f" chunk_index {dialect.integer_type} NOT NULL, succeeded {dialect.integer_type} NOT NULL,"
         f" failures {dialect.blob_type}, committed_ts {dialect.float_type} NOT NULL,"
         f" PRIMARY KEY (batch_id, chunk_index)){dialect.table_options}"
     )
 
 
-def claim_chunk(session: Session, batch_id: str, chunk_index: int) -> ChunkOutcome | None:
+def claim_chunk(
+    session: Session, table: str, batch_id: str, chunk_index: int
+) -> ChunkOutcome | None:
     """Reserve (batch_id, chunk_index) in this transaction; its stored outcome if already done."""
     p = session.param
     claimed = session.rows(
-        f"INSERT INTO {_T} (batch_id, chunk_index, succeeded, committed_ts)"
+        f"INSERT INTO {table} (batch_id, chunk_index, succeeded, committed_ts)"
         f" VALUES ({p(1)}, {p(2)}, 0, {p(3)}) ON CONFLICT DO NOTHING RETURNING chunk_index",
         (batch_id, chunk_index, time.time()),
     )
     if claimed:
         return None
     rows = session.rows(
-        f"SELECT chunk_index, succeeded, failures FROM {_T}"
+        f"SELECT chunk_index, succeeded, failures FROM {table}"
         f" WHERE batch_id = {p(1)} AND chunk_index = {p(2)}",
         (batch_id, chunk_index),
     )
     return _outcome(rows[0])
 
 
-def record_chunk(session: Session, batch_id: str, outcome: ChunkOutcome) -> None:
+def record_chunk(session: Session, table: str, batch_id: str, outcome: ChunkOutcome) -> None:
     """Store ``outcome`` in the row claim_chunk reserved."""
     p = session.param
     session.execute(
-        f"UPDATE {_T} SET succeeded = {p(1)}, failures = {p(2)}, committed_ts = {p(3)}"
+        f"UPDATE {table} SET succeeded = {p(1)}, failures = {p(2)}, committed_ts = {p(3)}"
         f" WHERE batch_id = {p(4)} AND chunk_index = {p(5)}",
         (outcome.succeeded, _dump(outcome.failures), time.time(), batch_id, outcome.index),
     )
 
 
-def committed_chunks(session: Session, batch_id: str) -> dict[int, ChunkOutcome]:
+def committed_chunks(session: Session, table: str, batch_id: str) -> dict[int, ChunkOutcome]:
     rows = session.rows(
-        f"SELECT chunk_index, succeeded, failures FROM {_T} WHERE batch_id = {session.param(1)}",
+        f"SELECT chunk_index, succeeded, failures FROM {table} WHERE batch_id = {session.param(1)}",
         (batch_id,),
     )
     outcomes = (_outcome(row) for row in rows)
     return {outcome.index: outcome for outcome in outcomes}
 
 
-def forget_batch(session: Session, batch_id: str) -> None:
-    session.execute(f"DELETE FROM {_T} WHERE batch_id = {session.param(1)}", (batch_id,))
+def forget_batch(session: Session, table: str, batch_id: str) -> None:
+    session.execute(f"DELETE FROM {table} WHERE batch_id = {session.param(1)}", (batch_id,))
 
 
 def _outcome(row: tuple[object, ...]) -> ChunkOutcome:

@@ -52,7 +52,7 @@ def _insert(chunk: Chunk) -> pa.Table:
     rows = chunk.dialect.convert(chunk.valid.drop_columns([RECORD_NUMBER]), chunk.dataset)
     try:
         with chunk.session.savepoint():
-            chunk.session.ingest(chunk.dataset.name, rows)
+            chunk.dialect.ingest_dataset(chunk.session, chunk.dataset.name, rows)
         return empty_errors()
     except DatabaseError:
         pass  # some record breaks a constraint: find which, below

@@ -1,4 +1,8 @@
-"""PostgreSQL targets: binary COPY through ADBC, concurrent writers allowed."""
+"""PostgreSQL targets: binary COPY through ADBC, concurrent writers allowed.
+
+The datasets' tables live in one schema (``public`` unless configured), the chunk ledger in
+batchyard's own schema, where the metadata is too when it shares the database.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ _TYPES = {
 
 #: pg_advisory_xact_lock key that serializes batchyard's DDL ("batchyard" in ASCII, truncated).
 _DDL_LOCK = 0x6261746368796172
+#: The ledger's table name, in batchyard's own schema (and, before that schema, in ``public``).
+LEDGER_NAME = "_batchyard_ledger"
+LEGACY_SCHEMA = "public"
 
 
 class PostgresDialect(Dialect):
@@ -35,8 +42,12 @@ class PostgresDialect(Dialect):
     float_type = "double precision"
     shares_chunks = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema: str, own_schema: str) -> None:
         self.url = url
+        #: Where the datasets' tables are.
+        self.schema = schema
+        #: Where the ledger is: batchyard's own schema, never the datasets'.
+        self.own_schema = own_schema
 
     def connect(self) -> Session:
         try:
@@ -44,6 +55,29 @@ class PostgresDialect(Dialect):
         except adbc_driver_manager.Error as exc:
             raise PipelineError(f"target database unavailable: {exc}") from exc
         return Session(connection, "${}")
+
+    def dataset_table(self, name: str) -> str:
+        return f"{quote(self.schema)}.{quote(name)}"
+
+    @property
+    def ledger_table(self) -> str:
+        return f"{quote(self.own_schema)}.{quote(LEDGER_NAME)}"
+
+    def prepare(self, session: Session) -> None:
+        for schema in (self.schema, self.own_schema):
+            # Looked up first: CREATE SCHEMA needs the CREATE privilege even with IF NOT EXISTS.
+            if not session.rows("SELECT to_regnamespace($1) IS NOT NULL", (schema,))[0][0]:
+                session.execute(f"CREATE SCHEMA {quote(schema)}")
+        old = f"{quote(LEGACY_SCHEMA)}.{quote(LEDGER_NAME)}"
+        rows = session.rows(
+            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NULL",
+            (old, self.ledger_table),
+        )
+        if rows[0][0]:  # a ledger from before the own schema: keep its chunks' outcomes
+            session.execute(f"ALTER TABLE {old} SET SCHEMA {quote(self.own_schema)}")
+
+    def ingest_dataset(self, session: Session, name: str, data: pa.Table) -> None:
+        session.ingest(name, data, schema=self.schema)
 
     def column_type(self, column: Column) -> str:
         if column.type == ColumnType.DECIMAL:
@@ -59,14 +93,15 @@ class PostgresDialect(Dialect):
     def table_columns(self, session: Session, table: str) -> list[str] | None:
         rows = session.rows(
             "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-            (table,),
+            " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            (self.schema, table),
         )
         return [str(row[0]) for row in rows] or None
 
     def delete_sql(self, table: str, stage: str, keys: tuple[str, ...], where: str) -> str:
         match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
-        return f"DELETE FROM {quote(table)} t USING {stage} s WHERE {match} AND ({where})"
+        target = self.dataset_table(table)
+        return f"DELETE FROM {target} t USING {stage} s WHERE {match} AND ({where})"
 
     def serialize_ddl(self, session: Session) -> None:
         session.rows("SELECT pg_advisory_xact_lock($1)", (_DDL_LOCK,))

@@ -55,13 +55,17 @@ class Session:
         finally:
             cursor.close()
 
-    def ingest(self, table_name: str, data: pa.Table, *, temporary: bool = False) -> None:
+    def ingest(
+        self, table_name: str, data: pa.Table, *, temporary: bool = False, schema: str | None = None
+    ) -> None:
         """Bulk-append ``data`` (COPY on PostgreSQL) inside the current transaction."""
         if not data.num_rows:
             return
         cursor = self.connection.cursor()
         try:
-            cursor.adbc_ingest(table_name, data, mode="append", temporary=temporary)
+            cursor.adbc_ingest(
+                table_name, data, mode="append", temporary=temporary, db_schema_name=schema
+            )
         finally:
             cursor.close()
 

@@ -1,4 +1,8 @@
-"""SQLite targets: one file, one writer per process, WAL so readers never wait for it."""
+"""SQLite targets: one file, one writer per process, WAL so readers never wait for it.
+
+The file holds the datasets' tables and the chunk ledger; the ledger's name is not an
+identifier (it has a space), so no dataset can be named like it. The metadata is another file.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import adbc_driver_sqlite.dbapi
 import pyarrow as pa
 
+from batchyard.domain.errors import InvalidSchema
 from batchyard.domain.schema import Column, ColumnType, Dataset
 from batchyard.targets import values
 from batchyard.targets.dialect import Dialect, quote
@@ -21,6 +26,13 @@ _TYPES = {
     ColumnType.FLOAT: "REAL",
     ColumnType.BOOLEAN: "INTEGER",
 }
+
+#: The ledger's table: a name outside the identifiers datasets may have.
+LEDGER_NAME = "batchyard ledger"
+#: Its name before: an identifier, which a dataset could share.
+LEGACY_LEDGER_NAME = "_batchyard_ledger"
+#: Names SQLite keeps for its own tables (sqlite_master, sqlite_sequence…).
+_RESERVED_PREFIX = "sqlite_"
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -53,6 +65,28 @@ class SqliteDialect(Dialect):
         session.execute("PRAGMA synchronous=NORMAL")
         return session
 
+    def dataset_table(self, name: str) -> str:
+        return f"main.{quote(name)}"
+
+    @property
+    def ledger_table(self) -> str:
+        return f"main.{quote(LEDGER_NAME)}"
+
+    def prepare(self, session: Session) -> None:
+        if self.table_columns(session, LEGACY_LEDGER_NAME) and not self.table_columns(
+            session, LEDGER_NAME
+        ):  # a ledger from before the rename: keep its chunks' outcomes
+            session.execute(
+                f"ALTER TABLE main.{quote(LEGACY_LEDGER_NAME)} RENAME TO {quote(LEDGER_NAME)}"
+            )
+
+    def check_dataset_name(self, name: str) -> None:
+        if name.startswith(_RESERVED_PREFIX):
+            raise InvalidSchema(
+                f"dataset names starting with {_RESERVED_PREFIX} are reserved by SQLite,"
+                " the target database (a PostgreSQL target accepts them)"
+            )
+
     def column_type(self, column: Column) -> str:
         return _TYPES.get(column.type, "TEXT")
 
@@ -67,7 +101,7 @@ class SqliteDialect(Dialect):
         columns = ", ".join(quote(k) for k in keys)
         selected = ", ".join(f"s.{quote(k)}" for k in keys)
         return (
-            f"DELETE FROM {quote(table)} WHERE ({columns}) IN"
+            f"DELETE FROM {self.dataset_table(table)} WHERE ({columns}) IN"
             f" (SELECT {selected} FROM {stage} s WHERE {where})"
         )
 

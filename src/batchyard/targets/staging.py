@@ -42,7 +42,7 @@ class Chunk:
 
     @property
     def table(self) -> str:
-        return quote(self.dataset.name)
+        return self.dialect.dataset_table(self.dataset.name)
 
     def key_match(self, left: str, right: str) -> str:
         return " AND ".join(
@@ -50,8 +50,13 @@ class Chunk:
         )
 
     def create_stage(self, columns: tuple[str, ...]) -> str:
-        """Stage ``columns`` of the chunk in a new temporary table without constraints."""
-        self.stage = f"_batchyard_stage_{next(_stage_numbers)}"
+        """Stage ``columns`` of the chunk in a new temporary table without constraints.
+
+        Its name is no identifier (it has a space): a dataset's table can never share it, even
+        where an unqualified name finds temporary tables first (SQLite's bulk ingest).
+        """
+        stage_name = f"batchyard stage {next(_stage_numbers)}"
+        self.stage = quote(stage_name)
         definitions = [
             f"{quote(name)} {self.dialect.column_type(column)}"
             for name in columns
@@ -60,7 +65,7 @@ class Chunk:
         definitions.append(f"{RN} {self.dialect.integer_type} NOT NULL")
         self.session.execute(f"CREATE TEMP TABLE {self.stage} ({', '.join(definitions)})")
         rows = self.dialect.convert(self.valid.select([*columns, RECORD_NUMBER]), self.dataset)
-        self.session.ingest(self.stage, rows, temporary=True)
+        self.session.ingest(stage_name, rows, temporary=True)
         return self.stage
 
     def drop_stage(self) -> None:

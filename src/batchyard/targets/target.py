@@ -6,6 +6,9 @@ and returns the recorded outcome.
 
 The API is synchronous and thread-safe at the Target level: each transaction and each read runs
 on a connection of its own, taken from a small pool and returned after use.
+
+A dataset's table is always named with its schema and the ledger lives apart from the datasets'
+tables (dialect.py), so a dataset may bear any identifier as its name and reaches only its table.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ _SQLITE_PREFIX = "sqlite:///"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_target(url: str) -> Target:
-    """The target at ``url``: ``sqlite:///path.db`` or a PostgreSQL URL (``+driver`` ignored)."""
+def open_target(url: str, *, schema: str = "public", own_schema: str = "batchyard") -> Target:
+    """The target at ``url``: ``sqlite:///path.db`` or a PostgreSQL URL (``+driver`` ignored).
+
+    On PostgreSQL the datasets' tables are in ``schema`` and the ledger in ``own_schema``.
+    """
     if url.startswith(_SQLITE_PREFIX):
         path = url.removeprefix(_SQLITE_PREFIX)
         if not path or path.startswith(":memory:"):
@@ -42,7 +48,7 @@ def open_target(url: str) -> Target:
     scheme, sep, rest = url.partition("://")
     plain = f"{scheme.split('+', 1)[0]}{sep}{rest}"
     if plain.startswith(_POSTGRES_SCHEMES):
-        return Target(PostgresDialect(plain))
+        return Target(PostgresDialect(plain, check_identifier(schema, "schema"), own_schema))
     raise InvalidRequest(f"unsupported target database URL scheme {scheme!r} (sqlite, postgresql)")
 
 
@@ -74,14 +80,15 @@ class TargetTransaction:
         ``valid`` may be a function that reads the records: it is called only when the chunk
         still needs applying, so a chunk someone else committed is never read again.
         """
-        done = ledger.claim_chunk(self._session, batch_id, chunk_index)
+        table = self._dialect.ledger_table
+        done = ledger.claim_chunk(self._session, table, batch_id, chunk_index)
         if done is not None:
             return done
         if callable(valid):
             valid = valid()
         failures = apply_records(self._session, self._dialect, dataset, operation, valid)
         outcome = ChunkOutcome(chunk_index, valid.num_rows - failures.num_rows, failures)
-        ledger.record_chunk(self._session, batch_id, outcome)
+        ledger.record_chunk(self._session, table, batch_id, outcome)
         return outcome
 
 
@@ -93,16 +100,26 @@ class Target:
         self._idle: list[Session] = []
         self._idle_lock = threading.Lock()
         self._closed = False
+        self._prepared = False
 
-    def ensure_table(self, dataset: Dataset) -> None:
-        """Create the dataset's table (and the ledger) unless it exists with the same columns."""
-        columns = [check_identifier(c.name, "column") for c in dataset.columns]
+    def prepare(self) -> None:
+        """Create the schemas and the ledger (once per Target; later calls return at once)."""
+        if self._prepared:
+            return
         with self._write() as session:
             self._dialect.serialize_ddl(session)
+            self._dialect.prepare(session)
             session.execute(ledger.ledger_ddl(self._dialect))
-            existing = self._dialect.table_columns(
-                session, check_identifier(dataset.name, "dataset")
-            )
+        self._prepared = True
+
+    def ensure_table(self, dataset: Dataset) -> None:
+        """Create the dataset's table unless it exists with the same columns."""
+        columns = [check_identifier(c.name, "column") for c in dataset.columns]
+        self._dialect.check_dataset_name(check_identifier(dataset.name, "dataset"))
+        self.prepare()
+        with self._write() as session:
+            self._dialect.serialize_ddl(session)
+            existing = self._dialect.table_columns(session, dataset.name)
             if existing is None:
                 session.execute(self._create_table_sql(dataset))
             elif set(existing) != set(columns):
@@ -112,9 +129,8 @@ class Target:
         """Drop the dataset's table and every row in it (nothing if it is already gone)."""
         with self._write() as session:
             self._dialect.serialize_ddl(session)
-            session.execute(
-                f"DROP TABLE IF EXISTS {quote(check_identifier(dataset_name, 'dataset'))}"
-            )
+            table = self._dialect.dataset_table(check_identifier(dataset_name, "dataset"))
+            session.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _create_table_sql(self, dataset: Dataset) -> str:
         definitions = [
@@ -125,7 +141,8 @@ class Target:
             definitions.append(f"PRIMARY KEY ({', '.join(quote(k) for k in dataset.primary_key)})")
         body = ", ".join(definitions)
         options = self._dialect.table_options
-        return f"CREATE TABLE IF NOT EXISTS {quote(dataset.name)} ({body}){options}"
+        table = self._dialect.dataset_table(dataset.name)
+        return f"CREATE TABLE IF NOT EXISTS {table} ({body}){options}"
 
     @property
     def shares_chunks(self) -> bool:
@@ -157,24 +174,25 @@ class Target:
         with self._session() as session:
             if self._dialect.table_columns(session, name) is None:
                 return 0
-            return int(session.rows(f"SELECT count(*) FROM {quote(name)}")[0][0])
+            table = self._dialect.dataset_table(name)
+            return int(session.rows(f"SELECT count(*) FROM {table}")[0][0])
 
     def committed_chunks(self, batch_id: str) -> dict[int, ChunkOutcome]:
         """Every chunk of the batch the ledger holds, by chunk index."""
+        self.prepare()
         with self._session() as session:
-            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is None:
-                return {}
-            return ledger.committed_chunks(session, batch_id)
+            return ledger.committed_chunks(session, self._dialect.ledger_table, batch_id)
 
     def forget_batch(self, batch_id: str) -> None:
         """Drop the batch's ledger rows (the batch is deleted); the rows it loaded stay."""
+        self.prepare()
         with self._write() as session:
-            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is not None:
-                ledger.forget_batch(session, batch_id)
+            ledger.forget_batch(session, self._dialect.ledger_table, batch_id)
 
     @contextmanager
     def transaction(self) -> Iterator[TargetTransaction]:
         """One write transaction: commits on a clean exit, rolls back on any exception."""
+        self.prepare()
         with self._write() as session:
             yield TargetTransaction(session, self._dialect)
 

@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from batchyard.store.tables import metadata
+from batchyard.store.tables import SCHEMA, metadata
 
 
 def _run(connection: Connection) -> None:
@@ -20,6 +20,8 @@ def _run(connection: Connection) -> None:
         # SQLite alters tables by copying them; batch mode writes that for us.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # On PostgreSQL the version table sits beside batchyard's tables, in their schema.
+        version_table_schema=SCHEMA if connection.dialect.name == "postgresql" else None,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -30,6 +32,8 @@ def _run_standalone() -> None:
     if not url:
         raise SystemExit("pass the database with: alembic -x url=<sync SQLAlchemy URL> …")
     engine = create_engine(url)
+    if engine.dialect.name == "postgresql":  # the same schema the server's engine maps to
+        engine = engine.execution_options(schema_translate_map={None: SCHEMA})
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()
