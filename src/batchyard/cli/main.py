@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from batchyard import __version__
 from batchyard.cli.client_commands import register as register_client_commands
+from batchyard.cli.logs import configure_logging
 from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
 from batchyard.cli.worker import worker
@@ -67,16 +67,16 @@ def serve(
 
     from batchyard.api.app import create_app
     from batchyard.settings import Settings
+    from batchyard.storage.private import use_private_umask
 
+    use_private_umask()
     overrides: dict[str, object] = {} if data_dir is None else {"data_dir": data_dir}
     if no_worker:  # only when given: BATCHYARD_SERVE_WORKER=false means the same
         overrides["serve_worker"] = False
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if no_worker and settings.runner != "queue":
         raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     try:
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level=log_level, access_log=False
