@@ -34,10 +34,11 @@ def public_base_url(public_url: str | None, server: tuple[str, int | None] | Non
     """
     if public_url:
         return public_url.rstrip("/")
-    if server is None or server[1] is None:  # a Unix socket: no address to give
+    if server is None or not server[0] or server[0].startswith("/"):  # a Unix socket
         return "http://127.0.0.1"
     host, port = server
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    netloc = f"[{host}]" if ":" in host else host
+    return f"http://{netloc}" if port is None else f"http://{netloc}:{port}"
 
 
 async def download_links(svc: Services, batch: Batch, base_url: str) -> DownloadLinks:
