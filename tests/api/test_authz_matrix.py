@@ -63,6 +63,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/users/{name}/tokens"): Rule(A.MANAGE_USERS, 200),
     ("POST", "/users/{name}/tokens"): Rule(A.MANAGE_USERS, 201),
     ("DELETE", "/users/{name}/tokens/{token_id}"): Rule(A.MANAGE_USERS, 204),
+    ("GET", "/tokens"): Rule(A.MANAGE_USERS, 200),
+    ("DELETE", "/tokens/{token_id}"): Rule(A.MANAGE_USERS, 204),
     ("GET", "/roles"): Rule(A.MANAGE_USERS, 200),
     ("POST", "/roles"): Rule(A.MANAGE_USERS, 201),
     ("PUT", "/roles/{name}"): Rule(A.MANAGE_USERS, 200),

@@ -108,6 +108,25 @@ async def revoke_token(
     return Response(status_code=204)
 
 
+@router.get("/tokens", response_model=TokenList)
+async def list_all_tokens(svc: ServicesDep, principal: PrincipalDep) -> TokenList:
+    """Every user's tokens, newest first: ids and validity, never the tokens themselves."""
+    _admin(principal)
+    return TokenList(tokens=[TokenPublic.of(t) for t in await users.list_tokens(svc.store)])
+
+
+@router.delete(
+    "/tokens/{token_id}", status_code=204, response_class=Response, responses=error_responses(404)
+)
+async def revoke_any_token(
+    token_id: Annotated[str, Path(max_length=64)], svc: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Revoke a token by its id alone, whoever holds it: it stops authenticating at once."""
+    _admin(principal)
+    await users.revoke_token(svc.store, token_id)
+    return Response(status_code=204)
+
+
 @router.get("/roles", response_model=RoleList)
 async def list_roles(svc: ServicesDep, principal: PrincipalDep) -> RoleList:
     """Built-in and custom roles with their statements."""
