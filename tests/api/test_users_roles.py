@@ -6,14 +6,16 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from benchmarks.datagen import ORDERS_SCHEMA
 
+from batchyard.client import AsyncClient, LastAdmin, Statement
 from batchyard.service.auth import hash_token
 from batchyard.settings import Settings
 from batchyard.store.tables import metadata
-from support.accounts import Accounts, open_accounts
+from support.accounts import BASE_URL, Accounts, open_accounts
 from support.servers import ADMIN_TOKEN
 
 
@@ -274,3 +276,22 @@ async def test_a_revoked_admin_token_stays_revoked_across_restarts(
     warning = "\n".join(r.getMessage() for r in caplog.records if r.name == "batchyard.auth")
     assert "BATCHYARD_ADMIN_TOKEN" in warning and token_id in warning
     assert hash_token(secret, str(ADMIN_TOKEN)) not in caplog.text
+
+
+async def test_the_async_sdk_administers_accounts(acc: Accounts) -> None:
+    transport = httpx.ASGITransport(app=acc.app)
+    async with AsyncClient(str(ADMIN_TOKEN), BASE_URL, transport=transport) as client:
+        loader = Statement(actions=["create_batch"], datasets=["orders"], operations=["insert"])
+        role = await client.roles.create("loader", [loader])
+        assert role.statements == [loader] and not role.builtin
+        created = await client.users.create("lou", "loader", expires_in=3600)
+        assert created.user.role == "loader" and created.token.expires_ts is not None
+        assert "lou" in [u.name for u in await client.users.list()]
+        tokens = await client.users.list_tokens()
+        assert created.token.token_id in [t.token_id for t in tokens]
+        await client.users.revoke_token(created.token.token_id)
+        with pytest.raises(LastAdmin):
+            await client.users.update("admin", disabled=True)
+        assert (await client.users.update("lou", role="viewer")).role == "viewer"
+        await client.roles.delete("loader")
+        assert "loader" not in [r.name for r in await client.roles.list()]
