@@ -61,7 +61,9 @@ def serve(
     """Run the HTTP API with the pipeline inside the process (SQLite + local files by default).
 
     The first admin token comes from BATCHYARD_ADMIN_TOKEN, or is generated on first start,
-    printed once and written to DATA_DIR/admin-token.
+    printed once and written to DATA_DIR/admin-token. Data files are created owner-only (0600).
+    Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
+    answered on); set it behind a proxy.
     """
     import uvicorn
 
