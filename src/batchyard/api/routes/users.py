@@ -57,11 +57,14 @@ async def create_user(body: UserCreate, svc: ServicesDep, principal: PrincipalDe
     return UserCreated(user=UserPublic.of(user), token=TokenIssued.of(token))
 
 
-@router.patch("/users/{name}", response_model=UserPublic, responses=error_responses(404))
+@router.patch("/users/{name}", response_model=UserPublic, responses=error_responses(404, 409))
 async def update_user(
     name: UserName, body: UserUpdate, svc: ServicesDep, principal: PrincipalDep
 ) -> UserPublic:
-    """Disable (or enable again) a user, or give them another role: both apply at once."""
+    """Disable (or enable again) a user, or give them another role: both apply at once.
+
+    409 last_admin when that would leave no enabled user who may manage users.
+    """
     _admin(principal)
     updated = await users.update_user(svc.store, name, disabled=body.disabled, role=body.role)
     return UserPublic.of(updated)
@@ -151,7 +154,8 @@ async def update_role(
 ) -> RolePublic:
     """Replace a custom role's statements; its users hold the new ones from their next request.
 
-    Built-in roles cannot be changed (409).
+    Built-in roles cannot be changed (409); nor can a role lose manage_users while its holders
+    are the only admins (409 last_admin).
     """
     _admin(principal)
     statements = [s.to_domain() for s in body.statements]
