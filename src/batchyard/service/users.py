@@ -1,7 +1,9 @@
 """User, token and role administration, shared by the admin API and the ``batchyard`` CLI.
 
-Callers decide who may do this (the API requires ``manage_users``; the CLI is the operator with
-the database in hand). Tokens are returned exactly once, here, and only their keyed hash is kept.
+Callers decide who may do this (the API requires ``manage_users``; the CLI goes through the API,
+or, with ``--data-dir``/``--database-url``, is the operator with the database in hand). Neither
+may leave the service without an enabled admin. Tokens are returned exactly once, here, and only
+their keyed hash is kept.
 """
 
 from __future__ import annotations
