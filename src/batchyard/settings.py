@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1)
     #: Target size of a chunk of input, in bytes (the unit of commit and resume).
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
-    #: Public base URL used in signed download links (default: the request's own URL).
+    #: Public base URL of the API (e.g. https://imports.example.com), used in signed download
+    #: links. Unset: the address the server answered on (its own socket, never the request's
+    #: Host header); set it whenever clients reach the server through a proxy or another name.
     public_url: str | None = None
     #: Attempts at delivering a batch's notify_url webhook before giving up.
     webhook_attempts: int = Field(default=6, ge=1, le=20)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from benchmarks.datagen import ORDERS_SCHEMA
 
+from batchyard.client import AsyncClient, LastAdmin, Statement
+from batchyard.service.auth import hash_token
 from batchyard.settings import Settings
 from batchyard.store.tables import metadata
-from support.accounts import Accounts, open_accounts
+from support.accounts import BASE_URL, Accounts, open_accounts
+from support.servers import ADMIN_TOKEN
 
 
 @pytest.fixture
@@ -201,3 +206,92 @@ async def test_listing_follows_the_roles_dataset_scope(acc: Accounts) -> None:
     await acc.upload("watcher", dataset="items")
     listed = (await acc.call("watcher", "GET", "/batches")).json()["batches"]
     assert [b["batch"] for b in listed] == [orders["batch"]]
+
+
+async def test_a_role_can_be_limited_to_some_operations(acc: Accounts) -> None:
+    role = {
+        "name": "loader",
+        "statements": [{"actions": ["create_batch", "get_batch"], "operations": ["insert"]}],
+    }
+    created = await acc.call("admin", "POST", "/roles", json=role)
+    assert created.status_code == 201, created.text
+    assert created.json()["statements"][0]["operations"] == ["insert"]
+    await acc.add_user("lou", "loader")
+    assert (await acc.upload("lou"))["operation"] == "insert"
+    upsert = await acc.call(
+        "lou", "POST", "/batches", params={"dataset": "orders", "operation": "upsert"}, content=b""
+    )
+    assert upsert.status_code == 403
+    assert upsert.json()["error"]["code"] == "operation_not_allowed"
+
+    widened = {"statements": [{"actions": ["create_batch"], "operations": ["insert", "upsert"]}]}
+    assert (await acc.call("admin", "PUT", "/roles/loader", json=widened)).status_code == 200
+    assert (await acc.upload("lou", operation="upsert"))["operation"] == "upsert"
+    me = (await acc.call("lou", "GET", "/me")).json()
+    assert me["role"]["statements"][0]["operations"] == ["insert", "upsert"]
+
+    pointless = {"name": "odd", "statements": [{"actions": ["get_*"], "operations": ["insert"]}]}
+    response = await acc.call("admin", "POST", "/roles", json=pointless)
+    assert response.status_code == 422
+    assert "create_batch" in response.json()["error"]["message"]
+    empty = {"name": "odd", "statements": [{"actions": ["*"], "operations": []}]}
+    assert (await acc.call("admin", "POST", "/roles", json=empty)).status_code == 422
+
+
+async def test_the_last_admin_cannot_be_demoted_or_disabled(acc: Accounts) -> None:
+    for change in ({"role": "member"}, {"disabled": True}):
+        refused = await acc.call("admin", "PATCH", "/users/admin", json=change)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "last_admin"
+        assert refused.json()["error"]["details"] == {"admins": ["admin"]}
+    me = (await acc.call("admin", "GET", "/me")).json()
+    assert me["role"]["name"] == "admin"
+
+    boss = {"name": "boss", "statements": [{"actions": ["*"]}]}
+    assert (await acc.call("admin", "POST", "/roles", json=boss)).status_code == 201
+    await acc.add_user("carol", "boss")
+    demoted = await acc.call("admin", "PATCH", "/users/admin", json={"role": "member"})
+    assert demoted.status_code == 200, demoted.text  # carol still manages users
+    narrowed = {"statements": [{"actions": ["get_*"]}]}
+    refused = await acc.call("carol", "PUT", "/roles/boss", json=narrowed)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "last_admin"
+    refused = await acc.call("carol", "PATCH", "/users/carol", json={"disabled": True})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "last_admin"
+    assert (await acc.call("carol", "GET", "/users")).status_code == 200
+
+
+async def test_a_revoked_admin_token_stays_revoked_across_restarts(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_accounts(settings) as first:
+        await first.add_user("carol", "admin")  # who keeps the keys
+        tokens = (await first.call("admin", "GET", "/users/admin/tokens")).json()["tokens"]
+        token_id = tokens[0]["token_id"]
+        revoked = await first.call("carol", "DELETE", f"/users/admin/tokens/{token_id}")
+        assert revoked.status_code == 204
+        secret = first.services.secret
+    with caplog.at_level(logging.WARNING):
+        async with open_accounts(settings) as again:  # BATCHYARD_ADMIN_TOKEN still set
+            assert (await again.call("admin", "GET", "/me")).status_code == 401
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.name == "batchyard.auth")
+    assert "BATCHYARD_ADMIN_TOKEN" in warning and token_id in warning
+    assert hash_token(secret, str(ADMIN_TOKEN)) not in caplog.text
+
+
+async def test_the_async_sdk_administers_accounts(acc: Accounts) -> None:
+    transport = httpx.ASGITransport(app=acc.app)
+    async with AsyncClient(str(ADMIN_TOKEN), BASE_URL, transport=transport) as client:
+        loader = Statement(actions=["create_batch"], datasets=["orders"], operations=["insert"])
+        role = await client.roles.create("loader", [loader])
+        assert role.statements == [loader] and not role.builtin
+        created = await client.users.create("lou", "loader", expires_in=3600)
+        assert created.user.role == "loader" and created.token.expires_ts is not None
+        assert "lou" in [u.name for u in await client.users.list()]
+        tokens = await client.users.list_tokens()
+        assert created.token.token_id in [t.token_id for t in tokens]
+        await client.users.revoke_token(created.token.token_id)
+        with pytest.raises(LastAdmin):
+            await client.users.update("admin", disabled=True)
+        assert (await client.users.update("lou", role="viewer")).role == "viewer"
+        await client.roles.delete("loader")
+        assert "loader" not in [r.name for r in await client.roles.list()]

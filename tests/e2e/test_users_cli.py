@@ -1,4 +1,4 @@
-"""``batchyard users|tokens|roles`` against the configured database, used by a running server."""
+"""``batchyard users|tokens|roles`` against a running server: through its API, or its database."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from batchyard.cli import render
 from batchyard.cli.main import app
-from support.servers import BatchyardServer
+from support.servers import ADMIN_TOKEN, BatchyardServer
 
 
 @pytest.fixture
@@ -34,18 +35,40 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[BatchyardServer]:
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> Result:
-    """Run ``batchyard ARGS`` in this process (no interpreter start-up) with ``env``."""
-    result = CliRunner().invoke(app, list(args), env=env)
+    """Run ``batchyard ARGS`` in this process (no interpreter start-up) with ``env``.
+
+    ``env["mode"]`` says where account commands act: "http" (BATCHYARD_URL and an admin's
+    BATCHYARD_TOKEN) or "direct" (``--data-dir`` of the server).
+    """
+    env = dict(env)
+    extra = ["--data-dir", env["BATCHYARD_DATA_DIR"]] if env.pop("mode", "") == "direct" else []
+    render.console.cache_clear()  # its consoles hold the previous run's (closed) streams
+    result = CliRunner().invoke(app, [*args, *extra], env=env)
     if ok:
         assert result.exit_code == 0, result.output
     return result
+
+
+@pytest.fixture
+def http(env: dict[str, str], server: BatchyardServer) -> dict[str, str]:
+    """The environment of an admin pointing the CLI at the server."""
+    return {**env, "BATCHYARD_URL": server.url, "BATCHYARD_TOKEN": ADMIN_TOKEN, "mode": "http"}
+
+
+@pytest.fixture(params=["http", "direct"])
+def where(request: pytest.FixtureRequest, http: dict[str, str]) -> dict[str, str]:
+    if request.param == "http":
+        return http
+    direct = {k: v for k, v in http.items() if k not in ("BATCHYARD_URL", "BATCHYARD_TOKEN")}
+    return {**direct, "mode": "direct"}
 
 
 def me(server: BatchyardServer, token: str) -> httpx.Response:
     return httpx.get(f"{server.url}/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-def test_users_tokens_and_roles_from_the_cli(env, server):
+def test_users_tokens_and_roles_from_the_cli(where, server):
+    env = where
     created = cli(env, "users", "create", "alice", "--role", "member")
     token = created.stdout.strip()
     assert re.fullmatch(r"by_[A-Za-z0-9_-]{43}", token), created.stdout
@@ -79,11 +102,21 @@ def test_users_tokens_and_roles_from_the_cli(env, server):
     assert "deleted role 'spare'" in cli(env, "roles", "delete", "spare").stdout
     assert "spare" not in cli(env, "roles", "list").stdout
 
+    for args in (("users", "set-role", "admin", "--role", "member"), ("users", "disable", "admin")):
+        refused = cli(env, *args, ok=False)
+        assert refused.exit_code == 1 and "no enabled admin" in refused.stderr, refused.output
+    assert me(server, ADMIN_TOKEN).json()["role"]["name"] == "admin"
+
     cli(env, "users", "disable", "alice")
     assert me(server, token).status_code == 401
 
 
-def test_cli_errors_are_clear(env, server):
+def test_cli_errors_are_clear(http, server, tmp_path, monkeypatch):
+    # Pointed at a server, the commands reach it, and leave no ./batchyard-data behind.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    env = {k: v for k, v in http.items() if k != "BATCHYARD_DATA_DIR"}
     missing = cli(env, "users", "create", "bob", "--role", "ghost", ok=False)
     assert missing.exit_code == 1
     assert "Role 'ghost' not found" in missing.stderr
@@ -91,3 +124,31 @@ def test_cli_errors_are_clear(env, server):
     assert bad.exit_code == 2 and "duration" in bad.stderr
     typo = cli(env, "roles", "create", "x", "--allow", "creat_batch", ok=False)
     assert typo.exit_code == 2 and "creat_batch" in typo.stderr
+
+    assert list(elsewhere.iterdir()) == []
+
+    eve = cli(env, "users", "create", "eve").stdout.strip()
+    assert me(server, eve).json()["name"] == "eve"
+    assert list(elsewhere.iterdir()) == []
+    listed = cli(env, "tokens", "list").stdout
+    assert "eve" in listed and "admin" in listed
+    wrong = cli({**env, "BATCHYARD_TOKEN": eve}, "users", "list", ok=False)
+    assert wrong.exit_code == 1 and "manage_users" in wrong.stderr
+
+
+def _plain(text: str) -> str:
+    """A usage error's words, without the box rich draws around them."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_direct_access_needs_the_servers_data_dir(env, tmp_path):
+    missing = tmp_path / "not-there"
+    refused = cli(env, "users", "list", "--data-dir", str(missing), ok=False)
+    assert refused.exit_code == 2 and "no data directory" in _plain(refused.stderr)
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sqlite_env = {**env, "BATCHYARD_DATABASE_URL": ""}
+    refused = cli(sqlite_env, "users", "create", "x", "--data-dir", str(empty), ok=False)
+    assert refused.exit_code == 2 and "holds no batchyard database" in _plain(refused.stderr)
+    assert list(empty.iterdir()) == []

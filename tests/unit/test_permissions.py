@@ -50,3 +50,34 @@ def test_statements_round_trip_through_json() -> None:
 def test_bad_statements_are_refused_clearly(actions: list[str], datasets: list[str] | None) -> None:
     with pytest.raises(InvalidRequest):
         Statement.of(actions, datasets)
+
+
+def test_statements_can_limit_the_operations_of_create_batch() -> None:
+    role = Role(
+        "appender",
+        (
+            Statement.of(["create_batch", "get_batch"], ["orders"], ["insert", "up*"]),
+            Statement.of(["create_batch"], ["staging_*"], ["delete"]),
+        ),
+    )
+    assert role.allows(A.CREATE_BATCH, "orders", "insert")
+    assert role.allows(A.CREATE_BATCH, "orders", "upsert")
+    assert not role.allows(A.CREATE_BATCH, "orders", "delete")  # delete is allowed elsewhere only
+    assert role.allows(A.CREATE_BATCH, "staging_a", "delete")
+    assert not role.allows(A.CREATE_BATCH, "staging_a", "insert")
+    assert role.allows(A.GET_BATCH, "orders", "delete")  # operations only limit create_batch
+    assert all(BUILTIN_ROLES["member"].allows(A.CREATE_BATCH, "x", op) for op in ("delete", "http"))
+    statement = role.statements[0]
+    assert Statement.from_json(statement.to_json()) == statement
+    assert "operations" not in Statement.of(["*"]).to_json()  # stored roles stay as they were
+
+
+@pytest.mark.parametrize(
+    ("actions", "operations"),
+    [(["get_*"], ["insert"]), (["create_batch"], []), (["create_batch"], ["Insert"])],
+)
+def test_bad_operation_limits_are_refused(actions: list[str], operations: list[str]) -> None:
+    with pytest.raises(InvalidRequest):
+        Statement.of(actions, None, operations)
+    with pytest.raises(InvalidRequest):
+        Statement.from_json({"actions": ["create_batch"], "operations": "insert"})

@@ -22,11 +22,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_principal(
-    svc: ServicesDep,
+def get_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    token = credentials.credentials if credentials else None
+) -> str | None:
+    return credentials.credentials if credentials else None
+
+
+#: The bearer token as sent, for long requests that check it again as they go (event streams).
+TokenDep = Annotated[str | None, Depends(get_token)]
+
+
+async def get_principal(svc: ServicesDep, token: TokenDep) -> Principal:
     return await authenticate(svc.store, svc.secret, token)
 
 

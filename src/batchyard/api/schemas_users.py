@@ -116,14 +116,22 @@ class StatementBody(BaseModel):
     datasets: list[str] | None = Field(
         default=None, max_length=256, description="Datasets it applies to (default: all)"
     )
+    operations: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Operations its create_batch may run, e.g. ['insert', 'upsert'] "
+        "('*' wildcards; default: all)",
+    )
 
     def to_domain(self) -> Statement:
-        return Statement.of(self.actions, self.datasets)
+        return Statement.of(self.actions, self.datasets, self.operations)
 
     @classmethod
     def of(cls, statement: Statement) -> StatementBody:
         datasets = None if statement.datasets is None else list(statement.datasets)
-        return cls(actions=list(statement.actions), datasets=datasets)
+        operations = None if statement.operations is None else list(statement.operations)
+        return cls(actions=list(statement.actions), datasets=datasets, operations=operations)
 
 
 class RoleCreate(BaseModel):

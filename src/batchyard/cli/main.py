@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from batchyard import __version__
 from batchyard.cli.client_commands import register as register_client_commands
+from batchyard.cli.logs import configure_logging
 from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
 from batchyard.cli.worker import worker
@@ -61,22 +61,24 @@ def serve(
     """Run the HTTP API with the pipeline inside the process (SQLite + local files by default).
 
     The first admin token comes from BATCHYARD_ADMIN_TOKEN, or is generated on first start,
-    printed once and written to DATA_DIR/admin-token.
+    printed once and written to DATA_DIR/admin-token. Data files are created owner-only (0600).
+    Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
+    answered on); set it behind a proxy.
     """
     import uvicorn
 
     from batchyard.api.app import create_app
     from batchyard.settings import Settings
+    from batchyard.storage.private import use_private_umask
 
+    use_private_umask()
     overrides: dict[str, object] = {} if data_dir is None else {"data_dir": data_dir}
     if no_worker:  # only when given: BATCHYARD_SERVE_WORKER=false means the same
         overrides["serve_worker"] = False
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if no_worker and settings.runner != "queue":
         raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     try:
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level=log_level, access_log=False

@@ -1,42 +1,58 @@
-"""``batchyard users|tokens|roles``: administer accounts directly in the configured database.
+"""``batchyard users|tokens|roles``: administer accounts on the server, or on its database.
 
-These commands are for the operator who runs the service: they open the metadata database named
-by BATCHYARD_DATABASE_URL (or the one in BATCHYARD_DATA_DIR) and need no token.
+With BATCHYARD_URL and BATCHYARD_TOKEN (an admin's), these commands go through the server's
+HTTP API. ``--data-dir``/``--database-url`` work on the metadata database directly instead (the
+operator on the server's machine, e.g. for a lost admin token); they never create one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from batchyard.domain.errors import BatchyardError, InvalidRequest
-from batchyard.domain.permissions import Action, Statement
-
-if TYPE_CHECKING:
-    from batchyard.service.users import IssuedToken
-    from batchyard.store.database import MetadataStore
-
-T = TypeVar("T")
+from batchyard.cli.accounts import Where, open_accounts
+from batchyard.cli.connection import Token, Url
+from batchyard.client import IssuedToken, Statement
+from batchyard.domain.errors import InvalidRequest
+from batchyard.domain.permissions import Action
+from batchyard.domain.permissions import Statement as Rule
 
 users_app = typer.Typer(
-    help="Create, list, disable users and change their role.", no_args_is_help=True
+    help="Create, list, disable users and change their role (on the server at BATCHYARD_URL, "
+    "or with --data-dir/--database-url on its database).",
+    no_args_is_help=True,
 )
-tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Issue, list and revoke API tokens (on the server at BATCHYARD_URL, or with "
+    "--data-dir/--database-url on its database).",
+    no_args_is_help=True,
+)
 roles_app = typer.Typer(
-    help="Define, change, list and delete roles (statements of allowed actions)."
+    help="Define, change, list and delete roles (statements of allowed actions), on the server "
+    "at BATCHYARD_URL or with --data-dir/--database-url on its database.",
+    no_args_is_help=True,
 )
 
 DataDir = Annotated[
     Path | None,
-    typer.Option(help="Data directory [env BATCHYARD_DATA_DIR; default ./batchyard-data]."),
+    typer.Option(
+        "--data-dir",
+        help="Work directly on the server's data directory (it must exist) instead of "
+        "through the API.",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Work directly on this metadata database (the server's BATCHYARD_DATABASE_URL) "
+        "instead of through the API; needs BATCHYARD_SECRET_KEY or --data-dir for the key.",
+    ),
 ]
 Expires = Annotated[
     str | None,
@@ -56,39 +72,8 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _users() -> ModuleType:
-    """The account use cases, imported on first use: every ``batchyard`` command (client ones
-    included) loads this module, and the database stack behind it costs seconds to import."""
-    from batchyard.service import users
-
-    return users
-
-
-def _run(data_dir: Path | None, work: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
-    """Open the configured store, run ``work``, and turn domain errors into a clean exit."""
-    from batchyard.service.auth import load_secret
-    from batchyard.settings import Settings
-    from batchyard.store.database import MetadataStore
-
-    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-
-    async def main() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await MetadataStore.open(settings.resolved_database_url())
-        try:
-            return await work(store, load_secret(settings))
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except BatchyardError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+def _when(ts: datetime | None) -> str:
+    return "-" if ts is None else ts.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _print_token(token: IssuedToken) -> None:
@@ -102,22 +87,26 @@ def create_user(
     name: Annotated[str, typer.Argument(help="User name (a-z, 0-9, _).")],
     role: Annotated[str, typer.Option(help="admin, member, viewer or a custom role.")] = "member",
     expires: Expires = None,
+    url: Url = None,
+    token: Token = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create a user and print their first token (shown once, on stdout)."""
     seconds = parse_duration(expires) if expires else None
-    _, token = _run(
-        data_dir,
-        lambda store, key: _users().create_user(store, key, name, role, expires_in=seconds),
-    )
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        created = accounts.create_user(name, role, seconds)
     typer.echo(f"created user {name!r} with role {role!r}", err=True)
-    _print_token(token)
+    _print_token(created.token)
 
 
 @users_app.command("list")
-def list_users(data_dir: DataDir = None) -> None:
+def list_users(
+    url: Url = None, token: Token = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
     """Every user, their role and whether they are disabled."""
-    found = _run(data_dir, lambda store, _key: _users().list_users(store))
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        found = accounts.list_users()
     typer.echo(f"{'NAME':<24} {'ROLE':<16} {'STATE':<9} CREATED")
     for user in found:
         state = "disabled" if user.disabled else "active"
@@ -125,16 +114,30 @@ def list_users(data_dir: DataDir = None) -> None:
 
 
 @users_app.command("disable")
-def disable_user(name: str, data_dir: DataDir = None) -> None:
-    """Disable a user: every token of theirs stops working at once."""
-    _run(data_dir, lambda store, _key: _users().update_user(store, name, disabled=True))
+def disable_user(
+    name: str,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Disable a user: every token of theirs stops working at once (not the last admin)."""
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.update_user(name, disabled=True)
     typer.echo(f"disabled user {name!r}")
 
 
 @users_app.command("enable")
-def enable_user(name: str, data_dir: DataDir = None) -> None:
+def enable_user(
+    name: str,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Enable a disabled user again."""
-    _run(data_dir, lambda store, _key: _users().update_user(store, name, disabled=False))
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.update_user(name, disabled=False)
     typer.echo(f"enabled user {name!r}")
 
 
@@ -142,30 +145,45 @@ def enable_user(name: str, data_dir: DataDir = None) -> None:
 def set_user_role(
     name: str,
     role: Annotated[str, typer.Option(help="The role to give (built-in or custom).")],
+    url: Url = None,
+    token: Token = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Give a user another role: it applies from their next request on."""
-    _run(data_dir, lambda store, _key: _users().update_user(store, name, role=role))
+    """Give a user another role: it applies from their next request on (not to demote the last
+    admin)."""
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.update_user(name, role=role)
     typer.echo(f"user {name!r} now has role {role!r}")
 
 
 @tokens_app.command("create")
-def create_token(name: str, expires: Expires = None, data_dir: DataDir = None) -> None:
+def create_token(
+    name: str,
+    expires: Expires = None,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Issue another token for user NAME (shown once, on stdout)."""
     seconds = parse_duration(expires) if expires else None
-    token = _run(
-        data_dir, lambda store, key: _users().create_token(store, key, name, expires_in=seconds)
-    )
-    _print_token(token)
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        issued = accounts.create_token(name, seconds)
+    _print_token(issued)
 
 
 @tokens_app.command("list")
 def list_tokens(
     name: Annotated[str | None, typer.Argument(help="Only this user's tokens.")] = None,
+    url: Url = None,
+    token: Token = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Token ids with their owner and validity (never the tokens themselves)."""
-    found = _run(data_dir, lambda store, _key: _users().list_tokens(store, name))
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        found = accounts.list_tokens(name)
     typer.echo(f"{'TOKEN ID':<36}  {'USER':<16} {'EXPIRES':<21} REVOKED")
     for t in found:
         typer.echo(
@@ -174,27 +192,39 @@ def list_tokens(
 
 
 @tokens_app.command("revoke")
-def revoke_token(token_id: str, data_dir: DataDir = None) -> None:
+def revoke_token(
+    token_id: str,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Revoke a token by its id (see `tokens list`): it stops working at once."""
-    _run(data_dir, lambda store, _key: _users().revoke_token(store, token_id))
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.revoke_token(token_id)
     typer.echo(f"revoked token {token_id}")
 
 
-def _statements(allow: list[str], datasets: list[str], raw: list[str]) -> list[Statement]:
+def _statements(
+    allow: list[str], datasets: list[str], operations: list[str], raw: list[str]
+) -> list[Statement]:
+    """The statements given on the command line, checked here for a precise usage error."""
     try:
-        parsed = [Statement.from_json(json.loads(text)) for text in raw]
+        rules = [Rule.from_json(json.loads(text)) for text in raw]
     except (ValueError, TypeError, AttributeError) as error:
         raise typer.BadParameter(f"--statement must be a JSON object: {error}") from None
     except InvalidRequest as error:
         raise typer.BadParameter(error.message) from None
     if allow:
         try:
-            parsed.append(Statement.of(allow, datasets or None))
+            rules.append(Rule.of(allow, datasets or None, operations or None))
         except InvalidRequest as error:
             raise typer.BadParameter(error.message) from None
-    if not parsed:
+    elif datasets or operations:
+        raise typer.BadParameter("--dataset and --operation limit an --allow statement")
+    if not rules:
         raise typer.BadParameter("give --allow ACTION (repeatable) or --statement JSON")
-    return parsed
+    return [Statement(**rule.to_json()) for rule in rules]
 
 
 Allow = Annotated[
@@ -205,9 +235,20 @@ Datasets = Annotated[
     list[str] | None,
     typer.Option(help="Limit the --allow statement to these datasets (patterns, repeatable)."),
 ]
+Operations = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--operation",
+        help="Limit the --allow statement's create_batch to these operations (insert, upsert, "
+        "delete, a registered one; repeatable). Default: every operation.",
+    ),
+]
 StatementJson = Annotated[
     list[str] | None,
-    typer.Option(help='A whole statement as JSON: {"actions": [...], "datasets": [...]}.'),
+    typer.Option(
+        help='A whole statement as JSON: {"actions": [...], "datasets": [...], '
+        '"operations": [...]}.'
+    ),
 ]
 SeesAllBatches = Annotated[
     bool, typer.Option(help="Let the role see every user's batches, not just its own.")
@@ -219,13 +260,23 @@ def create_role(
     name: str,
     allow: Allow = None,
     dataset: Datasets = None,
+    operation: Operations = None,
     statement: StatementJson = None,
     sees_all_batches: SeesAllBatches = False,
+    url: Url = None,
+    token: Token = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Define a custom role from statements of allowed actions."""
-    parsed = _statements(allow or [], dataset or [], statement or [])
-    _save_role(_users().create_role, name, parsed, sees_all_batches, data_dir)
+    """Define a custom role from statements of allowed actions.
+
+    Example: a role that may only add rows to sales_* datasets:
+    `batchyard roles create sales_loader --allow create_batch --allow get_batch
+    --dataset 'sales_*' --operation insert`
+    """
+    parsed = _statements(allow or [], dataset or [], operation or [], statement or [])
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.save_role(name, parsed, sees_all_batches, replace=False)
     typer.echo(f"created role {name!r}")
 
 
@@ -234,44 +285,47 @@ def update_role(
     name: str,
     allow: Allow = None,
     dataset: Datasets = None,
+    operation: Operations = None,
     statement: StatementJson = None,
     sees_all_batches: SeesAllBatches = False,
+    url: Url = None,
+    token: Token = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Replace a custom role's statements (its users hold the new ones at once)."""
-    parsed = _statements(allow or [], dataset or [], statement or [])
-    _save_role(_users().update_role, name, parsed, sees_all_batches, data_dir)
+    parsed = _statements(allow or [], dataset or [], operation or [], statement or [])
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.save_role(name, parsed, sees_all_batches, replace=True)
     typer.echo(f"updated role {name!r}")
 
 
-def _save_role(
-    save: Callable[..., Awaitable[object]],
-    name: str,
-    statements: list[Statement],
-    sees_all_batches: bool,
-    data_dir: Path | None,
-) -> None:
-    """Create or replace a role (``save`` is the service function) in the configured store."""
-    _run(
-        data_dir,
-        lambda store, _key: save(store, name, statements, sees_all_batches=sees_all_batches),
-    )
-
-
 @roles_app.command("delete")
-def delete_role(name: str, data_dir: DataDir = None) -> None:
+def delete_role(
+    name: str,
+    url: Url = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Delete a custom role that no user holds."""
-    _run(data_dir, lambda store, _key: _users().delete_role(store, name))
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        accounts.delete_role(name)
     typer.echo(f"deleted role {name!r}")
 
 
 @roles_app.command("list")
-def list_roles(data_dir: DataDir = None) -> None:
+def list_roles(
+    url: Url = None, token: Token = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
     """Built-in and custom roles with their statements."""
-    for role in _run(data_dir, lambda store, _key: _users().list_roles(store)):
+    with open_accounts(Where(url, token, data_dir, database_url)) as accounts:
+        found = accounts.list_roles()
+    for role in found:
         kind = "built-in" if role.builtin else "custom"
         scope = ", sees all batches" if role.sees_all_batches else ""
         typer.echo(f"{role.name} ({kind}{scope})")
         for s in role.statements:
             where = "all datasets" if s.datasets is None else ", ".join(s.datasets)
-            typer.echo(f"    allow {', '.join(s.actions)} on {where}")
+            running = "" if s.operations is None else f" (operations: {', '.join(s.operations)})"
+            typer.echo(f"    allow {', '.join(s.actions)} on {where}{running}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from batchyard.cli.logs import configure_logging
 from batchyard.cli.process_exit import exit_after_shutdown
 
 
@@ -39,16 +39,16 @@ def worker(
     from batchyard.runner.queue_tasks import run_worker
     from batchyard.service.container import open_pipeline_context
     from batchyard.settings import Settings
+    from batchyard.storage.private import use_private_umask
 
+    use_private_umask()
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     if not settings.resolved_database_url().startswith("postgresql"):
         raise typer.BadParameter(
             "workers need BATCHYARD_DATABASE_URL to be a PostgreSQL database "
             "(postgresql+psycopg://…); the SQLite default runs batches inside `batchyard serve`"
         )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
 
     async def work() -> None:
         async with open_pipeline_context(settings) as ctx:

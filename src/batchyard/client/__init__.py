@@ -4,12 +4,19 @@ from batchyard import Client
 client = Client()  # BATCHYARD_TOKEN, BATCHYARD_URL
 batch = client.ingest.create_batch("orders", file="orders.csv", hash="auto")
 batch = client.ingest.wait(batch.id)
+created = client.users.create("eve", role="member")  # admins: users, tokens and roles
 """
 
 from __future__ import annotations
 
-from batchyard.client._async import AsyncClient, AsyncDatasets, AsyncIngest
-from batchyard.client._sync import Client, Datasets, Ingest
+from batchyard.client._async import (
+    AsyncClient,
+    AsyncDatasets,
+    AsyncIngest,
+    AsyncRoles,
+    AsyncUsers,
+)
+from batchyard.client._sync import Client, Datasets, Ingest, Roles, Users
 from batchyard.client.errors import (
     APIError,
     AuthenticationFailed,
@@ -20,7 +27,9 @@ from batchyard.client.errors import (
     DatasetInUse,
     DatasetNotFound,
     InvalidTransition,
+    LastAdmin,
     NotFound,
+    OperationNotAllowed,
     PayloadTooLarge,
     PermissionDenied,
     ResultsNotReady,
@@ -40,8 +49,14 @@ from batchyard.client.models import (
     Download,
     HistoryEntry,
     InputFormat,
+    IssuedToken,
     Operation,
+    Role,
     Source,
+    Statement,
+    Token,
+    User,
+    UserCreated,
 )
 
 __all__ = [
@@ -49,6 +64,8 @@ __all__ = [
     "AsyncClient",
     "AsyncDatasets",
     "AsyncIngest",
+    "AsyncRoles",
+    "AsyncUsers",
     "AuthenticationFailed",
     "Batch",
     "BatchNotFound",
@@ -68,16 +85,26 @@ __all__ = [
     "Ingest",
     "InputFormat",
     "InvalidTransition",
+    "IssuedToken",
+    "LastAdmin",
     "NotFound",
     "Operation",
+    "OperationNotAllowed",
     "PayloadTooLarge",
     "PermissionDenied",
     "ResultsNotReady",
+    "Role",
+    "Roles",
     "ServerError",
     "Source",
+    "Statement",
     "TimeoutExceeded",
+    "Token",
     "TransportError",
     "UnexpectedResponse",
+    "User",
+    "UserCreated",
+    "Users",
     "ValidationFailed",
     "WaitTimeout",
 ]

@@ -14,9 +14,26 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from batchyard.client import _core, errors
-from batchyard.client._core import CHUNK_BYTES, SSE_HEADERS, Call, ProgressCallback, SourceSpec
+from batchyard.client._core import (
+    CHUNK_BYTES,
+    SSE_HEADERS,
+    Call,
+    ProgressCallback,
+    SourceSpec,
+    StatementSpec,
+)
 from batchyard.client._uploads import FileArg, Upload, UploadProgress, open_destination
-from batchyard.client.models import Batch, Dataset, DatasetSchema, HistoryEntry
+from batchyard.client.models import (
+    Batch,
+    Dataset,
+    DatasetSchema,
+    HistoryEntry,
+    IssuedToken,
+    Role,
+    Token,
+    User,
+    UserCreated,
+)
 
 T = TypeVar("T")
 
@@ -231,6 +248,68 @@ class AsyncDatasets:
         return await anyio.to_thread.run_sync(infer_schema, path, name)
 
 
+class AsyncUsers:
+    """Users and their tokens (needs ``manage_users``)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def create(
+        self, name: str, role: str = "member", *, expires_in: float | None = None
+    ) -> UserCreated:
+        """Create a user of an existing role; the result holds their first token, shown once."""
+        return await _send(self._http, _core.create_user(name, role, expires_in))
+
+    async def list(self) -> builtins.list[User]:
+        return await _send(self._http, _core.list_users())
+
+    async def update(
+        self, name: str, *, disabled: bool | None = None, role: str | None = None
+    ) -> User:
+        """Disable or enable the user, or give them another role (at once)."""
+        return await _send(self._http, _core.update_user(name, disabled, role))
+
+    async def create_token(self, name: str, *, expires_in: float | None = None) -> IssuedToken:
+        """Issue another token for user ``name`` (its ``token`` is shown only now)."""
+        return await _send(self._http, _core.create_token(name, expires_in))
+
+    async def list_tokens(self, name: str | None = None) -> builtins.list[Token]:
+        """Tokens' ids and validity: of user ``name``, or of everyone."""
+        return await _send(self._http, _core.list_tokens(name))
+
+    async def revoke_token(self, token_id: str, *, user: str | None = None) -> None:
+        """Revoke a token (of ``user``, when given): it stops working at once."""
+        await _send(self._http, _core.revoke_token(token_id, user))
+
+
+class AsyncRoles:
+    """Built-in and custom roles (needs ``manage_users``)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def create(
+        self, name: str, statements: Sequence[StatementSpec], *, sees_all_batches: bool = False
+    ) -> Role:
+        """Define a custom role from statements (``Statement`` or their JSON as dicts)."""
+        call = _core.save_role(name, statements, sees_all_batches, replace=False)
+        return await _send(self._http, call)
+
+    async def update(
+        self, name: str, statements: Sequence[StatementSpec], *, sees_all_batches: bool = False
+    ) -> Role:
+        """Replace a custom role's statements: its users hold the new ones at once."""
+        call = _core.save_role(name, statements, sees_all_batches, replace=True)
+        return await _send(self._http, call)
+
+    async def delete(self, name: str) -> None:
+        """Delete a custom role that no user holds."""
+        await _send(self._http, _core.delete_role(name))
+
+    async def list(self) -> builtins.list[Role]:
+        return await _send(self._http, _core.list_roles())
+
+
 class AsyncClient:
     """``Client`` for async code: the same methods, awaited; same defaults and errors.
 
@@ -250,6 +329,8 @@ class AsyncClient:
         )
         self.ingest = AsyncIngest(self._http)
         self.datasets = AsyncDatasets(self._http)
+        self.users = AsyncUsers(self._http)
+        self.roles = AsyncRoles(self._http)
 
     @property
     def url(self) -> str:

@@ -27,6 +27,15 @@ from batchyard.client.models import (
     DatasetList,
     DatasetSchema,
     HistoryEntry,
+    IssuedToken,
+    Role,
+    RoleList,
+    Statement,
+    Token,
+    TokenList,
+    User,
+    UserCreated,
+    UserList,
 )
 
 T = TypeVar("T")
@@ -216,6 +225,85 @@ def delete_dataset(name: str, keep_table: bool) -> Call[Dataset]:
 def list_datasets() -> Call[list[Dataset]]:
     parse = _decoder(DatasetList)
     return Call("GET", "/datasets", lambda response: parse(response).datasets)
+
+
+StatementSpec = Statement | Mapping[str, Any]
+
+
+def _no_content(response: httpx.Response) -> None:
+    errors.raise_for_error(response)
+
+
+def _name(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _lifetime(expires_in: float | None) -> dict[str, Any]:
+    return {} if expires_in is None else {"expires_in": int(expires_in)}
+
+
+def create_user(name: str, role: str, expires_in: float | None) -> Call[UserCreated]:
+    body = {"name": name, "role": role, **_lifetime(expires_in)}
+    return Call("POST", "/users", _decoder(UserCreated), json=body)
+
+
+def list_users() -> Call[list[User]]:
+    parse = _decoder(UserList)
+    return Call("GET", "/users", lambda response: parse(response).users)
+
+
+def update_user(name: str, disabled: bool | None, role: str | None) -> Call[User]:
+    body: dict[str, Any] = {}
+    if disabled is not None:
+        body["disabled"] = disabled
+    if role is not None:
+        body["role"] = role
+    return Call("PATCH", f"/users/{_name(name)}", _decoder(User), json=body)
+
+
+def create_token(name: str, expires_in: float | None) -> Call[IssuedToken]:
+    path = f"/users/{_name(name)}/tokens"
+    return Call("POST", path, _decoder(IssuedToken), json=_lifetime(expires_in))
+
+
+def list_tokens(name: str | None) -> Call[list[Token]]:
+    parse = _decoder(TokenList)
+    path = "/tokens" if name is None else f"/users/{_name(name)}/tokens"
+    return Call("GET", path, lambda response: parse(response).tokens)
+
+
+def revoke_token(token_id: str, name: str | None) -> Call[None]:
+    prefix = "" if name is None else f"/users/{_name(name)}"
+    return Call("DELETE", f"{prefix}/tokens/{_name(token_id)}", _no_content)
+
+
+def _statement_json(statement: StatementSpec) -> dict[str, Any]:
+    if isinstance(statement, Statement):
+        body: dict[str, Any] = msgspec.to_builtins(statement)
+        return body
+    return dict(statement)
+
+
+def save_role(
+    name: str, statements: Sequence[StatementSpec], sees_all_batches: bool, *, replace: bool
+) -> Call[Role]:
+    """POST /roles (a new role) or, with ``replace``, PUT /roles/{name}."""
+    body: dict[str, Any] = {
+        "statements": [_statement_json(s) for s in statements],
+        "sees_all_batches": sees_all_batches,
+    }
+    if replace:
+        return Call("PUT", f"/roles/{_name(name)}", _decoder(Role), json=body)
+    return Call("POST", "/roles", _decoder(Role), json={"name": name, **body})
+
+
+def delete_role(name: str) -> Call[None]:
+    return Call("DELETE", f"/roles/{_name(name)}", _no_content)
+
+
+def list_roles() -> Call[list[Role]]:
+    parse = _decoder(RoleList)
+    return Call("GET", "/roles", lambda response: parse(response).roles)
 
 
 def batch_from_event(event: ServerSentEvent, batch_id: str) -> Batch | None:

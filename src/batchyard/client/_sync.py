@@ -13,9 +13,26 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from batchyard.client import _core, errors
-from batchyard.client._core import CHUNK_BYTES, SSE_HEADERS, Call, ProgressCallback, SourceSpec
+from batchyard.client._core import (
+    CHUNK_BYTES,
+    SSE_HEADERS,
+    Call,
+    ProgressCallback,
+    SourceSpec,
+    StatementSpec,
+)
 from batchyard.client._uploads import FileArg, Upload, UploadProgress, open_destination
-from batchyard.client.models import Batch, Dataset, DatasetSchema, HistoryEntry
+from batchyard.client.models import (
+    Batch,
+    Dataset,
+    DatasetSchema,
+    HistoryEntry,
+    IssuedToken,
+    Role,
+    Token,
+    User,
+    UserCreated,
+)
 
 T = TypeVar("T")
 
@@ -219,6 +236,66 @@ class Datasets:
         return infer_schema(path, name)
 
 
+class Users:
+    """Users and their tokens (needs ``manage_users``)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def create(
+        self, name: str, role: str = "member", *, expires_in: float | None = None
+    ) -> UserCreated:
+        """Create a user of an existing role; the result holds their first token, shown once."""
+        return _send(self._http, _core.create_user(name, role, expires_in))
+
+    def list(self) -> builtins.list[User]:
+        return _send(self._http, _core.list_users())
+
+    def update(self, name: str, *, disabled: bool | None = None, role: str | None = None) -> User:
+        """Disable or enable the user, or give them another role (at once)."""
+        return _send(self._http, _core.update_user(name, disabled, role))
+
+    def create_token(self, name: str, *, expires_in: float | None = None) -> IssuedToken:
+        """Issue another token for user ``name`` (its ``token`` is shown only now)."""
+        return _send(self._http, _core.create_token(name, expires_in))
+
+    def list_tokens(self, name: str | None = None) -> builtins.list[Token]:
+        """Tokens' ids and validity: of user ``name``, or of everyone."""
+        return _send(self._http, _core.list_tokens(name))
+
+    def revoke_token(self, token_id: str, *, user: str | None = None) -> None:
+        """Revoke a token (of ``user``, when given): it stops working at once."""
+        _send(self._http, _core.revoke_token(token_id, user))
+
+
+class Roles:
+    """Built-in and custom roles (needs ``manage_users``)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def create(
+        self, name: str, statements: Sequence[StatementSpec], *, sees_all_batches: bool = False
+    ) -> Role:
+        """Define a custom role from statements (``Statement`` or their JSON as dicts)."""
+        call = _core.save_role(name, statements, sees_all_batches, replace=False)
+        return _send(self._http, call)
+
+    def update(
+        self, name: str, statements: Sequence[StatementSpec], *, sees_all_batches: bool = False
+    ) -> Role:
+        """Replace a custom role's statements: its users hold the new ones at once."""
+        call = _core.save_role(name, statements, sees_all_batches, replace=True)
+        return _send(self._http, call)
+
+    def delete(self, name: str) -> None:
+        """Delete a custom role that no user holds."""
+        _send(self._http, _core.delete_role(name))
+
+    def list(self) -> builtins.list[Role]:
+        return _send(self._http, _core.list_roles())
+
+
 class Client:
     """Talks to a batchyard server; token and URL default to BATCHYARD_TOKEN and BATCHYARD_URL.
 
@@ -236,6 +313,8 @@ class Client:
         self._http = httpx.Client(transport=transport, **_core.http_options(token, url, timeout))
         self.ingest = Ingest(self._http)
         self.datasets = Datasets(self._http)
+        self.users = Users(self._http)
+        self.roles = Roles(self._http)
 
     @property
     def url(self) -> str:

@@ -95,6 +95,14 @@ class DatasetInUse(Conflict):
     """The dataset still has unfinished batches (details: ``unfinished_batches``)."""
 
 
+class LastAdmin(Conflict):
+    """The change would leave no enabled admin."""
+
+
+class OperationNotAllowed(PermissionDenied):
+    """Your role may create batches on the dataset, but not with that operation."""
+
+
 class ValidationFailed(APIError):
     """The request is not valid."""
 
@@ -114,6 +122,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "results_not_ready": ResultsNotReady,
     "dataset_exists": DatasetExists,
     "dataset_in_use": DatasetInUse,
+    "last_admin": LastAdmin,
+    "operation_not_allowed": OperationNotAllowed,
 }
 _BY_STATUS: dict[int, type[APIError]] = {
     400: ValidationFailed,

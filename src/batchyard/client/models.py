@@ -24,8 +24,13 @@ __all__ = [
     "Download",
     "HistoryEntry",
     "InputFormat",
+    "IssuedToken",
     "Operation",
+    "Role",
     "Source",
+    "Statement",
+    "Token",
+    "User",
 ]
 
 
@@ -141,3 +146,66 @@ class BatchPage(msgspec.Struct, frozen=True):
 
 class DatasetList(msgspec.Struct, frozen=True):
     datasets: list[Dataset]
+
+
+class Statement(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a role allows: ``actions`` ('*' patterns), on ``datasets`` (None: all); its
+    create_batch may run only ``operations`` (None: every operation)."""
+
+    actions: list[str]
+    datasets: list[str] | None = None
+    operations: list[str] | None = None
+
+
+class Role(msgspec.Struct, frozen=True, kw_only=True):
+    """A built-in or custom role and its statements."""
+
+    name: str
+    statements: list[Statement]
+    sees_all_batches: bool = False
+    builtin: bool = False
+
+
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    """A user as administrators see them."""
+
+    name: str
+    role: str
+    disabled: bool = False
+    created_ts: datetime
+
+
+class Token(msgspec.Struct, frozen=True, kw_only=True):
+    """A token's id and validity (never the token itself)."""
+
+    token_id: str
+    user: str
+    created_ts: datetime
+    expires_ts: datetime | None = None
+    revoked_ts: datetime | None = None
+
+
+class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A token as issued: ``token`` is shown now and never again."""
+
+    token_id: str
+    user: str
+    token: str
+    expires_ts: datetime | None = None
+
+
+class UserCreated(msgspec.Struct, frozen=True):
+    user: User
+    token: IssuedToken
+
+
+class UserList(msgspec.Struct, frozen=True):
+    users: list[User]
+
+
+class TokenList(msgspec.Struct, frozen=True):
+    tokens: list[Token]
+
+
+class RoleList(msgspec.Struct, frozen=True):
+    roles: list[Role]

@@ -92,6 +92,12 @@ class RoleInUse(Conflict):
     code = "role_in_use"
 
 
+class LastAdmin(Conflict):
+    """That would leave no enabled admin: make another user admin first."""
+
+    code = "last_admin"
+
+
 class DatasetInUse(Conflict):
     """The dataset has batches that are still running or being deleted."""
 
@@ -150,6 +156,12 @@ class Forbidden(BatchyardError):
     """You are not allowed to do that."""
 
     code = "forbidden"
+
+
+class OperationNotAllowed(Forbidden):
+    """Your role may create batches on this dataset, but not with this operation."""
+
+    code = "operation_not_allowed"
 
 
 class InvalidSignature(Forbidden):

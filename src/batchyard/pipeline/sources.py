@@ -395,12 +395,12 @@ def _split(url: str) -> SplitResult:
 
 
 def _redact(url: str) -> str:
-    """The URL without a password, for logs and error messages the user and admins read."""
+    """The URL without user info, query or fragment (where credentials and presigned
+    signatures travel), for logs and error messages the user and admins read."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+    _user, at, host = parts.netloc.rpartition("@")
+    netloc = f"***@{host}" if at else host
+    return parts._replace(netloc=netloc, query="…" if parts.query else "", fragment="").geturl()
 
 
 def _content_length(response: httpx.Response) -> int | None:

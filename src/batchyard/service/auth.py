@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import sys
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from batchyard.domain.batches import now
-from batchyard.domain.errors import Forbidden, Unauthenticated
+from batchyard.domain.errors import Forbidden, OperationNotAllowed, Unauthenticated
 from batchyard.domain.permissions import Action
 from batchyard.settings import Settings
 from batchyard.storage.signing import load_or_create_secret
@@ -18,6 +21,7 @@ from batchyard.store import users
 from batchyard.store.database import MetadataStore
 from batchyard.store.users import Principal
 
+logger = logging.getLogger("batchyard.auth")
 TOKEN_PREFIX = "by_"  # noqa: S105 - a visible marker on every token, not a secret
 ADMIN_NAME = "admin"
 
@@ -63,12 +67,38 @@ def require(principal: Principal, action: Action, dataset: str | None = None) ->
     )
 
 
+def require_operation(principal: Principal, dataset: str, operation: str) -> None:
+    """OperationNotAllowed unless a statement allowing create_batch on ``dataset`` also allows
+    ``operation`` (call ``require`` first: this only narrows what it allowed)."""
+    if principal.grants.allows(Action.CREATE_BATCH, dataset, operation):
+        return
+    raise OperationNotAllowed(
+        f"Your role '{principal.role}' may create batches on dataset {dataset!r}, "
+        f"but not {operation} batches",
+        details={
+            "missing_permission": Action.CREATE_BATCH.value,
+            "dataset": dataset,
+            "operation": operation,
+        },
+    )
+
+
 def sees_all_batches(principal: Principal) -> bool:
     return principal.grants.sees_all_batches
 
 
+def reads_local_files(principal: Principal) -> bool:
+    """file:// sources read the server's own disk: only for who administers it (manage_users,
+    which can make itself anything anyway), whatever a role says about seeing batches."""
+    return principal.grants.allows(Action.MANAGE_USERS)
+
+
 async def ensure_admin(store: MetadataStore, settings: Settings, secret: bytes) -> str | None:
-    """Create the first admin on first start; returns a newly generated token to show once."""
+    """Create the first admin on first start; returns a newly generated token to show once.
+
+    BATCHYARD_ADMIN_TOKEN is added to the admin's tokens once; a revoked or expired one stays
+    so (the server starts with a warning), since revoking it is how an operator shuts it out.
+    """
     given = settings.admin_token
     async with store.begin() as conn:
         admin = await users.get_user_by_name(conn, ADMIN_NAME)
@@ -80,13 +110,24 @@ async def ensure_admin(store: MetadataStore, settings: Settings, secret: bytes) 
                 return None
             _write_token_file(settings.data_dir / "admin-token", token)
             return token
-        if (
-            given
-            and await users.principal_for_token_hash(conn, hash_token(secret, given), now=now())
-            is None
-        ):
-            await users.add_token(conn, admin.user_id, hash_token(secret, given))
+        if given:
+            await _adopt_admin_token(conn, admin.user_id, hash_token(secret, given))
     return None
+
+
+async def _adopt_admin_token(conn: AsyncConnection, admin_id: str, token_hash: str) -> None:
+    known = await users.find_token_by_hash(conn, token_hash)
+    if known is None:
+        await users.add_token(conn, admin_id, token_hash)
+    elif known.revoked_ts is not None or (
+        known.expires_ts is not None and known.expires_ts <= now()
+    ):
+        # Never log the hash: with the database it would let anyone check token guesses.
+        logger.warning(
+            "BATCHYARD_ADMIN_TOKEN is token %s, which was revoked or has expired: it stays "
+            "unusable. Unset the variable (or set a new token) to silence this warning.",
+            known.token_id,
+        )
 
 
 def _write_token_file(path: Path, token: str) -> None:

@@ -37,7 +37,12 @@ from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.sources import validate_source_url
 from batchyard.pipeline.sources_s3 import S3Sources
-from batchyard.service.auth import require, sees_all_batches
+from batchyard.service.auth import (
+    reads_local_files,
+    require,
+    require_operation,
+    sees_all_batches,
+)
 from batchyard.service.container import Services
 from batchyard.service.webhooks import validate_notify_url
 from batchyard.store import batches as batch_rows
@@ -147,6 +152,7 @@ async def _admit(
 ) -> Batch | None:
     """Checks shared by both create forms; returns the earlier batch for a repeated key."""
     require(principal, Action.CREATE_BATCH, request.dataset)
+    require_operation(principal, request.dataset, request.operation.value)
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
         earlier = await _earlier(conn, principal, request, fingerprint)
@@ -187,7 +193,7 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
 
 def _file_root(svc: Services, principal: Principal) -> Path | None:
     """file:// sources are for admins only, and only under the configured root."""
-    return svc.settings.file_sources_root if sees_all_batches(principal) else None
+    return svc.settings.file_sources_root if reads_local_files(principal) else None
 
 
 async def create_upload_batch(

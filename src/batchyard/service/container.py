@@ -16,6 +16,7 @@ from batchyard.runner.queue import QueueRunner
 from batchyard.service.auth import load_secret
 from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
+from batchyard.storage.private import prepare_data_dir
 from batchyard.storage.signing import UrlSigner
 from batchyard.store.database import MetadataStore
 from batchyard.store.tables import SCHEMA
@@ -43,7 +44,7 @@ async def open_pipeline_context(
     settings: Settings, notify: Callable[[str], None] = _ignore
 ) -> AsyncIterator[PipelineContext]:
     """The databases, storage and HTTP client the pipeline needs (all a worker opens)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     store = await MetadataStore.open(settings.resolved_database_url())
     target = open_target(
         settings.resolved_target_url(), schema=settings.target_schema, own_schema=SCHEMA
@@ -78,7 +79,7 @@ def make_runner(ctx: PipelineContext) -> Runner:
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the databases and storage, resume unfinished batches; close everything on exit."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     secret = load_secret(settings)
     events = BatchEvents()
     async with open_pipeline_context(settings, events.notify) as ctx:

@@ -26,8 +26,24 @@ class DownloadLinks:
     validity_ts: float
 
 
+def public_base_url(public_url: str | None, server: tuple[str, int | None] | None) -> str:
+    """Where links point: BATCHYARD_PUBLIC_URL, else the address the server itself answered on.
+
+    Never the request's Host header: anyone can send one, and a link pointing at a host of their
+    choosing would hand a victim's download (and its signature) to them.
+    """
+    if public_url:
+        return public_url.rstrip("/")
+    if server is None or not server[0] or server[0].startswith("/"):  # a Unix socket
+        return "http://127.0.0.1"
+    host, port = server
+    netloc = f"[{host}]" if ":" in host else host
+    return f"http://{netloc}" if port is None else f"http://{netloc}:{port}"
+
+
 async def download_links(svc: Services, batch: Batch, base_url: str) -> DownloadLinks:
-    """Signed links to ``batch``'s files; ``base_url`` is the service's public URL."""
+    """Signed links to ``batch``'s files; ``base_url`` is the service's public URL
+    (``public_base_url``)."""
     if batch.status != BatchStatus.COMPLETED:
         raise ResultsNotReady(
             f"Results exist once the batch is completed; it is {batch.status.value}",

@@ -1,20 +1,25 @@
 """User, token and role administration, shared by the admin API and the ``batchyard`` CLI.
 
-Callers decide who may do this (the API requires ``manage_users``; the CLI is the operator with
-the database in hand). Tokens are returned exactly once, here, and only their keyed hash is kept.
+Callers decide who may do this (the API requires ``manage_users``; the CLI goes through the API,
+or, with ``--data-dir``/``--database-url``, is the operator with the database in hand). Neither
+may leave the service without an enabled admin. Tokens are returned exactly once, here, and only
+their keyed hash is kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from batchyard.domain.batches import now
-from batchyard.domain.errors import InvalidRequest, TokenNotFound
-from batchyard.domain.permissions import Role, Statement, check_role_name
+from batchyard.domain.errors import InvalidRequest, LastAdmin, TokenNotFound
+from batchyard.domain.permissions import NO_ROLE, Action, Role, Statement, check_role_name
 from batchyard.service.auth import hash_token, new_token
 from batchyard.store import roles as role_rows
 from batchyard.store import users as user_rows
@@ -74,20 +79,55 @@ async def list_users(store: MetadataStore) -> list[UserInfo]:
         return await user_rows.list_users(conn)
 
 
+def _admins(accounts: Iterable[UserInfo], roles: Mapping[str, Role]) -> set[str]:
+    """Enabled users whose role lets them manage users (and so everything else)."""
+    return {
+        u.name
+        for u in accounts
+        if not u.disabled and roles.get(u.role, NO_ROLE).allows(Action.MANAGE_USERS)
+    }
+
+
+async def _accounts(conn: AsyncConnection) -> tuple[list[UserInfo], dict[str, Role]]:
+    await user_rows.lock_users(conn)
+    roles = {r.name: r for r in await role_rows.list_roles(conn)}
+    return await user_rows.list_users(conn), roles
+
+
+def _keep_an_admin(before: set[str], after: set[str], doing: str) -> None:
+    """LastAdmin when a change would leave nobody able to manage users (nobody could undo it)."""
+    if before and not after:
+        raise LastAdmin(
+            f"{doing} would leave no enabled admin; make another user admin first",
+            details={"admins": sorted(before)},
+        )
+
+
 async def update_user(
     store: MetadataStore, name: str, *, disabled: bool | None = None, role: str | None = None
 ) -> UserInfo:
     """Disable/enable a user and/or give them another existing role (RoleNotFound if it is not);
-    both apply from their next request on."""
+    both apply from their next request on. LastAdmin if that would leave no admin."""
     async with store.begin() as conn:
         user = await user_rows.require_user(conn, name)
-        if role is not None:
-            await user_rows.set_user_role(
-                conn, user.user_id, (await role_rows.get_role(conn, role)).name
+        accounts, roles = await _accounts(conn)
+        new_role = (await role_rows.get_role(conn, role)).name if role is not None else None
+        changed = [
+            dataclasses.replace(
+                u,
+                role=new_role or u.role,
+                disabled=u.disabled if disabled is None else disabled,
             )
+            if u.user_id == user.user_id
+            else u
+            for u in accounts
+        ]
+        _keep_an_admin(_admins(accounts, roles), _admins(changed, roles), f"Changing {name!r}")
+        if new_role is not None:
+            await user_rows.set_user_role(conn, user.user_id, new_role)
         if disabled is not None:
             await user_rows.set_user_disabled(conn, user.user_id, disabled=disabled)
-        return next(u for u in await user_rows.list_users(conn) if u.user_id == user.user_id)
+        return next(u for u in changed if u.user_id == user.user_id)
 
 
 async def create_token(
@@ -142,9 +182,18 @@ async def update_role(
     *,
     sees_all_batches: bool = False,
 ) -> Role:
-    """Replace a custom role's statements: its users hold them from their next request on."""
+    """Replace a custom role's statements: its users hold them from their next request on.
+    LastAdmin if its holders are the only admins and the new statements drop manage_users."""
+    role = _role(name, statements, sees_all_batches)
     async with store.begin() as conn:
-        return await role_rows.update_role(conn, _role(name, statements, sees_all_batches))
+        accounts, roles = await _accounts(conn)
+        if name in roles and not roles[name].builtin:  # built-ins: refused below
+            _keep_an_admin(
+                _admins(accounts, roles),
+                _admins(accounts, {**roles, name: role}),
+                f"Changing role {name!r}",
+            )
+        return await role_rows.update_role(conn, role)
 
 
 async def delete_role(store: MetadataStore, name: str) -> None:

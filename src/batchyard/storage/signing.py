@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from batchyard.domain.errors import InvalidSignature
+from batchyard.storage.private import make_private_dir
 
 SECRET_FILE = "secret-key"  # noqa: S105 - a file name, not a secret
 SECRET_BYTES = 32
@@ -67,7 +68,7 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     """
     path = data_dir / SECRET_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(data_dir)
         _create_secret(path)
     secret = path.read_bytes()
     if len(secret) != SECRET_BYTES:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -91,6 +92,13 @@ async def list_users(conn: AsyncConnection) -> list[UserInfo]:
     return [UserInfo(*row) for row in await conn.execute(query)]
 
 
+async def lock_users(conn: AsyncConnection) -> None:
+    """Hold every user row until the transaction ends (PostgreSQL; SQLite writes one at a time
+    anyway): two concurrent demotions cannot both see the other admin still there."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(users.c.id).with_for_update())
+
+
 async def set_user_disabled(conn: AsyncConnection, user_id: str, *, disabled: bool) -> None:
     """Disable (or re-enable) a user: a disabled user's tokens stop authenticating at once."""
     await conn.execute(sa.update(users).where(users.c.id == user_id).values(disabled=disabled))
@@ -118,18 +126,24 @@ async def add_token(
     return token_id
 
 
+def _token_infos() -> sa.Select[Any]:
+    return sa.select(
+        tokens.c.id, users.c.name, tokens.c.created_ts, tokens.c.expires_ts, tokens.c.revoked_ts
+    ).join(users, tokens.c.user_id == users.c.id)
+
+
 async def list_tokens(conn: AsyncConnection, user_id: str | None = None) -> list[TokenInfo]:
     """Tokens' metadata, newest first (of one user, or of everyone)."""
-    query = (
-        sa.select(
-            tokens.c.id, users.c.name, tokens.c.created_ts, tokens.c.expires_ts, tokens.c.revoked_ts
-        )
-        .join(users, tokens.c.user_id == users.c.id)
-        .order_by(tokens.c.created_ts.desc(), tokens.c.id)
-    )
+    query = _token_infos().order_by(tokens.c.created_ts.desc(), tokens.c.id)
     if user_id is not None:
         query = query.where(tokens.c.user_id == user_id)
     return [TokenInfo(*row) for row in await conn.execute(query)]
+
+
+async def find_token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenInfo | None:
+    """A token's metadata by its hash, live or not (None if no token has it)."""
+    row = (await conn.execute(_token_infos().where(tokens.c.token_hash == token_hash))).first()
+    return TokenInfo(*row) if row is not None else None
 
 
 async def revoke_token(

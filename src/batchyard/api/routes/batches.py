@@ -196,7 +196,7 @@ async def get_batch(
     batch = await batches.get_batch(svc, principal, batch_id)
     link = None
     if download and batch.status == BatchStatus.COMPLETED:
-        base = svc.settings.public_url or str(request.base_url)
+        base = downloads.public_base_url(svc.settings.public_url, request.scope.get("server"))
         links = await downloads.download_links(svc, batch, base)
         link = Download(
             url=links.url,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
-from batchyard.api.deps import PrincipalDep, ServicesDep
+from batchyard.api.deps import PrincipalDep, ServicesDep, TokenDep
 from batchyard.api.routes import error_responses
 from batchyard.api.schemas import BatchPublic
-from batchyard.domain.errors import BatchNotFound
+from batchyard.domain.errors import BatchNotFound, Forbidden, Unauthenticated
 from batchyard.domain.permissions import Action
 from batchyard.runner.events import wait_for_change
 from batchyard.service import batches
-from batchyard.service.auth import require
+from batchyard.service.auth import authenticate, require
 from batchyard.service.container import Services
-from batchyard.store.users import Principal
 
 router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 404))
 #: Longest a follower waits before re-reading the batch (changes made by other processes).
@@ -24,15 +24,23 @@ POLL_SECONDS = 0.5
 
 
 async def _changes(
-    svc: Services, principal: Principal, batch_id: str
+    svc: Services, token: str | None, batch_id: str
 ) -> AsyncIterator[dict[str, str]]:
+    """The batch's states as events; the token is checked again before each one, so a stream
+    ends (``event: error``) within ``POLL_SECONDS`` of its token being revoked or expiring, its
+    user disabled, or its role no longer allowing it."""
     last = ""
     with svc.events.follow(batch_id) as changed:
         while True:
             try:
+                principal = await authenticate(svc.store, svc.secret, token)
                 batch = await batches.get_batch(svc, principal, batch_id)
             except BatchNotFound:
-                yield {"event": "deleted", "data": f'{{"batch": "{batch_id}"}}'}
+                yield {"event": "deleted", "data": json.dumps({"batch": batch_id})}
+                return
+            except (Unauthenticated, Forbidden) as error:
+                body = {"code": error.code, "message": error.message}
+                yield {"event": "error", "data": json.dumps(body)}
                 return
             payload = BatchPublic.of(batch).model_dump_json()
             if payload != last:
@@ -49,9 +57,14 @@ async def _changes(
     responses={200: {"content": {"text/event-stream": {}}, "description": "An SSE stream"}},
 )
 async def batch_events(
-    batch_id: str, svc: ServicesDep, principal: PrincipalDep
+    batch_id: str, svc: ServicesDep, principal: PrincipalDep, token: TokenDep
 ) -> EventSourceResponse:
-    """``event: batch`` with the batch resource on every change; ``end`` when it is terminal."""
+    """``event: batch`` with the batch resource on every change; ``end`` when it is terminal.
+
+    Access is checked again every second or so: once the token is revoked or expired, the user
+    disabled or their role changed so that they may no longer see the batch, the stream sends
+    ``event: error`` (``{"code", "message"}``) and ends.
+    """
     require(principal, Action.GET_BATCH)
     await batches.get_batch(svc, principal, batch_id)  # 404 before the stream starts
-    return EventSourceResponse(_changes(svc, principal, batch_id), ping=15)
+    return EventSourceResponse(_changes(svc, token, batch_id), ping=15)

@@ -57,11 +57,14 @@ async def create_user(body: UserCreate, svc: ServicesDep, principal: PrincipalDe
     return UserCreated(user=UserPublic.of(user), token=TokenIssued.of(token))
 
 
-@router.patch("/users/{name}", response_model=UserPublic, responses=error_responses(404))
+@router.patch("/users/{name}", response_model=UserPublic, responses=error_responses(404, 409))
 async def update_user(
     name: UserName, body: UserUpdate, svc: ServicesDep, principal: PrincipalDep
 ) -> UserPublic:
-    """Disable (or enable again) a user, or give them another role: both apply at once."""
+    """Disable (or enable again) a user, or give them another role: both apply at once.
+
+    409 last_admin when that would leave no enabled user who may manage users.
+    """
     _admin(principal)
     updated = await users.update_user(svc.store, name, disabled=body.disabled, role=body.role)
     return UserPublic.of(updated)
@@ -108,6 +111,25 @@ async def revoke_token(
     return Response(status_code=204)
 
 
+@router.get("/tokens", response_model=TokenList)
+async def list_all_tokens(svc: ServicesDep, principal: PrincipalDep) -> TokenList:
+    """Every user's tokens, newest first: ids and validity, never the tokens themselves."""
+    _admin(principal)
+    return TokenList(tokens=[TokenPublic.of(t) for t in await users.list_tokens(svc.store)])
+
+
+@router.delete(
+    "/tokens/{token_id}", status_code=204, response_class=Response, responses=error_responses(404)
+)
+async def revoke_any_token(
+    token_id: Annotated[str, Path(max_length=64)], svc: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Revoke a token by its id alone, whoever holds it: it stops authenticating at once."""
+    _admin(principal)
+    await users.revoke_token(svc.store, token_id)
+    return Response(status_code=204)
+
+
 @router.get("/roles", response_model=RoleList)
 async def list_roles(svc: ServicesDep, principal: PrincipalDep) -> RoleList:
     """Built-in and custom roles with their statements."""
@@ -132,7 +154,8 @@ async def update_role(
 ) -> RolePublic:
     """Replace a custom role's statements; its users hold the new ones from their next request.
 
-    Built-in roles cannot be changed (409).
+    Built-in roles cannot be changed (409); nor can a role lose manage_users while its holders
+    are the only admins (409 last_admin).
     """
     _admin(principal)
     statements = [s.to_domain() for s in body.statements]
