@@ -15,6 +15,7 @@ from batchyard.domain.errors import (
     SourceUnavailable,
 )
 from batchyard.pipeline import sources_s3
+from batchyard.pipeline.addresses import Reach
 from batchyard.pipeline.sources import CopiedSource, copy_sources
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.storage.blobs import BlobStore
@@ -46,7 +47,7 @@ async def copy(s3: S3Sources, tmp_path: Path, *urls: str | Source, **kw: int) ->
         "batches/b1/input",
         parallel_streams=4,
         max_bytes=kw.get("max_bytes"),
-        allow_private=False,
+        reach=Reach(),
         file_root=None,
         log=log,
         s3=s3,

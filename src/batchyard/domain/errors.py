@@ -128,6 +128,12 @@ class InvalidSource(InvalidRequest):
     code = "invalid_source"
 
 
+class InvalidNotifyUrl(InvalidRequest):
+    """The notify_url is not an http(s) URL this server may deliver webhooks to."""
+
+    code = "invalid_notify_url"
+
+
 class UnsupportedFormat(InvalidRequest):
     """The input format is not supported."""
 
@@ -174,6 +180,36 @@ class SourceUnavailable(PipelineError):
     """A source could not be fetched."""
 
     code = "source_unavailable"
+
+
+class SourceUnreachable(SourceUnavailable):
+    """A source's server could not be reached (host unknown, connection refused, TLS failed)."""
+
+    code = "source_unreachable"
+
+
+class SourceHttpError(SourceUnavailable):
+    """A source's server answered with an error status."""
+
+    code = "source_http_error"
+
+
+class SourceTimeout(SourceUnavailable):
+    """A source took longer than its transfer deadline, or sent slower than the minimum rate."""
+
+    code = "source_timeout"
+
+
+class SourceEncodingUnsupported(SourceUnavailable):
+    """A source was sent in a Content-Encoding this server does not read."""
+
+    code = "source_encoding_unsupported"
+
+
+class SourceRefused(PipelineError):
+    """A source (or a redirect) leads to an address this server may not reach."""
+
+    code = "invalid_source"
 
 
 class InputRejected(PipelineError):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from batchyard.pipeline.context import PipelineContext
+from batchyard.pipeline.http_guard import guarded_client, reach_of
 from batchyard.runner.base import Runner
 from batchyard.runner.embedded import EmbeddedRunner
 from batchyard.runner.events import BatchEvents
@@ -46,7 +47,8 @@ async def open_pipeline_context(
     store = await MetadataStore.open(settings.resolved_database_url())
     target = open_target(settings.resolved_target_url())
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+        timeout = httpx.Timeout(30.0, connect=10.0)
+        async with guarded_client(reach_of(settings), timeout=timeout) as http:
             yield PipelineContext(
                 settings=settings,
                 store=store,
