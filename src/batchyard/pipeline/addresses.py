@@ -82,7 +82,7 @@ def literal_address(host: str) -> IPAddress | None:
     """The address ``host`` spells in any form the OS accepts, or None for a host name."""
     name = unquote(host).strip("[]")
     try:
-        return _unscoped(ipaddress.ip_address(name.partition("%")[0]))
+        return ipaddress.ip_address(name.partition("%")[0])
     except ValueError:
         pass
     try:  # AI_NUMERICHOST: parse only, never a DNS query
@@ -98,10 +98,10 @@ def address_of(sockaddr_host: str | int) -> IPAddress:
 
 
 def is_public(address: IPAddress) -> bool:
-    """A global unicast address, and so is any IPv4 address carried inside an IPv6 one."""
+    """A global unicast address; an IPv6 one that carries an IPv4 address is judged by that."""
     inner = _ipv4_inside(address) if isinstance(address, ipaddress.IPv6Address) else None
-    if inner is not None and not is_public(inner):
-        return False
+    if inner is not None:
+        return is_public(inner)
     return (
         address.is_global
         and not address.is_multicast
