@@ -2,9 +2,9 @@
 
     uv run python -m benchmarks.hostile_sources [--server-python PATH] [--inner-mib 1536]
 
-Starts a hostile HTTP server on 127.0.0.1 (tests/support/hostile_http.py) and batchyard servers
-(one with BATCHYARD_ALLOW_PRIVATE_SOURCES, to reach the hostile server; one without, for the
-SSRF checks), then prints per attack the outcome, how long it took and the server's memory.
+Starts a hostile HTTP server on 127.0.0.1 (tests/support/hostile_http.py) and, per attack, a
+fresh batchyard server (with BATCHYARD_ALLOW_PRIVATE_SOURCES to reach the hostile server, except
+for the SSRF checks), then prints the outcome, how long it took and the server's memory.
 ``--server-python`` runs the server from another checkout (e.g. one of an older commit).
 """
 
@@ -124,7 +124,7 @@ def stacked(url: str, pid: int, hostile: HostileServer) -> None:
     )
 
 
-def trickle(url: str, hostile: HostileServer) -> None:
+def trickle(url: str, pid: int, hostile: HostileServer) -> None:
     trickling = [
         create(url, {"sources": [f"{hostile.url}/trickle/{n}"]}).json()["batch"] for n in (1, 2)
     ]
@@ -137,7 +137,7 @@ def trickle(url: str, hostile: HostileServer) -> None:
     print(f"  a trickling batch: {outcome(wait(url, trickling[0], cap=5))}")
 
 
-def webhooks(url: str, hostile: HostileServer) -> None:
+def webhooks(url: str, pid: int, hostile: HostileServer) -> None:
     ids = [
         create(
             url,
@@ -161,7 +161,7 @@ def webhooks(url: str, hostile: HostileServer) -> None:
     print(f"  {got} {delay:.1f} s after its batch ended ({ended['status']})")
 
 
-def unreachable(url: str, hostile: HostileServer) -> None:
+def unreachable(url: str, pid: int, hostile: HostileServer) -> None:
     print("sources that cannot be fetched:")
     for name, source in [
         ("refused", f"http://127.0.0.1:{closed_port()}/a.csv"),
@@ -175,7 +175,7 @@ def unreachable(url: str, hostile: HostileServer) -> None:
         print(f"  {name}: {outcome(batch)} ({traceback})")
 
 
-def ssrf(url: str, hostile: HostileServer) -> None:
+def ssrf(url: str, pid: int, hostile: HostileServer) -> None:
     print("SSRF, private sources not allowed:")
     for host in ["2130706433", "127.1", "0177.0.0.1", "0x7f.1", "[::ffff:127.0.0.1]", "[::1]"]:
         response = create(url, {"sources": [f"http://{host}:{hostile.port}/file/a.csv"]})
@@ -192,24 +192,30 @@ def ssrf(url: str, hostile: HostileServer) -> None:
     print(f"  source http://localhost:{hostile.port}/…: {created.status_code}, {outcome(batch)}")
 
 
+SCENARIOS = {
+    "stacked": stacked,
+    "trickle": trickle,
+    "webhooks": webhooks,
+    "unreachable": unreachable,
+    "ssrf": ssrf,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-python", default=sys.executable)
     parser.add_argument("--inner-mib", type=int, default=1536)
     parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="batchyard-hostile-") as tmp,
         HostileServer(interval=args.interval, inner_bytes=args.inner_mib * 2**20) as hostile,
     ):
-        open_env = {"BATCHYARD_ALLOW_PRIVATE_SOURCES": "true"}
-        with serve(args.server_python, Path(tmp) / "open", open_env) as (url, pid):
-            stacked(url, pid, hostile)
-            trickle(url, hostile)
-            webhooks(url, hostile)
-            unreachable(url, hostile)
-        with serve(args.server_python, Path(tmp) / "strict", {}) as (url, _pid):
-            ssrf(url, hostile)
+        for name in args.only:  # each on a fresh server: one attack's leftovers never skew another
+            env = {} if name == "ssrf" else {"BATCHYARD_ALLOW_PRIVATE_SOURCES": "true"}
+            with serve(args.server_python, Path(tmp) / name, env) as (url, pid):
+                SCENARIOS[name](url, pid, hostile)
 
 
 if __name__ == "__main__":

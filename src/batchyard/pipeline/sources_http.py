@@ -110,6 +110,11 @@ class _Pace:
         if self._timeout is not None:
             self._timeout.reschedule(self._next_deadline())
 
+    def pause(self) -> None:
+        """No rate while waiting for a retry: only the whole-transfer deadline runs on."""
+        if self._timeout is not None:
+            self._timeout.reschedule(self._end)
+
     def count(self, size: int) -> None:
         self._window_bytes += size
         needed = self.limits.min_bytes_per_second * self.limits.rate_window_seconds
@@ -145,15 +150,16 @@ class WebSource:
 
     async def copy(self, key: str, sha256: str | None, log: Log) -> tuple[WriteResult, str | None]:
         """Fetch with retries; every attempt restarts the object from scratch."""
+        pace = _Pace(self.limits)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(ATTEMPTS),
             wait=wait_exponential(multiplier=0.5, max=10),
             retry=retry_if_exception_type((_Transient, *_RETRIED)),
-            before_sleep=self._log_retry(log),
+            before_sleep=self._before_retry(log, pace),
             reraise=True,
         )
         try:
-            async with _Pace(self.limits).watch(self.shown) as pace:
+            async with pace.watch(self.shown):
                 return await retrying(self._fetch, key, sha256, pace)
         except _Transient as error:
             raise SourceHttpError(
@@ -170,8 +176,9 @@ class WebSource:
                 f"source {self.shown} could not be fetched: {_reason(error)}"
             ) from None
 
-    def _log_retry(self, log: Log) -> Callable[[RetryCallState], Awaitable[None]]:
+    def _before_retry(self, log: Log, pace: _Pace) -> Callable[[RetryCallState], Awaitable[None]]:
         async def before_sleep(state: RetryCallState) -> None:
+            pace.pause()
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
             await log(
