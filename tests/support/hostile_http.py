@@ -12,6 +12,7 @@ Routes (GET for sources; POST too, for webhook receivers):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import socket
@@ -80,6 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def handle(self) -> None:
+        """A client that hangs up (a TLS probe, a cut-off transfer) is no error here."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
 
     def do_GET(self) -> None:
         self.server_state.hit(self.path)

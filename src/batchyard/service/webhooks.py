@@ -8,7 +8,8 @@ backoff (tenacity) and writes every attempt to the batch log.
 Deliveries go through the address guard (pipeline/http_guard.py): a receiver on a private
 address is refused when the batch is created if its URL spells the address, else on connect.
 Each attempt has one deadline for all of it (connect, send, the answer's headers), and holds a
-delivery slot only while it runs, so slow or silent receivers cannot starve the others.
+delivery slot only while it runs, one user's webhooks at most half of them, so slow or silent
+receivers cannot starve anybody else's.
 
 Receivers verify ``Batchyard-Signature: t=<unix ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>``
 and should refuse old timestamps, so a captured delivery cannot be replayed later.
@@ -46,6 +47,9 @@ SIGNATURE_HEADER = "Batchyard-Signature"
 POLL_SECONDS = 0.5
 #: Attempts in flight at once per process (a delivery waiting for its retry holds none).
 CONCURRENT_DELIVERIES = 8
+#: Of those, the most one user's webhooks may hold: slow receivers of one user leave the rest
+#: of the slots to everybody else.
+DELIVERIES_PER_OWNER = 4
 #: Deliveries one process has claimed at once, running or waiting for a retry.
 CLAIMED_DELIVERIES = 64
 #: Per read and connect; the whole attempt is bounded by Settings.webhook_timeout.
@@ -127,10 +131,33 @@ def _shown(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
+class DeliverySlots:
+    """How many attempts run at once: ``total`` in all, at most ``per_owner`` for one user."""
+
+    def __init__(self, total: int, per_owner: int) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_owner = per_owner
+        self._owners: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, owner: str) -> AsyncIterator[None]:
+        own, users = self._owners.get(owner, (asyncio.Semaphore(self._per_owner), 0))
+        self._owners[owner] = (own, users + 1)
+        try:
+            async with own, self._total:
+                yield
+        finally:
+            own, users = self._owners[owner]
+            if users == 1:
+                del self._owners[owner]
+            else:
+                self._owners[owner] = (own, users - 1)
+
+
 class Deliverer:
     """Delivers one batch's webhook: every attempt logged, retried with exponential backoff."""
 
-    def __init__(self, svc: Services, http: httpx.AsyncClient, slots: asyncio.Semaphore) -> None:
+    def __init__(self, svc: Services, http: httpx.AsyncClient, slots: DeliverySlots) -> None:
         self.svc = svc
         self.http = http
         self.slots = slots
@@ -152,7 +179,7 @@ class Deliverer:
             async for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    async with self.slots:
+                    async with self.slots.hold(batch.owner_id):
                         await self._attempt(batch, url, secret, body, number)
         except DeliveryFailed:
             await self._give_up(batch.id, url, f"after {settings.webhook_attempts} attempts")
@@ -218,7 +245,8 @@ class WebhookDispatcher:
     """Polls the outbox and delivers due webhooks as background tasks, a few at a time."""
 
     def __init__(self, svc: Services, http: httpx.AsyncClient) -> None:
-        self.deliverer = Deliverer(svc, http, asyncio.Semaphore(CONCURRENT_DELIVERIES))
+        slots = DeliverySlots(CONCURRENT_DELIVERIES, DELIVERIES_PER_OWNER)
+        self.deliverer = Deliverer(svc, http, slots)
         self.svc = svc
         self._tasks: set[asyncio.Task[None]] = set()
 
