@@ -24,7 +24,8 @@ from batchyard.domain.errors import (
     SourceRefused,
     SourceUnavailable,
 )
-from batchyard.pipeline.addresses import Reach
+from batchyard.pipeline.addresses import AddressNotAllowed, Reach
+from batchyard.pipeline.http_guard import guarded_client
 from batchyard.pipeline.sources import CopiedSource, copy_sources, validate_source_url
 from batchyard.storage.blobs import BlobStore
 
@@ -451,3 +452,18 @@ async def test_every_source_is_checked_before_any_is_fetched(
     with pytest.raises(SourceRefused):
         await copy([Source(f"{server.url}/files/a.csv"), Source("s3://b/k")], blobs)
     assert server.site.hits.total() == 0
+
+
+async def test_the_guarded_client_checks_the_address_it_connects_to(server: Server) -> None:
+    """The name is resolved and checked inside the connection (httpx's pool is replaced by one
+    with the guarded backend: this fails if httpx stops using it)."""
+    url = server.url.replace("127.0.0.1", "localhost") + "/files/a.csv"
+    timeout = httpx.Timeout(5.0)
+    async with guarded_client(Reach(), timeout=timeout) as client:
+        with pytest.raises(AddressNotAllowed, match=r"localhost is .*, which is not a public"):
+            await client.get(url)
+    assert server.site.hits.total() == 0
+    async with guarded_client(Reach.of(False, "127.0.0.0/8, ::1/128"), timeout=timeout) as client:
+        response = await client.get(url)
+    assert (response.status_code, response.content) == (200, FILES["a.csv"])
+    assert response.request.headers["host"] == f"localhost:{server.url.rpartition(':')[2]}"

@@ -91,7 +91,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport whose connection pool connects through a GuardedBackend.
 
     httpx offers no parameter for the network backend, so the pool it built is replaced by one
-    with the same settings; tests/unit/test_addresses.py checks that this still takes effect.
+    with the same settings; tests/integration/test_sources.py checks that it still takes effect.
     """
 
     def __init__(self, reach: Reach) -> None:
