@@ -15,6 +15,7 @@ import time
 from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
     BatchNotFound,
+    BatchyardError,
     HashMismatch,
     InputRejected,
     InvalidTransition,
@@ -237,7 +238,7 @@ async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -
         return
 
 
-def _with_code(error: PipelineError) -> str:
+def _with_code(error: BatchyardError) -> str:
     """The message led by the error's code when it has a specific one (``source_timeout: …``),
     so clients can tell failures apart without parsing prose."""
     if error.code == PipelineError.code:
