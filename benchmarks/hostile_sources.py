@@ -69,9 +69,17 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return int(line.split()[1]) / 1024
 
 
-def create(url: str, body: dict[str, Any]) -> httpx.Response:
+def create(url: str, body: dict[str, Any], token: str = ADMIN_TOKEN) -> httpx.Response:
     body = {"dataset": "orders", **body}
-    return httpx.post(f"{url}/batches", json=body, headers=HEADERS, timeout=120)
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.post(f"{url}/batches", json=body, headers=headers, timeout=120)
+
+
+def add_member(url: str, name: str) -> str:
+    """A member's token (another user than the admin who runs the attacks)."""
+    response = httpx.post(f"{url}/users", json={"name": name, "role": "member"}, headers=HEADERS)
+    response.raise_for_status()
+    return str(response.json()["token"]["token"])
 
 
 def wait(url: str, batch_id: str, cap: float = CAP_SECONDS) -> dict[str, Any]:
@@ -148,16 +156,17 @@ def webhooks(url: str, pid: int, hostile: HostileServer) -> None:
     ]
     for batch_id in ids:
         wait(url, batch_id)
+    bob = add_member(url, "bob")
     with Receiver() as receiver:
         batch_id = create(
-            url, {"sources": [f"{hostile.url}/file/x.csv"], "notify_url": receiver.url}
+            url, {"sources": [f"{hostile.url}/file/x.csv"], "notify_url": receiver.url}, bob
         ).json()["batch"]
         ended = wait(url, batch_id)
         started = time.monotonic()
         while not receiver.succeeded() and time.monotonic() - started < CAP_SECONDS:
             time.sleep(0.1)
         delay = time.monotonic() - started
-    print("8 webhook receivers trickling their headers, then another webhook:")
+    print("8 webhook receivers trickling their headers, then another user's webhook:")
     got = "delivered" if receiver.succeeded() else "NOT delivered"
     print(f"  {got} {delay:.1f} s after its batch ended ({ended['status']})")
 
