@@ -218,3 +218,12 @@ async def test_slow_webhook_receivers_do_not_delay_other_users_webhooks(
 
 async def webhook_log(acc: Accounts, batch_id: str) -> str:
     return (await acc.call("alice", "GET", f"/batches/{batch_id}/log")).text
+
+
+async def test_an_endless_body_stops_at_the_size_limit(
+    settings: Settings, hostile: HostileServer
+) -> None:
+    async with members(settings, max_upload_bytes=2 * MIB) as acc:
+        batch = await fetch(acc, "alice", f"{hostile.url}/endless")
+        message = await failed_with(acc, batch, "payload_too_large")
+    assert f"larger than this server accepts ({2 * MIB} bytes in all)" in message

@@ -20,8 +20,8 @@ from batchyard.domain.batches import Source
 from batchyard.domain.errors import (
     HashMismatch,
     InvalidSource,
-    PayloadTooLarge,
     SourceRefused,
+    SourcesTooLarge,
     SourceUnavailable,
 )
 from batchyard.pipeline.addresses import AddressNotAllowed, Reach
@@ -361,7 +361,7 @@ async def test_total_size_over_the_limit_leaves_no_objects(
     server: Server, blobs: BlobStore
 ) -> None:
     sources = [Source(f"{server.url}/unsized/big.bin"), Source(f"{server.url}/files/a.csv")]
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(SourcesTooLarge):
         await copy(sources, blobs, parallel_streams=1, max_bytes=len(FILES["big.bin"]) + 5)
     assert not await blobs.exists(f"{PREFIX}/0")
     assert not await blobs.exists(f"{PREFIX}/1")
@@ -370,7 +370,7 @@ async def test_total_size_over_the_limit_leaves_no_objects(
 async def test_a_declared_size_over_the_limit_is_refused_before_download(
     server: Server, blobs: BlobStore
 ) -> None:
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(SourcesTooLarge):
         await copy([Source(f"{server.url}/files/big.bin")], blobs, max_bytes=1000)
     assert not await blobs.exists(f"{PREFIX}/0")
 

@@ -206,6 +206,12 @@ class SourceEncodingUnsupported(SourceUnavailable):
     code = "source_encoding_unsupported"
 
 
+class SourcesTooLarge(PipelineError):
+    """The sources are larger than this server accepts."""
+
+    code = "payload_too_large"
+
+
 class SourceRefused(PipelineError):
     """A source (or a redirect) leads to an address this server may not reach."""
 

@@ -21,8 +21,8 @@ from batchyard.domain.batches import Source
 from batchyard.domain.errors import (
     HashMismatch,
     InvalidSource,
-    PayloadTooLarge,
     SourceRefused,
+    SourcesTooLarge,
     SourceUnavailable,
 )
 from batchyard.pipeline.addresses import AddressNotAllowed, Reach
@@ -102,7 +102,7 @@ async def copy_sources(
     """Copy every source to ``<key_prefix>/<index>``, at most ``parallel_streams`` at once.
 
     Raises the first failure (HashMismatch, SourceUnavailable and its kinds, SourceRefused,
-    PayloadTooLarge) after cancelling the other copies and deleting what was copied under
+    SourcesTooLarge) after cancelling the other copies and deleting what was copied under
     ``key_prefix``; ``max_bytes`` caps the sources' total size. ``client`` must connect through
     the address guard (pipeline/http_guard.py); without one, a guarded client is made here.
     """
@@ -182,8 +182,8 @@ class _Budget:
             self.used -= taken
             raise
 
-    def _too_large(self, url: str) -> PayloadTooLarge:
-        return PayloadTooLarge(
+    def _too_large(self, url: str) -> SourcesTooLarge:
+        return SourcesTooLarge(
             f"The sources are larger than this server accepts ({self.limit} bytes in all); "
             f"stopped at {_redact(url)}",
             details={"max_bytes": self.limit, "url": _redact(url)},
