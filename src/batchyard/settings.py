@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -56,8 +57,21 @@ class Settings(BaseSettings):
     #: Days an ended batch is kept (its input, results, history and log; the rows it loaded
     #: stay): older ones are deleted as if by DELETE /batches/{id}. Unset: kept until deleted.
     retention_days: float | None = Field(default=None, gt=0)
-    #: Allow URL sources on loopback/private/link-local addresses (tests, trusted networks).
+    #: Allow URL sources and webhooks on loopback/private/link-local addresses (tests only:
+    #: it lets any user reach this machine and its network).
     allow_private_sources: bool = False
+    #: Comma-separated networks (CIDR, e.g. ``10.20.0.0/16``) that URL sources and webhooks may
+    #: reach although they are not public; everything else private stays refused.
+    trusted_networks: str | None = None
+    #: Seconds one URL source may take from the first connection to its last byte (retries
+    #: included): past it the batch fails with ``source_timeout``.
+    source_deadline_seconds: float = Field(default=4 * 3600.0, gt=0)
+    #: Slowest a URL source may send, in bytes per second averaged over
+    #: ``source_rate_window_seconds`` (the first window includes the wait for the answer);
+    #: 0 turns the check off.
+    source_min_bytes_per_second: int = Field(default=1024, ge=0)
+    #: The window the minimum rate is measured over.
+    source_rate_window_seconds: float = Field(default=30.0, gt=0)
     #: Directory file:// sources may read from (admins only); unset disables file:// sources.
     file_sources_root: Path | None = None
     #: Who runs the pipeline: "embedded" (inside the server process) or "queue" (procrastinate
@@ -88,7 +102,8 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(default=6, ge=1, le=20)
     #: Seconds before the first webhook retry; each later wait doubles (capped at 5 minutes).
     webhook_backoff: float = Field(default=1.0, gt=0)
-    #: Seconds one webhook attempt may take.
+    #: Seconds one webhook attempt may take in all: connecting, sending, and the receiver's
+    #: answer (a receiver that trickles is cut off then).
     webhook_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("target_schema")
@@ -100,6 +115,15 @@ class Settings(BaseSettings):
             )
         if value in (METADATA_SCHEMA, "information_schema"):
             raise ValueError(f"{value!r} is reserved: datasets' tables need a schema of their own")
+        return value
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        """Refuse a malformed network at start, not at the first request that needs it."""
+        for part in (value or "").split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
         return value
 
     def resolved_database_url(self) -> str:

@@ -117,6 +117,7 @@ async def test_notify_url_must_be_http(acc: Accounts) -> None:
 
 
 async def test_private_receivers_are_refused_unless_allowed(settings: Settings) -> None:
+    """A URL that spells a private address is refused at once; a name is checked on connect."""
     strict = settings.model_copy(
         update={"allow_private_sources": False, "webhook_backoff": 0.05, "webhook_attempts": 2}
     )
@@ -124,7 +125,20 @@ async def test_private_receivers_are_refused_unless_allowed(settings: Settings) 
         assert (await acc.call("admin", "POST", "/datasets", json=ORDERS_SCHEMA)).is_success
         await acc.add_user("alice", "member")
         with Receiver() as receiver:
-            batch = await acc.upload("alice", notify_url=receiver.url)
+            port = receiver.url.rpartition(":")[2]
+            for spelled in ["127.0.0.1", "127.1", "0x7f.1", "2130706433", "[::ffff:7f00:1]"]:
+                refused = await acc.call(
+                    "alice",
+                    "POST",
+                    "/batches",
+                    params={"dataset": "orders", "notify_url": f"http://{spelled}:{port}/"},
+                    content=b"id\n1\n",
+                )
+                assert refused.status_code == 422, (spelled, refused.text)
+                assert refused.json()["error"]["code"] == "invalid_notify_url"
+                assert "not a public address" in refused.json()["error"]["message"]
+            batch = await acc.upload("alice", notify_url=f"http://localhost:{port}/hook")
             log = await log_until(acc, batch["batch"], lambda text: "given up" in text)
         assert receiver.deliveries == []
-        assert "not a public address" in log
+        assert "which is not a public address" in log
+        assert log.count("Webhook to") == 2  # refused on connect, and not tried again

@@ -20,9 +20,12 @@ from batchyard.domain.batches import Source
 from batchyard.domain.errors import (
     HashMismatch,
     InvalidSource,
-    PayloadTooLarge,
+    SourceRefused,
+    SourcesTooLarge,
     SourceUnavailable,
 )
+from batchyard.pipeline.addresses import AddressNotAllowed, Reach
+from batchyard.pipeline.http_guard import guarded_client
 from batchyard.pipeline.sources import CopiedSource, copy_sources, validate_source_url
 from batchyard.storage.blobs import BlobStore
 
@@ -34,6 +37,7 @@ FILES = {
     "big.bin": os.urandom(300_000),
 }
 SLOW_SECONDS = 0.3
+OPEN = Reach(allow_private=True)
 
 
 @dataclass
@@ -177,7 +181,7 @@ async def copy(
     *,
     parallel_streams: int = 3,
     max_bytes: int | None = None,
-    allow_private: bool = True,
+    reach: Reach = OPEN,
     file_root: Path | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> list[CopiedSource]:
@@ -187,7 +191,7 @@ async def copy(
         PREFIX,
         parallel_streams=parallel_streams,
         max_bytes=max_bytes,
-        allow_private=allow_private,
+        reach=reach,
         file_root=file_root,
         log=log if log is not None else Log(),
         client=client,
@@ -306,15 +310,15 @@ async def test_too_many_redirects(server: Server, blobs: BlobStore) -> None:
 
 
 async def test_a_redirect_to_another_scheme_is_refused(server: Server, blobs: BlobStore) -> None:
-    with pytest.raises(InvalidSource, match="non-http"):
+    with pytest.raises(SourceRefused, match="non-http"):
         await copy([Source(f"{server.url}/to/file:%2Fetc%2Fpasswd")], blobs)
 
 
 async def test_loopback_sources_are_refused_without_allow_private(
     server: Server, blobs: BlobStore
 ) -> None:
-    with pytest.raises(InvalidSource, match=r"127\.0\.0\.1, which is not a public address"):
-        await copy([Source(f"{server.url}/files/a.csv")], blobs, allow_private=False)
+    with pytest.raises(SourceRefused, match=r"127\.0\.0\.1, which is not a public address"):
+        await copy([Source(f"{server.url}/files/a.csv")], blobs, reach=Reach())
     assert server.site.hits.total() == 0
 
 
@@ -333,22 +337,23 @@ async def test_loopback_sources_are_refused_without_allow_private(
     ],
 )
 async def test_internal_addresses_are_refused(url: str, blobs: BlobStore) -> None:
-    with pytest.raises(InvalidSource, match="not a public address"):
-        await copy([Source(url)], blobs, allow_private=False)
+    with pytest.raises(SourceRefused, match="not a public address"):
+        await copy([Source(url)], blobs, reach=Reach())
 
 
-async def test_a_redirect_to_loopback_is_refused(server: Server, blobs: BlobStore) -> None:
-    """A public address that redirects inside: the test server plays the public host's proxy."""
-    inside = f"http:{server.url.removeprefix('http://')}/files/a.csv"
-    async with httpx.AsyncClient(proxy=server.url) as client:
-        with pytest.raises(InvalidSource, match=r"127\.0\.0\.1, which is not a public address"):
-            await copy(
-                [Source(f"http://93.184.215.14/to/{inside}")],
-                blobs,
-                allow_private=False,
-                client=client,
-            )
-    assert server.site.hits[f"/to/{inside}"] == 1
+@pytest.mark.parametrize(
+    "inside", ["127.0.0.2", "0x7f.0.0.2", "[::1]", "169.254.169.254", "2130706434"]
+)
+async def test_a_redirect_to_a_private_address_is_refused(
+    server: Server, blobs: BlobStore, inside: str
+) -> None:
+    """Only the test server's own address is trusted: the hop it redirects to is refused."""
+    port = server.url.rpartition(":")[2]
+    trusted = Reach.of(False, "127.0.0.1/32")
+    with pytest.raises(SourceRefused, match="which is not a public address"):
+        await copy(
+            [Source(f"{server.url}/to/http:{inside}:{port}/files/a.csv")], blobs, reach=trusted
+        )
     assert server.site.hits["/files/a.csv"] == 0
 
 
@@ -356,7 +361,7 @@ async def test_total_size_over_the_limit_leaves_no_objects(
     server: Server, blobs: BlobStore
 ) -> None:
     sources = [Source(f"{server.url}/unsized/big.bin"), Source(f"{server.url}/files/a.csv")]
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(SourcesTooLarge):
         await copy(sources, blobs, parallel_streams=1, max_bytes=len(FILES["big.bin"]) + 5)
     assert not await blobs.exists(f"{PREFIX}/0")
     assert not await blobs.exists(f"{PREFIX}/1")
@@ -365,7 +370,7 @@ async def test_total_size_over_the_limit_leaves_no_objects(
 async def test_a_declared_size_over_the_limit_is_refused_before_download(
     server: Server, blobs: BlobStore
 ) -> None:
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(SourcesTooLarge):
         await copy([Source(f"{server.url}/files/big.bin")], blobs, max_bytes=1000)
     assert not await blobs.exists(f"{PREFIX}/0")
 
@@ -408,9 +413,9 @@ async def test_file_sources_outside_the_root_are_refused(tmp_path: Path, blobs: 
     (root / "link.csv").symlink_to(outside)
 
     for url in [outside.as_uri(), (root / "link.csv").as_uri(), f"{root.as_uri()}/../secret.csv"]:
-        with pytest.raises(InvalidSource, match="outside"):
+        with pytest.raises(SourceRefused, match="outside"):
             await copy([Source(url)], blobs, file_root=root)
-    with pytest.raises(InvalidSource, match="not allowed here"):
+    with pytest.raises(SourceRefused, match="not allowed here"):
         await copy([Source((root / "a.csv").as_uri())], blobs, file_root=None)
 
 
@@ -444,6 +449,21 @@ def test_validate_source_url_accepts(url: str) -> None:
 async def test_every_source_is_checked_before_any_is_fetched(
     server: Server, blobs: BlobStore
 ) -> None:
-    with pytest.raises(InvalidSource):
+    with pytest.raises(SourceRefused):
         await copy([Source(f"{server.url}/files/a.csv"), Source("s3://b/k")], blobs)
     assert server.site.hits.total() == 0
+
+
+async def test_the_guarded_client_checks_the_address_it_connects_to(server: Server) -> None:
+    """The name is resolved and checked inside the connection (httpx's pool is replaced by one
+    with the guarded backend: this fails if httpx stops using it)."""
+    url = server.url.replace("127.0.0.1", "localhost") + "/files/a.csv"
+    timeout = httpx.Timeout(5.0)
+    async with guarded_client(Reach(), timeout=timeout) as client:
+        with pytest.raises(AddressNotAllowed, match=r"localhost is .*, which is not a public"):
+            await client.get(url)
+    assert server.site.hits.total() == 0
+    async with guarded_client(Reach.of(False, "127.0.0.0/8, ::1/128"), timeout=timeout) as client:
+        response = await client.get(url)
+    assert (response.status_code, response.content) == (200, FILES["a.csv"])
+    assert response.request.headers["host"] == f"localhost:{server.url.rpartition(':')[2]}"

@@ -11,10 +11,11 @@ from batchyard.domain.batches import Source
 from batchyard.domain.errors import (
     HashMismatch,
     InvalidSource,
-    PayloadTooLarge,
+    SourcesTooLarge,
     SourceUnavailable,
 )
 from batchyard.pipeline import sources_s3
+from batchyard.pipeline.addresses import Reach
 from batchyard.pipeline.sources import CopiedSource, copy_sources
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.storage.blobs import BlobStore
@@ -46,7 +47,7 @@ async def copy(s3: S3Sources, tmp_path: Path, *urls: str | Source, **kw: int) ->
         "batches/b1/input",
         parallel_streams=4,
         max_bytes=kw.get("max_bytes"),
-        allow_private=False,
+        reach=Reach(),
         file_root=None,
         log=log,
         s3=s3,
@@ -97,6 +98,6 @@ async def test_copy_failures_are_precise(s3: S3Sources, s3_prefix: str, tmp_path
         await copy(s3, tmp_path, f"{base}/in/missing.csv")
     with pytest.raises(HashMismatch, match="does not match its sha256"):
         await copy(s3, tmp_path, Source(f"{base}/in/a.csv", "0" * 64))
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(SourcesTooLarge):
         await copy(s3, tmp_path, f"{base}/in/a.csv", max_bytes=10)
     assert files_under(tmp_path) == []  # failed copies leave nothing behind

@@ -134,6 +134,12 @@ class InvalidSource(InvalidRequest):
     code = "invalid_source"
 
 
+class InvalidNotifyUrl(InvalidRequest):
+    """The notify_url is not an http(s) URL this server may deliver webhooks to."""
+
+    code = "invalid_notify_url"
+
+
 class UnsupportedFormat(InvalidRequest):
     """The input format is not supported."""
 
@@ -186,6 +192,42 @@ class SourceUnavailable(PipelineError):
     """A source could not be fetched."""
 
     code = "source_unavailable"
+
+
+class SourceUnreachable(SourceUnavailable):
+    """A source's server could not be reached (host unknown, connection refused, TLS failed)."""
+
+    code = "source_unreachable"
+
+
+class SourceHttpError(SourceUnavailable):
+    """A source's server answered with an error status."""
+
+    code = "source_http_error"
+
+
+class SourceTimeout(SourceUnavailable):
+    """A source took longer than its transfer deadline, or sent slower than the minimum rate."""
+
+    code = "source_timeout"
+
+
+class SourceEncodingUnsupported(SourceUnavailable):
+    """A source was sent in a Content-Encoding this server does not read."""
+
+    code = "source_encoding_unsupported"
+
+
+class SourcesTooLarge(PipelineError):
+    """The sources are larger than this server accepts."""
+
+    code = "payload_too_large"
+
+
+class SourceRefused(PipelineError):
+    """A source (or a redirect) leads to an address this server may not reach."""
+
+    code = "invalid_source"
 
 
 class InputRejected(PipelineError):

@@ -15,6 +15,7 @@ import time
 from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
     BatchNotFound,
+    BatchyardError,
     HashMismatch,
     InputRejected,
     InvalidTransition,
@@ -27,9 +28,11 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import TERMINAL, BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
+from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.manifest import Manifest, read_manifest
 from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.sources import copy_sources
+from batchyard.pipeline.sources_http import TransferLimits
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.pipeline.stage_overlap import applying_while_validating
 from batchyard.pipeline.stage_process import (
@@ -138,11 +141,12 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
             f"{keys.batch_prefix(batch.id)}/input",
             parallel_streams=batch.options.parallel_streams,
             max_bytes=settings.max_upload_bytes,
-            allow_private=settings.allow_private_sources,
+            reach=reach_of(settings),
             file_root=settings.file_sources_root,
             log=rec.log,
             client=rec.ctx.http,
             s3=S3Sources.from_settings(settings),
+            limits=TransferLimits.of(settings),
         )
     except HashMismatch as mismatch:
         await rec.transition(S.COPIED)
@@ -221,16 +225,25 @@ async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -
         if batch.status in (S.CANCEL, S.CANCELLING):
             await _finish_cancel(rec)
             return
-        await rec.log(error.message, LogLevel.ERROR)
+        message = _with_code(error)
+        await rec.log(message, LogLevel.ERROR)
         async with contextlib.AsyncExitStack() as settled:
             try:
                 counts = await settled.enter_async_context(chunks_settled(rec))
             except Exception:  # the target itself may be what failed: end without its word
                 logger.warning("batch %s: counters not settled from the ledger", rec.batch_id)
                 counts = None
-            await rec.transition(status, error_message=error.message, counts=counts)
+            await rec.transition(status, error_message=message, counts=counts)
     except (BatchNotFound, InvalidTransition):
         return
+
+
+def _with_code(error: BatchyardError) -> str:
+    """The message led by the error's code when it has a specific one (``source_timeout: …``),
+    so clients can tell failures apart without parsing prose."""
+    if error.code == PipelineError.code:
+        return error.message
+    return f"{error.code}: {error.message}"
 
 
 async def help_batch(ctx: PipelineContext, batch_id: str, helper: str) -> None:

@@ -7,46 +7,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.message
-import ipaddress
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 from urllib.request import url2pathname
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from batchyard.domain.batches import Source
 from batchyard.domain.errors import (
     HashMismatch,
     InvalidSource,
-    PayloadTooLarge,
+    SourceRefused,
+    SourcesTooLarge,
     SourceUnavailable,
 )
+from batchyard.pipeline.addresses import AddressNotAllowed, Reach
+from batchyard.pipeline.http_guard import guarded_client
+from batchyard.pipeline.sources_http import TransferLimits, WebSource
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.storage.blobs import BlobStore, WriteResult
 
 Log = Callable[[str], Awaitable[None]]
 T = TypeVar("T")
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-ATTEMPTS = 3
-MAX_REDIRECTS = 5
 FILE_BLOCK_BYTES = 2**20
-#: Used only when the caller passes no client (the server shares one with these timeouts).
+#: Per read and per connect; the whole transfer is bounded by TransferLimits.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+#: Used only when the caller passes none (the server passes the limits from its settings).
+DEFAULT_LIMITS = TransferLimits(deadline_seconds=4 * 3600.0, min_bytes_per_second=1024)
 _WEB_SCHEMES = ("http", "https")
 
 
@@ -63,19 +55,20 @@ class CopiedSource:
     name_hint: str | None
 
 
-class _Transient(Exception):
-    """A failure worth another attempt (5xx, 429, DNS); the message completes "source <url> …"."""
-
-
-def validate_source_url(url: str, *, file_root: Path | None, s3: S3Sources | None = None) -> None:
+def validate_source_url(
+    url: str, *, file_root: Path | None, s3: S3Sources | None = None, reach: Reach | None = None
+) -> None:
     """Cheap check at batch-create time: an allowed scheme, host or bucket (no network access).
 
-    ``s3`` says which buckets ``s3://`` sources may name; None refuses them all.
+    ``s3`` says which buckets ``s3://`` sources may name; None refuses them all. ``reach`` refuses
+    a host that spells a private address, in any spelling (host names are checked on connect).
     """
     parts = _split(url)
     if parts.scheme in _WEB_SCHEMES:
         if not parts.hostname:
             raise InvalidSource(f"source URL {_redact(url)} has no host")
+        if reach is not None:
+            _check_literal(url, parts, reach)
     elif parts.scheme == "file":
         _file_path(url, parts, file_root)
     elif parts.scheme == "s3":
@@ -99,33 +92,39 @@ async def copy_sources(
     *,
     parallel_streams: int,
     max_bytes: int | None,
-    allow_private: bool,
+    reach: Reach,
     file_root: Path | None,
     log: Log,
     client: httpx.AsyncClient | None = None,
     s3: S3Sources | None = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> list[CopiedSource]:
     """Copy every source to ``<key_prefix>/<index>``, at most ``parallel_streams`` at once.
 
-    Raises the first failure (HashMismatch, SourceUnavailable, InvalidSource, PayloadTooLarge)
-    after cancelling the other copies and deleting what was copied under ``key_prefix``;
-    ``max_bytes`` caps the sources' total size.
+    Raises the first failure (HashMismatch, SourceUnavailable and its kinds, SourceRefused,
+    SourcesTooLarge) after cancelling the other copies and deleting what was copied under
+    ``key_prefix``; ``max_bytes`` caps the sources' total size. ``client`` must connect through
+    the address guard (pipeline/http_guard.py); without one, a guarded client is made here.
     """
     for index, source in enumerate(sources):
-        if not source.url:
-            raise InvalidSource(f"source {index} has no URL")
-        validate_source_url(source.url, file_root=file_root, s3=s3)
+        try:
+            if not source.url:
+                raise InvalidSource(f"source {index} has no URL")
+            validate_source_url(source.url, file_root=file_root, s3=s3, reach=reach)
+        except InvalidSource as refused:  # allowed once, but not any more: the batch fails
+            raise SourceRefused(refused.message, details=refused.details) from None
     streams = max(1, min(parallel_streams, len(sources)))
     await log(f"Using {streams} parallel stream{'' if streams == 1 else 's'}")
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
-            client = await stack.enter_async_context(httpx.AsyncClient(timeout=DEFAULT_TIMEOUT))
+            client = await stack.enter_async_context(guarded_client(reach, timeout=DEFAULT_TIMEOUT))
         copier = _Copier(
             store=store,
             key_prefix=key_prefix,
             client=client,
             budget=_Budget(max_bytes),
-            allow_private=allow_private,
+            reach=reach,
+            limits=limits,
             file_root=file_root,
             log=log,
             slots=asyncio.Semaphore(streams),
@@ -183,8 +182,8 @@ class _Budget:
             self.used -= taken
             raise
 
-    def _too_large(self, url: str) -> PayloadTooLarge:
-        return PayloadTooLarge(
+    def _too_large(self, url: str) -> SourcesTooLarge:
+        return SourcesTooLarge(
             f"The sources are larger than this server accepts ({self.limit} bytes in all); "
             f"stopped at {_redact(url)}",
             details={"max_bytes": self.limit, "url": _redact(url)},
@@ -199,7 +198,8 @@ class _Copier:
     key_prefix: str
     client: httpx.AsyncClient
     budget: _Budget
-    allow_private: bool
+    reach: Reach
+    limits: TransferLimits
     file_root: Path | None
     log: Log
     slots: asyncio.Semaphore
@@ -234,69 +234,9 @@ class _Copier:
     async def _copy_web(
         self, url: str, key: str, sha256: str | None
     ) -> tuple[WriteResult, str | None]:
-        """Fetch with retries; every attempt restarts the object from scratch."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential(multiplier=0.5, max=10),
-            retry=retry_if_exception_type(
-                (_Transient, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-            ),
-            before_sleep=self._log_retry(url),
-            reraise=True,
-        )
-        try:
-            return await retrying(self._fetch, url, key, sha256)
-        except _Transient as error:
-            raise SourceUnavailable(
-                f"source {_redact(url)} {error} (after {ATTEMPTS} attempts)"
-            ) from error
-        except httpx.HTTPError as error:
-            reason = str(error) or type(error).__name__
-            raise SourceUnavailable(
-                f"source {_redact(url)} could not be fetched: {reason}"
-            ) from error
-
-    def _log_retry(self, url: str) -> Callable[[RetryCallState], Awaitable[None]]:
-        async def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            reason = str(error) or type(error).__name__
-            wait = state.next_action.sleep if state.next_action else 0.0
-            await self.log(
-                f"Retrying {_redact(url)} in {wait:.1f} s "
-                f"(attempt {state.attempt_number} of {ATTEMPTS} failed: {reason})"
-            )
-
-        return before_sleep
-
-    async def _fetch(
-        self, url: str, key: str, sha256: str | None
-    ) -> tuple[WriteResult, str | None]:
-        """One attempt: follow redirects by hand so every hop passes the address check."""
-        current = url
-        for _hop in range(MAX_REDIRECTS + 1):
-            await check_address(current, allow_private=self.allow_private)
-            async with self.client.stream("GET", current, follow_redirects=False) as response:
-                location = response.headers.get("location")
-                if response.status_code not in _REDIRECT_CODES or not location:
-                    return await self._store_body(url, response, key, sha256)
-                current = str(response.url.join(location))
-            if _split(current).scheme not in _WEB_SCHEMES:
-                raise InvalidSource(f"source {_redact(url)} redirects to a non-http(s) URL")
-        raise SourceUnavailable(f"source {_redact(url)} redirects more than {MAX_REDIRECTS} times")
-
-    async def _store_body(
-        self, url: str, response: httpx.Response, key: str, sha256: str | None
-    ) -> tuple[WriteResult, str | None]:
-        status = f"{response.status_code} {response.reason_phrase}"
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(f"returned {status}")
-        if not response.is_success:
-            raise SourceUnavailable(f"source {_redact(url)} returned {status}")
-        if "content-encoding" not in response.headers:  # else the length is of compressed bytes
-            self.budget.check_declared(url, _content_length(response))
-        chunks = self.budget.meter(url, response.aiter_bytes())
-        written = await self.store.write_stream(key, chunks, expected_sha256=sha256)
-        return written, _name_hint(response)
+        shown = _redact(url)
+        web = WebSource(url, shown, self.client, self.reach, self.limits, self.store, self.budget)
+        return await web.copy(key, sha256, self.log)
 
     async def _copy_file(
         self, url: str, key: str, sha256: str | None
@@ -330,45 +270,15 @@ async def _read_blocks(handle: IO[bytes]) -> AsyncIterator[bytes]:
         yield block
 
 
-async def check_address(url: str, *, allow_private: bool) -> None:
-    """Refuse hosts that resolve to this machine or its networks (DESIGN invariant 5)."""
-    if allow_private:
-        return
-    parts = _split(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    for address in await _resolve(host, port):
-        if _is_internal(address):
-            raise InvalidSource(
-                f"source {_redact(url)} resolves to {address}, which is not a public address; "
-                "set BATCHYARD_ALLOW_PRIVATE_SOURCES=true to allow such sources",
-                details={"url": _redact(url), "address": str(address)},
-            )
-
-
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    with contextlib.suppress(ValueError):
-        return [ipaddress.ip_address(host)]
+def _check_literal(url: str, parts: SplitResult, reach: Reach) -> None:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise _Transient(f"host {host} could not be resolved ({error.strerror})") from error
-    # An IPv6 link-local address carries its interface after "%".
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-
-
-def _is_internal(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or not address.is_global
-    )
+        reach.check_literal(parts.hostname or "")
+    except AddressNotAllowed as refused:
+        raise InvalidSource(
+            f"source {_redact(url)} names {refused.address}, which is not a public address; "
+            "this server does not fetch from private networks",
+            details={"url": _redact(url), "address": str(refused.address)},
+        ) from None
 
 
 def _file_path(url: str, parts: SplitResult, file_root: Path | None) -> Path:
@@ -401,19 +311,3 @@ def _redact(url: str) -> str:
     _user, at, host = parts.netloc.rpartition("@")
     netloc = f"***@{host}" if at else host
     return parts._replace(netloc=netloc, query="…" if parts.query else "", fragment="").geturl()
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "")
-    return int(value) if value.isdigit() else None
-
-
-def _name_hint(response: httpx.Response) -> str | None:
-    disposition = response.headers.get("content-disposition")
-    if disposition:
-        message = email.message.Message()
-        message["content-disposition"] = disposition
-        filename = message.get_filename()
-        if filename:
-            return PurePosixPath(filename).name or None
-    return PurePosixPath(unquote(response.url.path)).name or None

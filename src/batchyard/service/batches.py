@@ -35,6 +35,7 @@ from batchyard.domain.errors import (
 from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
+from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.sources import validate_source_url
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.service.auth import (
@@ -169,11 +170,12 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
     """Create a batch whose sources are URLs; the pipeline fetches them in the background."""
     if not request.sources:
         raise InvalidRequest("sources must list at least one URL (or upload the file as the body)")
-    s3 = S3Sources.from_settings(svc.settings)
+    s3, reach = S3Sources.from_settings(svc.settings), reach_of(svc.settings)
     for source in request.sources:
-        validate_source_url(source.url or "", file_root=_file_root(svc, principal), s3=s3)
+        url = source.url or ""
+        validate_source_url(url, file_root=_file_root(svc, principal), s3=s3, reach=reach)
     if request.notify_url:
-        validate_notify_url(request.notify_url)
+        validate_notify_url(request.notify_url, reach)
     fingerprint = _fingerprint(request, "urls")
     earlier = await _admit(svc, principal, request, fingerprint)
     if earlier is not None:
@@ -201,7 +203,7 @@ async def create_upload_batch(
 ) -> Created:
     """Create a batch from the request body, streamed to storage and hashed on the way."""
     if request.notify_url:
-        validate_notify_url(request.notify_url)
+        validate_notify_url(request.notify_url, reach_of(svc.settings))
     fingerprint = _fingerprint(request, "upload")
     earlier = await _admit(svc, principal, request, fingerprint)
     if earlier is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from batchyard.pipeline.context import PipelineContext
+from batchyard.pipeline.http_guard import guarded_client, reach_of
 from batchyard.runner.base import Runner
 from batchyard.runner.embedded import EmbeddedRunner
 from batchyard.runner.events import BatchEvents
@@ -50,7 +51,8 @@ async def open_pipeline_context(
         settings.resolved_target_url(), schema=settings.target_schema, own_schema=SCHEMA
     )
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+        timeout = httpx.Timeout(30.0, connect=10.0)
+        async with guarded_client(reach_of(settings), timeout=timeout) as http:
             yield PipelineContext(
                 settings=settings,
                 store=store,

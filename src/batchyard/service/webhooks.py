@@ -5,6 +5,12 @@ dispatcher in every ``batchyard serve`` process picks terminal batches from the 
 store/webhooks.py), signs the batch with its owner's webhook secret, retries with exponential
 backoff (tenacity) and writes every attempt to the batch log.
 
+Deliveries go through the address guard (pipeline/http_guard.py): a receiver on a private
+address is refused when the batch is created if its URL spells the address, else on connect.
+Each attempt has one deadline for all of it (connect, send, the answer's headers), and holds a
+delivery slot only while it runs, one user's webhooks at most half of them, so slow or silent
+receivers cannot starve anybody else's.
+
 Receivers verify ``Batchyard-Signature: t=<unix ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>``
 and should refuse old timestamps, so a captured delivery cannot be replayed later.
 """
@@ -26,8 +32,9 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from batchyard.domain.batches import Batch, LogLevel, now
-from batchyard.domain.errors import BatchNotFound, InvalidRequest
-from batchyard.pipeline.sources import check_address  # the SSRF guard URL sources use
+from batchyard.domain.errors import BatchNotFound, InvalidNotifyUrl
+from batchyard.pipeline.addresses import AddressNotAllowed, Reach
+from batchyard.pipeline.http_guard import guarded_client, reach_of
 from batchyard.service.container import Services
 from batchyard.service.users import derive_webhook_secret
 from batchyard.store import batches as batch_rows
@@ -38,8 +45,15 @@ logger = logging.getLogger("batchyard.webhooks")
 SIGNATURE_HEADER = "Batchyard-Signature"
 #: How often the dispatcher looks for batches that just ended.
 POLL_SECONDS = 0.5
-#: Deliveries in flight at once per process.
+#: Attempts in flight at once per process (a delivery waiting for its retry holds none).
 CONCURRENT_DELIVERIES = 8
+#: Of those, the most one user's webhooks may hold: slow receivers of one user leave the rest
+#: of the slots to everybody else.
+DELIVERIES_PER_OWNER = 4
+#: Deliveries one process has claimed at once, running or waiting for a retry.
+CLAIMED_DELIVERIES = 64
+#: Per read and connect; the whole attempt is bounded by Settings.webhook_timeout.
+_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: A claimed delivery belongs to its dispatcher this long; then another may take it over.
 LEASE_SECONDS = 600.0
 
@@ -48,14 +62,27 @@ class DeliveryFailed(Exception):
     """One attempt did not get a 2xx answer; the message says what happened instead."""
 
 
-def validate_notify_url(url: str) -> None:
-    """Cheap check at batch-create time; the address is checked again at each delivery."""
-    parts = urlsplit(url)
+def validate_notify_url(url: str, reach: Reach) -> None:
+    """Cheap check at batch-create time (no network): an http(s) URL whose host does not spell
+    a private address; a host name is checked again on every connection."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise InvalidRequest(
+        raise InvalidNotifyUrl(
             "notify_url must be an http:// or https:// URL with a host",
             details={"notify_url": url[:200]},
         )
+    try:
+        reach.check_literal(parts.hostname)
+    except AddressNotAllowed as refused:
+        raise InvalidNotifyUrl(
+            f"notify_url names {refused.address}, which is not a public address; "
+            "this server does not deliver webhooks to private networks",
+            details={"notify_url": _shown(url), "address": str(refused.address)},
+        ) from None
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -104,12 +131,36 @@ def _shown(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
+class DeliverySlots:
+    """How many attempts run at once: ``total`` in all, at most ``per_owner`` for one user."""
+
+    def __init__(self, total: int, per_owner: int) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_owner = per_owner
+        self._owners: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, owner: str) -> AsyncIterator[None]:
+        own, users = self._owners.get(owner, (asyncio.Semaphore(self._per_owner), 0))
+        self._owners[owner] = (own, users + 1)
+        try:
+            async with own, self._total:
+                yield
+        finally:
+            own, users = self._owners[owner]
+            if users == 1:
+                del self._owners[owner]
+            else:
+                self._owners[owner] = (own, users - 1)
+
+
 class Deliverer:
     """Delivers one batch's webhook: every attempt logged, retried with exponential backoff."""
 
-    def __init__(self, svc: Services, http: httpx.AsyncClient) -> None:
+    def __init__(self, svc: Services, http: httpx.AsyncClient, slots: DeliverySlots) -> None:
         self.svc = svc
         self.http = http
+        self.slots = slots
 
     async def deliver(self, batch: Batch) -> None:
         url = batch.notify_url or ""
@@ -127,43 +178,58 @@ class Deliverer:
         try:
             async for attempt in retrying:
                 with attempt:
-                    await self._attempt(
-                        batch, url, secret, body, attempt.retry_state.attempt_number
-                    )
+                    number = attempt.retry_state.attempt_number
+                    async with self.slots.hold(batch.owner_id):
+                        await self._attempt(batch, url, secret, body, number)
         except DeliveryFailed:
-            await self._log(
-                batch.id,
-                LogLevel.ERROR,
-                f"Webhook to {_shown(url)} given up after {settings.webhook_attempts} attempts",
-            )
-            await self._finish(batch.id, outbox.FAILED)
+            await self._give_up(batch.id, url, f"after {settings.webhook_attempts} attempts")
+            return
+        except AddressNotAllowed as refused:
+            await self._give_up(batch.id, url, f"at once: {refused}")
             return
         await self._finish(batch.id, outbox.DELIVERED)
 
     async def _attempt(self, batch: Batch, url: str, secret: str, body: bytes, number: int) -> None:
         shown = f"Webhook to {_shown(url)} (attempt {number}/{self.svc.settings.webhook_attempts})"
         try:
-            await check_address(url, allow_private=self.svc.settings.allow_private_sources)
-            stamp = int(time.time())
-            response = await self.http.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(secret, stamp, body),
-                    "Batchyard-Batch": batch.id,
-                },
-                timeout=self.svc.settings.webhook_timeout,
-                follow_redirects=False,
-            )
-        except Exception as error:  # network, DNS, refused address: all worth another attempt
-            reason = getattr(error, "message", None) or str(error) or type(error).__name__
+            status = await self._post(batch, url, secret, body)
+        except AddressNotAllowed as refused:
+            await self._log(batch.id, LogLevel.WARNING, f"{shown} refused: {refused}")
+            raise
+        except Exception as error:  # network, DNS, TLS, the deadline: all worth another attempt
+            reason = str(error) or type(error).__name__
             await self._log(batch.id, LogLevel.WARNING, f"{shown} failed: {reason}")
             raise DeliveryFailed(reason) from error
-        if not response.is_success:
-            await self._log(batch.id, LogLevel.WARNING, f"{shown}: HTTP {response.status_code}")
-            raise DeliveryFailed(f"HTTP {response.status_code}")
-        await self._log(batch.id, LogLevel.INFO, f"{shown} delivered: HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            await self._log(batch.id, LogLevel.WARNING, f"{shown}: HTTP {status}")
+            raise DeliveryFailed(f"HTTP {status}")
+        await self._log(batch.id, LogLevel.INFO, f"{shown} delivered: HTTP {status}")
+
+    async def _post(self, batch: Batch, url: str, secret: str, body: bytes) -> int:
+        """One POST within the attempt's deadline; the answer's body is never read."""
+        deadline = self.svc.settings.webhook_timeout
+        stamp = int(time.time())
+        request = self.http.build_request(
+            "POST",
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(secret, stamp, body),
+                "Batchyard-Batch": batch.id,
+            },
+        )
+        try:
+            async with asyncio.timeout(deadline):
+                response = await self.http.send(request, stream=True)
+                await response.aclose()
+        except TimeoutError:
+            raise DeliveryFailed(f"no answer within {deadline:g} s") from None
+        return response.status_code
+
+    async def _give_up(self, batch_id: str, url: str, why: str) -> None:
+        await self._log(batch_id, LogLevel.ERROR, f"Webhook to {_shown(url)} given up {why}")
+        await self._finish(batch_id, outbox.FAILED)
 
     async def _log(self, batch_id: str, level: LogLevel, message: str) -> None:
         async with self.svc.store.begin() as conn:
@@ -179,9 +245,9 @@ class WebhookDispatcher:
     """Polls the outbox and delivers due webhooks as background tasks, a few at a time."""
 
     def __init__(self, svc: Services, http: httpx.AsyncClient) -> None:
-        self.deliverer = Deliverer(svc, http)
+        slots = DeliverySlots(CONCURRENT_DELIVERIES, DELIVERIES_PER_OWNER)
+        self.deliverer = Deliverer(svc, http, slots)
         self.svc = svc
-        self._slots = asyncio.Semaphore(CONCURRENT_DELIVERIES)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -193,7 +259,7 @@ class WebhookDispatcher:
             await asyncio.sleep(POLL_SECONDS)
 
     async def _dispatch_due(self) -> None:
-        free = CONCURRENT_DELIVERIES - len(self._tasks)
+        free = CLAIMED_DELIVERIES - len(self._tasks)
         if free <= 0:
             return
         ts = now()
@@ -205,13 +271,12 @@ class WebhookDispatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, batch: Batch) -> None:
-        async with self._slots:
-            try:
-                await self.deliverer.deliver(batch)
-            except BatchNotFound:
-                return  # deleted meanwhile: nobody to tell, nowhere to log
-            except Exception:
-                logger.exception("webhook for batch %s failed", batch.id)
+        try:
+            await self.deliverer.deliver(batch)
+        except BatchNotFound:
+            return  # deleted meanwhile: nobody to tell, nowhere to log
+        except Exception:
+            logger.exception("webhook for batch %s failed", batch.id)
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
@@ -223,7 +288,8 @@ class WebhookDispatcher:
 @contextlib.asynccontextmanager
 async def run_webhooks(svc: Services) -> AsyncIterator[WebhookDispatcher]:
     """Run the dispatcher for as long as the block lasts (the server's lifespan)."""
-    async with httpx.AsyncClient(headers={"User-Agent": "batchyard-webhooks"}) as http:
+    headers = {"User-Agent": "batchyard-webhooks"}
+    async with guarded_client(reach_of(svc.settings), timeout=_TIMEOUT, headers=headers) as http:
         dispatcher = WebhookDispatcher(svc, http)
         loop = asyncio.create_task(dispatcher.run(), name="batchyard:webhooks")
         try:
