@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from batchyard.api.limits import Limits
 from batchyard.service.auth import authenticate
 from batchyard.service.container import Services
 from batchyard.store.users import Principal
@@ -22,11 +23,23 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+
 async def get_principal(
     svc: ServicesDep,
+    limits: LimitsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The token's principal; the token's requests per minute are counted first (429 past it)."""
     token = credentials.credentials if credentials else None
+    if token:
+        await limits.requests.check(token)
     return await authenticate(svc.store, svc.secret, token)
 
 
