@@ -140,4 +140,7 @@ class BatchPage(msgspec.Struct, frozen=True):
 
 
 class DatasetList(msgspec.Struct, frozen=True):
+    """One page of GET /datasets (the clients fetch every page for the caller)."""
+
     datasets: list[Dataset]
+    next_cursor: str | None = None
