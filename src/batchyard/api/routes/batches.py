@@ -58,9 +58,9 @@ _CREATE_BODY: dict[str, Any] = {
 }
 
 
-async def _json_body(request: Request) -> BatchCreate:
+async def _json_body(request: Request, idle_seconds: float) -> BatchCreate:
     body = bytearray()
-    async for part in request.stream():
+    async for part in guarded(request.stream(), idle_seconds):
         body += part
         if len(body) > MAX_JSON_BODY:
             raise InvalidRequest("JSON body over 1 MiB; upload files as the raw body instead")
@@ -137,7 +137,7 @@ async def create_batch(
     require(principal, Action.CREATE_BATCH)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        body = await _json_body(request)
+        body = await _json_body(request, svc.settings.upload_idle_seconds)
         new = NewBatch(
             dataset=body.dataset,
             operation=body.operation,

@@ -27,7 +27,7 @@ async def create_dataset(
 async def list_datasets(
     svc: ServicesDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> DatasetList:
     """The datasets you may see, by name; pass next_cursor to get the next page."""
