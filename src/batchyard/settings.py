@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from batchyard.store.tables import SCHEMA as METADATA_SCHEMA
 
 #: Schema names, like dataset names: lower-case identifiers, never quoted into SQL unchecked.
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     #: Largest input accepted, compressed and decompressed alike.
     max_upload_bytes: int = Field(default=50 * 2**30, ge=1)
+    #: Seconds an upload may send nothing before it is cut off (408; its batch ends failed).
+    upload_idle_seconds: float = Field(default=60.0, gt=0)
+    #: Requests per minute one token may send (per API process; 0: no limit). 429 beyond.
+    rate_limit_per_minute: int = Field(default=3000, ge=0)
+    #: Uploads one user may be sending at once (per API process; 0: no limit). 429 beyond.
+    quota_concurrent_uploads: int = Field(default=16, ge=0)
+    #: Bytes one user may upload in a rolling 24 hours (per API process; 0: no limit).
+    quota_upload_bytes_per_day: int = Field(default=2**40, ge=0)
+    #: Unfinished batches one user may have at once (counted in the metadata DB; 0: no limit).
+    quota_unfinished_batches: int = Field(default=1000, ge=0)
+    #: Datasets one user may declare (counted in the metadata DB; 0: no limit).
+    quota_datasets: int = Field(default=1000, ge=0)
     #: Seconds a signed download URL stays valid.
     download_ttl: int = Field(default=3600, ge=1)
     #: Days an ended batch is kept (its input, results, history and log; the rows it loaded
@@ -109,7 +121,7 @@ class Settings(BaseSettings):
     @field_validator("target_schema")
     @classmethod
     def _check_target_schema(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value) or value.startswith("pg_"):
+        if not _IDENTIFIER.fullmatch(value) or value.startswith("pg_"):
             raise ValueError(
                 f"{value!r} is not a schema name batchyard can use ({_IDENTIFIER.pattern})"
             )

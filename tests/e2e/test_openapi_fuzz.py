@@ -1,46 +1,87 @@
-"""schemathesis over /openapi.json of a real server, with a valid admin token.
+"""schemathesis over /openapi.json of a real server: a member's and an admin's token, both backends.
 
-Every documented operation gets generated requests; none may answer 500, and every status must be
-one the schema documents. Bounded (a few examples per operation) so it stays well under 2 minutes.
+Every documented operation gets generated requests; none may answer 500, every status and
+content type must be one the schema documents, and every body must match its documented schema.
+Bounded (a few examples per operation) so that the four runs stay well under 2 minutes.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 import schemathesis
 from benchmarks.datagen import ORDERS_SCHEMA
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error, status_code_conformance
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from support.servers import ADMIN_TOKEN, BatchyardServer
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+#: The server tests/conftest.py creates databases on.
+PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")
-def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchyardServer]:
-    data = tmp_path_factory.mktemp("fuzz") / "data"
-    # URL sources may only point at this machine's loopback, which nothing else listens on.
-    running = BatchyardServer(data, env={"BATCHYARD_ALLOW_PRIVATE_SOURCES": "false"}).start()
+def module_pg_url() -> Iterator[str]:
+    """One PostgreSQL database for the module's server (the per-test one would outlive it)."""
+    name = f"by_fuzz_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        created = httpx.post(f"{running.url}/datasets", json=ORDERS_SCHEMA, headers=AUTH)
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzzed_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[BatchyardServer, dict[str, str]]]:
+    """The server and a token per role: the member's requests run before the admin's."""
+    data = tmp_path_factory.mktemp(f"fuzz-{request.param}") / "data"
+    # URL sources may only point at this machine's loopback, which nothing else listens on.
+    env = {"BATCHYARD_ALLOW_PRIVATE_SOURCES": "false"}
+    if request.param == "postgresql":
+        pg_url = str(request.getfixturevalue("module_pg_url"))
+        env["BATCHYARD_DATABASE_URL"] = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    running = BatchyardServer(data, env=env).start()
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        created = httpx.post(f"{running.url}/datasets", json=ORDERS_SCHEMA, headers=admin)
         assert created.status_code == 201, created.text
-        yield running
+        member = httpx.post(
+            f"{running.url}/users", json={"name": "fuzzing_member", "role": "member"}, headers=admin
+        )
+        assert member.status_code == 201, member.text
+        yield running, {"member": member.json()["token"]["token"], "admin": ADMIN_TOKEN}
     finally:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzzed_server: BatchyardServer) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json")
-
-
-def test_no_server_errors_and_only_documented_statuses(
-    api_schema: schemathesis.BaseSchema,
+@pytest.mark.parametrize("role", ["member", "admin"])
+def test_no_server_errors_and_responses_as_documented(
+    fuzzed_server: tuple[BatchyardServer, dict[str, str]], role: str
 ) -> None:
+    server, tokens = fuzzed_server
+    auth = {"Authorization": f"Bearer {tokens[role]}"}
+    api_schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20
     failures: list[str] = []
@@ -49,7 +90,7 @@ def test_no_server_errors_and_only_documented_statuses(
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=12,
+            max_examples=EXAMPLES,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
@@ -58,9 +99,7 @@ def test_no_server_errors_and_only_documented_statuses(
         def exercise(case: schemathesis.Case) -> None:
             nonlocal calls
             calls += 1
-            case.call_and_validate(
-                headers=AUTH, checks=[not_a_server_error, status_code_conformance], timeout=30
-            )
+            case.call_and_validate(headers=auth, checks=CHECKS, timeout=30)
 
         try:
             exercise()

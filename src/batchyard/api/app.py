@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
-from batchyard.api.routes import batches, datasets, events, files, health, users
+from batchyard.api.guards import RequestGuard
+from batchyard.api.limits import Limits
+from batchyard.api.routes import (
+    batches,
+    datasets,
+    error_responses,
+    events,
+    files,
+    health,
+    users,
+)
 from batchyard.service.auth import announce_admin_token, ensure_admin
 from batchyard.service.container import open_services
 from batchyard.service.webhooks import run_webhooks
@@ -36,9 +47,28 @@ def create_app(settings: Settings) -> FastAPI:
             "Bulk imports into your own database: validated, exactly once, with per-record results."
         ),
         lifespan=lifespan,
+        # What the guards and the rate limit can answer on any route.
+        responses=error_responses(413, 422, 429),
     )
+    app.state.limits = Limits(settings)
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_upload_bytes)
     for module in (health, datasets, batches, files, events, users):
         app.include_router(module.router)
     mount_dashboard(app)
+    _complete_openapi(app)
     return app
+
+
+def _complete_openapi(app: FastAPI) -> None:
+    """Add the schemas hand-written request bodies refer to, so every $ref resolves."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build().setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in batches.COMPONENT_SCHEMAS.items():
+                schemas.setdefault(name, schema)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]

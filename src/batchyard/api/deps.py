@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from batchyard.api.limits import Limits
 from batchyard.service.auth import authenticate
 from batchyard.service.container import Services
 from batchyard.store.users import Principal
@@ -32,7 +33,18 @@ def get_token(
 TokenDep = Annotated[str | None, Depends(get_token)]
 
 
-async def get_principal(svc: ServicesDep, token: TokenDep) -> Principal:
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+
+async def get_principal(svc: ServicesDep, limits: LimitsDep, token: TokenDep) -> Principal:
+    """The token's principal; the token's requests per minute are counted first (429 past it)."""
+    if token:
+        await limits.requests.check(token)
     return await authenticate(svc.store, svc.secret, token)
 
 

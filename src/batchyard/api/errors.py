@@ -24,6 +24,9 @@ STATUS_FOR: tuple[tuple[type[e.BatchyardError], int], ...] = (
     (e.NotFound, 404),
     (e.Conflict, 409),
     (e.PayloadTooLarge, 413),
+    (e.UploadStalled, 408),
+    (e.UploadInterrupted, 400),
+    (e.TooManyRequests, 429),
     (e.InvalidRequest, 422),
     (e.PipelineError, 422),
 )
@@ -35,10 +38,12 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    429: "too_many_requests",
 }
 
 
@@ -56,7 +61,11 @@ def status_for(error: e.BatchyardError) -> int:
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, e.BatchyardError)
     status = status_for(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, e.TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(
         error_body(error.code, error.message, error.details), status_code=status, headers=headers
     )

@@ -14,6 +14,7 @@ from batchyard.domain.batches import (
     Operation,
     Source,
 )
+from batchyard.domain.errors import bounded_message
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 
@@ -124,6 +125,7 @@ class DatasetPublic(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetPublic]
+    next_cursor: str | None = None
 
 
 class Download(BaseModel):
@@ -175,7 +177,7 @@ class BatchPublic(BaseModel):
             failed_operations=counts.failed,
             progress_percentage=counts.progress_percentage,
             hash=batch.hash,
-            error_message=batch.error_message,
+            error_message=bounded_message(batch.error_message) if batch.error_message else None,
             sources=[s.to_json() for s in batch.sources],
             options=batch.options.to_json(),
             notify_url=batch.notify_url,

@@ -1,17 +1,20 @@
 """Request bodies as byte streams: raw uploads, and the ``file`` part of a multipart form.
 
 Multipart is parsed incrementally (python-multipart's streaming parser), so a form upload is as
-bounded in memory as a raw one: nothing is spooled to a temporary file first.
+bounded in memory as a raw one: nothing is spooled to a temporary file first. Every upload is
+read through ``guarded``: a client that stalls is cut off, one that disconnects is named so.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from batchyard.domain.errors import InvalidRequest
+from batchyard.domain.errors import InvalidRequest, UploadInterrupted, UploadStalled
 
 FILE_FIELD = b"file"
 
@@ -58,8 +61,41 @@ class _FilePart:
         self.in_file = False
 
 
-async def multipart_file(request: Request) -> AsyncIterator[bytes]:
-    """Yield the bytes of the ``file`` field of a multipart/form-data body as they arrive."""
+async def guarded(chunks: AsyncIterable[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
+    """``chunks`` as they come, cut off after ``idle_seconds`` without a byte.
+
+    Raises UploadStalled then, and UploadInterrupted when the client goes away mid-upload, so
+    the batch fails with a plain reason instead of "unexpected error".
+    """
+    received = 0
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadStalled(
+                f"The upload sent nothing for {idle_seconds:g} s after {received} bytes"
+                " and was cut off",
+                details={"idle_seconds": idle_seconds, "received_bytes": received},
+            ) from None
+        except ClientDisconnect:
+            raise UploadInterrupted(
+                f"The client disconnected after sending {received} bytes of the upload",
+                details={"received_bytes": received},
+            ) from None
+        received += len(chunk)
+        yield chunk
+
+
+async def open_multipart_file(request: Request, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """The bytes of the form's ``file`` field, once its headers are read.
+
+    The body is read up to the start of the ``file`` part before returning, so a form that does
+    not parse or has no ``file`` field is refused (InvalidRequest) before any batch exists.
+    """
     _, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
     if not boundary:
@@ -76,10 +112,36 @@ async def multipart_file(request: Request) -> AsyncIterator[bytes]:
             "on_part_end": part.on_part_end,
         },
     )
-    async for data in request.stream():
-        parser.write(data)
+    chunks = aiter(body)
+    async for data in chunks:
+        _feed(parser, data)
+        if part.seen_file:
+            return _file_bytes(parser, part, chunks)
+    _finalize(parser)
+    raise InvalidRequest("multipart body has no 'file' field")
+
+
+async def _file_bytes(
+    parser: MultipartParser, part: _FilePart, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    while part.pending:
+        yield part.pending.pop(0)
+    async for data in chunks:
+        _feed(parser, data)
         while part.pending:
             yield part.pending.pop(0)
-    parser.finalize()
-    if not part.seen_file:
-        raise InvalidRequest("multipart body has no 'file' field")
+    _finalize(parser)
+
+
+def _feed(parser: MultipartParser, data: bytes) -> None:
+    try:
+        parser.write(data)
+    except MultipartParseError as error:
+        raise InvalidRequest(f"multipart body does not parse: {error}") from None
+
+
+def _finalize(parser: MultipartParser) -> None:
+    try:
+        parser.finalize()
+    except MultipartParseError as error:
+        raise InvalidRequest(f"multipart body does not parse: {error}") from None

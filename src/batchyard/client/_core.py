@@ -222,9 +222,11 @@ def delete_dataset(name: str, keep_table: bool) -> Call[Dataset]:
     return Call("DELETE", f"/datasets/{quote(name, safe='')}", _decoder(Dataset), params=params)
 
 
-def list_datasets() -> Call[list[Dataset]]:
-    parse = _decoder(DatasetList)
-    return Call("GET", "/datasets", lambda response: parse(response).datasets)
+def list_datasets(cursor: str | None, limit: int) -> Call[DatasetList]:
+    params = {"limit": str(limit)}
+    if cursor:
+        params["cursor"] = cursor
+    return Call("GET", "/datasets", _decoder(DatasetList), params=params)
 
 
 StatementSpec = Statement | Mapping[str, Any]

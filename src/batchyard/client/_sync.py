@@ -218,8 +218,16 @@ class Datasets:
     def get(self, name: str) -> Dataset:
         return _send(self._http, _core.get_dataset(name))
 
-    def list(self) -> builtins.list[Dataset]:
-        return _send(self._http, _core.list_datasets())
+    def list(self, *, page_size: int = 100) -> builtins.list[Dataset]:
+        """Every dataset you can see, by name (fetched ``page_size`` at a time)."""
+        found: builtins.list[Dataset] = []
+        cursor: str | None = None
+        while True:
+            page = _send(self._http, _core.list_datasets(cursor, page_size))
+            found.extend(page.datasets)
+            if not page.next_cursor:
+                return found
+            cursor = page.next_cursor
 
     def delete(self, name: str, *, keep_table: bool = False) -> Dataset:
         """Delete the dataset: its definition and, unless ``keep_table``, its table with every row.

@@ -145,7 +145,10 @@ class BatchPage(msgspec.Struct, frozen=True):
 
 
 class DatasetList(msgspec.Struct, frozen=True):
+    """One page of GET /datasets (the clients fetch every page for the caller)."""
+
     datasets: list[Dataset]
+    next_cursor: str | None = None
 
 
 class Statement(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -152,6 +152,45 @@ class PayloadTooLarge(BatchyardError):
     code = "payload_too_large"
 
 
+class UploadInterrupted(BatchyardError):
+    """The client stopped sending before the upload was complete."""
+
+    code = "upload_interrupted"
+
+
+class UploadStalled(UploadInterrupted):
+    """The client sent nothing for too long: the upload was cut off."""
+
+    code = "upload_stalled"
+
+
+class TooManyRequests(BatchyardError):
+    """Too many requests: slow down.
+
+    ``retry_after`` (seconds) is when trying again may succeed; the API sends it as Retry-After.
+    """
+
+    code = "too_many_requests"
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 1, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, retry_after)
+
+
+class RateLimited(TooManyRequests):
+    """This token sent more requests per minute than the server allows."""
+
+    code = "rate_limited"
+
+
+class QuotaExceeded(TooManyRequests):
+    """Your user reached one of its quotas."""
+
+    code = "quota_exceeded"
+
+
 class Unauthenticated(BatchyardError):
     """A valid bearer token is required."""
 
@@ -240,3 +279,20 @@ class TooManyErrors(PipelineError):
     """More records are invalid than options.max_errors allows."""
 
     code = "too_many_errors"
+
+
+#: Longest error_message a batch stores and returns, in characters.
+MAX_ERROR_MESSAGE = 2048
+#: Longest log line a batch stores, in characters.
+MAX_LOG_LINE = 4096
+
+
+def bounded_message(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters with a visible marker, so no message grows unbounded.
+
+    A 100,000-column header once made a 1 MB error_message that every poll carried.
+    """
+    if len(text) <= limit:
+        return text
+    marker = f" … [truncated: {len(text)} characters in all]"
+    return text[: max(0, limit - len(marker))] + marker

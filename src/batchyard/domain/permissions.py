@@ -35,7 +35,7 @@ class Action(enum.StrEnum):
 
 
 #: Role names are identifiers, like dataset names.
-ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: An action or dataset pattern: identifier characters and ``*`` wildcards only.
 _PATTERN = re.compile(r"^[a-z0-9_*]{1,63}$")
 
@@ -170,7 +170,7 @@ class Role:
 
 
 def check_role_name(name: str) -> str:
-    if not ROLE_NAME.match(name):
+    if not ROLE_NAME.fullmatch(name):
         raise InvalidRequest(
             f"role name {name!r} must match {ROLE_NAME.pattern}", details={"role": name}
         )

@@ -6,14 +6,18 @@ A dataset is a target table; its schema is what every record is validated agains
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from batchyard.domain.errors import InvalidSchema
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 MAX_DECIMAL_PRECISION = 38
+#: Longest ``max_length`` a string column may declare: PostgreSQL's varchar limit.
+MAX_STRING_LENGTH = 10_485_760
 
 
 class ColumnType(enum.StrEnum):
@@ -44,9 +48,10 @@ ORDERED_TYPES = frozenset(
 
 def check_identifier(name: str, what: str) -> str:
     """Return ``name`` if it is a safe SQL identifier, else raise InvalidSchema."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    # fullmatch: "$" would let a name end in a newline, which breaks every later use of it.
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise InvalidSchema(
-            f"{what} name {name!r} must match {IDENTIFIER.pattern}",
+            f"{what} name {name!r} must match ^{IDENTIFIER.pattern}$",
             details={"field": what, "value": name},
         )
     return name
@@ -99,8 +104,15 @@ def _column_error(column: Column, message: str) -> InvalidSchema:
 def _check_string_constraints(column: Column) -> None:
     ctype = column.type
 
-    if column.max_length is not None and (ctype != ColumnType.STRING or column.max_length < 1):
-        raise _column_error(column, "max_length applies to string columns and must be at least 1")
+    if column.max_length is not None and (
+        ctype != ColumnType.STRING
+        or not isinstance(column.max_length, int)
+        or not 1 <= column.max_length <= MAX_STRING_LENGTH
+    ):
+        raise _column_error(
+            column,
+            f"max_length applies to string columns and must be from 1 to {MAX_STRING_LENGTH}",
+        )
     if column.pattern is not None:
         if ctype != ColumnType.STRING:
             raise _column_error(column, "pattern applies to string columns only")
@@ -121,6 +133,9 @@ def _check_numeric_constraints(column: Column) -> None:
         raise _column_error(
             column, "min/max apply to integer, float, decimal, date and timestamp columns only"
         )
+    for bound in (column.min, column.max):
+        if bound is not None and not _bound_fits(ctype, bound):
+            raise _column_error(column, f"bound {bound!r} is not {_BOUND_FORMS[ctype]}")
     if ctype == ColumnType.DECIMAL:
         precision = column.precision if column.precision is not None else MAX_DECIMAL_PRECISION
         scale = column.scale if column.scale is not None else 0
@@ -132,6 +147,48 @@ def _check_numeric_constraints(column: Column) -> None:
             )
     elif column.precision is not None or column.scale is not None:
         raise _column_error(column, "precision/scale apply to decimal columns only")
+
+
+_BOUND_FORMS = {
+    ColumnType.INTEGER: "a finite number",
+    ColumnType.FLOAT: "a finite number",
+    ColumnType.DECIMAL: "a finite number",
+    ColumnType.DATE: "a date (YYYY-MM-DD)",
+    ColumnType.TIMESTAMP: "a timestamp (YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM])",
+}
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _bound_fits(ctype: ColumnType, bound: Any) -> bool:
+    """Whether a min/max can be compared with the column's values (checked now, not per batch)."""
+    if ctype in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        return isinstance(bound, str) and _is_moment(ctype, bound)
+    if isinstance(bound, bool):
+        return False
+    if isinstance(bound, str) and not _NUMBER.fullmatch(bound.strip()):
+        return False
+    if not isinstance(bound, int | float | str):
+        return False
+    try:
+        return math.isfinite(float(bound))
+    except (OverflowError, ValueError):
+        return False
+
+
+def _is_moment(ctype: ColumnType, text: str) -> bool:
+    try:
+        if ctype == ColumnType.DATE:
+            return bool(_DATE.fullmatch(text)) and bool(date.fromisoformat(text))
+        if not _TIMESTAMP.fullmatch(text):
+            return False
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from batchyard.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     InvalidTransition,
+    QuotaExceeded,
     ResultsNotReady,
 )
 from batchyard.domain.permissions import Action
@@ -159,11 +160,30 @@ async def _admit(
         earlier = await _earlier(conn, principal, request, fingerprint)
         if earlier is not None:
             return earlier
+        await _check_batch_quota(svc, conn, principal)
     if request.operation != Operation.INSERT and not dataset.primary_key:
         raise InvalidRequest(
             f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
         )
     return None
+
+
+async def _check_batch_quota(svc: Services, conn: AsyncConnection, principal: Principal) -> None:
+    """QuotaExceeded when the user already has as many unfinished batches as allowed.
+
+    Counted in the metadata database, so it holds across API replicas (two creates at the same
+    instant may both pass).
+    """
+    quota = svc.settings.quota_unfinished_batches
+    if not quota:
+        return
+    unfinished = await batch_rows.count_unfinished_batches(conn, principal.user_id)
+    if unfinished >= quota:
+        raise QuotaExceeded(
+            f"You have {unfinished} unfinished batches, the most allowed; wait for some to end",
+            retry_after=30,
+            details={"quota": "unfinished_batches", "limit": quota},
+        )
 
 
 async def create_batch(svc: Services, principal: Principal, request: NewBatch) -> Created:

@@ -6,8 +6,10 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from batchyard.domain.batches import now
-from batchyard.domain.errors import DatasetExists, DatasetNotFound
+from batchyard.domain.errors import DatasetExists, DatasetNotFound, QuotaExceeded
 from batchyard.domain.permissions import Action
 from batchyard.domain.schema import Dataset
 from batchyard.service.auth import require
@@ -22,6 +24,7 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
     dataset = replace(Dataset.from_dict(body), created_ts=now(), owner_id=principal.user_id)
     require(principal, Action.CREATE_DATASET, dataset.name)
     async with svc.store.begin() as conn:
+        await _check_dataset_quota(svc, conn, principal)
         try:
             await dataset_rows.get_dataset(conn, dataset.name)
         except DatasetNotFound:
@@ -43,16 +46,31 @@ async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[D
     return dataset, await asyncio.to_thread(svc.target.row_count, name)
 
 
-async def list_datasets(svc: Services, principal: Principal) -> list[tuple[Dataset, int]]:
+async def list_datasets(
+    svc: Services, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[list[tuple[Dataset, int]], str | None]:
+    """A page of the datasets the principal may list, by name, with their row counts."""
     require(principal, Action.LIST_DATASETS)
     async with svc.store.begin() as conn:
-        datasets = [
-            d
-            for d in await dataset_rows.list_datasets(conn)
-            if principal.grants.allows(Action.LIST_DATASETS, d.name)
-        ]
-    counts = [await asyncio.to_thread(svc.target.row_count, d.name) for d in datasets]
-    return list(zip(datasets, counts, strict=True))
+        page, next_cursor = await dataset_rows.list_datasets_page(
+            conn,
+            limit=limit,
+            cursor=cursor,
+            name_patterns=principal.grants.dataset_scope(Action.LIST_DATASETS),
+        )
+    counts = await asyncio.to_thread(lambda: [svc.target.row_count(d.name) for d in page])
+    return list(zip(page, counts, strict=True)), next_cursor
+
+
+async def _check_dataset_quota(svc: Services, conn: AsyncConnection, principal: Principal) -> None:
+    """QuotaExceeded when the user already declared as many datasets as allowed (DB-counted)."""
+    quota = svc.settings.quota_datasets
+    if quota and await dataset_rows.count_owned_datasets(conn, principal.user_id) >= quota:
+        raise QuotaExceeded(
+            f"You have declared {quota} datasets, the most allowed; delete one first",
+            retry_after=60,
+            details={"quota": "datasets", "limit": quota},
+        )
 
 
 async def delete_dataset(

@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.domain.batches import Batch, Counts, HistoryEntry, LogLevel, LogLine, now
 from batchyard.domain.errors import (
+    MAX_LOG_LINE,
     BatchNotFound,
     DuplicateIdempotencyKey,
     InvalidRequest,
     InvalidTransition,
+    bounded_message,
 )
 from batchyard.domain.statuses import (
     ACTIVE,
@@ -40,6 +42,7 @@ from batchyard.store.rows import (
     batch_values,
     counts_from_row,
     counts_values,
+    name_like,
     select_batches,
 )
 from batchyard.store.tables import batch_history, batch_log, batches, users
@@ -154,14 +157,16 @@ async def list_batches(
 
 
 def _dataset_like(pattern: str) -> sa.ColumnElement[bool]:
-    """A role's dataset pattern as SQL LIKE: ``*`` is any run, every other character literal."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return batches.c.dataset.like(escaped.replace("*", "%"), escape="\\")
+    return name_like(batches.c.dataset, pattern)
 
 
 def _encode_cursor(last: Batch) -> str:
     raw = json.dumps([last.created_ts, last.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+#: Larger than any timestamp a cursor can carry: bounds a forged one before float() sees it.
+_MAX_TS = 1e15
 
 
 def _decode_cursor(cursor: str) -> tuple[float, str]:
@@ -170,7 +175,13 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         created_ts, last_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidRequest("cursor is not valid", details={"cursor": cursor}) from None
-    if not isinstance(created_ts, int | float) or not isinstance(last_id, str):
+    if (
+        isinstance(created_ts, bool)
+        or not isinstance(created_ts, int | float)
+        or not isinstance(last_id, str)
+        or not _is_batch_id(last_id)
+        or not -_MAX_TS <= created_ts <= _MAX_TS  # also keeps float() from overflowing
+    ):
         raise InvalidRequest("cursor is not valid", details={"cursor": cursor})
     return float(created_ts), last_id
 
@@ -213,7 +224,7 @@ def _transition_values(
     if to in TERMINAL:
         values["completed_ts"] = ts
     if error_message is not None:
-        values["error_message"] = error_message
+        values["error_message"] = bounded_message(error_message)
     if counts is not None:
         values.update(counts_values(counts))
     return values
@@ -291,6 +302,7 @@ async def append_log(
     conn: AsyncConnection, batch_id: str, level: LogLevel, message: str
 ) -> LogLine:
     """Add a line to the batch's log; BatchNotFound if the batch is gone."""
+    message = bounded_message(message, MAX_LOG_LINE)
     line = LogLine(ts=now(), level=level, message=message)
     insert = sa.insert(batch_log).values(
         batch_id=batch_id, ts=line.ts, level=level.value, message=message
@@ -343,6 +355,16 @@ async def get_history(conn: AsyncConnection, batch_id: str) -> list[HistoryEntry
         )
         for snap in snapshots
     ]
+
+
+async def count_unfinished_batches(conn: AsyncConnection, owner_id: str) -> int:
+    """How many of the user's batches are not finished (their batch quota counts these)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(batches)
+        .where(batches.c.owner_id == owner_id, batches.c.status.in_([s.value for s in ACTIVE]))
+    )
+    return int(await conn.scalar(query) or 0)
 
 
 async def list_active_batch_ids(conn: AsyncConnection) -> list[str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from batchyard.domain.errors import InvalidRequest
 from batchyard.store.migrate import upgrade_to_head
 from batchyard.store.tables import SCHEMA
 
@@ -35,9 +38,20 @@ class MetadataStore:
             raise
         return cls(engine)
 
-    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a transaction that commits on success and rolls back on error."""
-        return self._engine.begin()
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that commits on success and rolls back on error.
+
+        PostgreSQL refuses text holding a NUL character, which a client can put in any name or
+        field: that is the client's error (422), not the server's.
+        """
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except DataError as error:
+            if "NUL (0x00)" not in str(error.orig):
+                raise
+            raise InvalidRequest("Text must not contain NUL characters") from None
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -108,3 +108,9 @@ def batch_from_row(row: RowMapping) -> Batch:
 def options_from_json(stored: dict[str, Any]) -> BatchOptions:
     """Options as stored; keys a newer or older version wrote and this one lacks are ignored."""
     return BatchOptions(**{k: v for k, v in stored.items() if k in _OPTION_FIELDS})
+
+
+def name_like(column: sa.ColumnElement[str], pattern: str) -> sa.ColumnElement[bool]:
+    """A role's dataset pattern as SQL LIKE: ``*`` is any run, every other character literal."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped.replace("*", "%"), escape="\\")

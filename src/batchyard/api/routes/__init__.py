@@ -7,12 +7,15 @@ from typing import Any
 from batchyard.api.schemas import ErrorBody
 
 _DESCRIPTIONS = {
+    400: "The upload was interrupted (the client disconnected)",
     401: "Missing, invalid, revoked or expired token",
     403: "Your role does not allow this action",
     404: "Not found (including batches of other users)",
     409: "Conflicts with the current status",
+    408: "The upload sent nothing for too long and was cut off",
     413: "Input larger than the server accepts",
     422: "Invalid request",
+    429: "Rate limit or quota reached: see Retry-After",
 }
 
 

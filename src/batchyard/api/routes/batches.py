@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
-from batchyard.api.deps import PrincipalDep, ServicesDep
+from batchyard.api.deps import LimitsDep, PrincipalDep, ServicesDep
 from batchyard.api.routes import error_responses
 from batchyard.api.schemas import (
     SHA256_PATTERN,
@@ -20,7 +20,7 @@ from batchyard.api.schemas import (
     HistoryEntryPublic,
     OptionsIn,
 )
-from batchyard.api.uploads import is_multipart, multipart_file
+from batchyard.api.uploads import guarded, is_multipart, open_multipart_file
 from batchyard.domain.batches import InputFormat, Operation
 from batchyard.domain.errors import InvalidRequest
 from batchyard.domain.permissions import Action
@@ -32,6 +32,10 @@ from batchyard.service.batches import Created, NewBatch
 router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 422))
 MAX_JSON_BODY = 1 * 2**20
 
+_BATCH_CREATE_SCHEMA = BatchCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+#: Schemas the JSON form refers to: app.py adds them to the document's components.
+COMPONENT_SCHEMAS: dict[str, Any] = _BATCH_CREATE_SCHEMA.pop("$defs", {})
+
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
         "description": (
@@ -40,7 +44,7 @@ _CREATE_BODY: dict[str, Any] = {
             "'file' field."
         ),
         "content": {
-            "application/json": {"schema": BatchCreate.model_json_schema()},
+            "application/json": {"schema": _BATCH_CREATE_SCHEMA},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {
                 "schema": {
@@ -54,9 +58,9 @@ _CREATE_BODY: dict[str, Any] = {
 }
 
 
-async def _json_body(request: Request) -> BatchCreate:
+async def _json_body(request: Request, idle_seconds: float) -> BatchCreate:
     body = bytearray()
-    async for part in request.stream():
+    async for part in guarded(request.stream(), idle_seconds):
         body += part
         if len(body) > MAX_JSON_BODY:
             raise InvalidRequest("JSON body over 1 MiB; upload files as the raw body instead")
@@ -99,7 +103,7 @@ def _answer(created: Created, response: Response) -> BatchPublic:
     "/batches",
     status_code=202,
     response_model=BatchPublic,
-    responses={**error_responses(404, 409, 413), **_REPLAYED},
+    responses={**error_responses(400, 404, 408, 409, 413, 429), **_REPLAYED},
     openapi_extra=_CREATE_BODY,
 )
 async def create_batch(
@@ -107,6 +111,7 @@ async def create_batch(
     response: Response,
     svc: ServicesDep,
     principal: PrincipalDep,
+    limits: LimitsDep,
     dataset: Annotated[
         str | None, Query(max_length=63, description="Target dataset (uploads)")
     ] = None,
@@ -132,7 +137,7 @@ async def create_batch(
     require(principal, Action.CREATE_BATCH)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        body = await _json_body(request)
+        body = await _json_body(request, svc.settings.upload_idle_seconds)
         new = NewBatch(
             dataset=body.dataset,
             operation=body.operation,
@@ -155,8 +160,12 @@ async def create_batch(
         notify_url=notify_url,
         idempotency_key=idempotency_key,
     )
-    stream = multipart_file(request) if is_multipart(request) else request.stream()
-    return _answer(await batches.create_upload_batch(svc, principal, new, stream), response)
+    with limits.uploads.slot(principal.user_id):
+        stream = guarded(request.stream(), svc.settings.upload_idle_seconds)
+        if is_multipart(request):
+            stream = await open_multipart_file(request, stream)
+        stream = limits.uploads.metered(principal.user_id, stream)
+        return _answer(await batches.create_upload_batch(svc, principal, new, stream), response)
 
 
 @router.get("/batches", response_model=BatchList)
@@ -220,8 +229,12 @@ async def get_history(
 
 @router.get(
     "/batches/{batch_id}/log",
-    response_class=PlainTextResponse,
-    responses={**error_responses(404), 200: {"content": {"text/plain": {}}}},
+    # Response, not PlainTextResponse: FastAPI would document the JSON errors as text/plain too.
+    response_class=Response,
+    responses={
+        **error_responses(404),
+        200: {"description": "The log", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    },
 )
 async def get_log(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> PlainTextResponse:
     """The batch's log as text, one timestamped line each."""

@@ -24,9 +24,15 @@ async def create_dataset(
 
 
 @router.get("/datasets", response_model=DatasetList)
-async def list_datasets(svc: ServicesDep, principal: PrincipalDep) -> DatasetList:
-    found = await datasets.list_datasets(svc, principal)
-    return DatasetList(datasets=[DatasetPublic.of(d, n) for d, n in found])
+async def list_datasets(
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> DatasetList:
+    """The datasets you may see, by name; pass next_cursor to get the next page."""
+    found, next_cursor = await datasets.list_datasets(svc, principal, limit=limit, cursor=cursor)
+    return DatasetList(datasets=[DatasetPublic.of(d, n) for d, n in found], next_cursor=next_cursor)
 
 
 @router.get("/datasets/{name}", response_model=DatasetPublic, responses=error_responses(404))

@@ -136,6 +136,20 @@ export async function api(path, options = {}) {
   return type.includes("application/json") ? response.json() : response.text();
 }
 
+/** Every dataset the token may see, following GET /datasets' pages (by name). */
+export async function allDatasets() {
+  const found = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "500" });
+    if (cursor) query.set("cursor", cursor);
+    const page = await api(`/datasets?${query}`);
+    found.push(...page.datasets);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return found;
+}
+
 /** Parses a Server-Sent Events body into {event, data, id} messages. */
 async function* readEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();

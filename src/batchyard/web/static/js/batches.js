@@ -1,5 +1,5 @@
 // The batch list: filters and cursor paging through GET /batches, refreshed while batches run.
-import { api, showNotice, startPage, whoAmI } from "./api.js";
+import { allDatasets, api, showNotice, startPage, whoAmI } from "./api.js";
 import {
   badge, batchDuration, formatAge, formatDuration, formatNumber, h, isTerminal, percentOf,
   progressBar, setBadge, setProgress, timeElement,
@@ -147,7 +147,7 @@ function restart() {
 
 async function loadDatasets() {
   try {
-    const { datasets } = await api("/datasets");
+    const datasets = await allDatasets();
     for (const dataset of datasets) datasetFilter.append(h("option", { value: dataset.name }, dataset.name));
   } catch (error) {
     showNotice(`Could not load datasets: ${error.message}`);

@@ -1,5 +1,5 @@
 // Datasets with their schemas and row counts, from GET /datasets.
-import { api, showNotice, startPage } from "./api.js";
+import { allDatasets, showNotice, startPage } from "./api.js";
 import { formatNumber, h } from "./format.js";
 
 function typeOf(column) {
@@ -50,7 +50,7 @@ function datasetCard(dataset) {
 async function load() {
   const summary = document.getElementById("datasets-summary");
   try {
-    const { datasets } = await api("/datasets");
+    const datasets = await allDatasets();
     document.getElementById("datasets").replaceChildren(...datasets.map(datasetCard));
     summary.textContent = datasets.length
       ? `${datasets.length} dataset${datasets.length === 1 ? "" : "s"}`

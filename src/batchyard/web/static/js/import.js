@@ -1,7 +1,7 @@
 // Start an import from a dropped file or from a list of URLs, then follow the batch live, without
 // a reload. Files go up with XMLHttpRequest (fetch cannot report upload progress); URLs go as the
 // JSON form of POST /batches, and the server copies them itself.
-import { ApiError, api, followBatch, getToken, goToSignIn, showNotice, startPage } from "./api.js";
+import { allDatasets, api, ApiError, followBatch, getToken, goToSignIn, showNotice, startPage } from "./api.js";
 import { formatNumber, percentOf, setBadge, setProgress, statusLabel } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -241,7 +241,7 @@ function setFormEnabled(enabled) {
 async function loadDatasets() {
   const select = $("dataset");
   try {
-    const { datasets } = await api("/datasets");
+    const datasets = await allDatasets();
     for (const dataset of datasets) select.append(new Option(dataset.name, dataset.name));
     if (!datasets.length) showNotice("No dataset yet: declare one with POST /datasets first.", "info");
   } catch (error) {
