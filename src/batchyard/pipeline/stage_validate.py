@@ -25,6 +25,7 @@ from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.patterns import require_runnable_patterns
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -89,6 +90,7 @@ class Validation:
         self.chunk_bytes = rec.ctx.settings.chunk_bytes
 
     async def run(self) -> Manifest:
+        require_runnable_patterns(self.dataset)
         self.chunk_bytes = await self._pinned_chunk_bytes()
         for source_index, source in enumerate(self.batch.sources):
             await self._validate_source(source_index, source)
