@@ -166,6 +166,24 @@ class Target:
                 return {}
             return ledger.committed_chunks(session, batch_id)
 
+    def committed_counts(self, batch_id: str) -> dict[int, int]:
+        """Records applied per committed chunk of the batch, by chunk index.
+
+        What counters need, read without the chunks' failures: those are as many rows as the
+        records refused, which a batch of millions of duplicate keys makes millions.
+        """
+        with self._session() as session:
+            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is None:
+                return {}
+            return ledger.committed_counts(session, batch_id)
+
+    def chunk_outcome(self, batch_id: str, chunk_index: int) -> ChunkOutcome | None:
+        """One committed chunk's outcome with its failures (None if it is not committed)."""
+        with self._session() as session:
+            if self._dialect.table_columns(session, ledger.LEDGER_TABLE) is None:
+                return None
+            return ledger.chunk_outcome(session, batch_id, chunk_index)
+
     def forget_batch(self, batch_id: str) -> None:
         """Drop the batch's ledger rows (the batch is deleted); the rows it loaded stay."""
         with self._write() as session:
