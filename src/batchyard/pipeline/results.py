@@ -41,6 +41,8 @@ _NO_HEADER = pacsv.WriteOptions(include_header=False)
 #: cores; a chunk's text is about a third of its input, so memory stays near one chunk's size.
 RESULTS_THREADS = 2
 RESULTS_AHEAD = 3
+#: Failed records turned into text at a time (see ResultsWriter._write_next).
+FAILED_SLICE = 8192
 #: Name of the column the failed-records file adds to the original fields.
 ERROR_COLUMN = "error"
 #: Served with presigned downloads, as the API serves the files itself.
@@ -232,7 +234,9 @@ class ResultsWriter:
     ) -> None:
         rows_text, failed = chunk.result()
         results_file.write(rows_text)
-        failed_csv.writerows(_failed_record_rows(failed, columns))
+        # In slices: each slice's values become Python objects at once, holding the GIL.
+        for part in failed.to_batches(max_chunksize=FAILED_SLICE):
+            failed_csv.writerows(_failed_record_rows(pa.Table.from_batches([part]), columns))
 
     def _chunk_text(self, entry: ChunkEntry, target: Target) -> tuple[bytes, pa.Table]:
         """(the chunk's results rows as CSV text without a header, its failed records)."""

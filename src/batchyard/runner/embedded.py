@@ -17,6 +17,7 @@ from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
 from batchyard.pipeline.run import run_batch
+from batchyard.runner.base import share_gil_with_requests
 from batchyard.runner.fairness import FairSlots
 from batchyard.runner.retention import check_interval, expire_batches
 from batchyard.store import batches as batch_rows
@@ -35,6 +36,7 @@ class EmbeddedRunner:
 
     async def start(self) -> None:
         """Resume every batch a previous run of the server left unfinished."""
+        share_gil_with_requests()
         async with self.ctx.store.begin() as conn:
             active = await batch_rows.list_active_batch_ids(conn)
             deleting, _ = await batch_rows.list_batches(
