@@ -4,7 +4,8 @@ procrastinate's ``procrastinate_defer_jobs_v1`` is what its own ``defer`` calls;
 instead makes a job and the batch change that needs it commit (or roll back) together. Every job of
 a batch carries the lock ``batch:<id>``, so procrastinate never runs two of them at once; helper
 jobs, which apply a processing batch's chunks beside its own job, carry no lock (the target's
-chunk locks keep them apart).
+chunk locks keep them apart). A batch's run job is queued behind its owner's other batches
+(``defer_job``'s priority), so workers take users in turn.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """What workers run: a batch's pipeline, its helpers, a batch's deletion, and the periodic sweep.
 
 A processing insert batch fans out: its own job queues helper jobs (up to its parallel_streams,
-itself included) that any worker may take, and they apply its chunks side by side.
+itself included) that any worker may take, and they apply its chunks side by side. A batch's
+job that finds its owner already running their share of batches queues itself again for later
+(``wait_for_turn``), so one user's backlog never takes every worker.
 
 The sweep is what keeps invariant 3 (nothing is stuck) when workers die: it hands the jobs of
 workers whose heartbeat stopped back to the queue, and queues a job for any batch that still has
