@@ -100,12 +100,19 @@ class Settings(BaseSettings):
     queue_sweep_seconds: int = Field(default=10, ge=1, le=59)
     #: How many batches the embedded runner works on at once.
     concurrent_batches: int = Field(default=2, ge=1)
+    #: How many of one user's batches run at once: with the default, one user's backlog takes
+    #: one slot and leaves the other to everybody else. Queue mode: a user's batches beyond
+    #: this many wait until other users' batches have started.
+    user_concurrent_batches: int = Field(default=1, ge=1)
     #: Jobs one `batchyard worker` runs at once: batches' own jobs, the helper jobs that share a
     #: batch's chunks (options.parallel_streams in all, 3 by default), deletions and the sweep.
     #: The default runs one batch at full width beside one other job.
     worker_concurrency: int = Field(default=4, ge=1)
     #: Target size of a chunk of input, in bytes (the unit of commit and resume).
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
+    #: Most records in a chunk: a chunk's memory follows its records as much as its bytes (a
+    #: 10 MB file of 5 million two-byte records, each one failing, is one chunk by bytes).
+    chunk_records: int = Field(default=100_000, ge=1)
     #: Public base URL of the API (e.g. https://imports.example.com), used in signed download
     #: links. Unset: the address the server answered on (its own socket, never the request's
     #: Host header); set it whenever clients reach the server through a proxy or another name.

@@ -145,7 +145,7 @@ def test_decimal_never_rounds(text: str, words: str) -> None:
     [
         ({"type": "string", "max_length": 3}, "abc", "abcd", "too_long", "longer than 3"),
         ({"type": "string", "pattern": "^[^@]+@[^@]+$"}, "a@b", "ab", "pattern_mismatch", "'ab'"),
-        ({"type": "string", "pattern": r"^(?!x)\w+$"}, "ab", "xy", "pattern_mismatch", "'xy'"),
+        ({"type": "string", "pattern": "[0-9]+"}, "123", "abc123", "pattern_mismatch", "'abc123'"),
         ({"type": "string", "enum": ["new", "paid"]}, "new", "old", "not_in_enum", "new, paid"),
         ({"type": "integer", "min": 0}, "0", "-1", "below_minimum", "minimum 0"),
         ({"type": "integer", "max": 10}, "10", "11", "above_maximum", "maximum 10"),

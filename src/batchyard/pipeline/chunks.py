@@ -8,10 +8,12 @@ the input record (1-based, header excluded, in input order).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: int64 column on raw and valid tables: the 1-based number of the record in the whole input.
 RECORD_NUMBER = "__record_number"
@@ -54,6 +56,34 @@ class RawChunk:
     record_count: int
     table: pa.Table
     errors: pa.Table
+
+
+def split_records(raw: RawChunk, most: int | None) -> Iterator[RawChunk]:
+    """``raw`` cut into pieces of at most ``most`` consecutive records (all of it if None).
+
+    Each piece keeps ``raw``'s index (the caller numbers the chunks it stages). Cutting by
+    record number is deterministic, so a validation that runs again cuts the same pieces.
+    """
+    if most is None or raw.record_count <= most:
+        yield raw
+        return
+    end = raw.first_record + raw.record_count
+    for start in range(raw.first_record, end, most):
+        stop = min(start + most, end)
+        yield RawChunk(
+            raw.index,
+            start,
+            stop - start,
+            _numbered_between(raw.table, RECORD_NUMBER, start, stop),
+            _numbered_between(raw.errors, "record_number", start, stop),
+        )
+
+
+def _numbered_between(table: pa.Table, column: str, start: int, stop: int) -> pa.Table:
+    numbers: Any = table[column]
+    low, high = pa.scalar(start, pa.int64()), pa.scalar(stop, pa.int64())
+    inside: Any = pc.and_(pc.greater_equal(numbers, low), pc.less(numbers, high))
+    return table.filter(inside)
 
 
 @dataclass(frozen=True, slots=True)

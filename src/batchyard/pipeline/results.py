@@ -26,6 +26,7 @@ from batchyard.pipeline.arrow_io import read_table
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, POSITIONAL_FIELDS, RECORD_NUMBER, ChunkOutcome
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
 from batchyard.storage.blobs import BlobStore
+from batchyard.targets import Target
 
 _RESULT_TEXT_COLUMNS = ("outcome", "error_code", "error_column", "error_message", "key")
 _RESULT_FIELDS: list[pa.Field[Any]] = [pa.field("record_number", pa.int64())]
@@ -40,6 +41,8 @@ _NO_HEADER = pacsv.WriteOptions(include_header=False)
 #: cores; a chunk's text is about a third of its input, so memory stays near one chunk's size.
 RESULTS_THREADS = 2
 RESULTS_AHEAD = 3
+#: Failed records turned into text at a time (see ResultsWriter._write_next).
+FAILED_SLICE = 8192
 #: Name of the column the failed-records file adds to the original fields.
 ERROR_COLUMN = "error"
 #: Served with presigned downloads, as the API serves the files itself.
@@ -193,12 +196,14 @@ class ResultsWriter:
         self.dataset = dataset
         self.manifest = manifest
 
-    def build(self, committed: dict[int, ChunkOutcome], workdir: Path) -> tuple[Path, Path]:
+    def build(self, target: Target, workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
 
         Chunks are read and turned into CSV text by RESULTS_THREADS threads, at most
         RESULTS_AHEAD chunks ahead of the one being written, and written in input order: the
         stage is mostly pyarrow work that releases the GIL, while memory stays a few chunks.
+        Each chunk's outcome (with the records the target refused) is read from the ledger
+        with the chunk, never all at once: they may be millions of records.
         """
         results_path = workdir / "results.csv"
         failed_path = workdir / "failed-records.csv"
@@ -213,7 +218,7 @@ class ResultsWriter:
             failed_csv.writerow([*columns, ERROR_COLUMN])
             pending: deque[Future[tuple[bytes, pa.Table]]] = deque()
             for entry in self.manifest.chunks:
-                pending.append(pool.submit(self._chunk_text, entry, committed))
+                pending.append(pool.submit(self._chunk_text, entry, target))
                 if len(pending) > RESULTS_AHEAD:
                     self._write_next(pending.popleft(), results_file, failed_csv, columns)
             while pending:
@@ -229,30 +234,28 @@ class ResultsWriter:
     ) -> None:
         rows_text, failed = chunk.result()
         results_file.write(rows_text)
-        failed_csv.writerows(_failed_record_rows(failed, columns))
+        # In slices: each slice's values become Python objects at once, holding the GIL.
+        for part in failed.to_batches(max_chunksize=FAILED_SLICE):
+            failed_csv.writerows(_failed_record_rows(pa.Table.from_batches([part]), columns))
 
-    def _chunk_text(
-        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
-    ) -> tuple[bytes, pa.Table]:
+    def _chunk_text(self, entry: ChunkEntry, target: Target) -> tuple[bytes, pa.Table]:
         """(the chunk's results rows as CSV text without a header, its failed records)."""
-        rows, failed = self._chunk(entry, committed)
+        rows, failed = self._chunk(entry, target)
         text = pa.BufferOutputStream()
         pacsv.write_csv(rows, text, _NO_HEADER)
         return text.getvalue().to_pybytes(), failed
 
-    def _chunk(
-        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
-    ) -> tuple[pa.Table, pa.Table]:
+    def _chunk(self, entry: ChunkEntry, target: Target) -> tuple[pa.Table, pa.Table]:
         valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
         errors = read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
-        outcome = committed.get(entry.index) or ChunkOutcome(
+        outcome = target.chunk_outcome(self.batch_id, entry.index) or ChunkOutcome(
             entry.index, 0, ERRORS_SCHEMA.empty_table()
         )
         return chunk_results(valid, errors, outcome, self.dataset)
 
-    async def write(self, committed: dict[int, ChunkOutcome]) -> None:
+    async def write(self, target: Target) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
-            results_path, failed_path = await asyncio.to_thread(self.build, committed, Path(tmp))
+            results_path, failed_path = await asyncio.to_thread(self.build, target, Path(tmp))
             name = f"{self.dataset.name}-{self.batch_id}"
             await self.blobs.write_file(
                 keys.results_key(self.batch_id),

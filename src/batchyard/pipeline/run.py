@@ -176,7 +176,7 @@ async def _validate(rec: BatchRecorder, batch: Batch) -> None:
         f"Validated {manifest.total} records in {time.monotonic() - started:.1f} s: "
         f"{manifest.total - manifest.invalid} valid, {manifest.invalid} invalid"
     )
-    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    committed = await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id)
     if batch.options.atomic:
         await rec.log(f"Applying {len(manifest.chunks)} chunk(s) atomically, in one transaction")
     else:
@@ -197,9 +197,9 @@ async def _process(rec: BatchRecorder, batch: Batch) -> None:
 
 async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     manifest = await _manifest(rec, batch)
-    committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
+    committed = await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id)
     writer = ResultsWriter(rec.ctx.blobs, batch.id, await _dataset(rec, batch), manifest)
-    await writer.write(committed)
+    await writer.write(rec.ctx.target)
     counts = counts_so_far(manifest, committed)
     await rec.log(
         f"Finished. {_VERBS[batch.operation]}: {counts.successful}, Invalid: {counts.failed}"

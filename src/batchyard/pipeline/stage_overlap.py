@@ -98,6 +98,6 @@ async def applying_while_validating(
     except BaseException:
         with contextlib.suppress(BaseException):
             await early.finish()
-        if await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id):
+        if await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id):
             await write_manifest(rec.ctx.blobs, batch.id, manifest)
         raise

@@ -14,7 +14,7 @@ moves on, every chunk is committed; a batch that ends early settles with ``chunk
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import pyarrow as pa
@@ -35,19 +35,20 @@ from batchyard.targets import Target
 _STATUS_TIMEOUT = 60.0
 
 
-def counts_so_far(manifest: Manifest, committed: dict[int, ChunkOutcome]) -> Counts:
-    """Counters as implied by the committed chunks.
+def counts_so_far(manifest: Manifest, committed: Mapping[int, int]) -> Counts:
+    """Counters as implied by the committed chunks (``committed``: index → records applied).
 
-    Each chunk's invalid records count as failed.
+    Each chunk's invalid records count as failed, and so do its valid records the target
+    refused: a chunk's valid records either succeeded or were refused.
     """
     processed = successful = failed = 0
     for entry in manifest.chunks:
-        outcome = committed.get(entry.index)
-        if outcome is None:
+        succeeded = committed.get(entry.index)
+        if succeeded is None:
             continue
         processed += entry.record_count
-        successful += outcome.succeeded
-        failed += entry.invalid_count + outcome.failures.num_rows
+        successful += succeeded
+        failed += entry.invalid_count + entry.valid_count - succeeded
     return Counts(manifest.total, processed, successful, failed)
 
 
@@ -145,10 +146,10 @@ class Processing:
         )
         return 1, helpers
 
-    async def _committed(self) -> dict[int, ChunkOutcome]:
-        return await asyncio.to_thread(self.target.committed_chunks, self.batch.id)
+    async def _committed(self) -> dict[int, int]:
+        return await asyncio.to_thread(self.target.committed_counts, self.batch.id)
 
-    def _pending(self, committed: dict[int, ChunkOutcome]) -> list[ChunkEntry]:
+    def _pending(self, committed: Mapping[int, int]) -> list[ChunkEntry]:
         return [e for e in self.manifest.chunks if e.index not in committed]
 
     async def _report(self) -> None:
@@ -238,14 +239,12 @@ class Processing:
     def _load(self, entry: ChunkEntry) -> pa.Table:
         return read_table(self.rec.ctx.blobs, keys.chunk_key(self.batch.id, entry.index))
 
-    async def _apply_atomically(
-        self, committed: dict[int, ChunkOutcome]
-    ) -> dict[int, ChunkOutcome]:
+    async def _apply_atomically(self, committed: dict[int, int]) -> dict[int, int]:
         if committed:  # the one transaction already committed before a crash
             return committed
         await raise_if_cancel_requested(self.rec)
         outcomes = await asyncio.to_thread(self._apply_all)
-        return {o.index: o for o in outcomes}
+        return {o.index: o.succeeded for o in outcomes}
 
     def _apply_all(self) -> list[ChunkOutcome]:
         outcomes: list[ChunkOutcome] = []
@@ -283,12 +282,12 @@ async def chunks_settled(rec: BatchRecorder) -> AsyncIterator[Counts | None]:
         yield None
         return
     manifest = await read_manifest(ctx.blobs, batch_id)
-    committed = await asyncio.to_thread(ctx.target.committed_chunks, batch_id)
+    committed = await asyncio.to_thread(ctx.target.committed_counts, batch_id)
     pending = [e.index for e in manifest.chunks if e.index not in committed]
     holding = ctx.target.holding_chunks(batch_id, pending)
     await asyncio.to_thread(holding.__enter__)
     try:
-        committed = await asyncio.to_thread(ctx.target.committed_chunks, batch_id)
+        committed = await asyncio.to_thread(ctx.target.committed_counts, batch_id)
         yield counts_so_far(manifest, committed)
     finally:
         await asyncio.to_thread(holding.__exit__, None, None, None)

@@ -21,10 +21,11 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
-from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
+from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk, ValidatedChunk, split_records
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.patterns import require_runnable_patterns
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -87,9 +88,11 @@ class Validation:
         self.records_before = 0
         self.errors_logged = 0
         self.chunk_bytes = rec.ctx.settings.chunk_bytes
+        self.chunk_records: int | None = rec.ctx.settings.chunk_records
 
     async def run(self) -> Manifest:
-        self.chunk_bytes = await self._pinned_chunk_bytes()
+        require_runnable_patterns(self.dataset)
+        self.chunk_bytes, self.chunk_records = await self._pinned_chunking()
         for source_index, source in enumerate(self.batch.sources):
             await self._validate_source(source_index, source)
         await write_manifest(self.rec.ctx.blobs, self.batch.id, self.manifest)
@@ -118,8 +121,7 @@ class Validation:
             )
             offset = self.records_before
             async for raw in iterate_in_thread(chunks):
-                checked = await asyncio.to_thread(validate_chunk, raw, self.dataset)
-                await self._stage(_shift(checked, len(self.manifest.chunks), offset))
+                await self._validate_pieces(raw, offset)
                 if not self.manifest.input_columns:
                     self.manifest.input_columns = [
                         n for n in raw.table.column_names if n != RECORD_NUMBER
@@ -127,18 +129,41 @@ class Validation:
         finally:
             reader.close()
 
-    async def _pinned_chunk_bytes(self) -> int:
-        """The chunk size of this batch's first validation run, recorded for any later one.
+    async def _validate_pieces(self, raw: RawChunk, offset: int) -> None:
+        """Validate and stage ``raw`` as chunks of at most ``chunk_records`` records.
+
+        Each piece is cut, checked and renumbered in a worker thread, one piece at a time, so
+        the per-record work on failing records (their messages) never holds more than one
+        piece, and the event loop is never the thread doing it.
+        """
+        pieces = split_records(raw, self.chunk_records)
+
+        def next_checked() -> ValidatedChunk | None:
+            piece = next(pieces, None)
+            if piece is None:
+                return None
+            checked = validate_chunk(piece, self.dataset)
+            return _shift(checked, len(self.manifest.chunks), offset)
+
+        while (chunk := await asyncio.to_thread(next_checked)) is not None:
+            await self._stage(chunk)
+
+    async def _pinned_chunking(self) -> tuple[int, int | None]:
+        """The chunk size (bytes, records) of this batch's first validation run, recorded for
+        any later one.
 
         Chunks may be applied while validation goes on, so a validation that runs again after a
         crash, maybe on a worker configured otherwise, must cut the input into the very same
-        chunks: the ledger knows them by number.
+        chunks: the ledger knows them by number. A batch whose first run predates the record
+        limit keeps being cut by bytes only.
         """
         blobs, key = self.rec.ctx.blobs, keys.chunking_key(self.batch.id)
         if await blobs.exists(key):
-            return int(json.loads(await read_bytes(blobs, key))["chunk_bytes"])
-        await put_bytes(blobs, key, json.dumps({"chunk_bytes": self.chunk_bytes}).encode())
-        return self.chunk_bytes
+            pinned = json.loads(await read_bytes(blobs, key))
+            return int(pinned["chunk_bytes"]), pinned.get("chunk_records")
+        chunking = {"chunk_bytes": self.chunk_bytes, "chunk_records": self.chunk_records}
+        await put_bytes(blobs, key, json.dumps(chunking).encode())
+        return self.chunk_bytes, self.chunk_records
 
     async def _stage(self, chunk: ValidatedChunk) -> None:
         blobs = self.rec.ctx.blobs

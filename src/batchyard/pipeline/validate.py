@@ -22,6 +22,11 @@ from batchyard.pipeline.validate_types import Arr, all_false
 __all__ = ["validate_chunk"]
 
 
+#: Failing records whose messages are built in one go: Python work on them holds the GIL,
+#: so it goes in slices this small, and the event loop's thread gets it back between slices.
+SLICE = 8192
+
+
 @dataclass
 class _Rejections:
     """The records rejected so far: a mask over the chunk, and (index, column, code, message)."""
@@ -34,11 +39,11 @@ class _Rejections:
         if not pc.any(new).as_py():
             return
         indices: Arr = pc.indices_nonzero(new)
-        shown = (
-            originals.take(indices).to_pylist() if originals is not None else [None] * len(indices)
-        )
-        for index, value in zip(indices.to_pylist(), shown, strict=True):
-            self.rows.append((index, column, failure.code.value, failure.reason(value)))
+        for start in range(0, len(indices), SLICE):
+            part = indices.slice(start, SLICE)
+            shown = [None] * len(part) if originals is None else originals.take(part).to_pylist()
+            for index, value in zip(part.to_pylist(), shown, strict=True):
+                self.rows.append((index, column, failure.code.value, failure.reason(value)))
         self.failed = pc.or_(self.failed, failure.mask)
 
 
@@ -76,6 +81,16 @@ def _error_table(
     """ERRORS_SCHEMA rows for newly rejected records, with their key and original fields."""
     if not rows:
         return ERRORS_SCHEMA.empty_table()
+    parts = [
+        _error_rows(rows[start : start + SLICE], table, dataset)
+        for start in range(0, len(rows), SLICE)
+    ]
+    return pa.concat_tables(parts)
+
+
+def _error_rows(
+    rows: list[tuple[int, str, str, str]], table: pa.Table, dataset: Dataset
+) -> pa.Table:
     indices = pa.array([row[0] for row in rows], pa.int64())
     picked = table.take(indices)
     originals = picked.drop_columns([RECORD_NUMBER]).to_pylist()

@@ -20,6 +20,7 @@ from batchyard.domain.records import RecordErrorCode as Code
 from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType
 from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.formats_common import to_json
+from batchyard.pipeline.patterns import anchored
 from batchyard.pipeline.validate_types import (
     CAST_TYPES,
     Arr,
@@ -211,13 +212,12 @@ def _constraints(typed: Arr, column: Column) -> Iterator[Failure]:
 
 
 def pattern_matches(values: Arr, pattern: str) -> Arr:
-    """Search semantics (like JSON Schema); RE2 in C when it can compile the pattern, else re."""
-    try:
-        return mask(pc.match_substring_regex(values, pattern))
-    except pa.ArrowInvalid:
-        compiled = re.compile(pattern)
-        found = [v is None or compiled.search(v) is not None for v in values.to_pylist()]
-        return pa.array(found, pa.bool_())
+    """Whether each value matches the whole ``pattern`` (RE2, vectorised, off the GIL).
+
+    Validation checks first that the dataset's patterns compile (``require_runnable_patterns``);
+    nothing falls back to a backtracking engine, whose run time a value could make explode.
+    """
+    return mask(pc.match_substring_regex(values, anchored(pattern)))
 
 
 def _bounds(typed: Arr, column: Column) -> Iterator[Failure]:

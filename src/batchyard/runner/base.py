@@ -8,6 +8,7 @@ transaction has committed. Callers do both; each runner ignores the step it does
 
 from __future__ import annotations
 
+import sys
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,3 +35,15 @@ class Runner(Protocol):
 
     def submit_delete(self, batch_id: str) -> None:
         """After the commit: remove the batch's data (no-op where jobs are queued)."""
+
+
+#: Seconds a thread running Python may keep the GIL while another waits for it (Python's
+#: default is 0.005). The pipeline's threads turn failing records into messages in Python;
+#: where they share a process with the HTTP server, every request's many hand-overs between
+#: the event loop and the database threads would each wait that long behind them.
+GIL_SWITCH_SECONDS = 0.001
+
+
+def share_gil_with_requests() -> None:
+    """Let the event loop and the database threads get the GIL back sooner (process-wide)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))

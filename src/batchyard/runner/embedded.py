@@ -12,10 +12,13 @@ from collections.abc import Coroutine
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard.domain.errors import BatchNotFound
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
 from batchyard.pipeline.run import run_batch
+from batchyard.runner.base import share_gil_with_requests
+from batchyard.runner.fairness import FairSlots
 from batchyard.runner.retention import check_interval, expire_batches
 from batchyard.store import batches as batch_rows
 
@@ -23,15 +26,17 @@ logger = logging.getLogger("batchyard.runner")
 
 
 class EmbeddedRunner:
-    """Runs at most ``concurrency`` batches at once; deletes run beside them."""
+    """Runs at most ``concurrency`` batches at once, at most ``per_user`` of one user's, users
+    taking turns (see FairSlots); deletes run beside them."""
 
-    def __init__(self, ctx: PipelineContext, concurrency: int) -> None:
+    def __init__(self, ctx: PipelineContext, concurrency: int, per_user: int | None = None) -> None:
         self.ctx = ctx
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = FairSlots(concurrency, per_user or concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         """Resume every batch a previous run of the server left unfinished."""
+        share_gil_with_requests()
         async with self.ctx.store.begin() as conn:
             active = await batch_rows.list_active_batch_ids(conn)
             deleting, _ = await batch_rows.list_batches(
@@ -91,8 +96,16 @@ class EmbeddedRunner:
             logger.error("task %s failed", name, exc_info=task.exception())
 
     async def _run(self, batch_id: str) -> None:
-        async with self._slots:
+        async with self._slots.slot(await self._owner(batch_id)):
             await run_batch(self.ctx, batch_id)
+
+    async def _owner(self, batch_id: str) -> str:
+        """Whose turn the batch waits for ("" if it is gone: it ends at once when run)."""
+        try:
+            async with self.ctx.store.begin() as conn:
+                return (await batch_rows.get_batch(conn, batch_id, owner_id=None)).owner_id
+        except BatchNotFound:
+            return ""
 
     async def stop(self) -> None:
         """Stop running tasks; their batches resume from their status at the next start."""

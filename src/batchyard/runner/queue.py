@@ -14,6 +14,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.pipeline.context import PipelineContext
+from batchyard.runner.base import share_gil_with_requests
 from batchyard.runner.queue_schema import apply_queue_schema, libpq_url
 from batchyard.runner.queue_sql import DELETE_BATCH, RUN_BATCH, abort_running_jobs, defer_job
 from batchyard.runner.queue_tasks import run_worker, sweep_orphans
@@ -38,6 +39,7 @@ class QueueRunner:
         if queued:
             logger.info("queued %d unfinished batch(es) that had no job", queued)
         if self.work_here:
+            share_gil_with_requests()
             self._worker = asyncio.create_task(
                 run_worker(self.ctx, stop=self._stop, install_signal_handlers=False),
                 name="batchyard:worker",

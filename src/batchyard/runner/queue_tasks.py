@@ -1,7 +1,9 @@
 """What workers run: a batch's pipeline, its helpers, a batch's deletion, and the periodic sweep.
 
 A processing insert batch fans out: its own job queues helper jobs (up to its parallel_streams,
-itself included) that any worker may take, and they apply its chunks side by side.
+itself included) that any worker may take, and they apply its chunks side by side. A batch's
+job that finds its owner already running their share of batches queues itself again for later
+(``wait_for_turn``), so one user's backlog never takes every worker.
 
 The sweep is what keeps invariant 3 (nothing is stuck) when workers die: it hands the jobs of
 workers whose heartbeat stopped back to the queue, and queues a job for any batch that still has
@@ -23,9 +25,11 @@ from typing import Any, cast
 
 import procrastinate
 from procrastinate.exceptions import ProcrastinateException
+from procrastinate.job_context import JobContext
 from procrastinate.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard.domain.errors import BatchNotFound
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.deletion import delete_batch_data
@@ -40,6 +44,7 @@ from batchyard.runner.queue_sql import (
     batches_with_live_jobs,
     defer_helpers,
     defer_job,
+    owner_jobs,
 )
 from batchyard.runner.retention import expire_batches
 from batchyard.store import batches as batch_rows
@@ -51,6 +56,8 @@ logger = logging.getLogger("batchyard.worker")
 _RETRY = procrastinate.RetryStrategy(max_attempts=5, linear_wait=2)
 #: Seconds a stopping worker lets its jobs finish before aborting them (they resume elsewhere).
 _SHUTDOWN_GRACE = 10.0
+#: Batches whose run has not begun: they wait for their owner's turn; others go on at once.
+_NOT_STARTED = frozenset({BatchStatus.NEW, BatchStatus.COPIED})
 
 
 def build_app(ctx: PipelineContext) -> procrastinate.App:
@@ -64,8 +71,10 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
         )
     )
 
-    @app.task(name=RUN_BATCH, queue=QUEUE, retry=_RETRY)
-    async def run_batch_job(batch_id: str) -> None:
+    @app.task(name=RUN_BATCH, queue=QUEUE, retry=_RETRY, pass_context=True)
+    async def run_batch_job(context: JobContext, batch_id: str) -> None:
+        if await wait_for_turn(ctx, batch_id, context.job.id):
+            return
         await run_batch(ctx, batch_id)
 
     # No retry: a helper that fails leaves its chunks to the batch's own job.
@@ -90,6 +99,28 @@ def build_app(ctx: PipelineContext) -> procrastinate.App:
             logger.warning("sweep: %d stalled job(s) retried, %d batch(es) queued", retried, queued)
 
     return app
+
+
+async def wait_for_turn(ctx: PipelineContext, batch_id: str, job_id: int | None) -> bool:
+    """Whether the batch waits: its owner already runs ``user_concurrent_batches`` batches.
+
+    Its job is then queued again a heartbeat later, behind other users' batches (see
+    defer_job), and this one ends. Only a batch that has not started waits: one under way
+    (resumed after a crash, cancelling) goes on. Of two of a user's jobs that start at once,
+    the later queued waits, so they do not both step back.
+    """
+    async with ctx.store.begin() as conn:
+        try:
+            batch = await batch_rows.get_batch(conn, batch_id, owner_id=None)
+        except BatchNotFound:
+            return False
+        if batch.status not in _NOT_STARTED:
+            return False
+        running = await owner_jobs(conn, batch_id, ("doing",), before=job_id)
+        if running < ctx.settings.user_concurrent_batches:
+            return False
+        await defer_job(conn, RUN_BATCH, batch_id, delay=ctx.settings.queue_heartbeat_seconds)
+    return True
 
 
 async def _queue_delete(conn: AsyncConnection, batch_id: str) -> None:

@@ -70,7 +70,7 @@ def make_runner(ctx: PipelineContext) -> Runner:
     """The runner ``settings.runner`` names; the queue needs a PostgreSQL metadata database."""
     settings = ctx.settings
     if settings.runner == "embedded":
-        return EmbeddedRunner(ctx, settings.concurrent_batches)
+        return EmbeddedRunner(ctx, settings.concurrent_batches, settings.user_concurrent_batches)
     if ctx.store.dialect_name != "postgresql":
         raise ValueError(
             "BATCHYARD_RUNNER=queue needs BATCHYARD_DATABASE_URL to be a PostgreSQL database"

@@ -66,6 +66,28 @@ def committed_chunks(session: Session, table: str, batch_id: str) -> dict[int, C
     return {outcome.index: outcome for outcome in outcomes}
 
 
+def committed_counts(session: Session, table: str, batch_id: str) -> dict[int, int]:
+    """Records applied per committed chunk, without loading any chunk's failures."""
+    rows = session.rows(
+        f"SELECT chunk_index, succeeded FROM {table} WHERE batch_id = {session.param(1)}",
+        (batch_id,),
+    )
+    return {int(str(index)): int(str(succeeded)) for index, succeeded in rows}
+
+
+def chunk_outcome(
+    session: Session, table: str, batch_id: str, chunk_index: int
+) -> ChunkOutcome | None:
+    """One committed chunk's outcome, failures included; None when it is not committed."""
+    p = session.param
+    rows = session.rows(
+        f"SELECT chunk_index, succeeded, failures FROM {table}"
+        f" WHERE batch_id = {p(1)} AND chunk_index = {p(2)}",
+        (batch_id, chunk_index),
+    )
+    return _outcome(rows[0]) if rows else None
+
+
 def forget_batch(session: Session, table: str, batch_id: str) -> None:
     session.execute(f"DELETE FROM {table} WHERE batch_id = {session.param(1)}", (batch_id,))
 

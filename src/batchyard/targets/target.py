@@ -183,6 +183,22 @@ class Target:
         with self._session() as session:
             return ledger.committed_chunks(session, self._dialect.ledger_table, batch_id)
 
+    def committed_counts(self, batch_id: str) -> dict[int, int]:
+        """Records applied per committed chunk of the batch, by chunk index.
+
+        What counters need, read without the chunks' failures: those are as many rows as the
+        records refused, which a batch of millions of duplicate keys makes millions.
+        """
+        self.prepare()
+        with self._session() as session:
+            return ledger.committed_counts(session, self._dialect.ledger_table, batch_id)
+
+    def chunk_outcome(self, batch_id: str, chunk_index: int) -> ChunkOutcome | None:
+        """One committed chunk's outcome with its failures (None if it is not committed)."""
+        self.prepare()
+        with self._session() as session:
+            return ledger.chunk_outcome(session, self._dialect.ledger_table, batch_id, chunk_index)
+
     def forget_batch(self, batch_id: str) -> None:
         """Drop the batch's ledger rows (the batch is deleted); the rows it loaded stay."""
         self.prepare()
