@@ -42,6 +42,7 @@ class Rule:
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/health"): Rule(None, 200, public=True),
+    ("GET", "/ready"): Rule(None, 200, public=True),
     ("POST", "/datasets"): Rule(A.CREATE_DATASET, 201),
     ("GET", "/datasets"): Rule(A.LIST_DATASETS, 200),
     ("GET", "/datasets/{name}"): Rule(A.GET_DATASET, 200),
