@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
-from batchyard.api.routes import batches, datasets, events, files, health, users
+from batchyard.api.middleware import RequestContext
+from batchyard.api.routes import batches, datasets, events, files, health, metrics, users
 from batchyard.service.auth import announce_admin_token, ensure_admin
 from batchyard.service.container import open_services
 from batchyard.service.webhooks import run_webhooks
@@ -38,7 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, datasets, batches, files, events, users):
+    for module in (health, metrics, datasets, batches, files, events, users):
         app.include_router(module.router)
     mount_dashboard(app)
+    app.add_middleware(RequestContext)
     return app

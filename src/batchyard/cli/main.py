@@ -78,10 +78,15 @@ def serve(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if no_worker and settings.runner != "queue":
         raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
-    configure_logging(log_level)
+    configure_logging(log_level, settings.log_format)
     try:
-        uvicorn.run(
-            create_app(settings), host=host, port=port, log_level=log_level, access_log=False
+        uvicorn.run(  # log_config=None: uvicorn's own lines go through the format set up above
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
         )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
         exit_after_shutdown(130)

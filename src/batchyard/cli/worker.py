@@ -48,7 +48,7 @@ def worker(
             "workers need BATCHYARD_DATABASE_URL to be a PostgreSQL database "
             "(postgresql+psycopg://…); the SQLite default runs batches inside `batchyard serve`"
         )
-    configure_logging(log_level)
+    configure_logging(log_level, settings.log_format)
 
     async def work() -> None:
         async with open_pipeline_context(settings) as ctx:
