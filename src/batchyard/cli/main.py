@@ -9,6 +9,7 @@ import typer
 
 from batchyard import __version__
 from batchyard.cli.client_commands import register as register_client_commands
+from batchyard.cli.doctor import doctor
 from batchyard.cli.logs import configure_logging
 from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
@@ -100,6 +101,7 @@ register_client_commands(app)
 
 
 app.command()(worker)
+app.command()(doctor)
 
 
 def run() -> None:

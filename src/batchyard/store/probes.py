@@ -8,8 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard.store.migrate import alembic_config
 from batchyard.store.tables import SCHEMA, batches
 
 _S = f'"{SCHEMA}"'
@@ -65,3 +70,33 @@ async def queue_stats(conn: AsyncConnection, stalled_seconds: float) -> QueueSta
         oldest_queued_seconds=max(0.0, float(oldest or 0.0)),
         live_workers=int(live or 0),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    """Where the metadata schema is, and where this version of batchyard wants it."""
+
+    current: str | None
+    head: str
+    #: Whether this batchyard ships the current migration (False: a newer version applied it).
+    known: bool
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+
+async def schema_version(conn: AsyncConnection) -> SchemaVersion:
+    """The applied migration and the newest one shipped, without migrating anything."""
+    return await conn.run_sync(_schema_version)
+
+
+def _schema_version(connection: Connection) -> SchemaVersion:
+    options = {"version_table_schema": SCHEMA} if connection.dialect.name == "postgresql" else {}
+    current = MigrationContext.configure(connection, opts=options).get_current_revision()
+    scripts = ScriptDirectory.from_config(alembic_config())
+    try:
+        known = current is None or scripts.get_revision(current) is not None
+    except RevisionError:  # a revision this package does not ship
+        known = False
+    return SchemaVersion(current=current, head=str(scripts.get_current_head()), known=known)
