@@ -36,7 +36,7 @@ def worker(
             min=1,
             max=65535,
             help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
-            "(records, bytes, stage durations of the work it did) [default: off].",
+            "(records, bytes, stage durations of the work it did); off unless given.",
         ),
     ] = None,
     metrics_host: Annotated[
