@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     #: answer (a receiver that trickles is cut off then).
     webhook_timeout: float = Field(default=10.0, gt=0)
 
+    #: Log line format of `serve` and `worker`: "text" for a terminal, or "json" for log
+    #: collectors (one object per line: timestamp, level, logger, message, batch_id, request_id).
+    log_format: Literal["text", "json"] = "text"
+    #: Bearer token a Prometheus scrape of ``GET /metrics`` must send. Unset: /metrics is open
+    #: to anyone who reaches the port (it shows counts only: no names, ids or addresses).
+    metrics_token: str | None = None
+
     @field_validator("target_schema")
     @classmethod
     def _check_target_schema(cls, value: str) -> str:

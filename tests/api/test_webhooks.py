@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from benchmarks.datagen import ORDERS_SCHEMA
+from prometheus_client.parser import text_string_to_metric_families
 
 from batchyard.service.webhooks import SIGNATURE_HEADER, verify
 from batchyard.settings import Settings
@@ -42,15 +43,37 @@ async def log_until(
         await asyncio.sleep(0.05)
 
 
+async def webhooks_counted(acc: Accounts, outcome: str) -> float:
+    """``batchyard_webhooks_total{outcome}`` as GET /metrics shows it (0 before the first)."""
+    text = (await acc.call("alice", "GET", "/metrics")).text
+    samples = {
+        sample.labels.get("outcome"): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "batchyard_webhooks_total"
+    }
+    return samples.get(outcome, 0.0)
+
+
+async def counted_once_more(acc: Accounts, outcome: str, before: float) -> None:
+    """The delivery's outcome is recorded just after its log line: wait for it to be."""
+    deadline = time.monotonic() + 30
+    while await webhooks_counted(acc, outcome) < before + 1:
+        assert time.monotonic() < deadline, f"no {outcome} webhook counted in /metrics"
+        await asyncio.sleep(0.05)
+
+
 def header(delivery_headers: dict[str, str], name: str) -> str:
     return next(v for k, v in delivery_headers.items() if k.lower() == name.lower())
 
 
 async def test_terminal_batch_posts_a_signed_webhook(acc: Accounts) -> None:
     secret = (await acc.call("alice", "GET", "/me/webhook-secret")).json()["secret"]
+    delivered = await webhooks_counted(acc, "delivered")
     with Receiver() as receiver:
         batch = await acc.upload("alice", notify_url=f"{receiver.url}/hook?key=s3cr3t")
         log = await log_until(acc, batch["batch"], lambda text: "delivered: HTTP 204" in text)
+    await counted_once_more(acc, "delivered", delivered)
 
     [delivery] = receiver.deliveries
     assert delivery.path == "/hook?key=s3cr3t"
@@ -80,9 +103,11 @@ async def test_webhook_retries_with_backoff_until_the_receiver_answers(acc: Acco
 
 
 async def test_webhook_gives_up_without_touching_the_batch(acc: Accounts) -> None:
+    failed = await webhooks_counted(acc, "failed")
     with Receiver(fail_first=1000) as receiver:
         batch = await acc.upload("alice", notify_url=receiver.url)
         log = await log_until(acc, batch["batch"], lambda text: "given up" in text)
+    await counted_once_more(acc, "failed", failed)
     assert len(receiver.deliveries) == 4
     assert "given up after 4 attempts" in log
     final = (await acc.call("alice", "GET", f"/batches/{batch['batch']}")).json()

@@ -12,6 +12,7 @@ from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.guards import RequestGuard
 from batchyard.api.limits import Limits
+from batchyard.api.middleware import RequestContext
 from batchyard.api.routes import (
     batches,
     datasets,
@@ -19,6 +20,7 @@ from batchyard.api.routes import (
     events,
     files,
     health,
+    metrics,
     users,
 )
 from batchyard.service.auth import announce_admin_token, ensure_admin
@@ -53,9 +55,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limits = Limits(settings)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_upload_bytes)
-    for module in (health, datasets, batches, files, events, users):
+    for module in (health, metrics, datasets, batches, files, events, users):
         app.include_router(module.router)
     mount_dashboard(app)
+    # Outermost, so every answer (a guard's 413 too) carries its request id.
+    app.add_middleware(RequestContext)
     _complete_openapi(app)
     return app
 

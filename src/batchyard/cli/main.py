@@ -9,6 +9,7 @@ import typer
 
 from batchyard import __version__
 from batchyard.cli.client_commands import register as register_client_commands
+from batchyard.cli.doctor import doctor
 from batchyard.cli.logs import configure_logging
 from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
@@ -78,10 +79,15 @@ def serve(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if no_worker and settings.runner != "queue":
         raise typer.BadParameter("--no-worker needs BATCHYARD_RUNNER=queue (nothing would run)")
-    configure_logging(log_level)
+    configure_logging(log_level, settings.log_format)
     try:
-        uvicorn.run(
-            create_app(settings), host=host, port=port, log_level=log_level, access_log=False
+        uvicorn.run(  # log_config=None: uvicorn's own lines go through the format set up above
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
         )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
         exit_after_shutdown(130)
@@ -95,6 +101,7 @@ register_client_commands(app)
 
 
 app.command()(worker)
+app.command()(doctor)
 
 
 def run() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +30,18 @@ def worker(
         typer.Option(help="Scratch directory [env BATCHYARD_DATA_DIR; default ./batchyard-data]."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
+            "(records, bytes, stage durations of the work it did); off unless given.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics port listens on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
 ) -> None:
     """Work on the job queue until stopped (SIGINT/SIGTERM finish or hand back running jobs).
 
@@ -48,11 +62,31 @@ def worker(
             "workers need BATCHYARD_DATABASE_URL to be a PostgreSQL database "
             "(postgresql+psycopg://…); the SQLite default runs batches inside `batchyard serve`"
         )
-    configure_logging(log_level)
+    configure_logging(log_level, settings.log_format)
 
     async def work() -> None:
         async with open_pipeline_context(settings) as ctx:
             await run_worker(ctx, concurrency=concurrency)
 
-    asyncio.run(work())
+    with _metrics_server(metrics_host, metrics_port):
+        asyncio.run(work())
     exit_after_shutdown()
+
+
+@contextlib.contextmanager
+def _metrics_server(host: str, port: int | None) -> Iterator[None]:
+    """prometheus_client's own HTTP server in a thread, for this process's counters only: the
+    deployment's state (batches by status, the queue) comes from the API's /metrics."""
+    if port is None:
+        yield
+        return
+    from prometheus_client import start_http_server
+
+    import batchyard.metrics  # noqa: F401 - registers the instruments before the first scrape
+
+    server, thread = start_http_server(port, addr=host)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join(5)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
+from batchyard import log_context, metrics
 from batchyard.domain.batches import Batch, Counts, LogLevel
 from batchyard.domain.statuses import BatchStatus
 from batchyard.settings import Settings
@@ -42,6 +44,12 @@ class BatchRecorder:
     def __init__(self, ctx: PipelineContext, batch_id: str) -> None:
         self.ctx = ctx
         self.batch_id = batch_id
+        # The task that records a batch works on it alone: its log lines name the batch (and
+        # not the request that happened to start it).
+        log_context.batch_id.set(batch_id)
+        log_context.request_id.set(None)
+        #: The status this recorder last moved the batch to, and when (for stage durations).
+        self._stage: tuple[BatchStatus, float] | None = None
 
     async def get(self) -> Batch:
         async with self.ctx.store.begin() as conn:
@@ -59,7 +67,20 @@ class BatchRecorder:
                 conn, self.batch_id, to, counts=counts, error_message=error_message
             )
         self.ctx.notify(self.batch_id)
+        self._measure(batch)
         return batch
+
+    def _measure(self, batch: Batch) -> None:
+        """Stage durations, and a batch's counts once it ends, for this process's metrics."""
+        moment = time.monotonic()
+        if self._stage is not None:
+            stage, since = self._stage
+            metrics.STAGE_SECONDS.labels(stage=stage.value).observe(moment - since)
+        self._stage = (batch.status, moment)
+        if batch.is_terminal:
+            metrics.BATCHES_ENDED.labels(status=batch.status.value).inc()
+            metrics.RECORDS_PROCESSED.inc(batch.counts.processed)
+            metrics.RECORDS_FAILED.inc(batch.counts.failed)
 
     async def counts(self, counts: Counts) -> None:
         async with self.ctx.store.begin() as conn:

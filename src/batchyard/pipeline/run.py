@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 
+from batchyard import metrics
 from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
     BatchNotFound,
@@ -152,6 +153,7 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
         await rec.transition(S.COPIED)
         raise mismatch
     total = sum(c.size for c in copied)
+    metrics.INPUT_BYTES.inc(total)
     await rec.log(
         f"Copied {len(copied)} source(s), {total} bytes in {time.monotonic() - started:.1f} s"
     )

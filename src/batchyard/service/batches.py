@@ -12,6 +12,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batchyard import metrics
 from batchyard.domain.batches import (
     Batch,
     BatchOptions,
@@ -244,6 +245,7 @@ async def create_upload_batch(
     except BaseException as error:
         await _fail_upload(svc, batch.id, error)
         raise
+    metrics.INPUT_BYTES.inc(written.size)
     return Created(await _finish_upload(svc, batch, written.size, written.sha256))
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from batchyard import metrics
 from batchyard.domain.batches import Batch, LogLevel, now
 from batchyard.domain.errors import BatchNotFound, InvalidNotifyUrl
 from batchyard.pipeline.addresses import AddressNotAllowed, Reach
@@ -239,6 +240,7 @@ class Deliverer:
     async def _finish(self, batch_id: str, state: str) -> None:
         async with self.svc.store.begin() as conn:
             await outbox.finish(conn, batch_id, state)
+        metrics.WEBHOOKS.labels(outcome=state).inc()
 
 
 class WebhookDispatcher:
