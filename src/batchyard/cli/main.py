@@ -15,6 +15,7 @@ from batchyard.cli.users import roles_app, tokens_app, users_app
 from batchyard.cli.worker import worker
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     name="batchyard",
     help="Self-hosted bulk imports: files or URLs in, validated records applied exactly once.",
     no_args_is_help=True,
