@@ -89,6 +89,10 @@ def test_readme_examples_run_top_to_bottom(server, tmp_path):
             env |= {"BATCHYARD_URL": server.url, "BATCHYARD_TOKEN": ADMIN_TOKEN}
 
     assert '"status":"completed"' in outputs["curl"]
+    assert '"format":"csv"' in outputs["curl"]  # as detected
+    assert re.search(r"All \d+ chunk\(s\) applied while validating", outputs["curl"])  # its log
+    assert "Applying 0 chunk(s)" not in outputs["curl"]
+    assert "already committed" not in outputs["curl"]
     assert "dataset orders_inferred created" in outputs["cli"]
     assert (workdir / "failed.csv").read_text().startswith("id,")
     assert outputs["sdk"].strip().splitlines()[-1] == "completed 100.0"
