@@ -6,7 +6,8 @@ Blocks are found by the ``<!-- readme-example: NAME -->`` marker on the line bef
 commands (run in one shell, in order, each expected to succeed) and the other lines are sample
 output; a ``python`` block runs as one program. The README's commands run in the repository's
 directory beside ``batchyard-data`` with the environment active: the test gives them a working
-directory holding ``batchyard-data/admin-token``, this interpreter's ``bin`` on the PATH, and
+directory holding the server's ``batchyard-data`` (its first start wrote the admin
+token there), this interpreter's ``bin`` on the PATH, and
 the test server's address in place of the default one.
 """
 
@@ -22,8 +23,7 @@ from pathlib import Path
 import pytest
 from benchmarks.datagen import write_orders_csv
 
-from support.backend_server import serve_backend
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import BatchyardServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"<!-- readme-example: (\w+) -->\n```(\w+)\n(.*?)\n```", re.DOTALL)
@@ -42,9 +42,24 @@ def shell_script(language: str, body: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BatchyardServer]:
-    with serve_backend(tmp_path, "sqlite", request) as running:
+def server(tmp_path: Path) -> Iterator[BatchyardServer]:
+    """A first start, as after the Quick start: the server generates the admin token into
+    ``batchyard-data`` in the directory the README's commands run in."""
+    running = BatchyardServer(tmp_path / "work" / "batchyard-data")
+    del running.env["BATCHYARD_ADMIN_TOKEN"]
+    running.start()
+    try:
         yield running
+    finally:
+        running.stop()
+
+
+def assert_first_start_says_where_to_go(server: BatchyardServer, token: str) -> None:
+    said = server.log_path.read_text()
+    assert f"    {token}\n" in said
+    assert f"Dashboard: {server.url}/" in said
+    assert f"export BATCHYARD_URL={server.url}\n" in said
+    assert f"export BATCHYARD_TOKEN={token}\n" in said
 
 
 def test_readme_marks_its_examples_in_order():
@@ -74,8 +89,8 @@ def run_example(language: str, body: str, workdir: Path, env: dict[str, str]) ->
 
 def test_readme_examples_run_top_to_bottom(server, tmp_path):
     workdir = tmp_path / "work"
-    (workdir / "batchyard-data").mkdir(parents=True)
-    (workdir / "batchyard-data" / "admin-token").write_text(ADMIN_TOKEN + "\n")
+    token = (workdir / "batchyard-data" / "admin-token").read_text().strip()
+    assert_first_start_says_where_to_go(server, token)
     write_orders_csv(workdir / "orders.csv", 2_000, bad_every=0)
     bindir = str(Path(sys.executable).parent)
     env = {
@@ -86,7 +101,7 @@ def test_readme_examples_run_top_to_bottom(server, tmp_path):
     for name, language, body in readme_examples():
         outputs[name] = run_example(language, body.replace(DEFAULT_URL, server.url), workdir, env)
         if name == "curl":  # the block's own exports, as the reader's shell keeps them
-            env |= {"BATCHYARD_URL": server.url, "BATCHYARD_TOKEN": ADMIN_TOKEN}
+            env |= {"BATCHYARD_URL": server.url, "BATCHYARD_TOKEN": token}
 
     assert '"status":"completed"' in outputs["curl"]
     assert '"format":"csv"' in outputs["curl"]  # as detected

@@ -17,13 +17,16 @@ from batchyard.settings import Settings
 from batchyard.web import mount_dashboard
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, address: str | None = None) -> FastAPI:
+    """``address``: where the server listens (``batchyard serve``), told to the operator with
+    the first admin token."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             token = await ensure_admin(services.store, settings, services.secret)
             if token:
-                announce_admin_token(token, settings.data_dir / "admin-token")
+                announce_admin_token(token, settings.data_dir / "admin-token", address)
             app.state.services = services
             await services.runner.start()
             async with run_webhooks(services):
