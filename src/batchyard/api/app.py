@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from batchyard import __version__
+from batchyard.api.docs import install_docs
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.routes import batches, datasets, events, files, health, users
 from batchyard.service.auth import announce_admin_token, ensure_admin
@@ -39,7 +40,10 @@ def create_app(settings: Settings, address: str | None = None) -> FastAPI:
             "Bulk imports into your own database: validated, exactly once, with per-record results."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from local assets: see api/docs.py
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     for module in (health, datasets, batches, files, events, users):
         app.include_router(module.router)
