@@ -46,3 +46,11 @@ def test_docs_point_only_inside_the_repository():
             resolved = (doc.parent / target).resolve()
             assert resolved.is_relative_to(ROOT), (doc.name, target)
             assert resolved.exists(), (doc.name, target)
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1]
+    command = re.search(r"^(python3 -m pip install uv && uv run .*pytest)$", quick_start, re.M)
+    assert command, quick_start
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == command[1]
