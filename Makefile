@@ -1,35 +1,37 @@
 # One entry point for developers; CI runs .ci/run (the README's test command).
 UV ?= uv
+# The tests, linters and benchmarks' tools are in the dependency group dev (not synced by default).
+RUN = $(UV) run --group dev
 
 .PHONY: install serve test test-fast lint format typecheck bench bench-pg all
 
 install:
-	$(UV) sync
+	$(UV) sync --group dev
 
 serve:
-	$(UV) run batchyard serve
+	$(UV) run batchyard serve  # only what the service runs
 
 test:
-	$(UV) run pytest
+	$(RUN) pytest
 
 test-fast:
-	$(UV) run pytest tests/unit tests/integration tests/api
+	$(RUN) pytest tests/unit tests/integration tests/api
 
 lint:
-	$(UV) run ruff check src tests benchmarks
-	$(UV) run ruff format --check src tests benchmarks
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
 
 format:
-	$(UV) run ruff format src tests benchmarks
-	$(UV) run ruff check --fix src tests benchmarks
+	$(RUN) ruff format src tests benchmarks
+	$(RUN) ruff check --fix src tests benchmarks
 
 typecheck:
-	$(UV) run mypy
+	$(RUN) mypy
 
 bench:
-	$(UV) run python -m benchmarks.sqlite_import
+	$(RUN) python -m benchmarks.sqlite_import
 
 bench-pg:
-	$(UV) run python -m benchmarks.postgres_import --rows 5000000
+	$(RUN) python -m benchmarks.postgres_import --rows 5000000
 
 all: lint typecheck test

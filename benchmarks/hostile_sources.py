@@ -1,6 +1,7 @@
 """Hostile sources and webhook receivers against a real ``batchyard serve``: what each costs.
 
-    uv run python -m benchmarks.hostile_sources [--server-python PATH] [--inner-mib 1536]
+    uv run --group dev python -m benchmarks.hostile_sources
+        [--server-python PATH] [--inner-mib 1536]
 
 Starts a hostile HTTP server on 127.0.0.1 (tests/support/hostile_http.py) and, per attack, a
 fresh batchyard server (with BATCHYARD_ALLOW_PRIVATE_SOURCES to reach the hostile server, except

@@ -5,7 +5,7 @@ something wherever it runs. batchyard runs as in production: an API-only server 
 ``--workers`` ``batchyard worker`` processes sharing a fresh PostgreSQL database through the job
 queue (``--workers 0``: one ``batchyard serve`` with the queue worker inside it).
 
-    uv run python -m benchmarks.postgres_import --rows 5000000
+    uv run --group dev python -m benchmarks.postgres_import --rows 5000000
 
 Reported: wall time, records per second, peak resident memory (VmHWM of the server and of each
 worker; psql's from GNU time), and each time's ratio to ``psql \\copy``. ``pandas.to_sql``

@@ -3,7 +3,7 @@
 Measures what moving every object (upload, staged chunks, results) to an S3-compatible server
 costs, and that memory stays flat either way. The local-disk run is the baseline of this run.
 
-    uv run python -m benchmarks.s3_import --rows 1000000
+    uv run --group dev python -m benchmarks.s3_import --rows 1000000
 
 Reported per mode: upload → completed wall time, records per second, the server's peak RSS
 (VmHWM), and the time to fetch the results file through the ``?download=true`` link.

@@ -5,7 +5,7 @@ something wherever it runs. batchyard does much more than ``.import`` (SHA-256 w
 typed validation of every field, an exactly-once ledger, a results file with one row per
 record), so the ratio says what that costs.
 
-    uv run python -m benchmarks.sqlite_import --rows 5000000
+    uv run --group dev python -m benchmarks.sqlite_import --rows 5000000
 
 Reported: wall time, records per second, peak resident memory (the server's VmHWM; the
 sqlite3 process's max RSS from wait4), and the ratio of each time to the baseline's.

@@ -12,6 +12,8 @@ import pytest
 
 from support.s3_fixtures import s3_env, s3_prefix, s3_server  # noqa: F401 - fixtures
 
+pytest_plugins = ["support.ci_gate"]  # CI=true: a skipped test fails the run
+
 #: Server the suite creates its per-test databases on (trust auth on loopback in CI).
 PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from batchyard import __version__
+from batchyard.api.docs import install_docs
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.guards import RequestGuard
 from batchyard.api.limits import Limits
@@ -30,13 +31,16 @@ from batchyard.settings import Settings
 from batchyard.web import mount_dashboard
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, address: str | None = None) -> FastAPI:
+    """``address``: where the server listens (``batchyard serve``), told to the operator with
+    the first admin token."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             token = await ensure_admin(services.store, settings, services.secret)
             if token:
-                announce_admin_token(token, settings.data_dir / "admin-token")
+                announce_admin_token(token, settings.data_dir / "admin-token", address)
             app.state.services = services
             await services.runner.start()
             async with run_webhooks(services):
@@ -51,8 +55,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         # What the guards and the rate limit can answer on any route.
         responses=error_responses(413, 422, 429),
+        docs_url=None,  # served from local assets: see api/docs.py
+        redoc_url=None,
     )
     app.state.limits = Limits(settings)
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_upload_bytes)
     for module in (health, metrics, datasets, batches, files, events, users):

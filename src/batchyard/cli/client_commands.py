@@ -70,7 +70,7 @@ def _finish(client: Client, batch: Batch, as_json: bool) -> None:
     if as_json:
         render.print_json(batch)
     else:
-        render.show(render.batch_summary(batch))
+        render.show_batch(batch)
         if batch.failed_operations:
             render.console(stderr=True).print(
                 Text.assemble(
@@ -180,7 +180,10 @@ def status(
     """Show a batch: status, counts, timings."""
     with connect(url, token) as client:
         batch = client.ingest.get_batch(batch_id, download=download)
-    render.emit(batch, as_json, render.batch_summary)
+    if as_json:
+        render.print_json(batch)
+    else:
+        render.show_batch(batch)
 
 
 def history(batch_id: BatchId, as_json: Json = False, url: Url = None, token: Token = None) -> None:

@@ -12,7 +12,9 @@ from batchyard.cli import render
 from batchyard.cli.connection import ExitCode, Json, Token, Url, connect
 
 datasets_app = typer.Typer(
-    help="Declare datasets (target tables with a schema) and inspect them.", no_args_is_help=True
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
+    help="Declare datasets (target tables with a schema) and inspect them.",
+    no_args_is_help=True,
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,7 +15,11 @@ from batchyard.cli.process_exit import exit_after_shutdown
 from batchyard.cli.users import roles_app, tokens_app, users_app
 from batchyard.cli.worker import worker
 
+if TYPE_CHECKING:
+    from batchyard.settings import Settings
+
 app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     name="batchyard",
     help="Self-hosted bulk imports: files or URLs in, validated records applied exactly once.",
     no_args_is_help=True,
@@ -62,7 +66,8 @@ def serve(
     """Run the HTTP API with the pipeline inside the process (SQLite + local files by default).
 
     The first admin token comes from BATCHYARD_ADMIN_TOKEN, or is generated on first start,
-    printed once and written to DATA_DIR/admin-token. Data files are created owner-only (0600).
+    printed once (with the dashboard's address and the export lines for the CLI and SDK) and
+    written to DATA_DIR/admin-token. Data files are created owner-only (0600).
     Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
     answered on); set it behind a proxy.
     """
@@ -82,7 +87,7 @@ def serve(
     configure_logging(log_level, settings.log_format)
     try:
         uvicorn.run(  # log_config=None: uvicorn's own lines go through the format set up above
-            create_app(settings),
+            create_app(settings, _address(settings, host, port)),
             host=host,
             port=port,
             log_level=log_level,
@@ -92,6 +97,14 @@ def serve(
     except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
         exit_after_shutdown(130)
     exit_after_shutdown()
+
+
+def _address(settings: Settings, host: str, port: int) -> str:
+    """Where a browser or client on this machine reaches the server (the public URL if set)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 app.add_typer(users_app, name="users")

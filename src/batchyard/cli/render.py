@@ -16,6 +16,7 @@ import msgspec
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchyard.client import Batch, Dataset, DatasetSchema, HistoryEntry
 
@@ -48,9 +49,22 @@ def show(renderable: Any, stderr: bool = False) -> None:
     stream.flush()
 
 
+def _epoch_seconds(value: Any) -> Any:
+    """``value`` with every datetime as epoch seconds: the API's own form, so a script reads
+    the CLI's JSON and the API's alike."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, dict):
+        return {key: _epoch_seconds(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_epoch_seconds(item) for item in value]
+    return value
+
+
 def print_json(value: Any) -> None:
-    """``value`` (SDK models included) as JSON on stdout, datetimes in ISO 8601."""
-    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+    """``value`` (SDK models included) as JSON on stdout, timestamps in epoch seconds."""
+    plain = _epoch_seconds(msgspec.to_builtins(value, builtin_types=(datetime,)))
+    sys.stdout.write(msgspec.json.encode(plain).decode() + "\n")
     sys.stdout.flush()
 
 
@@ -103,7 +117,6 @@ def batch_summary(batch: Batch) -> Table:
     """One batch as a two-column table of its fields."""
     table = _table("field", "value")
     table.show_header = False
-    table.columns[1].overflow = "fold"  # signed URLs must stay whole to be copied
     rows: list[tuple[str, str]] = [
         ("batch", batch.id),
         ("dataset", batch.dataset),
@@ -122,12 +135,23 @@ def batch_summary(batch: Batch) -> Table:
     if batch.error_message:
         rows.append(("error", f"[red]{batch.error_message}[/]"))
     if batch.download:
-        rows.append(("results_url", batch.download.url))
-        rows.append(("failed_records_url", batch.download.failed_records_url))
         rows.append(("urls_valid_until", when(batch.download.validity_ts)))
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def show_batch(batch: Batch) -> None:
+    """The batch's summary table, then its signed URLs each on one line of its own: a table
+    cell would break a URL with hard line breaks on a narrow terminal, and a broken URL
+    cannot be copied; a long line is left for the terminal to wrap."""
+    show(batch_summary(batch))
+    if batch.download:
+        for name, link in (
+            ("results_url", batch.download.url),
+            ("failed_records_url", batch.download.failed_records_url),
+        ):
+            console().print(Text.assemble((name, "bold"), "  ", link), soft_wrap=True)
 
 
 def batch_list(batches: Iterable[Batch]) -> Table:

@@ -23,16 +23,19 @@ from batchyard.domain.permissions import Action
 from batchyard.domain.permissions import Statement as Rule
 
 users_app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     help="Create, list, disable users and change their role (on the server at BATCHYARD_URL, "
     "or with --data-dir/--database-url on its database).",
     no_args_is_help=True,
 )
 tokens_app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     help="Issue, list and revoke API tokens (on the server at BATCHYARD_URL, or with "
     "--data-dir/--database-url on its database).",
     no_args_is_help=True,
 )
 roles_app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     help="Define, change, list and delete roles (statements of allowed actions), on the server "
     "at BATCHYARD_URL or with --data-dir/--database-url on its database.",
     no_args_is_help=True,

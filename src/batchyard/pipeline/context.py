@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from batchyard import log_context, metrics
-from batchyard.domain.batches import Batch, Counts, LogLevel
+from batchyard.domain.batches import Batch, Counts, InputFormat, LogLevel
 from batchyard.domain.statuses import BatchStatus
 from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
@@ -93,6 +93,12 @@ class BatchRecorder:
             moved = await batch_rows.advance_counts(conn, self.batch_id, counts)
         if moved:
             self.ctx.notify(self.batch_id)
+
+    async def detected(self, fmt: InputFormat) -> None:
+        """The input's format, as detected (kept only where the batch named none)."""
+        async with self.ctx.store.begin() as conn:
+            await batch_rows.record_format(conn, self.batch_id, fmt.value)
+        self.ctx.notify(self.batch_id)
 
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         logger.log(_LEVELS[level], "batch %s: %s", self.batch_id, message)

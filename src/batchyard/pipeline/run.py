@@ -184,7 +184,11 @@ async def _validate(rec: BatchRecorder, batch: Batch) -> None:
     else:
         left = len(manifest.chunks) - len(committed)
         done = f" ({len(committed)} applied while validating)" if committed else ""
-        await rec.log(f"Applying {left} chunk(s) chunk by chunk{done}")
+        await rec.log(
+            f"Applying {left} chunk(s) chunk by chunk{done}"
+            if left
+            else f"All {len(committed)} chunk(s) applied while validating"
+        )
     await rec.transition(S.PROCESSING, counts=counts_so_far(manifest, committed))
 
 

@@ -98,7 +98,7 @@ class Processing:
         """The batch's own job: apply every chunk; the counts once all of them are committed."""
         await asyncio.to_thread(self.target.ensure_table, self.dataset)
         committed = await self._committed()
-        if committed:
+        if 0 < len(committed) < len(self.manifest.chunks):  # all of them: said when validated
             await self.rec.log(f"{len(committed)} chunk(s) already committed: skipping them")
         if self.batch.options.atomic:
             return counts_so_far(self.manifest, await self._apply_atomically(committed))

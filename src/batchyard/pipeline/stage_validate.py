@@ -110,6 +110,8 @@ class Validation:
             fmt, gzipped = detect_format(head, _name_hint(source), batch.format)
             label = f"{fmt.value}{' (gzip)' if gzipped else ''}"
             await self.rec.log(f"Reading source {source_index + 1}/{len(batch.sources)} as {label}")
+            if batch.format is None and source_index == 0:
+                await self.rec.detected(fmt)
             chunks = read_chunks(
                 reader,
                 fmt,

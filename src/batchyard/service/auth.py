@@ -137,11 +137,15 @@ def _write_token_file(path: Path, token: str) -> None:
     os.chmod(path, 0o600)
 
 
-def announce_admin_token(token: str, path: Path) -> None:
-    """Print the generated admin token once, where the operator starting the server sees it."""
-    print(
-        f"\nbatchyard: generated the first admin token (shown once, also saved to {path}):\n"
-        f"    {token}\n",
-        file=sys.stderr,
-        flush=True,
-    )
+def announce_admin_token(token: str, path: Path, url: str | None = None) -> None:
+    """Print the generated admin token once, where the operator starting the server sees it,
+    with where to go next: the dashboard's address and the two lines that set up the CLI and
+    the SDK (``url``: the address the server listens on, when known)."""
+    lines = [f"\nbatchyard: generated the first admin token (shown once, also saved to {path}):"]
+    lines.append(f"    {token}\n")
+    if url:
+        lines.append(f"Dashboard: {url}/ (sign in with the token)")
+        lines.append("For the CLI and the SDK:")
+        lines.append(f"    export BATCHYARD_URL={url}")
+        lines.append(f"    export BATCHYARD_TOKEN={token}\n")
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -273,6 +273,16 @@ async def update_counts(conn: AsyncConnection, batch_id: str, counts: Counts) ->
         raise BatchNotFound()
 
 
+async def record_format(conn: AsyncConnection, batch_id: str, fmt: str) -> None:
+    """Keep the format detected for a batch that did not name one, so that its resource says
+    what was read (a format the client gave is never replaced)."""
+    await conn.execute(
+        sa.update(batches)
+        .where(batches.c.id == batch_id, batches.c.format.is_(None))
+        .values(format=fmt, updated_ts=now())
+    )
+
+
 #: Statuses in which chunks are applied (validating: as soon as each is validated).
 _APPLYING = (BatchStatus.VALIDATING.value, BatchStatus.PROCESSING.value)
 
