@@ -14,6 +14,8 @@ import random
 import time
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from batchyard.domain.batches import BatchOptions, InputFormat
@@ -251,3 +253,15 @@ def test_failed_record_text_survives_for_the_results() -> None:
     (error,) = [row for chunk in chunks for row in chunk.errors.to_pylist()]
     assert error["message"] == f"record is larger than {LIMIT} bytes"
     assert json.dumps(error)  # plain values only
+
+
+def test_parquet_rows_over_the_record_limit_fail_alone() -> None:
+    table = pa.table({"id": ["1", "2", "3"], "body": ["a", "x" * (LIMIT + 1), None]})
+    table = table.append_column("tail", pa.array(["t", "t", "t"]))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    total, stored, failed = outcome(
+        read(sink.getvalue(), 1 << 20, fmt=InputFormat.PARQUET, max_record_bytes=LIMIT)
+    )
+    assert (total, failed) == (3, {2: "record_too_large"})
+    assert set(stored) == {1, 3}
