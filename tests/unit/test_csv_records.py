@@ -265,3 +265,12 @@ def test_parquet_rows_over_the_record_limit_fail_alone() -> None:
     )
     assert (total, failed) == (3, {2: "record_too_large"})
     assert set(stored) == {1, 3}
+
+
+def test_the_last_record_reads_the_same_with_or_without_its_line_ending() -> None:
+    """Found by the differential tests: pyarrow read `1,"x",` at the very end as "" not NULL."""
+    for data in (b'id,body,tail\n1,"x",', b'id,body,tail\n1,"x",\n'):
+        (chunk,) = read(data, 1 << 20)
+        assert chunk.table.to_pylist() == [{"id": "1", "body": "x", "tail": None, RECORD_NUMBER: 1}]
+    (chunk,) = read(b'id,body,tail\n1,x,"open\n', 4)
+    assert chunk.table.to_pylist() == [{"id": "1", "body": "x", "tail": "open\n", RECORD_NUMBER: 1}]
