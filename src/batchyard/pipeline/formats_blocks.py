@@ -175,10 +175,9 @@ class _Cutter:
     ) -> None:
         self._ends = ends
         self._limit = max_record_bytes
-        first_alone = max_first_bytes is not None
         #: The first record's own limit (a header's), when it comes alone.
         self._first_limit = min(max_first_bytes or max_record_bytes, max_record_bytes)
-        self._first_alone = first_alone  # the first record (a header) is a block of its own
+        self._first_alone = max_first_bytes is not None  # the header is a block of its own
         self._carry = b""  # the start of a record whose end is not read yet
         self._skipping = False  # inside a too-large record, already reported
         self._open_cr = False  # the carry ends with "\r": a "\n" may still follow
@@ -252,7 +251,8 @@ def record_blocks(
     delimiter: str = ",",
     max_header_bytes: int | None = None,
 ) -> Iterator[bytes | RecordTooLarge]:
-    """Blocks of whole records (the last one may lack its line ending) and too-large markers.
+    """Blocks of whole records and too-large markers (a JSON Lines input's last line may lack
+    its "\n"; a CSV input's last record gets one, unless it ends inside quotes).
 
     With ``quoted`` (CSV) the first record (the header, up to ``max_header_bytes``) is a block
     of its own, and a UTF-8 byte order mark and blank lines in front of it are dropped.
