@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     #: Most records in a chunk: a chunk's memory follows its records as much as its bytes (a
     #: 10 MB file of 5 million two-byte records, each one failing, is one chunk by bytes).
     chunk_records: int = Field(default=100_000, ge=1)
+    #: Largest record, in bytes as sent (a CSV record or JSON line with its line ending, the
+    #: string and binary values of a Parquet row): a larger one fails alone with
+    #: record_too_large, without ever being held whole.
+    max_record_bytes: int = Field(default=16 * 2**20, ge=64)
+    #: Most fields a CSV header may name; a wider header is refused at once (validation_failed).
+    max_header_columns: int = Field(default=4096, ge=1)
+    #: Longest CSV header, in bytes; a longer one is refused at once (validation_failed).
+    max_header_bytes: int = Field(default=2**20, ge=64)
     #: Public base URL of the API (e.g. https://imports.example.com), used in signed download
     #: links. Unset: the address the server answered on (its own socket, never the request's
     #: Host header); set it whenever clients reach the server through a proxy or another name.
