@@ -16,8 +16,21 @@ from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER
 
-# Decimals (JSON numbers are decoded exactly) are written back as JSON numbers, not strings.
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+class JsonNumber(str):
+    """A JSON number with a fraction or an exponent, as the text it was sent as."""
+
+    __slots__ = ()
+
+
+def _encode_number(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        return msgspec.Raw(value.encode("utf-8"))
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+# JSON numbers read as text (JsonNumber) and decimals are written back as JSON numbers.
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_encode_number)
 
 
 class Reader(Protocol):

@@ -1,14 +1,17 @@
 """JSON Lines: one JSON object per line, turned into string columns for validation.
 
-JSON numbers are decoded as Decimal so that no digit is lost before validation decides what the
-value is; numbers and booleans become their JSON text ("12", "1.5", "true"), objects and arrays
-compact JSON text. Blank lines are not records.
+JSON numbers with a fraction or an exponent keep their text exactly as sent ("1e400", "1.50"), so
+that validation decides what the value is and the failed-records file shows what was sent;
+integers and booleans become their JSON text ("12", "true"), objects and arrays compact JSON
+text (for json columns; a string column refuses them). A line that names a key twice is refused
+as malformed (which value was meant is not for us to guess). Blank lines are not records.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -17,15 +20,18 @@ import pyarrow.compute as pc
 
 from batchyard.domain.batches import BatchOptions
 from batchyard.domain.records import RecordErrorCode
-from batchyard.domain.schema import Dataset
+from batchyard.domain.schema import ColumnType, Dataset
 from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
-from batchyard.pipeline.formats_common import ErrorRows, Reader, record_key, to_json
+from batchyard.pipeline.formats_common import ErrorRows, JsonNumber, Reader, record_key, to_json
 
-_ANY = msgspec.json.Decoder(float_hook=Decimal)
-_JSON_KINDS = {list: "an array", str: "a string", Decimal: "a number", int: "a number"}
-_JSON_KINDS.update({bool: "a boolean", type(None): "null"})
-_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=Decimal)
+_ANY = msgspec.json.Decoder(float_hook=JsonNumber)
+_JSON_KINDS: dict[type, str] = {list: "an array", dict: "an object", str: "a string"}
+_JSON_KINDS.update({JsonNumber: "a number", int: "a number", bool: "a boolean", type(None): "null"})
+_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=JsonNumber)
+#: Where a key may end: a key's closing quote, then a colon. Strings and nested objects may add
+#: matches but never hide one, so a line with as many matches as keys repeats none.
+_KEY_END = re.compile(rb'"\s*:')
 
 
 def read_jsonl(
@@ -59,7 +65,10 @@ def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     except msgspec.DecodeError:
         return None
     # A line like `{"a":1},{"b":2}` decodes as two objects: the count catches it.
-    return decoded if len(decoded) == len(lines) else None
+    if len(decoded) != len(lines):
+        return None
+    keys = sum(len(_KEY_END.findall(line)) for line in lines)
+    return decoded if keys == sum(len(record) for record in decoded) else None
 
 
 def _decode_one(line: bytes) -> dict[str, Any] | str:
@@ -70,7 +79,25 @@ def _decode_one(line: bytes) -> dict[str, Any] | str:
         return f"not valid JSON ({exc})"
     if not isinstance(value, dict):
         return f"expected a JSON object, found {_JSON_KINDS.get(type(value), 'a value')}"
+    repeated = _repeated_key(line, value)
+    if repeated is not None:
+        return f"the key {repeated!r} appears more than once"
     return value
+
+
+def _repeated_key(line: bytes, record: dict[str, Any]) -> str | None:
+    """A key that an object of ``line`` names twice, if any (only lines that may have one are
+    parsed again)."""
+    if len(_KEY_END.findall(line)) == len(record):
+        return None
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        keys = [key for key, _ in items]
+        repeated.extend(key for i, key in enumerate(keys) if key in keys[:i])
+
+    json.loads(line, object_pairs_hook=pairs)
+    return repeated[0] if repeated else None
 
 
 def _read_lines(
@@ -84,6 +111,7 @@ def _read_lines(
         records, numbers = _decode_each(lines, numbers, errors)
     if not options.ignore_unknown_columns:
         records, numbers = _drop_unknown(records, numbers, dataset, errors)
+    records, numbers = _drop_nested_strings(records, numbers, dataset, errors)
     table = _table(_columns(records, dataset), numbers, dataset)
     errors_table = errors.table().sort_by("record_number")
     return RawChunk(index, first_record, len(lines), table, errors_table)
@@ -136,6 +164,34 @@ def _drop_unknown(
     return kept_records, kept_numbers
 
 
+def _drop_nested_strings(
+    records: list[dict[str, Any]], numbers: list[int], dataset: Dataset, errors: ErrorRows
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Refuse records that send an object or an array to a string column (invalid_string)."""
+    strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
+    if not any(isinstance(r.get(n), dict | list) for r in records for n in strings):
+        return records, numbers
+    kept_records: list[dict[str, Any]] = []
+    kept_numbers: list[int] = []
+    for record, number in zip(records, numbers, strict=True):
+        nested = [n for n in strings if isinstance(record.get(n), dict | list)]
+        if not nested:
+            kept_records.append(record)
+            kept_numbers.append(number)
+            continue
+        kind = _JSON_KINDS.get(type(record[nested[0]]), "an object")
+        message = f"column {nested[0]!r}: {kind} is not a string (a json column takes it)"
+        errors.add(
+            number,
+            RecordErrorCode.INVALID_STRING,
+            message,
+            column=nested[0],
+            key=record_key(record, dataset),
+            raw=to_json(record),
+        )
+    return kept_records, kept_numbers
+
+
 def _columns(records: list[dict[str, Any]], dataset: Dataset) -> dict[str, pa.Array[Any]]:
     return {
         name: _as_text([record.get(name) for record in records]) for name in dataset.column_names
@@ -163,8 +219,6 @@ def _as_text(values: list[Any]) -> pa.Array[Any]:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, Decimal):
-        return str(value)
     return to_json(value)
 
 
