@@ -35,11 +35,24 @@ class _Rejections:
             return
         indices: Arr = pc.indices_nonzero(new)
         shown = (
-            originals.take(indices).to_pylist() if originals is not None else [None] * len(indices)
+            as_text(originals.take(indices)).to_pylist()
+            if originals is not None
+            else [None] * len(indices)
         )
         for index, value in zip(indices.to_pylist(), shown, strict=True):
             self.rows.append((index, column, failure.code.value, failure.reason(value)))
         self.failed = pc.or_(self.failed, failure.mask)
+
+
+def as_text(values: Arr) -> Arr:
+    """Dates and timestamps as text: Python's datetime cannot hold every year Arrow can."""
+    if pa.types.is_timestamp(values.type):
+        return values.cast(pa.timestamp(values.type.unit, tz=values.type.tz or "UTC")).cast(
+            pa.string()
+        )
+    if pa.types.is_date(values.type):
+        return values.cast(pa.string())
+    return values
 
 
 def _column(table: pa.Table, name: str) -> Arr | None:
@@ -78,7 +91,11 @@ def _error_table(
         return ERRORS_SCHEMA.empty_table()
     indices = pa.array([row[0] for row in rows], pa.int64())
     picked = table.take(indices)
-    originals = picked.drop_columns([RECORD_NUMBER]).to_pylist()
+    fields = picked.drop_columns([RECORD_NUMBER])
+    originals = pa.table(
+        [as_text(fields.column(i).combine_chunks()) for i in range(fields.num_columns)],
+        names=fields.column_names,
+    ).to_pylist()
     return pa.table(
         {
             "record_number": picked.column(RECORD_NUMBER),
