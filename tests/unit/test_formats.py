@@ -14,7 +14,7 @@ import pytest
 from batchyard.domain.batches import BatchOptions, InputFormat
 from batchyard.domain.errors import InputRejected, PayloadTooLarge, UnsupportedFormat
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, ORIGINAL_LINE, RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats import detect_format, read_chunks
 
 DATASET = Dataset.from_dict(
@@ -38,7 +38,9 @@ def read(data: bytes, fmt: InputFormat = InputFormat.CSV, **kwargs: Any) -> list
 
 
 def records(chunks: list[RawChunk]) -> list[dict[str, Any]]:
-    return [row for chunk in chunks for row in chunk.table.to_pylist()]
+    """The records' fields (without the line a JSON Lines record carries as sent)."""
+    rows = [row for chunk in chunks for row in chunk.table.to_pylist()]
+    return [{k: v for k, v in row.items() if k != ORIGINAL_LINE} for row in rows]
 
 
 def errors(chunks: list[RawChunk]) -> list[dict[str, Any]]:
@@ -245,7 +247,12 @@ def test_jsonl_records_errors_and_blank_lines(chunk_bytes: int) -> None:
     assert records(chunks) == [{"id": "1", "name": "x", "note": "1.50", RECORD_NUMBER: 1}]
     bad = {e["record_number"]: e for e in errors(chunks)}
     assert bad[5]["code"] == "invalid_string"  # an object sent to a string column
-    assert bad[5]["raw"] == '{"id":3,"note":{"a":[1,2.5]},"name":null}'
+    assert json.loads(bad[5]["raw"]) == {
+        "_line": '{"id": 3, "note": {"a": [1, 2.5]}, "name": null}'
+    }
+    assert json.loads(bad[2]["raw"]) == {"_line": '{"id": 2, "name": true, "extra": 1}'}  # no \r
+    lines = [line for chunk in chunks for line in chunk.table[ORIGINAL_LINE].to_pylist()]
+    assert lines == ['{"id": 1, "name": "x", "note": 1.50}']
     assert bad[2]["code"] == "unknown_column"
     assert bad[2]["column"] == "extra"
     assert bad[2]["key"] == "2"
@@ -258,8 +265,8 @@ def test_jsonl_records_errors_and_blank_lines(chunk_bytes: int) -> None:
 def test_jsonl_scalar_text_and_ignore_unknown() -> None:
     data = b'{"id": 12, "name": false, "note": 12345678901234567890.123, "x": 1}\n'
     options = BatchOptions(ignore_unknown_columns=True)
-    (chunk,) = read(data, InputFormat.JSONL, options=options)
-    assert chunk.table.to_pylist() == [
+    chunks = read(data, InputFormat.JSONL, options=options)
+    assert records(chunks) == [
         {"id": "12", "name": "false", "note": "12345678901234567890.123", RECORD_NUMBER: 1}
     ]
 

@@ -17,6 +17,13 @@ import pyarrow as pa
 RECORD_NUMBER = "__record_number"
 #: Key of ``raw`` under which a malformed CSV line keeps its fields by position.
 POSITIONAL_FIELDS = "_fields"
+#: String column of JSON Lines raw tables: each record's line as sent (for failed records).
+ORIGINAL_LINE = "__line"
+#: Key of ``raw`` under which a JSON Lines record keeps its line as sent.
+ORIGINAL_LINE_FIELD = "_line"
+#: The field the failed-records file adds to each record: ignored when read back, unless the
+#: dataset declares a column of that name.
+ERROR_FIELD = "error"
 
 #: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
 #: text (composite keys joined with ","), ``raw`` the original record as a JSON object of

@@ -14,7 +14,7 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER
+from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, RECORD_NUMBER
 
 
 class JsonNumber(str):
@@ -59,7 +59,8 @@ def check_fields(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
-    unknown = [n for n in names if dataset.column(n) is None]
+    # The failed-records file's error column, unless the dataset has one: read back, ignored.
+    unknown = [n for n in names if dataset.column(n) is None and n != ERROR_FIELD]
     if unknown and not options.ignore_unknown_columns:
         raise InputRejected(
             f"{what} has fields the dataset {dataset.name!r} does not declare: "

@@ -5,13 +5,18 @@ that validation decides what the value is and the failed-records file shows what
 integers and booleans become their JSON text ("12", "true"), objects and arrays compact JSON
 text (for json columns; a string column refuses them). A line that names a key twice is refused
 as malformed (which value was meant is not for us to guess). Blank lines are not records.
+
+Each record's line travels with it (ORIGINAL_LINE) so that a failed record comes back in the
+failed-records file exactly as it was sent; an ``error`` member (that file's own) is ignored
+unless the dataset declares such a column.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -21,7 +26,13 @@ import pyarrow.compute as pc
 from batchyard.domain.batches import BatchOptions
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import ColumnType, Dataset
-from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
+from batchyard.pipeline.chunks import (
+    ERROR_FIELD,
+    ORIGINAL_LINE,
+    ORIGINAL_LINE_FIELD,
+    RECORD_NUMBER,
+    RawChunk,
+)
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import ErrorRows, JsonNumber, Reader, record_key, to_json
 
@@ -49,7 +60,8 @@ def read_jsonl(
             errors = ErrorRows()
             message = f"record is larger than {block.limit} bytes"
             errors.add(next_record, RecordErrorCode.RECORD_TOO_LARGE, message)
-            chunk = RawChunk(index, next_record, 1, _table({}, [], dataset), errors.table())
+            table = _table({}, [], [], dataset)
+            chunk = RawChunk(index, next_record, 1, table, errors.table())
         else:
             chunk = _read_lines(block, dataset, options, index, next_record)
         if chunk.record_count:
@@ -60,14 +72,16 @@ def read_jsonl(
 
 def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     """Every line decoded in one call, or None if any line is not a lone JSON object."""
+    joined = b"[" + b",".join(lines) + b"]"
     try:
-        decoded = _OBJECTS.decode(b"[" + b",".join(lines) + b"]")
+        decoded = _OBJECTS.decode(joined)
     except msgspec.DecodeError:
         return None
     # A line like `{"a":1},{"b":2}` decodes as two objects: the count catches it.
     if len(decoded) != len(lines):
         return None
-    keys = sum(len(_KEY_END.findall(line)) for line in lines)
+    # As many possible key ends as keys: no object names a key twice (else, line by line).
+    keys = len(_KEY_END.findall(joined))
     return decoded if keys == sum(len(record) for record in decoded) else None
 
 
@@ -100,96 +114,100 @@ def _repeated_key(line: bytes, record: dict[str, Any]) -> str | None:
     return repeated[0] if repeated else None
 
 
+@dataclass
+class _Lines:
+    """A block's decoded records, each with its number and its line as sent."""
+
+    records: list[dict[str, Any]]
+    numbers: list[int]
+    lines: list[bytes]
+
+    def keep(self, refuse: Callable[[dict[str, Any]], _Refusal | None], errors: ErrorRows) -> None:
+        """Drop the records ``refuse`` has a reason for, each as an error row with its line."""
+        kept = _Lines([], [], [])
+        for record, number, line in zip(self.records, self.numbers, self.lines, strict=True):
+            refusal = refuse(record)
+            if refusal is None:
+                kept.records.append(record)
+                kept.numbers.append(number)
+                kept.lines.append(line)
+                continue
+            code, message, column, key = refusal
+            errors.add(number, code, message, column=column, key=key, raw=line_raw(line))
+        self.records, self.numbers, self.lines = kept.records, kept.numbers, kept.lines
+
+
+#: Why a record is refused: code, message, column, key.
+_Refusal = tuple[RecordErrorCode, str, str | None, str | None]
+
+
+def line_raw(line: bytes) -> str:
+    """ERRORS_SCHEMA.raw for a record known by its line: the line as sent (bad bytes as U+FFFD)."""
+    return to_json({ORIGINAL_LINE_FIELD: line.decode("utf-8", "replace")})
+
+
 def _read_lines(
     block: bytes, dataset: Dataset, options: BatchOptions, index: int, first_record: int
 ) -> RawChunk:
-    lines = [line for line in block.split(b"\n") if line.strip()]
+    lines = [line.removesuffix(b"\r") for line in block.split(b"\n") if line.strip()]
     numbers = list(range(first_record, first_record + len(lines)))
     errors = ErrorRows()
     records = _decode_all(lines)
     if records is None:
-        records, numbers = _decode_each(lines, numbers, errors)
-    if not options.ignore_unknown_columns:
-        records, numbers = _drop_unknown(records, numbers, dataset, errors)
-    records, numbers = _drop_nested_strings(records, numbers, dataset, errors)
-    table = _table(_columns(records, dataset), numbers, dataset)
+        read = _decode_each(lines, first_record, errors)
+    else:
+        read = _Lines(records, numbers, lines)
+    known = set(dataset.column_names)
+    if ERROR_FIELD not in known:
+        for record in read.records:  # the failed-records file's own member
+            record.pop(ERROR_FIELD, None)
+    if not options.ignore_unknown_columns and not all(known.issuperset(r) for r in read.records):
+        read.keep(lambda record: _unknown(record, dataset), errors)
+    strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
+    if any(isinstance(r.get(n), dict | list) for r in read.records for n in strings):
+        read.keep(lambda record: _nested_string(record, strings, dataset), errors)
+    table = _table(_columns(read.records, dataset), read.numbers, read.lines, dataset)
     errors_table = errors.table().sort_by("record_number")
     return RawChunk(index, first_record, len(lines), table, errors_table)
 
 
-def _decode_each(
-    lines: list[bytes], numbers: list[int], errors: ErrorRows
-) -> tuple[list[dict[str, Any]], list[int]]:
+def _decode_each(lines: list[bytes], first_record: int, errors: ErrorRows) -> _Lines:
     """Slow path: decode line by line, turning each bad line into an error."""
-    records: list[dict[str, Any]] = []
-    kept: list[int] = []
-    for line, number in zip(lines, numbers, strict=True):
+    read = _Lines([], [], [])
+    for number, line in enumerate(lines, start=first_record):
         value = _decode_one(line)
         if isinstance(value, dict):
-            records.append(value)
-            kept.append(number)
+            read.records.append(value)
+            read.numbers.append(number)
+            read.lines.append(line)
             continue
-        text = line.decode("utf-8", "replace")
         try:
             line.decode("utf-8")
             code = RecordErrorCode.MALFORMED_RECORD
         except UnicodeDecodeError as exc:
             code = RecordErrorCode.INVALID_ENCODING
             value = f"the line is not valid UTF-8 (byte 0x{line[exc.start]:02x})"
-        errors.add(number, code, value, raw=to_json({"_line": text.strip()}))
-    return records, kept
+        errors.add(number, code, value, raw=line_raw(line))
+    return read
 
 
-def _drop_unknown(
-    records: list[dict[str, Any]], numbers: list[int], dataset: Dataset, errors: ErrorRows
-) -> tuple[list[dict[str, Any]], list[int]]:
-    known = set(dataset.column_names)
-    if all(known.issuperset(record) for record in records):
-        return records, numbers
-    kept_records: list[dict[str, Any]] = []
-    kept_numbers: list[int] = []
-    for record, number in zip(records, numbers, strict=True):
-        unknown = [key for key in record if key not in known]
-        if not unknown:
-            kept_records.append(record)
-            kept_numbers.append(number)
-            continue
-        listed = ", ".join(repr(key) for key in unknown)
-        message = f"unknown column(s) {listed} (set options.ignore_unknown_columns to skip them)"
-        key = record_key(record, dataset)
-        raw = to_json(record)
-        errors.add(
-            number, RecordErrorCode.UNKNOWN_COLUMN, message, column=unknown[0], key=key, raw=raw
-        )
-    return kept_records, kept_numbers
+def _unknown(record: dict[str, Any], dataset: Dataset) -> _Refusal | None:
+    unknown = [key for key in record if dataset.column(key) is None]
+    if not unknown:
+        return None
+    listed = ", ".join(repr(key) for key in unknown)
+    message = f"unknown column(s) {listed} (set options.ignore_unknown_columns to skip them)"
+    return RecordErrorCode.UNKNOWN_COLUMN, message, unknown[0], record_key(record, dataset)
 
 
-def _drop_nested_strings(
-    records: list[dict[str, Any]], numbers: list[int], dataset: Dataset, errors: ErrorRows
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Refuse records that send an object or an array to a string column (invalid_string)."""
-    strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
-    if not any(isinstance(r.get(n), dict | list) for r in records for n in strings):
-        return records, numbers
-    kept_records: list[dict[str, Any]] = []
-    kept_numbers: list[int] = []
-    for record, number in zip(records, numbers, strict=True):
-        nested = [n for n in strings if isinstance(record.get(n), dict | list)]
-        if not nested:
-            kept_records.append(record)
-            kept_numbers.append(number)
-            continue
-        kind = _JSON_KINDS.get(type(record[nested[0]]), "an object")
-        message = f"column {nested[0]!r}: {kind} is not a string (a json column takes it)"
-        errors.add(
-            number,
-            RecordErrorCode.INVALID_STRING,
-            message,
-            column=nested[0],
-            key=record_key(record, dataset),
-            raw=to_json(record),
-        )
-    return kept_records, kept_numbers
+def _nested_string(record: dict[str, Any], strings: list[str], dataset: Dataset) -> _Refusal | None:
+    """An object or an array sent to a string column: refused, never stored as its JSON text."""
+    nested = [n for n in strings if isinstance(record.get(n), dict | list)]
+    if not nested:
+        return None
+    kind = _JSON_KINDS.get(type(record[nested[0]]), "an object")
+    message = f"column {nested[0]!r}: {kind} is not a string (a json column takes it)"
+    return RecordErrorCode.INVALID_STRING, message, nested[0], record_key(record, dataset)
 
 
 def _columns(records: list[dict[str, Any]], dataset: Dataset) -> dict[str, pa.Array[Any]]:
@@ -222,7 +240,11 @@ def _text(value: Any) -> str | None:
     return to_json(value)
 
 
-def _table(columns: dict[str, pa.Array[Any]], numbers: list[int], dataset: Dataset) -> pa.Table:
+def _table(
+    columns: dict[str, pa.Array[Any]], numbers: list[int], lines: list[bytes], dataset: Dataset
+) -> pa.Table:
+    """The raw table: text columns, RECORD_NUMBER, and each record's line as sent."""
     arrays = {name: columns.get(name, pa.array([], pa.string())) for name in dataset.column_names}
     arrays[RECORD_NUMBER] = pa.array(numbers, pa.int64())
+    arrays[ORIGINAL_LINE] = pa.array(lines, pa.binary()).cast(pa.string())
     return pa.table(arrays)

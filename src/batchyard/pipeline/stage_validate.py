@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import posixpath
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,10 +19,11 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
-from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
+from batchyard.pipeline.chunks import ORIGINAL_LINE, RECORD_NUMBER, ValidatedChunk
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.originals import name_hint
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -39,12 +38,6 @@ class CancelRequested(Exception):
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
     if (await rec.get()).status == BatchStatus.CANCEL:
         raise CancelRequested
-
-
-def _name_hint(source: Source) -> str | None:
-    if source.url is None:
-        return None
-    return posixpath.basename(urlsplit(source.url).path) or None
 
 
 def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
@@ -104,7 +97,7 @@ class Validation:
         try:
             head = await asyncio.to_thread(reader.read, HEAD_BYTES)
             await asyncio.to_thread(reader.seek, 0)
-            fmt, gzipped = detect_format(head, _name_hint(source), batch.format)
+            fmt, gzipped = detect_format(head, name_hint(source), batch.format)
             label = f"{fmt.value}{' (gzip)' if gzipped else ''}"
             await self.rec.log(f"Reading source {source_index + 1}/{len(batch.sources)} as {label}")
             chunks = read_chunks(
@@ -122,8 +115,9 @@ class Validation:
                 await self._stage(_shift(checked, len(self.manifest.chunks), offset))
                 if not self.manifest.input_columns:
                     self.manifest.input_columns = [
-                        n for n in raw.table.column_names if n != RECORD_NUMBER
+                        n for n in raw.table.column_names if n not in (RECORD_NUMBER, ORIGINAL_LINE)
                     ]
+                    self.manifest.input_format = fmt.value
         finally:
             reader.close()
 

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.arrow_types import valid_schema
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk, ValidatedChunk
-from batchyard.pipeline.formats_common import to_json
+from batchyard.pipeline.originals import as_text, field_values, original_fields
 from batchyard.pipeline.validate_checks import Failure, check_column
 from batchyard.pipeline.validate_types import Arr, all_false
 
@@ -42,17 +42,6 @@ class _Rejections:
         for index, value in zip(indices.to_pylist(), shown, strict=True):
             self.rows.append((index, column, failure.code.value, failure.reason(value)))
         self.failed = pc.or_(self.failed, failure.mask)
-
-
-def as_text(values: Arr) -> Arr:
-    """Dates and timestamps as text: Python's datetime cannot hold every year Arrow can."""
-    if pa.types.is_timestamp(values.type):
-        return values.cast(pa.timestamp(values.type.unit, tz=values.type.tz or "UTC")).cast(
-            pa.string()
-        )
-    if pa.types.is_date(values.type):
-        return values.cast(pa.string())
-    return values
 
 
 def _column(table: pa.Table, name: str) -> Arr | None:
@@ -91,11 +80,8 @@ def _error_table(
         return ERRORS_SCHEMA.empty_table()
     indices = pa.array([row[0] for row in rows], pa.int64())
     picked = table.take(indices)
-    fields = picked.drop_columns([RECORD_NUMBER])
-    originals = pa.table(
-        [as_text(fields.column(i).combine_chunks()) for i in range(fields.num_columns)],
-        names=fields.column_names,
-    ).to_pylist()
+    raws = original_fields(picked)
+    originals = field_values(picked)
     return pa.table(
         {
             "record_number": picked.column(RECORD_NUMBER),
@@ -103,7 +89,7 @@ def _error_table(
             "code": [row[2] for row in rows],
             "message": [row[3] for row in rows],
             "key": [_key(record, dataset) for record in originals],
-            "raw": [to_json(record) for record in originals],
+            "raw": raws,
         },
         schema=ERRORS_SCHEMA,
     )
