@@ -49,14 +49,18 @@ def load(
     )
     codes: dict[int, str] = {}
     target = open_target(target_url)
+    batch_id = uuid.uuid4().hex
     try:
+        target.drop_table(TYPES.name)  # each load starts from an empty table
         target.ensure_table(TYPES)
         for raw in chunks:
             checked = validate_chunk(raw, TYPES)
             for row in checked.errors.to_pylist():
                 codes[row["record_number"]] = row["code"]
             with target.transaction() as tx:
-                outcome = tx.apply_chunk(TYPES, "b", raw.index, Operation.INSERT, checked.valid)
+                outcome = tx.apply_chunk(
+                    TYPES, batch_id, raw.index, Operation.INSERT, checked.valid
+                )
             for row in outcome.failures.to_pylist():
                 codes[row["record_number"]] = row["code"]
         with target._session() as session:
@@ -131,16 +135,22 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("column", "csv_text", "json_text", "code"), REFUSED)
-def test_unstorable_values_are_failed_records_in_csv_and_jsonl(
-    loaded: Any, column: str, csv_text: str, json_text: str, code: str
-) -> None:
-    csv_data = csv_bytes({"id": "1", column: csv_text}, {"id": "2", column: ""})
-    jsonl_data = jsonl_bytes(f'{{"id": 1, "{column}": {json_text}}}', '{"id": 2}')
-    for data, fmt in ((csv_data, InputFormat.CSV), (jsonl_data, InputFormat.JSONL)):
+def test_unstorable_values_are_failed_records_in_csv_and_jsonl(loaded: Any) -> None:
+    """Record 2k+1 sends one REFUSED value, record 2k+2 (its neighbour) leaves it empty."""
+    csv_rows: list[dict[str, str]] = []
+    json_lines: list[str] = []
+    for at, (column, csv_text, json_text, _) in enumerate(REFUSED):
+        bad, ok = str(2 * at + 1), str(2 * at + 2)
+        csv_rows += [{"id": bad, column: csv_text}, {"id": ok, column: ""}]
+        json_lines += [f'{{"id": {bad}, "{column}": {json_text}}}', f'{{"id": {ok}}}']
+    expected = {2 * at + 1: code for at, (*_, code) in enumerate(REFUSED)}
+    for data, fmt in (
+        (csv_bytes(*csv_rows), InputFormat.CSV),
+        (jsonl_bytes(*json_lines), InputFormat.JSONL),
+    ):
         rows, codes = loaded(data, fmt)
-        assert codes == {1: code}, fmt
-        assert list(rows) == [2]  # the neighbour is stored, the bad value is not
+        assert codes == expected, fmt
+        assert list(rows) == [2 * at + 2 for at in range(len(REFUSED))]
 
 
 def test_parquet_values_follow_the_same_rules(loaded: Any) -> None:
