@@ -14,7 +14,7 @@ import pytest
 from batchyard.domain.batches import BatchOptions, InputFormat
 from batchyard.domain.errors import InputRejected, PayloadTooLarge, UnsupportedFormat
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, ORIGINAL_LINE, RECORD_NUMBER, RawChunk
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats import detect_format, read_chunks
 
 DATASET = Dataset.from_dict(
@@ -38,9 +38,7 @@ def read(data: bytes, fmt: InputFormat = InputFormat.CSV, **kwargs: Any) -> list
 
 
 def records(chunks: list[RawChunk]) -> list[dict[str, Any]]:
-    """The records' fields (without the line a JSON Lines record carries as sent)."""
-    rows = [row for chunk in chunks for row in chunk.table.to_pylist()]
-    return [{k: v for k, v in row.items() if k != ORIGINAL_LINE} for row in rows]
+    return [row for chunk in chunks for row in chunk.table.to_pylist()]
 
 
 def errors(chunks: list[RawChunk]) -> list[dict[str, Any]]:
@@ -251,8 +249,8 @@ def test_jsonl_records_errors_and_blank_lines(chunk_bytes: int) -> None:
         "_line": '{"id": 3, "note": {"a": [1, 2.5]}, "name": null}'
     }
     assert json.loads(bad[2]["raw"]) == {"_line": '{"id": 2, "name": true, "extra": 1}'}  # no \r
-    lines = [line for chunk in chunks for line in chunk.table[ORIGINAL_LINE].to_pylist()]
-    assert lines == ['{"id": 1, "name": "x", "note": 1.50}']
+    lines = [line for chunk in chunks for line in chunk.lines or []]
+    assert lines == [b'{"id": 1, "name": "x", "note": 1.50}']
     assert bad[2]["code"] == "unknown_column"
     assert bad[2]["column"] == "extra"
     assert bad[2]["key"] == "2"

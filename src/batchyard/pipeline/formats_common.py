@@ -14,23 +14,10 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, RECORD_NUMBER
+from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
 
-
-class JsonNumber(str):
-    """A JSON number with a fraction or an exponent, as the text it was sent as."""
-
-    __slots__ = ()
-
-
-def _encode_number(value: Any) -> Any:
-    if isinstance(value, JsonNumber):
-        return msgspec.Raw(value.encode("utf-8"))
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
-
-
-# JSON numbers read as text (JsonNumber) and decimals are written back as JSON numbers.
-_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_encode_number)
+# Decimals (Parquet) are written as JSON numbers; msgspec.Raw (JSON Lines numbers) as sent.
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 class Reader(Protocol):
@@ -42,6 +29,11 @@ class Reader(Protocol):
 def to_json(value: Any) -> str:
     """Compact JSON text of ``value``; for ``raw`` columns and nested JSON values."""
     return _ENCODER.encode(value).decode("utf-8")
+
+
+def line_raw(line: bytes) -> str:
+    """ERRORS_SCHEMA.raw for a record known by its line: the line as sent (bad bytes as U+FFFD)."""
+    return to_json({ORIGINAL_LINE_FIELD: line.decode("utf-8", "replace")})
 
 
 def names_list(names: Sequence[str]) -> str:

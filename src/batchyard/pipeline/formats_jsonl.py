@@ -1,12 +1,12 @@
 """JSON Lines: one JSON object per line, turned into string columns for validation.
 
 JSON numbers with a fraction or an exponent keep their text exactly as sent ("1e400", "1.50"), so
-that validation decides what the value is and the failed-records file shows what was sent;
-integers and booleans become their JSON text ("12", "true"), objects and arrays compact JSON
-text (for json columns; a string column refuses them). A line that names a key twice is refused
+that validation decides what the value is; integers and booleans become their JSON text ("12",
+"true"), objects and arrays compact JSON text with their numbers as sent (for json columns; a
+string column refuses them). A line that names a key twice is refused
 as malformed (which value was meant is not for us to guess). Blank lines are not records.
 
-Each record's line travels with it (ORIGINAL_LINE) so that a failed record comes back in the
+Each record's line travels with it (RawChunk.lines) so that a failed record comes back in the
 failed-records file exactly as it was sent; an ``error`` member (that file's own) is ignored
 unless the dataset declares such a column.
 """
@@ -26,23 +26,22 @@ import pyarrow.compute as pc
 from batchyard.domain.batches import BatchOptions
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import ColumnType, Dataset
-from batchyard.pipeline.chunks import (
-    ERROR_FIELD,
-    ORIGINAL_LINE,
-    ORIGINAL_LINE_FIELD,
-    RECORD_NUMBER,
-    RawChunk,
-)
+from batchyard.pipeline.chunks import ERROR_FIELD, RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
-from batchyard.pipeline.formats_common import ErrorRows, JsonNumber, Reader, record_key, to_json
+from batchyard.pipeline.formats_common import ErrorRows, Reader, line_raw, record_key, to_json
 
-_ANY = msgspec.json.Decoder(float_hook=JsonNumber)
+#: Numbers with a fraction or an exponent as their text: as fast as floats, but a string and a
+#: number are then alike, so values holding nested numbers are decoded again with _EXACT.
+_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=str)
+_ONE = msgspec.json.Decoder(float_hook=str)
+#: Nested numbers as msgspec.Raw, which is written back verbatim: ``{"a": 1.50}`` stays so.
+_EXACT = msgspec.json.Decoder(dict[str, Any], float_hook=msgspec.Raw)
 _JSON_KINDS: dict[type, str] = {list: "an array", dict: "an object", str: "a string"}
-_JSON_KINDS.update({JsonNumber: "a number", int: "a number", bool: "a boolean", type(None): "null"})
-_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=JsonNumber)
-#: Where a key may end: a key's closing quote, then a colon. Strings and nested objects may add
-#: matches but never hide one, so a line with as many matches as keys repeats none.
+_JSON_KINDS.update({float: "a number", int: "a number", bool: "a boolean", type(None): "null"})
+#: A key's end (closing quote, colon): strings and nested objects may add some but never hide
+#: one, so a block with as many as its objects have keys repeats none.
 _KEY_END = re.compile(rb'"\s*:')
+_SPACED_KEY_END = re.compile(rb'"\s+:')
 
 
 def read_jsonl(
@@ -60,8 +59,8 @@ def read_jsonl(
             errors = ErrorRows()
             message = f"record is larger than {block.limit} bytes"
             errors.add(next_record, RecordErrorCode.RECORD_TOO_LARGE, message)
-            table = _table({}, [], [], dataset)
-            chunk = RawChunk(index, next_record, 1, table, errors.table())
+            table = _table({}, [], dataset)
+            chunk = RawChunk(index, next_record, 1, table, errors.table(), lines=[])
         else:
             chunk = _read_lines(block, dataset, options, index, next_record)
         if chunk.record_count:
@@ -81,18 +80,25 @@ def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     if len(decoded) != len(lines):
         return None
     # As many possible key ends as keys: no object names a key twice (else, line by line).
-    keys = len(_KEY_END.findall(joined))
-    return decoded if keys == sum(len(record) for record in decoded) else None
+    return decoded if _key_ends(joined) == sum(len(record) for record in decoded) else None
+
+
+def _key_ends(text: bytes) -> int:
+    """How many times ``"`` then (maybe spaces then) ``:`` occurs; counted in C when unspaced."""
+    if _SPACED_KEY_END.search(text) is None:
+        return text.count(b'":')
+    return len(_KEY_END.findall(text))
 
 
 def _decode_one(line: bytes) -> dict[str, Any] | str:
     """The line's object, or why it is not one."""
     try:
-        value = _ANY.decode(line)
+        value = _ONE.decode(line)
     except msgspec.DecodeError as exc:
         return f"not valid JSON ({exc})"
     if not isinstance(value, dict):
-        return f"expected a JSON object, found {_JSON_KINDS.get(type(value), 'a value')}"
+        kind = "a number" if isinstance(value, str) and line.lstrip()[:1] != b'"' else None
+        return f"expected a JSON object, found {kind or _JSON_KINDS.get(type(value), 'a value')}"
     repeated = _repeated_key(line, value)
     if repeated is not None:
         return f"the key {repeated!r} appears more than once"
@@ -102,7 +108,7 @@ def _decode_one(line: bytes) -> dict[str, Any] | str:
 def _repeated_key(line: bytes, record: dict[str, Any]) -> str | None:
     """A key that an object of ``line`` names twice, if any (only lines that may have one are
     parsed again)."""
-    if len(_KEY_END.findall(line)) == len(record):
+    if _key_ends(line) == len(record):
         return None
     repeated: list[str] = []
 
@@ -141,11 +147,6 @@ class _Lines:
 _Refusal = tuple[RecordErrorCode, str, str | None, str | None]
 
 
-def line_raw(line: bytes) -> str:
-    """ERRORS_SCHEMA.raw for a record known by its line: the line as sent (bad bytes as U+FFFD)."""
-    return to_json({ORIGINAL_LINE_FIELD: line.decode("utf-8", "replace")})
-
-
 def _read_lines(
     block: bytes, dataset: Dataset, options: BatchOptions, index: int, first_record: int
 ) -> RawChunk:
@@ -158,17 +159,33 @@ def _read_lines(
     else:
         read = _Lines(records, numbers, lines)
     known = set(dataset.column_names)
-    if ERROR_FIELD not in known:
+    drop_error = ERROR_FIELD not in known and b'"error"' in block
+    if drop_error:
         for record in read.records:  # the failed-records file's own member
             record.pop(ERROR_FIELD, None)
     if not options.ignore_unknown_columns and not all(known.issuperset(r) for r in read.records):
         read.keep(lambda record: _unknown(record, dataset), errors)
-    strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
-    if any(isinstance(r.get(n), dict | list) for r in read.records for n in strings):
+    columns, nested = _columns(read.records, dataset)
+    if nested:
+        strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
         read.keep(lambda record: _nested_string(record, strings, dataset), errors)
-    table = _table(_columns(read.records, dataset), read.numbers, read.lines, dataset)
+        json_columns = [c.name for c in dataset.columns if c.type == ColumnType.JSON]
+        _decode_exactly(read, json_columns, drop_error)
+        columns, _ = _columns(read.records, dataset)
+    table = _table(columns, read.numbers, dataset)
     errors_table = errors.table().sort_by("record_number")
-    return RawChunk(index, first_record, len(lines), table, errors_table)
+    return RawChunk(index, first_record, len(lines), table, errors_table, lines=read.lines)
+
+
+def _decode_exactly(read: _Lines, names: list[str], drop_error: bool) -> None:
+    """Decode again the records whose json columns hold objects or arrays, so that the numbers
+    inside keep their text."""
+    for at, record in enumerate(read.records):
+        if any(isinstance(record.get(name), dict | list) for name in names):
+            exact = _EXACT.decode(read.lines[at])
+            if drop_error:
+                exact.pop(ERROR_FIELD, None)
+            read.records[at] = exact
 
 
 def _decode_each(lines: list[bytes], first_record: int, errors: ErrorRows) -> _Lines:
@@ -210,18 +227,33 @@ def _nested_string(record: dict[str, Any], strings: list[str], dataset: Dataset)
     return RecordErrorCode.INVALID_STRING, message, nested[0], record_key(record, dataset)
 
 
-def _columns(records: list[dict[str, Any]], dataset: Dataset) -> dict[str, pa.Array[Any]]:
-    return {
-        name: _as_text([record.get(name) for record in records]) for name in dataset.column_names
-    }
+def _columns(
+    records: list[dict[str, Any]], dataset: Dataset
+) -> tuple[dict[str, pa.Array[Any]], bool]:
+    """The records' text columns, and whether a string or json column got an object or array."""
+    columns: dict[str, pa.Array[Any]] = {}
+    nested = False
+    for column in dataset.columns:
+        values = [record.get(column.name) for record in records]
+        text = _strings(values)
+        if text is None:
+            if column.type in (ColumnType.STRING, ColumnType.JSON):
+                nested = nested or any(isinstance(v, dict | list) for v in values)
+            text = _as_text(values)
+        columns[column.name] = text
+    return columns, nested
 
 
-def _as_text(values: list[Any]) -> pa.Array[Any]:
-    """A string column: strings as they are, other JSON values as their JSON text."""
+def _strings(values: list[Any]) -> pa.Array[Any] | None:
+    """The values as a string column if they all are strings (or null)."""
     try:
         return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
+        return None
+
+
+def _as_text(values: list[Any]) -> pa.Array[Any]:
+    """A string column of values that are not all strings: others as their JSON text."""
     try:  # a column of integers or booleans converts in C
         inferred = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -240,11 +272,7 @@ def _text(value: Any) -> str | None:
     return to_json(value)
 
 
-def _table(
-    columns: dict[str, pa.Array[Any]], numbers: list[int], lines: list[bytes], dataset: Dataset
-) -> pa.Table:
-    """The raw table: text columns, RECORD_NUMBER, and each record's line as sent."""
+def _table(columns: dict[str, pa.Array[Any]], numbers: list[int], dataset: Dataset) -> pa.Table:
     arrays = {name: columns.get(name, pa.array([], pa.string())) for name in dataset.column_names}
     arrays[RECORD_NUMBER] = pa.array(numbers, pa.int64())
-    arrays[ORIGINAL_LINE] = pa.array(lines, pa.binary()).cast(pa.string())
     return pa.table(arrays)

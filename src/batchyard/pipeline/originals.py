@@ -21,22 +21,22 @@ import pyarrow.compute as pc
 from batchyard.domain.batches import Batch, Source
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
-from batchyard.pipeline.chunks import ORIGINAL_LINE, ORIGINAL_LINE_FIELD, RECORD_NUMBER, RawChunk
+from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats import detect_format, read_chunks
-from batchyard.pipeline.formats_common import to_json
+from batchyard.pipeline.formats_common import line_raw, to_json
 from batchyard.storage.blobs import BlobStore
 
 #: How much of a source is sniffed for its format, as validation does.
 _HEAD_BYTES = 64 * 1024
 
 
-def original_fields(table: pa.Table) -> list[str]:
-    """Each record of a raw table as sent (ERRORS_SCHEMA.raw): its line for JSON Lines, else a
-    JSON object of its fields as read."""
-    if ORIGINAL_LINE in table.column_names:
-        lines = table.column(ORIGINAL_LINE).to_pylist()
-        return [to_json({ORIGINAL_LINE_FIELD: line}) for line in lines]
-    return [to_json(row) for row in field_values(table)]
+def original_fields(raw: RawChunk, indices: list[int]) -> list[str]:
+    """The records at ``indices`` of ``raw`` as sent (ERRORS_SCHEMA.raw): their lines for JSON
+    Lines, else JSON objects of their fields as read."""
+    if raw.lines is not None:
+        return [line_raw(raw.lines[i]) for i in indices]
+    picked = raw.table.take(pa.array(indices, pa.int64()))
+    return [to_json(row) for row in field_values(picked)]
 
 
 def field_values(table: pa.Table) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def field_values(table: pa.Table) -> list[dict[str, Any]]:
     return pa.table(columns, names=fields.column_names).to_pylist()
 
 
-_OWN_COLUMNS = frozenset({RECORD_NUMBER, ORIGINAL_LINE})
+_OWN_COLUMNS = frozenset({RECORD_NUMBER})
 
 
 def as_text(values: Any) -> Any:
@@ -82,10 +82,10 @@ class InputReader:
             if not any(first <= n < first + raw.record_count for n in wanted):
                 continue
             numbers = pc.add(raw.table[RECORD_NUMBER], offset)
-            picked = raw.table.filter(pc.is_in(numbers, value_set=pa.array(sorted(wanted))))
-            texts = original_fields(picked)
-            shifted = cast("list[int]", pc.add(picked[RECORD_NUMBER], offset).to_pylist())
-            found.update(zip(shifted, texts, strict=True))
+            hit = pc.is_in(numbers, value_set=pa.array(sorted(wanted), pa.int64()))
+            indices = cast("list[int]", pc.indices_nonzero(hit).to_pylist())
+            shifted = cast("list[int]", numbers.take(indices).to_pylist())
+            found.update(zip(shifted, original_fields(raw, indices), strict=True))
             if len(found) == len(wanted):
                 break
         return found

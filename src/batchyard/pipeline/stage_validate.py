@@ -19,7 +19,7 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
-from batchyard.pipeline.chunks import ORIGINAL_LINE, RECORD_NUMBER, ValidatedChunk
+from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
@@ -115,7 +115,7 @@ class Validation:
                 await self._stage(_shift(checked, len(self.manifest.chunks), offset))
                 if not self.manifest.input_columns:
                     self.manifest.input_columns = [
-                        n for n in raw.table.column_names if n not in (RECORD_NUMBER, ORIGINAL_LINE)
+                        n for n in raw.table.column_names if n != RECORD_NUMBER
                     ]
                     self.manifest.input_format = fmt.value
         finally:

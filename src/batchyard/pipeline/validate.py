@@ -67,20 +67,20 @@ def validate_chunk(raw: RawChunk, dataset: Dataset) -> ValidatedChunk:
     valid = pa.Table.from_arrays(
         [pc.filter(a, keep) for a in [*typed_columns, numbers]], schema=valid_schema(dataset)
     )
-    errors = _error_table(rejections.rows, table, dataset)
+    errors = _error_table(rejections.rows, raw, dataset)
     all_errors = pa.concat_tables([raw.errors, errors]).sort_by("record_number")
     return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, all_errors)
 
 
 def _error_table(
-    rows: list[tuple[int, str, str, str]], table: pa.Table, dataset: Dataset
+    rows: list[tuple[int, str, str, str]], raw: RawChunk, dataset: Dataset
 ) -> pa.Table:
-    """ERRORS_SCHEMA rows for newly rejected records, with their key and original fields."""
+    """ERRORS_SCHEMA rows for newly rejected records, with their key and what was sent."""
     if not rows:
         return ERRORS_SCHEMA.empty_table()
-    indices = pa.array([row[0] for row in rows], pa.int64())
-    picked = table.take(indices)
-    raws = original_fields(picked)
+    indices = [row[0] for row in rows]
+    picked = raw.table.take(pa.array(indices, pa.int64()))
+    raws = original_fields(raw, indices)
     originals = field_values(picked)
     return pa.table(
         {

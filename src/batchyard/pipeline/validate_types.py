@@ -134,9 +134,14 @@ def parse_float(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
 def overflowed(values: Arr, typed: Arr) -> Arr:
     """Numbers float64 cannot hold: infinities not written as such (``1e400``) and non-zero
     numbers that became zero (``1e-400``)."""
-    too_large = pc.and_(mask(pc.is_inf(typed)), pc.invert(matches(values, _SPECIAL_FLOAT)))
-    too_small = pc.and_(mask(pc.equal(typed, pa.scalar(0.0))), pc.invert(matches(values, _ZERO)))
-    return pc.or_(too_large, too_small)
+    infinite = mask(pc.is_inf(typed))
+    zero = mask(pc.equal(typed, pa.scalar(0.0)))
+    # The texts are looked at only when there is an infinity or a zero to explain.
+    if pc.any(infinite).as_py():
+        infinite = pc.and_(infinite, pc.invert(matches(values, _SPECIAL_FLOAT)))
+    if pc.any(zero).as_py():
+        zero = pc.and_(zero, pc.invert(matches(values, _ZERO)))
+    return pc.or_(infinite, zero)
 
 
 def parse_decimal(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
