@@ -256,3 +256,31 @@ def test_the_same_input_stores_the_same_values_on_sqlite_and_postgresql(
     assert sorted(rows) == list(range(1, 9))
     assert rows[2][3] == "0.0" and rows[4][3] == "-inf" and rows[3][3] == "1.7976931348623157e+308"
     assert rows[5][7] == dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+
+
+def test_jsonl_json_column_takes_the_json_value_on_the_line(loaded: Any) -> None:
+    data = jsonl_bytes(
+        '{"id": 1, "j": "abc"}',
+        '{"id": 2, "j": "[1, 2]"}',
+        '{"id": 3, "j": ""}',
+        '{"id": 4, "j": 1.50}',
+        '{"id": 5, "j": {"a": [1e400, 2.50]}, "f": 2.5}',
+        '{"id": 6, "j": 7, "s": "x"}',
+    )
+    rows, codes = loaded(data, InputFormat.JSONL)
+    assert codes == {}
+    stored = {key: row[9] for key, row in rows.items()}
+    assert stored == {
+        1: "abc",
+        2: "[1, 2]",
+        3: "",
+        4: Decimal("1.50"),
+        5: {"a": [Decimal("1e400"), Decimal("2.50")]},
+        6: Decimal(7),
+    }
+    assert rows[5][3] == "2.5"
+
+
+def test_jsonl_invalid_utf8_inside_a_string_is_one_failed_record(loaded: Any) -> None:
+    rows, codes = loaded(b'{"id": 1, "s": "\xff"}\n{"id": 2}\n', InputFormat.JSONL)
+    assert (list(rows), codes) == ([2], {1: "invalid_encoding"})

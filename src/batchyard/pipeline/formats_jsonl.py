@@ -2,8 +2,9 @@
 
 JSON numbers with a fraction or an exponent keep their text exactly as sent ("1e400", "1.50"), so
 that validation decides what the value is; integers and booleans become their JSON text ("12",
-"true"), objects and arrays compact JSON text with their numbers as sent (for json columns; a
-string column refuses them). A line that names a key twice is refused
+"true"); a string column refuses objects and arrays. A json column takes the JSON value on the
+line, whatever its type, as compact JSON text with its numbers as sent (the string "abc" is
+stored as the JSON string "abc", not parsed as JSON text). A line that names a key twice is refused
 as malformed (which value was meant is not for us to guess). Blank lines are not records.
 
 Each record's line travels with it (RawChunk.lines) so that a failed record comes back in the
@@ -74,7 +75,7 @@ def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     joined = b"[" + b",".join(lines) + b"]"
     try:
         decoded = _OBJECTS.decode(joined)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # bad UTF-8 inside a string: the latter
         return None
     # A line like `{"a":1},{"b":2}` decodes as two objects: the count catches it.
     if len(decoded) != len(lines):
@@ -94,7 +95,7 @@ def _decode_one(line: bytes) -> dict[str, Any] | str:
     """The line's object, or why it is not one."""
     try:
         value = _ONE.decode(line)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return f"not valid JSON ({exc})"
     if not isinstance(value, dict):
         kind = "a number" if isinstance(value, str) and line.lstrip()[:1] != b'"' else None
@@ -165,12 +166,13 @@ def _read_lines(
             record.pop(ERROR_FIELD, None)
     if not options.ignore_unknown_columns and not all(known.issuperset(r) for r in read.records):
         read.keep(lambda record: _unknown(record, dataset), errors)
+    json_columns = [c.name for c in dataset.columns if c.type == ColumnType.JSON]
+    if json_columns:
+        _decode_exactly(read, json_columns, drop_error)
     columns, nested = _columns(read.records, dataset)
     if nested:
         strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
         read.keep(lambda record: _nested_string(record, strings, dataset), errors)
-        json_columns = [c.name for c in dataset.columns if c.type == ColumnType.JSON]
-        _decode_exactly(read, json_columns, drop_error)
         columns, _ = _columns(read.records, dataset)
     table = _table(columns, read.numbers, dataset)
     errors_table = errors.table().sort_by("record_number")
@@ -178,10 +180,11 @@ def _read_lines(
 
 
 def _decode_exactly(read: _Lines, names: list[str], drop_error: bool) -> None:
-    """Decode again the records whose json columns hold objects or arrays, so that the numbers
-    inside keep their text."""
+    """Decode again the records whose json columns hold objects, arrays, strings or fractional
+    numbers: the fast decode gives numbers as text, so a string and a number look alike, and a
+    json column stores either as the JSON value it is."""
     for at, record in enumerate(read.records):
-        if any(isinstance(record.get(name), dict | list) for name in names):
+        if any(isinstance(record.get(name), dict | list | str) for name in names):
             exact = _EXACT.decode(read.lines[at])
             if drop_error:
                 exact.pop(ERROR_FIELD, None)
@@ -230,18 +233,25 @@ def _nested_string(record: dict[str, Any], strings: list[str], dataset: Dataset)
 def _columns(
     records: list[dict[str, Any]], dataset: Dataset
 ) -> tuple[dict[str, pa.Array[Any]], bool]:
-    """The records' text columns, and whether a string or json column got an object or array."""
+    """The records' text columns, and whether a string column got an object or an array."""
     columns: dict[str, pa.Array[Any]] = {}
     nested = False
     for column in dataset.columns:
         values = [record.get(column.name) for record in records]
+        if column.type == ColumnType.JSON:  # the JSON value on the line, whatever its type
+            columns[column.name] = pa.array([_json_text(v) for v in values], pa.string())
+            continue
         text = _strings(values)
         if text is None:
-            if column.type in (ColumnType.STRING, ColumnType.JSON):
+            if column.type == ColumnType.STRING:
                 nested = nested or any(isinstance(v, dict | list) for v in values)
             text = _as_text(values)
         columns[column.name] = text
     return columns, nested
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else to_json(value)
 
 
 def _strings(values: list[Any]) -> pa.Array[Any] | None:
