@@ -117,7 +117,10 @@ def _repeated_key(line: bytes, record: dict[str, Any]) -> str | None:
         keys = [key for key, _ in items]
         repeated.extend(key for i, key in enumerate(keys) if key in keys[:i])
 
-    json.loads(line, object_pairs_hook=pairs)
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except ValueError:  # what msgspec read, json cannot: no repeated key found either way
+        return None
     return repeated[0] if repeated else None
 
 
