@@ -68,8 +68,8 @@ class FailedRecordsFormat:
     def _jsonl_line(self, raw: dict[str, Any], error: str) -> str:
         line = raw.get(ORIGINAL_LINE_FIELD)
         member = f"{json.dumps(ERROR_FIELD)}: {json.dumps(error, ensure_ascii=False)}"
-        if not isinstance(line, str):  # no line kept (a record too large to read)
-            return f"{{{member}}}\n"
+        if not isinstance(line, str):  # no line kept: the fields known, if any
+            line = json.dumps(raw, ensure_ascii=False)
         body = line.rstrip()
         if not _is_object(body):
             return line + "\n"
