@@ -284,3 +284,45 @@ def test_jsonl_json_column_takes_the_json_value_on_the_line(loaded: Any) -> None
 def test_jsonl_invalid_utf8_inside_a_string_is_one_failed_record(loaded: Any) -> None:
     rows, codes = loaded(b'{"id": 1, "s": "\xff"}\n{"id": 2}\n', InputFormat.JSONL)
     assert (list(rows), codes) == ([2], {1: "invalid_encoding"})
+
+
+def _edge_parquet() -> bytes:
+    n = 4
+    return parquet_bytes(
+        pa.table(
+            {
+                "id": pa.array([1, 2, 3, 4], pa.int8()),
+                "s": pa.array(["Zoë", "", None, "x"], pa.large_string()).dictionary_encode(),
+                "n": pa.array([2**63 - 1, 0, None, 2**64 - 1], pa.uint64()),
+                "f": pa.array([-0.0, float("inf"), 5e-324, 0.1], pa.float32()).cast(pa.float64()),
+                "d": pa.array(
+                    [Decimal("12.5"), None, Decimal("-0.000001"), None], pa.decimal128(20, 6)
+                ),
+                "b": pa.array([True, False, None, True]),
+                "day": pa.array([dt.date(1, 1, 1), dt.date(9999, 12, 31), None, None], pa.date32()),
+                "ts": pa.array(
+                    [1_700_000_000_123_456_000, 1_700_000_000_123_456_789, 0, None],
+                    pa.timestamp("ns", tz="Europe/Paris"),
+                ),
+                "u": pa.array([str(uuid.UUID(int=7)), None, None, None]),
+                "j": pa.array(
+                    [{"a": 1.5}, None, {"a": None}, None], pa.struct([("a", pa.float64())])
+                ),
+            }
+        ).slice(0, n)
+    )
+
+
+def test_parquet_types_store_the_same_values_on_sqlite_and_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    data = _edge_parquet()
+    on_sqlite = load(f"sqlite:///{tmp_path / 'target.db'}", data, InputFormat.PARQUET)
+    on_postgres = load(pg_url, data, InputFormat.PARQUET)
+    assert on_sqlite == on_postgres
+    rows, codes = on_sqlite
+    # 2^64 - 1 is not a 64-bit integer; nanoseconds are refused, never truncated
+    assert codes == {2: "invalid_timestamp", 4: "invalid_integer"}
+    assert rows[1][7] == dt.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=dt.UTC)
+    assert rows[1][9] == {"a": Decimal("1.5")} and rows[3][9] == {"a": None}
+    assert rows[1][:4] == (1, "Zoë", 2**63 - 1, "0.0")

@@ -97,6 +97,8 @@ def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
     if pa.types.is_timestamp(values.type) and values.type.tz is None:
         values = values.cast(pa.timestamp(values.type.unit, tz="UTC"))  # naive means UTC
     kinds = _SAME_KIND.get(column.type, ())
+    if column.type == ColumnType.TIMESTAMP and pa.types.is_timestamp(values.type):
+        return _microseconds(values, column)
     if any(kind(values.type) for kind in kinds):
         typed = _safe_cast(values, column)
         if typed is not None:
@@ -104,6 +106,19 @@ def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
     elif column.type == ColumnType.INTEGER and pa.types.is_floating(values.type):
         return _all_refused(values, column)
     return parse_text(pc.cast(values, pa.string()), column)
+
+
+def _microseconds(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Timestamps of any unit in microseconds; those with a finer part are refused, never
+    truncated (each alone: the others are kept)."""
+    utc = pa.timestamp("us", tz="UTC")
+    try:
+        typed: Arr = pc.cast(values, utc)
+        return refuse_unstorable(typed, all_false(len(values)), column)
+    except pa.ArrowInvalid:
+        typed = pc.cast(values, utc, safe=False)
+    lost = mask(pc.not_equal(pc.cast(typed, values.type), values))
+    return refuse_unstorable(pc.if_else(lost, pa.nulls(len(values), utc), typed), lost, column)
 
 
 def _convert_nested(values: Arr, column: Column) -> tuple[Arr, Arr]:
@@ -191,6 +206,8 @@ def _calendar_reason(value: Any, column: Column) -> str:
     typed, bad = PARSERS[column.type](pa.array([text], pa.string()), arrow_type(column))
     if re.match(r"^[+-]?[0-9]{5,}-", text) or (typed.null_count == 0 and not bad[0].as_py()):
         return f"{show(value)} {_YEARS}"
+    if re.search(r":[0-9]{2}\.[0-9]{7,}", text):
+        return f"{show(value)} has more than 6 fractional digits (never rounded)"
     if column.type == ColumnType.TIMESTAMP and re.fullmatch(r"[+-]?[0-9]+(\.[0-9]*)?", text):
         return f"{show(value)} is a number, not a timestamp (no epoch or unit is assumed)"
     return f"{show(value)} {_TYPE_REASONS[column.type]}"
