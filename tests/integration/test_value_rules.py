@@ -326,3 +326,11 @@ def test_parquet_types_store_the_same_values_on_sqlite_and_postgresql(
     assert rows[1][7] == dt.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=dt.UTC)
     assert rows[1][9] == {"a": Decimal("1.5")} and rows[3][9] == {"a": None}
     assert rows[1][:4] == (1, "Zoë", 2**63 - 1, "0.0")
+
+
+def test_jsonl_numbers_into_a_string_column_keep_their_text(loaded: Any) -> None:
+    data = jsonl_bytes('{"id": 1, "s": -0}', '{"id": 2, "s": 1.50}', '{"id": 3, "s": 1e3, "n": -0}')
+    rows, codes = loaded(data, InputFormat.JSONL)
+    assert codes == {}
+    assert [rows[k][1] for k in (1, 2, 3)] == ["-0", "1.50", "1e3"]
+    assert rows[3][2] == 0

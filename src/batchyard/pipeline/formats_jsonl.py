@@ -43,6 +43,8 @@ _JSON_KINDS.update({float: "a number", int: "a number", bool: "a boolean", type(
 #: one, so a block with as many as its objects have keys repeats none.
 _KEY_END = re.compile(rb'"\s*:')
 _SPACED_KEY_END = re.compile(rb'"\s+:')
+#: An integer minus zero, which no int keeps: such lines are decoded again.
+_NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
 
 
 def read_jsonl(
@@ -162,6 +164,8 @@ def _read_lines(
         read = _decode_each(lines, first_record, errors)
     else:
         read = _Lines(records, numbers, lines)
+    if b"-0" in block:
+        _keep_negative_zeros(read)
     known = set(dataset.column_names)
     drop_error = ERROR_FIELD not in known and b'"error"' in block
     if drop_error:
@@ -180,6 +184,14 @@ def _read_lines(
     table = _table(columns, read.numbers, dataset)
     errors_table = errors.table().sort_by("record_number")
     return RawChunk(index, first_record, len(lines), table, errors_table, lines=read.lines)
+
+
+def _keep_negative_zeros(read: _Lines) -> None:
+    """Decode again the lines with an integer ``-0``, which msgspec reads as 0: their integers
+    as their text, so that a string column stores "-0" as sent."""
+    for at, line in enumerate(read.lines):
+        if _NEGATIVE_ZERO.search(line):
+            read.records[at] = json.loads(line, parse_int=str, parse_float=str)
 
 
 def _decode_exactly(read: _Lines, names: list[str], drop_error: bool) -> None:
