@@ -105,7 +105,11 @@ def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
             return refuse_unstorable(typed, all_false(len(values)), column)
     elif column.type == ColumnType.INTEGER and pa.types.is_floating(values.type):
         return _all_refused(values, column)
-    return parse_text(pc.cast(values, pa.string()), column)
+    try:
+        text: Arr = pc.cast(values, pa.string())
+    except pa.ArrowNotImplementedError:  # a type Arrow cannot write as text: its JSON
+        text = pa.array([None if v is None else to_json(v) for v in values.to_pylist()])
+    return parse_text(text, column)
 
 
 def _microseconds(values: Arr, column: Column) -> tuple[Arr, Arr]:
