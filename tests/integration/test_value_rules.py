@@ -334,3 +334,18 @@ def test_jsonl_numbers_into_a_string_column_keep_their_text(loaded: Any) -> None
     assert codes == {}
     assert [rows[k][1] for k in (1, 2, 3)] == ["-0", "1.50", "1e3"]
     assert rows[3][2] == 0
+
+
+def test_parquet_bytes_uuid_and_nanoseconds(loaded: Any) -> None:
+    one = uuid.UUID(int=1)
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "u": pa.array([one.bytes, b"\xff" * 16, None], pa.binary(16)),
+            "s": pa.array([None, None, b"\xff"], pa.binary()),
+            "ts": pa.array([1001, None, None], pa.timestamp("ns")),
+        }
+    )
+    rows, codes = loaded(parquet_bytes(table), InputFormat.PARQUET)
+    assert codes == {1: "invalid_timestamp", 3: "invalid_string"}
+    assert rows[2][8] == uuid.UUID(bytes=b"\xff" * 16)

@@ -7,6 +7,7 @@ Messages are only built for failing values, so their cost is proportional to the
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -87,13 +88,12 @@ def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
     Lines take: an int64 in a timestamp column is not read as microseconds since an epoch, a
     boolean is not an integer, a float (even 1.0) is not an integer.
     """
+    if isinstance(values.type, pa.ExtensionType):  # e.g. arrow.uuid: its bytes
+        values = values.storage
     if pa.types.is_nested(values.type):
         return _convert_nested(values, column)
-    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-        try:
-            return parse_text(pc.cast(values, pa.string()), column)
-        except pa.ArrowInvalid:  # bytes that are not UTF-8 text
-            return _all_refused(values, column)
+    if _is_bytes(values.type):
+        return _convert_bytes(values, column)
     if pa.types.is_timestamp(values.type) and values.type.tz is None:
         values = values.cast(pa.timestamp(values.type.unit, tz="UTC"))  # naive means UTC
     kinds = _SAME_KIND.get(column.type, ())
@@ -110,6 +110,26 @@ def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
     except pa.ArrowNotImplementedError:  # a type Arrow cannot write as text: its JSON
         text = pa.array([None if v is None else to_json(v) for v in values.to_pylist()])
     return parse_text(text, column)
+
+
+def _convert_bytes(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """16 bytes into a uuid column are the UUID (Parquet's UUID type); other bytes are text."""
+    if column.type == ColumnType.UUID and values.type == pa.binary(16):
+        texts = [None if b is None else str(uuid.UUID(bytes=b)) for b in values.to_pylist()]
+        return pa.array(texts, pa.string()), all_false(len(values))
+    try:
+        return parse_text(pc.cast(values, pa.string()), column)
+    except pa.ArrowInvalid:  # bytes that are not UTF-8 text
+        return _all_refused(values, column)
+
+
+def _is_bytes(dtype: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+    )
 
 
 def _microseconds(values: Arr, column: Column) -> tuple[Arr, Arr]:
