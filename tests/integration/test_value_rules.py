@@ -349,3 +349,14 @@ def test_parquet_bytes_uuid_and_nanoseconds(loaded: Any) -> None:
     rows, codes = loaded(parquet_bytes(table), InputFormat.PARQUET)
     assert codes == {1: "invalid_timestamp", 3: "invalid_string"}
     assert rows[2][8] == uuid.UUID(bytes=b"\xff" * 16)
+
+
+def test_parquet_timestamp_beyond_microseconds_range_is_one_failed_record(loaded: Any) -> None:
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "ts": pa.array([9223372036854775, 5], pa.timestamp("s")),
+        }
+    )
+    rows, codes = loaded(parquet_bytes(table), InputFormat.PARQUET)
+    assert (list(rows), codes) == ([2], {1: "invalid_timestamp"})

@@ -141,7 +141,7 @@ def _microseconds(values: Arr, column: Column) -> tuple[Arr, Arr]:
         return refuse_unstorable(typed, all_false(len(values)), column)
     except pa.ArrowInvalid:
         typed = pc.cast(values, utc, safe=False)
-    lost = mask(pc.not_equal(pc.cast(typed, values.type), values))
+    lost = mask(pc.not_equal(pc.cast(typed, values.type, safe=False), values))
     return refuse_unstorable(pc.if_else(lost, pa.nulls(len(values), utc), typed), lost, column)
 
 
