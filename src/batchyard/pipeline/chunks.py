@@ -8,7 +8,7 @@ the input record (1-based, header excluded, in input order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,6 +19,11 @@ import pyarrow.compute as pc
 RECORD_NUMBER = "__record_number"
 #: Key of ``raw`` under which a malformed CSV line keeps its fields by position.
 POSITIONAL_FIELDS = "_fields"
+#: Key of ``raw`` under which a JSON Lines record keeps its line as sent.
+ORIGINAL_LINE_FIELD = "_line"
+#: The field the failed-records file adds to each record: ignored when read back, unless the
+#: dataset declares a column of that name.
+ERROR_FIELD = "error"
 
 #: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
 #: text (composite keys joined with ","), ``raw`` the original record as a JSON object of
@@ -56,6 +61,8 @@ class RawChunk:
     record_count: int
     table: pa.Table
     errors: pa.Table
+    #: JSON Lines: each record's line as sent, aligned with ``table``'s rows (for failed records).
+    lines: Sequence[bytes] | None = None
 
 
 def split_records(raw: RawChunk, most: int | None) -> Iterator[RawChunk]:
@@ -70,20 +77,26 @@ def split_records(raw: RawChunk, most: int | None) -> Iterator[RawChunk]:
     end = raw.first_record + raw.record_count
     for start in range(raw.first_record, end, most):
         stop = min(start + most, end)
+        rows = _numbered_between(raw.table, RECORD_NUMBER, start, stop)
+        lines = None
+        if raw.lines is not None:
+            positions = pc.indices_nonzero(rows).to_pylist()
+            lines = [raw.lines[position] for position in positions]
         yield RawChunk(
             raw.index,
             start,
             stop - start,
-            _numbered_between(raw.table, RECORD_NUMBER, start, stop),
-            _numbered_between(raw.errors, "record_number", start, stop),
+            raw.table.filter(rows),
+            raw.errors.filter(_numbered_between(raw.errors, "record_number", start, stop)),
+            lines,
         )
 
 
-def _numbered_between(table: pa.Table, column: str, start: int, stop: int) -> pa.Table:
+def _numbered_between(table: pa.Table, column: str, start: int, stop: int) -> Any:
+    """The mask of ``table``'s rows numbered from ``start`` up to (not including) ``stop``."""
     numbers: Any = table[column]
     low, high = pa.scalar(start, pa.int64()), pa.scalar(stop, pa.int64())
-    inside: Any = pc.and_(pc.greater_equal(numbers, low), pc.less(numbers, high))
-    return table.filter(inside)
+    return pc.and_(pc.greater_equal(numbers, low), pc.less(numbers, high))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import posixpath
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +24,7 @@ from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.originals import name_hint
 from batchyard.pipeline.patterns import require_runnable_patterns
 from batchyard.pipeline.validate import validate_chunk
 
@@ -41,12 +40,6 @@ class CancelRequested(Exception):
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
     if (await rec.get()).status == BatchStatus.CANCEL:
         raise CancelRequested
-
-
-def _name_hint(source: Source) -> str | None:
-    if source.url is None:
-        return None
-    return posixpath.basename(urlsplit(source.url).path) or None
 
 
 def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
@@ -108,7 +101,7 @@ class Validation:
         try:
             head = await asyncio.to_thread(reader.read, HEAD_BYTES)
             await asyncio.to_thread(reader.seek, 0)
-            fmt, gzipped = detect_format(head, _name_hint(source), batch.format)
+            fmt, gzipped = detect_format(head, name_hint(source), batch.format)
             label = f"{fmt.value}{' (gzip)' if gzipped else ''}"
             await self.rec.log(f"Reading source {source_index + 1}/{len(batch.sources)} as {label}")
             if batch.format is None and source_index == 0:
@@ -133,6 +126,7 @@ class Validation:
                     self.manifest.input_columns = [
                         n for n in raw.table.column_names if n != RECORD_NUMBER
                     ]
+                    self.manifest.input_format = fmt.value
         finally:
             reader.close()
 
