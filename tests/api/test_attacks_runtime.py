@@ -114,9 +114,9 @@ _FAILING_RECORDS = 1_000_000
 #: Peak memory the server may gain over such a batch. Before failures were bounded it gained
 #: about 1 GiB per million failing records (6.3 GB for 5.6M duplicate keys).
 _MAX_GROWTH = 450 * MiB
-#: Answer times of /health and GET /batches/{id} while the batch runs: generous, for a loaded machine.
-#: Bound on the 95th percentile of answer times: one scheduling hiccup of a loaded 2-core CI
-#: machine must not fail the test, a blocked event loop (seconds, many answers) must.
+#: Bound on the 95th percentile of /health and GET /batches/{id} answer times while the batch
+#: runs: one scheduling hiccup of a loaded 2-core CI machine must not fail the test, a blocked
+#: event loop (seconds, many answers) must.
 _MAX_P95 = 0.5
 
 
