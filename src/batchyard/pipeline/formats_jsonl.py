@@ -56,7 +56,7 @@ def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     """Every line decoded in one call, or None if any line is not a lone JSON object."""
     try:
         decoded = _OBJECTS.decode(b"[" + b",".join(lines) + b"]")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad bytes
         return None
     # A line like `{"a":1},{"b":2}` decodes as two objects: the count catches it.
     return decoded if len(decoded) == len(lines) else None
@@ -66,6 +66,8 @@ def _decode_one(line: bytes) -> dict[str, Any] | str:
     """The line's object, or why it is not one."""
     try:
         value = _ANY.decode(line)
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 ({exc.reason})"
     except msgspec.DecodeError as exc:
         return f"not valid JSON ({exc})"
     if not isinstance(value, dict):

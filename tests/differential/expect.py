@@ -1,0 +1,135 @@
+"""What the reference says each record must become, and the check of an import against it.
+
+A field's expectation is one of three: ``Exact`` (the record is stored with this value unless
+another field fails it), ``Reject`` (the record must be reported failed) or ``Either`` (stored
+with this value, or failed: the reference reads it, but the documented rules leave batchyard
+free to refuse it, e.g. a CSV field a strict parser calls malformed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from batchyard.domain.schema import Dataset
+from differential.harness import Imported
+from differential.stored import normalize
+
+
+@dataclass(frozen=True)
+class Exact:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Either:
+    """Stored as one of ``options``, or the record failed."""
+
+    options: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, *options: Any) -> Either:
+        return cls(options)
+
+
+@dataclass(frozen=True)
+class Reject:
+    why: str
+
+
+Expectation = Exact | Either | Reject
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input record as the reference reads it: per column what it must become.
+
+    ``sent`` is the record's fields as the client sent them (text), for the failed-records
+    check; None where the file cannot show them (bad bytes, a ragged line).
+    """
+
+    fields: dict[str, Expectation]
+    sent: list[str] | None = None
+
+    @property
+    def must_fail(self) -> bool:
+        return any(isinstance(e, Reject) for e in self.fields.values())
+
+    @property
+    def must_succeed(self) -> bool:
+        return all(isinstance(e, Exact) for e in self.fields.values())
+
+    def allowed(self) -> dict[str, tuple[Any, ...]]:
+        """Per column the values the record may be stored with."""
+        return {
+            name: (e.value,) if isinstance(e, Exact) else e.options
+            for name, e in self.fields.items()
+            if not isinstance(e, Reject)
+        }
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values, NaN equal to NaN, and of the same kind (True is not 1)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) and type(a) is type(b)
+
+
+def check_import(
+    got: Imported, dataset: Dataset, records: list[Record], key: str, backend: str
+) -> None:
+    """Every record accounted for: counted, and stored exactly or failed with a code."""
+    batch = got.batch
+    assert batch.status.value == "completed", (batch.status, batch.error_message)
+    counts = batch.counts
+    assert counts.total == len(records), f"counted {counts.total} records, reference {len(records)}"
+    numbers = [int(row["record_number"]) for row in got.results]
+    assert numbers == list(range(1, len(records) + 1)), "results do not list every record once"
+    succeeded = [row for row in got.results if row["outcome"] == "succeeded"]
+    failed = [row for row in got.results if row["outcome"] == "failed"]
+    assert len(succeeded) + len(failed) == len(records), Counter(r["outcome"] for r in got.results)
+    assert (counts.successful, counts.failed) == (len(succeeded), len(failed))
+    assert len(got.rows) == len(succeeded), "the table does not hold the successful records"
+    stored = {str(row[key]): normalize(row, dataset, backend) for row in got.rows}
+    for row in failed:
+        record = records[int(row["record_number"]) - 1]
+        assert row["error_code"], f"record {row['record_number']} failed without a code"
+        assert not record.must_succeed, (
+            f"record {row['record_number']} must be stored: {record.allowed()!r}, "
+            f"failed {row['error_code']}: {row['error_message']}"
+        )
+    for row in succeeded:
+        record = records[int(row["record_number"]) - 1]
+        assert not record.must_fail, (
+            f"record {row['record_number']} must fail ({record.fields!r}) but was stored"
+        )
+        assert row["key"] in stored, f"record {row['record_number']}: no row with key {row['key']}"
+        values = stored[row["key"]]
+        for name, options in record.allowed().items():
+            assert any(same(values[name], value) for value in options), (
+                f"record {row['record_number']} column {name!r}: stored {values[name]!r}, "
+                f"reference {' or '.join(map(repr, options))}"
+            )
+    _check_failed_records(got, records, failed)
+
+
+def _check_failed_records(
+    got: Imported, records: list[Record], failed: list[dict[str, str]]
+) -> None:
+    """Each failed record comes back as it was sent (CSV: the original field texts)."""
+    rows = got.failed_records[1:]
+    assert len(rows) == len(failed), "failed-records does not list every failed record"
+    for result, row in zip(failed, rows, strict=True):
+        sent = records[int(result["record_number"]) - 1].sent
+        if sent is not None:
+            assert row[: len(sent)] == sent, (
+                f"record {result['record_number']} sent {sent!r}, failed-records gives {row!r}"
+            )
