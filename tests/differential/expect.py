@@ -8,6 +8,7 @@ free to refuse it, e.g. a CSV field a strict parser calls malformed).
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,16 @@ from typing import Any
 from batchyard.domain.schema import Dataset
 from differential.harness import Imported
 from differential.stored import normalize
+
+
+def _as_decimal(value: Any) -> decimal.Decimal:
+    if isinstance(value, float) and math.isinf(value):
+        return decimal.Decimal("Infinity") if value > 0 else decimal.Decimal("-Infinity")
+    return (
+        decimal.Decimal(value)
+        if not isinstance(value, float) or not math.isnan(value)
+        else (decimal.Decimal("NaN"))
+    )
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,22 @@ class Record:
         }
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
+
+
 def same(a: Any, b: Any) -> bool:
-    """Equal values, NaN equal to NaN, and of the same kind (True is not 1)."""
+    """Equal values of the same kind (True is not 1, "1" is not 1), NaN equal to NaN.
+
+    Numbers compare by value whatever their Python type, as JSON numbers do: jsonb writes
+    1e400 out in full, SQLite keeps the text as sent, and both are the same number.
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if _number(a) and _number(b) and type(a) is not type(b):
+        return _as_decimal(a) == _as_decimal(b)
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):

@@ -24,6 +24,8 @@ from typing import Any
 import adbc_driver_sqlite.dbapi
 import psycopg
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from psycopg.types.datetime import DateLoader, TimestamptzLoader
+from psycopg.types.json import set_json_loads
 
 from batchyard.domain.batches import Batch, BatchOptions, InputFormat
 from batchyard.domain.schema import Dataset
@@ -39,6 +41,7 @@ from batchyard.storage.signing import UrlSigner
 from batchyard.store import batches as batch_rows
 from batchyard.store import users as user_rows
 from batchyard.store.users import Principal
+from differential.stored import load_json
 
 
 class _NoRunner:
@@ -149,8 +152,29 @@ def read_table(target_url: str, dataset: Dataset) -> list[dict[str, Any]]:
             cursor.close()
     else:
         with psycopg.connect(target_url) as pg:
+            pg.adapters.register_loader("timestamptz", _TimestamptzOrText)
+            pg.adapters.register_loader("date", _DateOrText)
+            set_json_loads(load_json, pg)
             got = pg.execute(sql).fetchall()
     return [dict(zip(names, row, strict=True)) for row in got]
+
+
+class _TimestamptzOrText(TimestamptzLoader):
+    """PostgreSQL holds years Python cannot (10000 and on): such a value comes back as text."""
+
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
+class _DateOrText(DateLoader):
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
 
 
 def harness_settings(data_dir: Path, target_url: str, chunk_bytes: int) -> Settings:

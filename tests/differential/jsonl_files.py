@@ -9,6 +9,7 @@ blank lines and a missing final newline included.
 
 from __future__ import annotations
 
+import decimal
 import gzip
 import json
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from batchyard.domain.schema import ColumnType
 from differential.expect import Either, Exact, Expectation, Record, Reject
 from differential.rules import from_text
+from differential.stored import load_json
 
 COLUMNS = {
     "s": ColumnType.STRING,
@@ -77,7 +79,7 @@ def _expect(ctype: ColumnType, value: Value) -> Expectation:
     if value.kind == "null":
         return Exact(None)
     if ctype == ColumnType.JSON:
-        return Exact(json.loads(value.text))
+        return Exact(load_json(value.text))
     if value.kind == "nested":
         return Reject("an array or object is not a " + ctype.value)
     if value.kind == "string":
@@ -152,7 +154,9 @@ def _check_reference(data: bytes, records: list[Record]) -> None:
     for line, record in zip(lines, records, strict=True):
         if record.must_fail:
             continue
-        decoded: dict[str, Any] = json.loads(line, object_pairs_hook=_unique)
+        decoded: dict[str, Any] = json.loads(
+            line, object_pairs_hook=_unique, parse_float=decimal.Decimal
+        )
         for name, expectation in record.fields.items():
             if isinstance(expectation, Exact) and COLUMNS.get(name) == ColumnType.JSON:
                 assert decoded.get(name) == expectation.value

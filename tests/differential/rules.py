@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 import math
 import re
 import uuid
@@ -17,6 +16,7 @@ from collections.abc import Callable
 
 from batchyard.domain.schema import ColumnType
 from differential.expect import Either, Exact, Expectation, Reject
+from differential.stored import load_json
 
 _INT64 = (-(2**63), 2**63 - 1)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -136,7 +136,7 @@ def _uuid(text: str) -> Expectation:
 
 def _json(text: str) -> Expectation:
     try:
-        return Exact(json.loads(text))
+        return Exact(load_json(text))
     except ValueError:
         return Reject("not JSON")
 

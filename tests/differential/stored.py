@@ -44,8 +44,13 @@ def _timestamp(value: Any) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def load_json(text: str | bytes) -> Any:
+    """JSON with its numbers exact (1e400 is not infinity), as both targets keep them."""
+    return json.loads(text, parse_float=decimal.Decimal)
+
+
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return load_json(value) if isinstance(value, str | bytes) else value
 
 
 def _boolean(value: Any) -> bool:
