@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1)
     #: Target size of a chunk of input, in bytes (the unit of commit and resume).
     chunk_bytes: int = Field(default=32 * 2**20, ge=1024)
+    #: Largest record, in bytes as sent (a CSV record or JSON line with its line ending, the
+    #: string and binary values of a Parquet row): a larger one fails alone with
+    #: record_too_large, without ever being held whole.
+    max_record_bytes: int = Field(default=16 * 2**20, ge=64)
+    #: Most fields a CSV header may name; a wider header is refused at once (validation_failed).
+    max_header_columns: int = Field(default=4096, ge=1)
+    #: Longest CSV header, in bytes; a longer one is refused at once (validation_failed).
+    max_header_bytes: int = Field(default=2**20, ge=64)
     #: Public base URL used in signed download links (default: the request's own URL).
     public_url: str | None = None
     #: Attempts at delivering a batch's notify_url webhook before giving up.

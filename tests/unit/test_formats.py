@@ -141,9 +141,15 @@ def test_csv_delimiter_option() -> None:
     assert chunk.table.to_pylist() == [{"id": "1", "name": "a,b", RECORD_NUMBER: 1}]
 
 
-def test_csv_empty_and_header_only_files_have_no_records() -> None:
-    assert read(b"") == []
+def test_csv_header_only_files_have_no_records() -> None:
     assert read(b"id,name\n") == []
+    assert read(b"\xef\xbb\xbf\r\n\nid,name") == []
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\n\r\n", b"  \n"])
+def test_csv_without_a_header_is_refused(data: bytes) -> None:
+    with pytest.raises(InputRejected, match="the input is empty"):
+        read(data)
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,14 @@ from batchyard.domain.batches import BatchOptions, InputFormat
 from batchyard.domain.errors import InputRejected, UnsupportedFormat
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import RawChunk
-from batchyard.pipeline.formats_common import GunzipReader, Reader
-from batchyard.pipeline.formats_csv import BOM, read_csv
+from batchyard.pipeline.formats_blocks import BOM
+from batchyard.pipeline.formats_common import (
+    DEFAULT_HEADER_LIMITS,
+    GunzipReader,
+    HeaderLimits,
+    Reader,
+)
+from batchyard.pipeline.formats_csv import read_csv
 from batchyard.pipeline.formats_jsonl import read_jsonl
 from batchyard.pipeline.formats_parquet import read_parquet
 
@@ -98,6 +104,7 @@ def read_chunks(
     chunk_bytes: int = 16 * 2**20,
     max_decompressed_bytes: int | None = None,
     max_record_bytes: int = 16 * 2**20,
+    header_limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
 ) -> Iterator[RawChunk]:
     """The input's records, chunk by chunk, numbered from 1 in input order.
 
@@ -112,8 +119,17 @@ def read_chunks(
             parquet_source, dataset=dataset, options=options, chunk_bytes=chunk_bytes, spool=gzip
         )
         return
-    reader = read_csv if fmt == InputFormat.CSV else read_jsonl
-    yield from reader(
+    if fmt == InputFormat.CSV:
+        yield from read_csv(
+            source,
+            dataset=dataset,
+            options=options,
+            chunk_bytes=chunk_bytes,
+            max_record_bytes=max_record_bytes,
+            header_limits=header_limits,
+        )
+        return
+    yield from read_jsonl(
         source,
         dataset=dataset,
         options=options,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 import msgspec
@@ -31,8 +33,26 @@ def to_json(value: Any) -> str:
     return _ENCODER.encode(value).decode("utf-8")
 
 
+#: How many names a message lists before it says how many more there are.
+LISTED_NAMES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderLimits:
+    """Caps on a header (CSV's first line), past which the input is refused before any work."""
+
+    columns: int = 4096
+    bytes: int = 1 << 20
+
+
+DEFAULT_HEADER_LIMITS = HeaderLimits()
+
+
 def names_list(names: Sequence[str]) -> str:
-    return ", ".join(repr(n) for n in names)
+    """The names quoted, at most LISTED_NAMES of them: a message stays short whatever the input."""
+    shown = ", ".join(repr(n[:100]) for n in names[:LISTED_NAMES])
+    more = len(names) - LISTED_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def check_fields(
@@ -43,7 +63,7 @@ def check_fields(
     Args:
         what: how the field list is called in messages ("CSV header", "Parquet schema").
     """
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
     unknown = [n for n in names if dataset.column(n) is None]

@@ -22,13 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from batchyard.domain.batches import BatchOptions
-from batchyard.domain.errors import InputRejected, PayloadTooLarge
+from batchyard.domain.errors import InputRejected
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import POSITIONAL_FIELDS, RECORD_NUMBER, RawChunk, empty_errors
-from batchyard.pipeline.formats_blocks import RecordTooLarge, first_boundary, record_blocks
+from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import (
+    DEFAULT_HEADER_LIMITS,
     ErrorRows,
+    HeaderLimits,
     Reader,
     check_fields,
     empty_raw_table,
@@ -37,7 +39,6 @@ from batchyard.pipeline.formats_common import (
     to_json,
 )
 
-BOM = b"\xef\xbb\xbf"
 #: What pyarrow's invalid-row handler answers: drop the record, or fail the whole parse.
 RowVerdict = Literal["skip", "error"]
 #: pyarrow's own parallel parse unit inside one of our blocks.
@@ -62,22 +63,18 @@ def read_csv(
     options: BatchOptions,
     chunk_bytes: int,
     max_record_bytes: int,
+    header_limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
 ) -> Iterator[RawChunk]:
     """One RawChunk per block of records; raises InputRejected for an unusable header."""
-    blocks = record_blocks(stream, chunk_bytes, max_record_bytes, quoted=True)
-    first = next(blocks, b"")
-    if isinstance(first, RecordTooLarge):
-        raise PayloadTooLarge(f"the CSV header is larger than {first.limit} bytes")
-    first = first.removeprefix(BOM)
-    if not first.strip():
-        return
-    end = first_boundary(first, 0, quoted=True)
-    header, rest = (first, b"") if end < 0 else (first[: end + 1], first[end + 1 :])
-    names = _parse_header(header, options.delimiter)
+    _check_delimiter(options.delimiter)
+    blocks = record_blocks(
+        stream, chunk_bytes, max_record_bytes, quoted=True, delimiter=options.delimiter
+    )
+    names = _read_header(next(blocks, b""), options.delimiter, header_limits, max_record_bytes)
     keep = check_fields(names, dataset, options, "CSV header")
     layout = _Layout(names, keep, options.delimiter, dataset, max_record_bytes)
     next_record, index = 1, 0
-    for block in _chain(rest, blocks):
+    for block in blocks:
         chunk = _read_block(block, layout, index, next_record)
         if chunk.record_count:
             yield chunk
@@ -85,11 +82,29 @@ def read_csv(
             next_record += chunk.record_count
 
 
-def _chain(
-    rest: bytes, blocks: Iterator[bytes | RecordTooLarge]
-) -> Iterator[bytes | RecordTooLarge]:
-    yield rest
-    yield from blocks
+def _check_delimiter(delimiter: str) -> None:
+    if len(delimiter.encode("utf-8")) != 1 or delimiter in '"\r\n':
+        raise InputRejected(
+            f"options.delimiter {delimiter!r} cannot be used: it must be one ASCII character "
+            "other than a quote or a line break"
+        )
+
+
+def _read_header(
+    header: bytes | RecordTooLarge, delimiter: str, limits: HeaderLimits, max_record_bytes: int
+) -> list[str]:
+    """The header's field names, refused at once when it is missing or over the caps."""
+    too_long = f"the CSV header is longer than {min(limits.bytes, max_record_bytes)} bytes"
+    if isinstance(header, RecordTooLarge) or len(header) > limits.bytes:
+        raise InputRejected(too_long)
+    if not header.strip():
+        raise InputRejected("the input is empty: a CSV file starts with a header naming its fields")
+    names = _parse_header(header, delimiter)
+    if len(names) > limits.columns:
+        raise InputRejected(
+            f"the CSV header has {len(names)} fields, more than the {limits.columns} allowed"
+        )
+    return names
 
 
 def _parse_header(header: bytes, delimiter: str) -> list[str]:
@@ -199,12 +214,9 @@ def _parse_fast(block: bytes, layout: _Layout) -> pa.Table | None:
 
 
 def _lines(text: str) -> list[str]:
-    """Lines with their "\n" kept, so any run of them is the exact text of those records."""
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
+    """Lines with their endings kept ("\n", "\r\n" or "\r", as the csv module wants them), so
+    any run of them is the exact text of those records."""
+    return io.StringIO(text, newline="").readlines()
 
 
 def _parse_exact(block: bytes, layout: _Layout, index: int, first_record: int) -> RawChunk:

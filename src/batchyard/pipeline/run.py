@@ -15,13 +15,14 @@ import time
 from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
     BatchNotFound,
+    BatchyardError,
     HashMismatch,
     InputRejected,
+    InvalidRequest,
     InvalidTransition,
     PayloadTooLarge,
     PipelineError,
     TooManyErrors,
-    UnsupportedFormat,
 )
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import TERMINAL, BatchStatus
@@ -50,7 +51,7 @@ def final_status_for(error: BaseException) -> BatchStatus:
     """The terminal status a batch ends in when ``error`` stops its pipeline."""
     if isinstance(error, HashMismatch):
         return S.HASH_MISMATCH
-    if isinstance(error, InputRejected | TooManyErrors | UnsupportedFormat | PayloadTooLarge):
+    if isinstance(error, InputRejected | TooManyErrors | InvalidRequest | PayloadTooLarge):
         return S.VALIDATION_FAILED
     return S.FAILED
 
@@ -64,7 +65,7 @@ async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
         return  # deleted while running
     except CancelRequested:
         await _finish_cancel(rec)
-    except PipelineError as error:
+    except (PipelineError, InvalidRequest, PayloadTooLarge) as error:  # the input's fault too
         await _fail(rec, error, final_status_for(error))
     except Exception as error:
         logger.exception("batch %s: unexpected error", batch_id)
@@ -215,12 +216,14 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
         await rec.transition(S.CANCELLED)
 
 
-async def _fail(rec: BatchRecorder, error: PipelineError, status: BatchStatus) -> None:
+async def _fail(rec: BatchRecorder, error: BatchyardError, status: BatchStatus) -> None:
     try:
         batch = await rec.get()
         if batch.status in (S.CANCEL, S.CANCELLING):
             await _finish_cancel(rec)
             return
+        if status == S.VALIDATION_FAILED and batch.status != S.VALIDATING:
+            status = S.FAILED  # refused before validation (a source too large): the only way out
         await rec.log(error.message, LogLevel.ERROR)
         async with contextlib.AsyncExitStack() as settled:
             try:

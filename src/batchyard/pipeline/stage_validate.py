@@ -24,6 +24,7 @@ from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table,
 from batchyard.pipeline.chunks import RECORD_NUMBER, ValidatedChunk
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
+from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
 from batchyard.pipeline.validate import validate_chunk
 
@@ -115,6 +116,10 @@ class Validation:
                 options=batch.options,
                 chunk_bytes=self.chunk_bytes,
                 max_decompressed_bytes=ctx.settings.max_upload_bytes,
+                max_record_bytes=ctx.settings.max_record_bytes,
+                header_limits=HeaderLimits(
+                    ctx.settings.max_header_columns, ctx.settings.max_header_bytes
+                ),
             )
             offset = self.records_before
             async for raw in iterate_in_thread(chunks):
