@@ -248,11 +248,15 @@ JSONL = (
 def test_jsonl_records_errors_and_blank_lines(chunk_bytes: int) -> None:
     chunks = read(JSONL, InputFormat.JSONL, chunk_bytes=chunk_bytes)
     check_counts(chunks)
-    assert records(chunks) == [
-        {"id": "1", "name": "x", "note": "1.50", RECORD_NUMBER: 1},
-        {"id": "3", "name": None, "note": '{"a":[1,2.5]}', RECORD_NUMBER: 5},
-    ]
+    assert records(chunks) == [{"id": "1", "name": "x", "note": "1.50", RECORD_NUMBER: 1}]
     bad = {e["record_number"]: e for e in errors(chunks)}
+    assert bad[5]["code"] == "invalid_string"  # an object sent to a string column
+    assert json.loads(bad[5]["raw"]) == {
+        "_line": '{"id": 3, "note": {"a": [1, 2.5]}, "name": null}'
+    }
+    assert json.loads(bad[2]["raw"]) == {"_line": '{"id": 2, "name": true, "extra": 1}'}  # no \r
+    lines = [line for chunk in chunks for line in chunk.lines or []]
+    assert lines == [b'{"id": 1, "name": "x", "note": 1.50}']
     assert bad[2]["code"] == "unknown_column"
     assert bad[2]["column"] == "extra"
     assert bad[2]["key"] == "2"
@@ -265,8 +269,8 @@ def test_jsonl_records_errors_and_blank_lines(chunk_bytes: int) -> None:
 def test_jsonl_scalar_text_and_ignore_unknown() -> None:
     data = b'{"id": 12, "name": false, "note": 12345678901234567890.123, "x": 1}\n'
     options = BatchOptions(ignore_unknown_columns=True)
-    (chunk,) = read(data, InputFormat.JSONL, options=options)
-    assert chunk.table.to_pylist() == [
+    chunks = read(data, InputFormat.JSONL, options=options)
+    assert records(chunks) == [
         {"id": "12", "name": "false", "note": "12345678901234567890.123", RECORD_NUMBER: 1}
     ]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
+from batchyard.domain.errors import PipelineError
 from batchyard.targets.values import SQLITE_TIMESTAMP_FORMAT, sqlite_timestamp_text
 
 EDGES_US = [0, -1, 1, 1_704_164_645_123_456, 253_402_300_799_999_999, -62_135_596_800_000_000]
@@ -28,3 +30,10 @@ def test_sqlite_timestamp_text_is_what_strftime_writes() -> None:
         "0001-01-01T00:00:00.000000Z",
         None,
     ]
+
+
+def test_sqlite_refuses_a_timestamp_its_text_cannot_hold() -> None:
+    """Validation refuses such values; should one reach the target, it fails, never garbage."""
+    beyond = pa.chunked_array([pa.array([2**62], pa.int64()).cast(pa.timestamp("us", tz="UTC"))])
+    with pytest.raises(PipelineError, match="years 1 to 9999"):
+        sqlite_timestamp_text(beyond)

@@ -262,12 +262,13 @@ def results(
     batch_id: BatchId,
     output: Annotated[str, typer.Option("--output", "-o", help="File to write ('-' for stdout).")],
     failed: Annotated[
-        bool, typer.Option("--failed", help="The failed records (rows + error) instead.")
+        bool, typer.Option("--failed", help="The failed records as sent (+ error) instead.")
     ] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Download a batch's per-record results (or its failed records) as CSV, streamed."""
+    """Download a batch's per-record results as CSV (or its failed records as sent: CSV, or
+    JSON Lines for a JSON Lines input), streamed."""
     with connect(url, token) as client:
         download = (
             client.ingest.download_failed_records if failed else client.ingest.download_results

@@ -10,6 +10,8 @@ class RecordErrorCode(enum.StrEnum):
 
     #: A value is missing (null or empty) in a column declared nullable: false.
     MISSING_VALUE = "missing_value"
+    #: A string column got what is not text a target stores: an object or a list, a NUL character.
+    INVALID_STRING = "invalid_string"
     INVALID_INTEGER = "invalid_integer"
     INVALID_FLOAT = "invalid_float"
     INVALID_DECIMAL = "invalid_decimal"

@@ -8,6 +8,7 @@ the input record (1-based, header excluded, in input order).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +18,11 @@ import pyarrow as pa
 RECORD_NUMBER = "__record_number"
 #: Key of ``raw`` under which a malformed CSV line keeps its fields by position.
 POSITIONAL_FIELDS = "_fields"
+#: Key of ``raw`` under which a JSON Lines record keeps its line as sent.
+ORIGINAL_LINE_FIELD = "_line"
+#: The field the failed-records file adds to each record: ignored when read back, unless the
+#: dataset declares a column of that name.
+ERROR_FIELD = "error"
 
 #: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
 #: text (composite keys joined with ","), ``raw`` the original record as a JSON object of
@@ -54,6 +60,8 @@ class RawChunk:
     record_count: int
     table: pa.Table
     errors: pa.Table
+    #: JSON Lines: each record's line as sent, aligned with ``table``'s rows (for failed records).
+    lines: Sequence[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER
+from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
 
-# Decimals (JSON numbers are decoded exactly) are written back as JSON numbers, not strings.
+# Decimals (Parquet) are written as JSON numbers; msgspec.Raw (JSON Lines numbers) as sent.
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -48,6 +48,11 @@ class HeaderLimits:
 DEFAULT_HEADER_LIMITS = HeaderLimits()
 
 
+def line_raw(line: bytes) -> str:
+    """ERRORS_SCHEMA.raw for a record known by its line: the line as sent (bad bytes as U+FFFD)."""
+    return to_json({ORIGINAL_LINE_FIELD: line.decode("utf-8", "replace")})
+
+
 def names_list(names: Sequence[str]) -> str:
     """The names quoted, at most LISTED_NAMES of them: a message stays short whatever the input."""
     shown = ", ".join(repr(n[:100]) for n in names[:LISTED_NAMES])
@@ -66,7 +71,8 @@ def check_fields(
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
-    unknown = [n for n in names if dataset.column(n) is None]
+    # The failed-records file's error column, unless the dataset has one: read back, ignored.
+    unknown = [n for n in names if dataset.column(n) is None and n != ERROR_FIELD]
     if unknown and not options.ignore_unknown_columns:
         raise InputRejected(
             f"{what} has fields the dataset {dataset.name!r} does not declare: "

@@ -1,14 +1,23 @@
 """JSON Lines: one JSON object per line, turned into string columns for validation.
 
-JSON numbers are decoded as Decimal so that no digit is lost before validation decides what the
-value is; numbers and booleans become their JSON text ("12", "1.5", "true"), objects and arrays
-compact JSON text. Blank lines are not records.
+JSON numbers with a fraction or an exponent keep their text exactly as sent ("1e400", "1.50"), so
+that validation decides what the value is; integers and booleans become their JSON text ("12",
+"true"); a string column refuses objects and arrays. A json column takes the JSON value on the
+line, whatever its type, as compact JSON text with its numbers as sent (the string "abc" is
+stored as the JSON string "abc", not parsed as JSON text). A line that names a key twice is refused
+as malformed (which value was meant is not for us to guess). Blank lines are not records.
+
+Each record's line travels with it (RawChunk.lines) so that a failed record comes back in the
+failed-records file exactly as it was sent; an ``error`` member (that file's own) is ignored
+unless the dataset declares such a column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from decimal import Decimal
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -17,15 +26,25 @@ import pyarrow.compute as pc
 
 from batchyard.domain.batches import BatchOptions
 from batchyard.domain.records import RecordErrorCode
-from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
+from batchyard.domain.schema import ColumnType, Dataset
+from batchyard.pipeline.chunks import ERROR_FIELD, RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
-from batchyard.pipeline.formats_common import ErrorRows, Reader, record_key, to_json
+from batchyard.pipeline.formats_common import ErrorRows, Reader, line_raw, record_key, to_json
 
-_ANY = msgspec.json.Decoder(float_hook=Decimal)
-_JSON_KINDS = {list: "an array", str: "a string", Decimal: "a number", int: "a number"}
-_JSON_KINDS.update({bool: "a boolean", type(None): "null"})
-_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=Decimal)
+#: Numbers with a fraction or an exponent as their text: as fast as floats, but a string and a
+#: number are then alike, so values holding nested numbers are decoded again with _EXACT.
+_OBJECTS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=str)
+_ONE = msgspec.json.Decoder(float_hook=str)
+#: Nested numbers as msgspec.Raw, which is written back verbatim: ``{"a": 1.50}`` stays so.
+_EXACT = msgspec.json.Decoder(dict[str, Any], float_hook=msgspec.Raw)
+_JSON_KINDS: dict[type, str] = {list: "an array", dict: "an object", str: "a string"}
+_JSON_KINDS.update({float: "a number", int: "a number", bool: "a boolean", type(None): "null"})
+#: A key's end (closing quote, colon): strings and nested objects may add some but never hide
+#: one, so a block with as many as its objects have keys repeats none.
+_KEY_END = re.compile(rb'"\s*:')
+_SPACED_KEY_END = re.compile(rb'"\s+:')
+#: An integer minus zero, which no int keeps: such lines are decoded again.
+_NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
 
 
 def read_jsonl(
@@ -43,7 +62,8 @@ def read_jsonl(
             errors = ErrorRows()
             message = f"record is larger than {block.limit} bytes"
             errors.add(next_record, RecordErrorCode.RECORD_TOO_LARGE, message)
-            chunk = RawChunk(index, next_record, 1, _table({}, [], dataset), errors.table())
+            table = _table({}, [], dataset)
+            chunk = RawChunk(index, next_record, 1, table, errors.table(), lines=[])
         else:
             chunk = _read_lines(block, dataset, options, index, next_record)
         if chunk.record_count:
@@ -54,102 +74,211 @@ def read_jsonl(
 
 def _decode_all(lines: list[bytes]) -> list[dict[str, Any]] | None:
     """Every line decoded in one call, or None if any line is not a lone JSON object."""
+    joined = b"[" + b",".join(lines) + b"]"
     try:
-        decoded = _OBJECTS.decode(b"[" + b",".join(lines) + b"]")
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad bytes
+        decoded = _OBJECTS.decode(joined)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # bad UTF-8 inside a string: the latter
         return None
     # A line like `{"a":1},{"b":2}` decodes as two objects: the count catches it.
-    return decoded if len(decoded) == len(lines) else None
+    if len(decoded) != len(lines):
+        return None
+    # As many possible key ends as keys: no object names a key twice (else, line by line).
+    return decoded if _key_ends(joined) == sum(len(record) for record in decoded) else None
+
+
+def _key_ends(text: bytes) -> int:
+    """How many times ``"`` then (maybe spaces then) ``:`` occurs; counted in C when unspaced."""
+    if _SPACED_KEY_END.search(text) is None:
+        return text.count(b'":')
+    return len(_KEY_END.findall(text))
 
 
 def _decode_one(line: bytes) -> dict[str, Any] | str:
     """The line's object, or why it is not one."""
     try:
-        value = _ANY.decode(line)
-    except UnicodeDecodeError as exc:
-        return f"not valid UTF-8 ({exc.reason})"
-    except msgspec.DecodeError as exc:
+        value = _ONE.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return f"not valid JSON ({exc})"
     if not isinstance(value, dict):
-        return f"expected a JSON object, found {_JSON_KINDS.get(type(value), 'a value')}"
+        kind = "a number" if isinstance(value, str) and line.lstrip()[:1] != b'"' else None
+        return f"expected a JSON object, found {kind or _JSON_KINDS.get(type(value), 'a value')}"
+    repeated = _repeated_key(line, value)
+    if repeated is not None:
+        return f"the key {repeated!r} appears more than once"
     return value
+
+
+def _repeated_key(line: bytes, record: dict[str, Any]) -> str | None:
+    """A key that an object of ``line`` names twice, if any (only lines that may have one are
+    parsed again)."""
+    if _key_ends(line) == len(record):
+        return None
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        keys = [key for key, _ in items]
+        repeated.extend(key for i, key in enumerate(keys) if key in keys[:i])
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except ValueError:  # what msgspec read, json cannot: no repeated key found either way
+        return None
+    return repeated[0] if repeated else None
+
+
+@dataclass
+class _Lines:
+    """A block's decoded records, each with its number and its line as sent."""
+
+    records: list[dict[str, Any]]
+    numbers: list[int]
+    lines: list[bytes]
+
+    def keep(self, refuse: Callable[[dict[str, Any]], _Refusal | None], errors: ErrorRows) -> None:
+        """Drop the records ``refuse`` has a reason for, each as an error row with its line."""
+        kept = _Lines([], [], [])
+        for record, number, line in zip(self.records, self.numbers, self.lines, strict=True):
+            refusal = refuse(record)
+            if refusal is None:
+                kept.records.append(record)
+                kept.numbers.append(number)
+                kept.lines.append(line)
+                continue
+            code, message, column, key = refusal
+            errors.add(number, code, message, column=column, key=key, raw=line_raw(line))
+        self.records, self.numbers, self.lines = kept.records, kept.numbers, kept.lines
+
+
+#: Why a record is refused: code, message, column, key.
+_Refusal = tuple[RecordErrorCode, str, str | None, str | None]
 
 
 def _read_lines(
     block: bytes, dataset: Dataset, options: BatchOptions, index: int, first_record: int
 ) -> RawChunk:
-    lines = [line for line in block.split(b"\n") if line.strip()]
+    lines = [line.removesuffix(b"\r") for line in block.split(b"\n") if line.strip()]
     numbers = list(range(first_record, first_record + len(lines)))
     errors = ErrorRows()
     records = _decode_all(lines)
     if records is None:
-        records, numbers = _decode_each(lines, numbers, errors)
-    if not options.ignore_unknown_columns:
-        records, numbers = _drop_unknown(records, numbers, dataset, errors)
-    table = _table(_columns(records, dataset), numbers, dataset)
+        read = _decode_each(lines, first_record, errors)
+    else:
+        read = _Lines(records, numbers, lines)
+    if b"-0" in block:
+        _keep_negative_zeros(read)
+    known = set(dataset.column_names)
+    drop_error = ERROR_FIELD not in known and b'"error"' in block
+    if drop_error:
+        for record in read.records:  # the failed-records file's own member
+            record.pop(ERROR_FIELD, None)
+    if not options.ignore_unknown_columns and not all(known.issuperset(r) for r in read.records):
+        read.keep(lambda record: _unknown(record, dataset), errors)
+    json_columns = [c.name for c in dataset.columns if c.type == ColumnType.JSON]
+    if json_columns:
+        _decode_exactly(read, json_columns, drop_error)
+    columns, nested = _columns(read.records, dataset)
+    if nested:
+        strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
+        read.keep(lambda record: _nested_string(record, strings, dataset), errors)
+        columns, _ = _columns(read.records, dataset)
+    table = _table(columns, read.numbers, dataset)
     errors_table = errors.table().sort_by("record_number")
-    return RawChunk(index, first_record, len(lines), table, errors_table)
+    return RawChunk(index, first_record, len(lines), table, errors_table, lines=read.lines)
 
 
-def _decode_each(
-    lines: list[bytes], numbers: list[int], errors: ErrorRows
-) -> tuple[list[dict[str, Any]], list[int]]:
+def _keep_negative_zeros(read: _Lines) -> None:
+    """Decode again the lines with an integer ``-0``, which msgspec reads as 0: their integers
+    as their text, so that a string column stores "-0" as sent."""
+    for at, line in enumerate(read.lines):
+        if _NEGATIVE_ZERO.search(line):
+            read.records[at] = json.loads(line, parse_int=str, parse_float=str)
+
+
+def _decode_exactly(read: _Lines, names: list[str], drop_error: bool) -> None:
+    """Decode again the records whose json columns hold objects, arrays, strings or fractional
+    numbers: the fast decode gives numbers as text, so a string and a number look alike, and a
+    json column stores either as the JSON value it is."""
+    for at, record in enumerate(read.records):
+        if any(isinstance(record.get(name), dict | list | str) for name in names):
+            exact = _EXACT.decode(read.lines[at])
+            if drop_error:
+                exact.pop(ERROR_FIELD, None)
+            read.records[at] = exact
+
+
+def _decode_each(lines: list[bytes], first_record: int, errors: ErrorRows) -> _Lines:
     """Slow path: decode line by line, turning each bad line into an error."""
-    records: list[dict[str, Any]] = []
-    kept: list[int] = []
-    for line, number in zip(lines, numbers, strict=True):
+    read = _Lines([], [], [])
+    for number, line in enumerate(lines, start=first_record):
         value = _decode_one(line)
         if isinstance(value, dict):
-            records.append(value)
-            kept.append(number)
+            read.records.append(value)
+            read.numbers.append(number)
+            read.lines.append(line)
             continue
-        text = line.decode("utf-8", "replace")
         try:
             line.decode("utf-8")
             code = RecordErrorCode.MALFORMED_RECORD
         except UnicodeDecodeError as exc:
             code = RecordErrorCode.INVALID_ENCODING
             value = f"the line is not valid UTF-8 (byte 0x{line[exc.start]:02x})"
-        errors.add(number, code, value, raw=to_json({"_line": text.strip()}))
-    return records, kept
+        errors.add(number, code, value, raw=line_raw(line))
+    return read
 
 
-def _drop_unknown(
-    records: list[dict[str, Any]], numbers: list[int], dataset: Dataset, errors: ErrorRows
-) -> tuple[list[dict[str, Any]], list[int]]:
-    known = set(dataset.column_names)
-    if all(known.issuperset(record) for record in records):
-        return records, numbers
-    kept_records: list[dict[str, Any]] = []
-    kept_numbers: list[int] = []
-    for record, number in zip(records, numbers, strict=True):
-        unknown = [key for key in record if key not in known]
-        if not unknown:
-            kept_records.append(record)
-            kept_numbers.append(number)
+def _unknown(record: dict[str, Any], dataset: Dataset) -> _Refusal | None:
+    unknown = [key for key in record if dataset.column(key) is None]
+    if not unknown:
+        return None
+    listed = ", ".join(repr(key) for key in unknown)
+    message = f"unknown column(s) {listed} (set options.ignore_unknown_columns to skip them)"
+    return RecordErrorCode.UNKNOWN_COLUMN, message, unknown[0], record_key(record, dataset)
+
+
+def _nested_string(record: dict[str, Any], strings: list[str], dataset: Dataset) -> _Refusal | None:
+    """An object or an array sent to a string column: refused, never stored as its JSON text."""
+    nested = [n for n in strings if isinstance(record.get(n), dict | list)]
+    if not nested:
+        return None
+    kind = _JSON_KINDS.get(type(record[nested[0]]), "an object")
+    message = f"column {nested[0]!r}: {kind} is not a string (a json column takes it)"
+    return RecordErrorCode.INVALID_STRING, message, nested[0], record_key(record, dataset)
+
+
+def _columns(
+    records: list[dict[str, Any]], dataset: Dataset
+) -> tuple[dict[str, pa.Array[Any]], bool]:
+    """The records' text columns, and whether a string column got an object or an array."""
+    columns: dict[str, pa.Array[Any]] = {}
+    nested = False
+    for column in dataset.columns:
+        values = [record.get(column.name) for record in records]
+        if column.type == ColumnType.JSON:  # the JSON value on the line, whatever its type
+            columns[column.name] = pa.array([_json_text(v) for v in values], pa.string())
             continue
-        listed = ", ".join(repr(key) for key in unknown)
-        message = f"unknown column(s) {listed} (set options.ignore_unknown_columns to skip them)"
-        key = record_key(record, dataset)
-        raw = to_json(record)
-        errors.add(
-            number, RecordErrorCode.UNKNOWN_COLUMN, message, column=unknown[0], key=key, raw=raw
-        )
-    return kept_records, kept_numbers
+        text = _strings(values)
+        if text is None:
+            if column.type == ColumnType.STRING:
+                nested = nested or any(isinstance(v, dict | list) for v in values)
+            text = _as_text(values)
+        columns[column.name] = text
+    return columns, nested
 
 
-def _columns(records: list[dict[str, Any]], dataset: Dataset) -> dict[str, pa.Array[Any]]:
-    return {
-        name: _as_text([record.get(name) for record in records]) for name in dataset.column_names
-    }
+def _json_text(value: Any) -> str | None:
+    return None if value is None else to_json(value)
 
 
-def _as_text(values: list[Any]) -> pa.Array[Any]:
-    """A string column: strings as they are, other JSON values as their JSON text."""
+def _strings(values: list[Any]) -> pa.Array[Any] | None:
+    """The values as a string column if they all are strings (or null)."""
     try:
         return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
+        return None
+
+
+def _as_text(values: list[Any]) -> pa.Array[Any]:
+    """A string column of values that are not all strings: others as their JSON text."""
     try:  # a column of integers or booleans converts in C
         inferred = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -165,8 +294,6 @@ def _as_text(values: list[Any]) -> pa.Array[Any]:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, Decimal):
-        return str(value)
     return to_json(value)
 
 

@@ -25,6 +25,8 @@ class Manifest(msgspec.Struct):
     chunks: list[ChunkEntry] = msgspec.field(default_factory=list)
     #: Input field names in input order (first source's), for the failed-records file.
     input_columns: list[str] = msgspec.field(default_factory=list)
+    #: The first source's format ("csv", "jsonl", "parquet"): the failed-records file's format.
+    input_format: str | None = None
 
     @property
     def total(self) -> int:

@@ -1,4 +1,5 @@
-"""Writing results: one row per input record in input order, and the failed records to fix.
+"""Writing results: one row per input record in input order, and the failed records to fix
+(pipeline/failed_records.py says how they are written).
 
 Built chunk by chunk from the staged chunks, their validation errors and the target's ledger, so
 memory stays bounded by a chunk whatever the input's size.
@@ -7,14 +8,12 @@ memory stays bounded by a chunk whatever the input's size.
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import tempfile
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,8 +22,15 @@ import pyarrow.csv as pacsv
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, POSITIONAL_FIELDS, RECORD_NUMBER, ChunkOutcome
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
+from batchyard.pipeline.failed_records import (
+    CSV_CONTENT_TYPE,
+    FailedRecordsFormat,
+    content_type,
+    extension,
+)
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
+from batchyard.pipeline.originals import InputReader
 from batchyard.storage.blobs import BlobStore
 
 _RESULT_TEXT_COLUMNS = ("outcome", "error_code", "error_column", "error_message", "key")
@@ -40,10 +46,6 @@ _NO_HEADER = pacsv.WriteOptions(include_header=False)
 #: cores; a chunk's text is about a third of its input, so memory stays near one chunk's size.
 RESULTS_THREADS = 2
 RESULTS_AHEAD = 3
-#: Name of the column the failed-records file adds to the original fields.
-ERROR_COLUMN = "error"
-#: Served with presigned downloads, as the API serves the files itself.
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
@@ -58,12 +60,17 @@ def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
 
 
 def chunk_results(
-    valid: pa.Table, errors: pa.Table, outcome: ChunkOutcome, dataset: Dataset
+    valid: pa.Table,
+    errors: pa.Table,
+    outcome: ChunkOutcome,
+    dataset: Dataset,
+    originals: dict[int, str] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(results rows for the chunk, every failed record's ERRORS_SCHEMA row), in input order.
 
     A chunk without a failed record (the common case) takes no join and no sort: ``valid`` is
-    already in input order, so its rows are the results as they are.
+    already in input order, so its rows are the results as they are. ``originals`` holds what
+    was sent for records the target refused (read again from the input), by record number.
     """
     failures = outcome.failures.cast(ERRORS_SCHEMA)
     succeeded = valid
@@ -83,7 +90,7 @@ def chunk_results(
         message=failed["message"],
     )
     rows = pa.concat_tables([ok_rows, bad_rows]).sort_by("record_number")
-    return rows, _with_raw(failed, valid)
+    return rows, _with_raw(failed, valid, originals or {})
 
 
 def _result_rows(
@@ -111,8 +118,9 @@ def _result_rows(
     )
 
 
-def _with_raw(failed: pa.Table, valid: pa.Table) -> pa.Table:
-    """Fill ``raw`` for records the target refused (validation already filled its own)."""
+def _with_raw(failed: pa.Table, valid: pa.Table, originals: dict[int, str]) -> pa.Table:
+    """Fill ``raw`` for records the target refused (validation already filled its own): what was
+    sent, else (without the input to read it from) the typed values as text."""
     missing = pc.is_null(failed["raw"])
     if not pc.any(missing).as_py():
         return failed
@@ -122,11 +130,10 @@ def _with_raw(failed: pa.Table, valid: pa.Table) -> pa.Table:
             pc.is_in(valid[RECORD_NUMBER], value_set=failed.filter(missing)["record_number"])
         ).to_pylist()
     }
+    numbers = cast("list[int]", failed["record_number"].to_pylist())
     raws = [
-        raw if raw is not None else _raw_json(by_number.get(number))
-        for number, raw in zip(
-            failed["record_number"].to_pylist(), failed["raw"].to_pylist(), strict=True
-        )
+        raw if raw is not None else originals.get(number) or _raw_json(by_number.get(number))
+        for number, raw in zip(numbers, failed["raw"].to_pylist(), strict=True)
     ]
     return failed.set_column(
         failed.schema.get_field_index("raw"), "raw", pa.array(raws, pa.string())
@@ -147,51 +154,31 @@ def _text(value: Any) -> str | None:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _failed_record_rows(failed: pa.Table, columns: list[str]) -> Iterator[list[str]]:
-    for raw, code, column, message in zip(
-        failed["raw"].to_pylist(),
-        failed["code"].to_pylist(),
-        failed["column"].to_pylist(),
-        failed["message"].to_pylist(),
-        strict=True,
-    ):
-        values = _original_values(_decode_raw(raw), columns)
-        where = f" (column {column})" if column else ""
-        yield [*values, f"{code}{where}: {message}"]
-
-
-def _original_values(fields: dict[str, Any], columns: list[str]) -> list[str]:
-    """The record's fields in file order; a CSV line with the wrong field count keeps its fields
-    by position (``_fields``) so that nothing the client sent is dropped from the file to fix."""
-    positional = fields.get(POSITIONAL_FIELDS)
-    if isinstance(positional, list):
-        texts = ["" if v is None else _field_text(v) for v in positional]
-        return texts + [""] * (len(columns) - len(texts))
-    return ["" if fields.get(c) is None else _field_text(fields[c]) for c in columns]
-
-
-def _decode_raw(raw: str | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        decoded = json.loads(raw)
-    except ValueError:
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
-
-
-def _field_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 class ResultsWriter:
-    """Builds results.csv and failed-records.csv in a temporary directory, then uploads them."""
+    """Builds results.csv and the failed-records file in a temporary directory, then uploads them.
 
-    def __init__(self, blobs: BlobStore, batch_id: str, dataset: Dataset, manifest: Manifest):
+    Args:
+        inputs: reads the stored input again for what was sent of records the target refused;
+            without it, their typed values are written as text.
+        delimiter: the input's CSV delimiter, which the failed-records file keeps.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        batch_id: str,
+        dataset: Dataset,
+        manifest: Manifest,
+        *,
+        inputs: InputReader | None = None,
+        delimiter: str = ",",
+    ):
         self.blobs = blobs
         self.batch_id = batch_id
         self.dataset = dataset
         self.manifest = manifest
+        self.inputs = inputs
+        self.delimiter = delimiter
 
     def build(self, committed: dict[int, ChunkOutcome], workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
@@ -201,54 +188,62 @@ class ResultsWriter:
         stage is mostly pyarrow work that releases the GIL, while memory stays a few chunks.
         """
         results_path = workdir / "results.csv"
-        failed_path = workdir / "failed-records.csv"
+        failed_path = workdir / "failed-records"
         columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
+        failed_format = FailedRecordsFormat(self.manifest.input_format, columns, self.delimiter)
+        originals = self._originals(committed)
         with (
             results_path.open("wb") as results_file,
             failed_path.open("w", newline="", encoding="utf-8") as failed_file,
             ThreadPoolExecutor(RESULTS_THREADS, thread_name_prefix="results") as pool,
         ):
             pacsv.write_csv(RESULTS_SCHEMA.empty_table(), results_file, PLAIN_HEADER)
-            failed_csv = csv.writer(failed_file)
-            failed_csv.writerow([*columns, ERROR_COLUMN])
+            failed_file.write(failed_format.header())
             pending: deque[Future[tuple[bytes, pa.Table]]] = deque()
             for entry in self.manifest.chunks:
-                pending.append(pool.submit(self._chunk_text, entry, committed))
+                pending.append(pool.submit(self._chunk_text, entry, committed, originals))
                 if len(pending) > RESULTS_AHEAD:
-                    self._write_next(pending.popleft(), results_file, failed_csv, columns)
+                    self._write_next(pending.popleft(), results_file, failed_file, failed_format)
             while pending:
-                self._write_next(pending.popleft(), results_file, failed_csv, columns)
+                self._write_next(pending.popleft(), results_file, failed_file, failed_format)
         return results_path, failed_path
+
+    def _originals(self, committed: dict[int, ChunkOutcome]) -> dict[int, str]:
+        """What was sent of the records the target refused, read again from the input."""
+        if self.inputs is None:
+            return {}
+        wanted: set[int] = set()
+        for outcome in committed.values():
+            failures = outcome.failures
+            if failures.num_rows:
+                unknown = failures.filter(pc.is_null(failures["raw"]))
+                wanted.update(cast("list[int]", unknown["record_number"].to_pylist()))
+        return self.inputs.originals(wanted)
 
     @staticmethod
     def _write_next(
         chunk: Future[tuple[bytes, pa.Table]],
         results_file: BinaryIO,
-        failed_csv: Any,
-        columns: list[str],
+        failed_file: TextIO,
+        failed_format: FailedRecordsFormat,
     ) -> None:
         rows_text, failed = chunk.result()
         results_file.write(rows_text)
-        failed_csv.writerows(_failed_record_rows(failed, columns))
+        failed_file.write(failed_format.rows(failed))
 
     def _chunk_text(
-        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
+        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome], originals: dict[int, str]
     ) -> tuple[bytes, pa.Table]:
         """(the chunk's results rows as CSV text without a header, its failed records)."""
-        rows, failed = self._chunk(entry, committed)
-        text = pa.BufferOutputStream()
-        pacsv.write_csv(rows, text, _NO_HEADER)
-        return text.getvalue().to_pybytes(), failed
-
-    def _chunk(
-        self, entry: ChunkEntry, committed: dict[int, ChunkOutcome]
-    ) -> tuple[pa.Table, pa.Table]:
         valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
         errors = read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
         outcome = committed.get(entry.index) or ChunkOutcome(
             entry.index, 0, ERRORS_SCHEMA.empty_table()
         )
-        return chunk_results(valid, errors, outcome, self.dataset)
+        rows, failed = chunk_results(valid, errors, outcome, self.dataset, originals)
+        text = pa.BufferOutputStream()
+        pacsv.write_csv(rows, text, _NO_HEADER)
+        return text.getvalue().to_pybytes(), failed
 
     async def write(self, committed: dict[int, ChunkOutcome]) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
@@ -260,9 +255,10 @@ class ResultsWriter:
                 content_type=CSV_CONTENT_TYPE,
                 filename=f"{name}-results.csv",
             )
+            input_format = self.manifest.input_format
             await self.blobs.write_file(
                 keys.failed_records_key(self.batch_id),
                 failed_path,
-                content_type=CSV_CONTENT_TYPE,
-                filename=f"{name}-failed-records.csv",
+                content_type=content_type(input_format),
+                filename=f"{name}-failed-records.{extension(input_format)}",
             )

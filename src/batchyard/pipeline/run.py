@@ -29,6 +29,7 @@ from batchyard.domain.statuses import TERMINAL, BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
 from batchyard.pipeline.manifest import Manifest, read_manifest
+from batchyard.pipeline.originals import InputReader
 from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_s3 import S3Sources
@@ -195,7 +196,18 @@ async def _process(rec: BatchRecorder, batch: Batch) -> None:
 async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     manifest = await _manifest(rec, batch)
     committed = await asyncio.to_thread(rec.ctx.target.committed_chunks, batch.id)
-    writer = ResultsWriter(rec.ctx.blobs, batch.id, await _dataset(rec, batch), manifest)
+    dataset, settings = await _dataset(rec, batch), rec.ctx.settings
+    inputs = InputReader(
+        rec.ctx.blobs, batch, dataset, settings.chunk_bytes, settings.max_upload_bytes
+    )
+    writer = ResultsWriter(
+        rec.ctx.blobs,
+        batch.id,
+        dataset,
+        manifest,
+        inputs=inputs,
+        delimiter=batch.options.delimiter,
+    )
     await writer.write(committed)
     counts = counts_so_far(manifest, committed)
     await rec.log(

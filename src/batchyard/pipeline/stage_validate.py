@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import posixpath
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +24,7 @@ from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.originals import name_hint
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -40,12 +39,6 @@ class CancelRequested(Exception):
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
     if (await rec.get()).status == BatchStatus.CANCEL:
         raise CancelRequested
-
-
-def _name_hint(source: Source) -> str | None:
-    if source.url is None:
-        return None
-    return posixpath.basename(urlsplit(source.url).path) or None
 
 
 def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
@@ -105,7 +98,7 @@ class Validation:
         try:
             head = await asyncio.to_thread(reader.read, HEAD_BYTES)
             await asyncio.to_thread(reader.seek, 0)
-            fmt, gzipped = detect_format(head, _name_hint(source), batch.format)
+            fmt, gzipped = detect_format(head, name_hint(source), batch.format)
             label = f"{fmt.value}{' (gzip)' if gzipped else ''}"
             await self.rec.log(f"Reading source {source_index + 1}/{len(batch.sources)} as {label}")
             chunks = read_chunks(
@@ -129,6 +122,7 @@ class Validation:
                     self.manifest.input_columns = [
                         n for n in raw.table.column_names if n != RECORD_NUMBER
                     ]
+                    self.manifest.input_format = fmt.value
         finally:
             reader.close()
 

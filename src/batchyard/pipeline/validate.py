@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.arrow_types import valid_schema
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk, ValidatedChunk
-from batchyard.pipeline.formats_common import to_json
+from batchyard.pipeline.originals import as_text, field_values, original_fields
 from batchyard.pipeline.validate_checks import Failure, check_column
 from batchyard.pipeline.validate_types import Arr, all_false
 
@@ -35,7 +35,9 @@ class _Rejections:
             return
         indices: Arr = pc.indices_nonzero(new)
         shown = (
-            originals.take(indices).to_pylist() if originals is not None else [None] * len(indices)
+            as_text(originals.take(indices)).to_pylist()
+            if originals is not None
+            else [None] * len(indices)
         )
         for index, value in zip(indices.to_pylist(), shown, strict=True):
             self.rows.append((index, column, failure.code.value, failure.reason(value)))
@@ -65,20 +67,21 @@ def validate_chunk(raw: RawChunk, dataset: Dataset) -> ValidatedChunk:
     valid = pa.Table.from_arrays(
         [pc.filter(a, keep) for a in [*typed_columns, numbers]], schema=valid_schema(dataset)
     )
-    errors = _error_table(rejections.rows, table, dataset)
+    errors = _error_table(rejections.rows, raw, dataset)
     all_errors = pa.concat_tables([raw.errors, errors]).sort_by("record_number")
     return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, all_errors)
 
 
 def _error_table(
-    rows: list[tuple[int, str, str, str]], table: pa.Table, dataset: Dataset
+    rows: list[tuple[int, str, str, str]], raw: RawChunk, dataset: Dataset
 ) -> pa.Table:
-    """ERRORS_SCHEMA rows for newly rejected records, with their key and original fields."""
+    """ERRORS_SCHEMA rows for newly rejected records, with their key and what was sent."""
     if not rows:
         return ERRORS_SCHEMA.empty_table()
-    indices = pa.array([row[0] for row in rows], pa.int64())
-    picked = table.take(indices)
-    originals = picked.drop_columns([RECORD_NUMBER]).to_pylist()
+    indices = [row[0] for row in rows]
+    picked = raw.table.take(pa.array(indices, pa.int64()))
+    raws = original_fields(raw, indices)
+    originals = field_values(picked)
     return pa.table(
         {
             "record_number": picked.column(RECORD_NUMBER),
@@ -86,7 +89,7 @@ def _error_table(
             "code": [row[2] for row in rows],
             "message": [row[3] for row in rows],
             "key": [_key(record, dataset) for record in originals],
-            "raw": [to_json(record) for record in originals],
+            "raw": raws,
         },
         schema=ERRORS_SCHEMA,
     )

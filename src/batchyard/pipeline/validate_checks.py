@@ -7,6 +7,7 @@ Messages are only built for failing values, so their cost is proportional to the
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -21,13 +22,14 @@ from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType
 from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.formats_common import to_json
 from batchyard.pipeline.validate_types import (
-    CAST_TYPES,
+    PARSERS,
     Arr,
     all_false,
     json_error,
     mask,
     overflowed,
     parse_text,
+    refuse_unstorable,
 )
 
 _SHOWN = 100
@@ -55,9 +57,7 @@ def check_column(values: Arr | None, column: Column, length: int) -> tuple[Arr, 
         typed: Arr = pa.nulls(length, target)
         return typed, [_missing(typed, column)] if not column.nullable else []
     typed, bad = convert(values, column)
-    failures = []
-    if column.type != ColumnType.STRING:
-        failures.append(Failure(bad, _TYPE_CODES[column.type], _type_reason(column)))
+    failures = [Failure(bad, _TYPE_CODES[column.type], _type_reason(column))]
     failures.extend(_constraints(typed, column))
     named = [_named(failure, column.name) for failure in failures]
     # Bad values are null in ``typed`` too, but their type failure comes first.
@@ -81,43 +81,108 @@ def convert(values: Arr, column: Column) -> tuple[Arr, Arr]:
 
 
 def _convert_typed(values: Arr, column: Column) -> tuple[Arr, Arr]:
-    """Parquet inputs: a safe cast when it works; else the values' text, parsed as text."""
-    target = arrow_type(column)
-    if column.type == ColumnType.JSON and not _is_scalar(values.type):
-        texts = [None if v is None else to_json(v) for v in values.to_pylist()]
-        return pa.array(texts, pa.string()), all_false(len(values))
+    """Parquet inputs: a safe cast from a type of the same kind, else the values' text.
+
+    Only the same kind is cast (integers and decimals to integer or decimal, numbers to float,
+    dates and timestamps to timestamp, dates to date), so that Parquet takes what CSV and JSON
+    Lines take: an int64 in a timestamp column is not read as microseconds since an epoch, a
+    boolean is not an integer, a float (even 1.0) is not an integer.
+    """
+    if isinstance(values.type, pa.ExtensionType):  # e.g. arrow.uuid: its bytes
+        values = values.storage
+    if pa.types.is_nested(values.type):
+        return _convert_nested(values, column)
+    if _is_bytes(values.type):
+        return _convert_bytes(values, column)
     if pa.types.is_timestamp(values.type) and values.type.tz is None:
         values = values.cast(pa.timestamp(values.type.unit, tz="UTC"))  # naive means UTC
-    if column.type in CAST_TYPES:
-        try:
-            typed: Arr = pc.cast(values, target)
-            if column.type != ColumnType.FLOAT or not pc.any(pc.is_inf(typed)).as_py():
-                return typed, all_false(len(values))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+    kinds = _SAME_KIND.get(column.type, ())
+    if column.type == ColumnType.TIMESTAMP and pa.types.is_timestamp(values.type):
+        return _microseconds(values, column)
+    if any(kind(values.type) for kind in kinds):
+        typed = _safe_cast(values, column)
+        if typed is not None:
+            return refuse_unstorable(typed, all_false(len(values)), column)
+    elif column.type == ColumnType.INTEGER and pa.types.is_floating(values.type):
+        return _all_refused(values, column)
     try:
         text: Arr = pc.cast(values, pa.string())
-    except pa.ArrowNotImplementedError:
+    except pa.ArrowNotImplementedError:  # a type Arrow cannot write as text: its JSON
         text = pa.array([None if v is None else to_json(v) for v in values.to_pylist()])
     return parse_text(text, column)
 
 
-def _is_scalar(dtype: pa.DataType) -> bool:
-    return not (pa.types.is_nested(dtype) or pa.types.is_binary(dtype))
+def _convert_bytes(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """16 bytes into a uuid column are the UUID (Parquet's UUID type); other bytes are text."""
+    if column.type == ColumnType.UUID and values.type == pa.binary(16):
+        texts = [None if b is None else str(uuid.UUID(bytes=b)) for b in values.to_pylist()]
+        return pa.array(texts, pa.string()), all_false(len(values))
+    try:
+        return parse_text(pc.cast(values, pa.string()), column)
+    except pa.ArrowInvalid:  # bytes that are not UTF-8 text
+        return _all_refused(values, column)
 
 
-# Types whose Arrow safe cast already refuses exactly what the column must refuse.
-_CAST_OK = frozenset(
-    {
-        ColumnType.INTEGER,
-        ColumnType.FLOAT,
-        ColumnType.DECIMAL,
-        ColumnType.DATE,
-        ColumnType.TIMESTAMP,
-    }
-)
+def _is_bytes(dtype: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+    )
+
+
+def _microseconds(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Timestamps of any unit in microseconds; those with a finer part are refused, never
+    truncated (each alone: the others are kept)."""
+    utc = pa.timestamp("us", tz="UTC")
+    try:
+        typed: Arr = pc.cast(values, utc)
+        return refuse_unstorable(typed, all_false(len(values)), column)
+    except pa.ArrowInvalid:
+        typed = pc.cast(values, utc, safe=False)
+    lost = mask(pc.not_equal(pc.cast(typed, values.type), values))
+    return refuse_unstorable(pc.if_else(lost, pa.nulls(len(values), utc), typed), lost, column)
+
+
+def _convert_nested(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Lists and structs: JSON text for a json column, refused by any other."""
+    if column.type != ColumnType.JSON:
+        return _all_refused(values, column)
+    texts = [None if v is None else to_json(v) for v in values.to_pylist()]
+    return pa.array(texts, pa.string()), all_false(len(values))
+
+
+def _all_refused(values: Arr, column: Column) -> tuple[Arr, Arr]:
+    target: Any = arrow_type(column)
+    typed: Arr = pa.nulls(len(values), target)
+    return typed, pc.is_valid(values)
+
+
+def _safe_cast(values: Arr, column: Column) -> Arr | None:
+    """The values cast to the column's type, or None if some would change (or overflow)."""
+    try:
+        typed: Arr = pc.cast(values, arrow_type(column))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if column.type == ColumnType.FLOAT and pc.any(pc.is_inf(typed)).as_py():
+        return None  # decimals too large for float64: the text path says which
+    return typed
+
+
+_NUMBER_KINDS = (pa.types.is_integer, pa.types.is_decimal)
+#: Which Parquet types a column casts from; others are read as text.
+_SAME_KIND = {
+    ColumnType.INTEGER: (pa.types.is_integer,),
+    ColumnType.DECIMAL: _NUMBER_KINDS,
+    ColumnType.FLOAT: (*_NUMBER_KINDS, pa.types.is_floating),
+    ColumnType.DATE: (pa.types.is_date,),
+    ColumnType.TIMESTAMP: (pa.types.is_date, pa.types.is_timestamp),
+}
+
 
 _TYPE_CODES = {
+    ColumnType.STRING: Code.INVALID_STRING,
     ColumnType.INTEGER: Code.INVALID_INTEGER,
     ColumnType.FLOAT: Code.INVALID_FLOAT,
     ColumnType.DECIMAL: Code.INVALID_DECIMAL,
@@ -129,14 +194,18 @@ _TYPE_CODES = {
 }
 
 _TYPE_REASONS = {
+    ColumnType.STRING: "is not text every target can store (an object, a list, or a NUL character)",
     ColumnType.BOOLEAN: "is not a boolean (true/false, t/f, 1/0, yes/no)",
     ColumnType.DATE: "is not a date (YYYY-MM-DD)",
     ColumnType.TIMESTAMP: "is not an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM])",
     ColumnType.UUID: "is not a UUID (32 hex digits)",
 }
+_YEARS = "is outside the years 1 to 9999 (in UTC), which not every target can store"
 
 
 def _type_reason(column: Column) -> Callable[[Any], str]:
+    if column.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        return lambda value: _calendar_reason(value, column)
     if column.type == ColumnType.INTEGER:
         return _integer_reason
     if column.type == ColumnType.FLOAT:
@@ -155,7 +224,22 @@ def _integer_reason(value: Any) -> str:
     return f"{show(value)} is not an integer"
 
 
+def _calendar_reason(value: Any, column: Column) -> str:
+    """Out of the years 1 to 9999, or not a date/timestamp at all."""
+    text = str(value).strip()
+    typed, bad = PARSERS[column.type](pa.array([text], pa.string()), arrow_type(column))
+    if re.match(r"^[+-]?[0-9]{5,}-", text) or (typed.null_count == 0 and not bad[0].as_py()):
+        return f"{show(value)} {_YEARS}"
+    if re.search(r":[0-9]{2}\.[0-9]{7,}", text):
+        return f"{show(value)} has more than 6 fractional digits (never rounded)"
+    if column.type == ColumnType.TIMESTAMP and re.fullmatch(r"[+-]?[0-9]+(\.[0-9]*)?", text):
+        return f"{show(value)} is a number, not a timestamp (no epoch or unit is assumed)"
+    return f"{show(value)} {_TYPE_REASONS[column.type]}"
+
+
 def _float_reason(value: Any) -> str:
+    if re.fullmatch(r"(?i)\s*[+-]?nan\s*", str(value)):
+        return f"{show(value)} is refused: NaN is not stored (SQLite cannot hold it)"
     text = pa.array([str(value).strip()], pa.string())
     try:
         if pc.any(overflowed(text, pc.cast(text, pa.float64()))).as_py():

@@ -5,15 +5,22 @@ value). Only if that fails does it trim whitespace, pick out bad values with vec
 masks, and cast the rest; values that still fail are found by bisection, O(k log n) casts for
 k bad values, never a Python loop over the whole column.
 
-Decisions: floats accept "nan", "inf", "infinity" (any case, signed) as PostgreSQL does, but a
-finite-looking number too large for float64 ("1e400") is refused rather than stored as infinity.
-Booleans accept true/false, t/f, 1/0, yes/no in any case. Integers refuse hex ("0x10").
+Decisions (docs/data-rules.md has them all, with examples): a value is never silently changed.
+Floats accept "inf", "infinity" (any case, signed) but refuse "nan" (SQLite cannot hold NaN, and
+both targets must store the same values) and finite-looking numbers that float64 cannot hold, too
+large ("1e400") or too small ("1e-400", which would become 0); -0 is stored as 0, as SQLite
+does. Booleans accept true/false, t/f, 1/0, yes/no in any case. Integers refuse hex ("0x10").
 Timestamps accept "YYYY-MM-DD[T| ]HH:MM[:SS[.ffffff]][Z|±HH[:MM]]" and a bare date (midnight);
-naive values are UTC; more than 6 fractional digits is refused rather than truncated.
+naive values are UTC; more than 6 fractional digits is refused rather than truncated. Dates and
+timestamps must fall in the years 1 to 9999 once in UTC. Surrounding whitespace is trimmed, but
+an empty or whitespace-only text is not a value of any type but string: it is refused, never
+taken for a missing value (only a CSV field left empty, a JSON null or a Parquet null is one).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -32,6 +39,8 @@ Parser = Callable[[Arr, pa.DataType], tuple[Arr, Arr]]
 
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _SPECIAL_FLOAT = r"(?i)^[+-]?(nan|inf|infinity)$"
+#: A number whose digits are all zero: the only text that may parse to a float zero.
+_ZERO = r"^[+-]?(0+\.?0*|\.0+)([eE][+-]?[0-9]+)?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIMESTAMP = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
@@ -50,6 +59,13 @@ _UUID_ANY = (
 TRUE_WORDS = pa.array(["true", "t", "1", "yes"])
 FALSE_WORDS = pa.array(["false", "f", "0", "no"])
 _TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
+#: The instants every target stores: years 1 to 9999 in UTC (SQLite's text has four-digit years).
+_FIRST_INSTANT = pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), _TIMESTAMP_UTC)
+_LAST_INSTANT = pa.scalar(
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), _TIMESTAMP_UTC
+)
+_FIRST_DAY = pa.scalar(dt.date(1, 1, 1), pa.date32())
+_LAST_DAY = pa.scalar(dt.date(9999, 12, 31), pa.date32())
 
 
 def all_false(n: int) -> Arr:
@@ -116,8 +132,16 @@ def parse_float(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
 
 
 def overflowed(values: Arr, typed: Arr) -> Arr:
-    """Infinities that were not written as such: numbers too large for float64."""
-    return pc.and_(mask(pc.is_inf(typed)), pc.invert(matches(values, _SPECIAL_FLOAT)))
+    """Numbers float64 cannot hold: infinities not written as such (``1e400``) and non-zero
+    numbers that became zero (``1e-400``)."""
+    infinite = mask(pc.is_inf(typed))
+    zero = mask(pc.equal(typed, pa.scalar(0.0)))
+    # The texts are looked at only when there is an infinity or a zero to explain.
+    if pc.any(infinite).as_py():
+        infinite = pc.and_(infinite, pc.invert(matches(values, _SPECIAL_FLOAT)))
+    if pc.any(zero).as_py():
+        zero = pc.and_(zero, pc.invert(matches(values, _ZERO)))
+    return pc.or_(infinite, zero)
 
 
 def parse_decimal(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
@@ -170,10 +194,43 @@ _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 def parse_json(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     """Valid JSON texts are kept as given; checked in one decode when possible."""
     if _all_json(values):
-        return values, all_false(len(values))
+        bad = _unstorable_json(values)
+        return _only(values, pc.invert(bad)), bad
     flags = [text is not None and json_error(text) is not None for text in values.to_pylist()]
-    bad = pa.array(flags, pa.bool_())
+    bad = pc.or_(pa.array(flags, pa.bool_()), _unstorable_json(values))
     return _only(values, pc.invert(bad)), bad
+
+
+#: Escapes of what PostgreSQL's jsonb refuses: NUL, and surrogates (lone ones among them).
+_RISKY_ESCAPE = r"\\u(0000|[dD][89a-fA-F])"
+
+
+def _unstorable_json(values: Arr) -> Arr:
+    """JSON texts holding a NUL or a lone surrogate: SQLite would keep them, jsonb cannot."""
+    risky = matches(values, _RISKY_ESCAPE)
+    if not pc.any(risky).as_py():
+        return risky
+    pairs = zip(values.to_pylist(), risky.to_pylist(), strict=True)
+    flags = [bool(r) and _has_unstorable(v) for v, r in pairs]
+    return pa.array(flags, pa.bool_())
+
+
+def _has_unstorable(text: str) -> bool:
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return False  # already refused as invalid JSON
+    return _walk_unstorable(decoded)
+
+
+def _walk_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_walk_unstorable(k) or _walk_unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_walk_unstorable(item) for item in value)
+    return False
 
 
 def _all_json(values: Arr) -> bool:
@@ -205,7 +262,9 @@ def json_error(text: str) -> str | None:
 
 
 def parse_string(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
-    return values, all_false(len(values))
+    """Any text but one with a NUL character, which PostgreSQL cannot store."""
+    nul = mask(pc.match_substring(values, "\x00"))
+    return _only(values, pc.invert(nul)), nul
 
 
 PARSERS: dict[ColumnType, Parser] = {
@@ -243,6 +302,31 @@ def fast_cast(values: Arr, column: Column) -> Arr | None:
     if ctype == ColumnType.FLOAT and pc.any(overflowed(values, typed)).as_py():
         return None
     return typed
+
+
+def refuse_unstorable(typed: Arr, bad: Arr, column: Column) -> tuple[Arr, Arr]:
+    """Flag the values that parse but that not every target can store exactly.
+
+    NaN (SQLite stores it as NULL), dates and timestamps outside the years 1 to 9999 in UTC
+    (SQLite's text has four-digit years); -0.0 becomes 0.0, as SQLite stores it.
+    """
+    if column.type == ColumnType.FLOAT:
+        unstorable = mask(pc.is_nan(typed))
+        typed = pc.add(typed, pa.scalar(0.0))
+    elif column.type == ColumnType.TIMESTAMP:
+        unstorable = outside(typed, _FIRST_INSTANT, _LAST_INSTANT)
+    elif column.type == ColumnType.DATE:
+        unstorable = outside(typed, _FIRST_DAY, _LAST_DAY)
+    else:
+        return typed, bad
+    if not pc.any(unstorable).as_py():
+        return typed, bad
+    return _only(typed, pc.invert(unstorable)), pc.or_(bad, unstorable)
+
+
+def outside(typed: Arr, first: pa.Scalar[Any], last: pa.Scalar[Any]) -> Arr:
+    """Values before ``first`` or after ``last``."""
+    return mask(pc.or_(pc.less(typed, first), pc.greater(typed, last)))
 
 
 def _fast_timestamp(values: Arr) -> Arr | None:
@@ -283,12 +367,11 @@ CAST_TYPES = frozenset(
 def parse_text(values: Arr, column: Column) -> tuple[Arr, Arr]:
     """Typed values and the mask of values that are not valid for the column's type."""
     if column.type == ColumnType.STRING:
-        return values, all_false(len(values))
+        return parse_string(values, pa.string())
     typed = fast_cast(values, column)
     if typed is not None:
-        return typed, all_false(len(values))
+        return refuse_unstorable(typed, all_false(len(values)), column)
+    # Whitespace around a value is trimmed; an empty text is left to fail the type's grammar.
     trimmed = pc.utf8_trim_whitespace(values)
-    # An empty field in a non-string column is a missing value (CSV has no other way to say it).
-    trimmed = _only(trimmed, mask(pc.not_equal(trimmed, pa.scalar(""))))
     typed, bad = PARSERS[column.type](trimmed, arrow_type(column))
-    return typed, mask(bad)
+    return refuse_unstorable(typed, mask(bad), column)

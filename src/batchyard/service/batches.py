@@ -34,7 +34,8 @@ from batchyard.domain.errors import (
 )
 from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
-from batchyard.pipeline import keys
+from batchyard.pipeline import failed_records, keys
+from batchyard.pipeline.manifest import read_manifest
 from batchyard.pipeline.sources import validate_source_url
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.service.auth import require, sees_all_batches
@@ -351,6 +352,14 @@ async def open_result_file(svc: Services, batch: Batch, which: ResultFile) -> As
             details={"status": batch.status.value},
         )
     return svc.blobs.read_stream(_result_key(batch.id, which))
+
+
+async def result_file_type(svc: Services, batch: Batch, which: ResultFile) -> tuple[str, str]:
+    """(media type, file extension) of a result file: failed records are in the input's format."""
+    if which == "results":
+        return failed_records.CSV_CONTENT_TYPE, "csv"
+    input_format = (await read_manifest(svc.blobs, batch.id)).input_format
+    return failed_records.content_type(input_format), failed_records.extension(input_format)
 
 
 def download_query(svc: Services, batch: Batch, path: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ followed by the text.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeAlias, cast
 
@@ -85,15 +86,38 @@ def sqlite_timestamp_text(values: pa.ChunkedArray[Any]) -> Values:
     Same text as ``pc.strftime(values, format=SQLITE_TIMESTAMP_FORMAT)``, about five times
     faster: casting the naive UTC wall clock to text needs no time zone lookup per value.
     """
+    _check_years(values)
     wall_clock = values.cast(pa.timestamp("us")).cast(pa.string())
     text = pc.utf8_replace_slice(wall_clock, 10, 11, "T")
     join: Any = pc.binary_join_element_wise
     return cast(Values, join(text, pa.scalar("Z"), ""))
 
 
+def _check_years(values: Values) -> None:
+    """Refuse what SQLite's text cannot hold in order (validation lets none through)."""
+    first, last = _YEARS_1_TO_9999[pa.types.is_date(values.type)]
+    typed: Any = values
+    outside: Any = pc.or_(pc.less(typed, first), pc.greater(typed, last))
+    if pc.any(outside).as_py():
+        raise PipelineError("a date or timestamp outside the years 1 to 9999 reached SQLite")
+
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+#: (first, last) of the years 1 to 9999, for timestamps (False) and dates (True).
+_YEARS_1_TO_9999: dict[bool, tuple[Any, Any]] = {
+    False: (
+        pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), _UTC_US),
+        pa.scalar(dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), _UTC_US),
+    ),
+    True: (pa.scalar(dt.date(1, 1, 1), pa.date32()), pa.scalar(dt.date(9999, 12, 31), pa.date32())),
+}
+
+
 def _sqlite_column(ctype: ColumnType, values: pa.ChunkedArray[Any]) -> Values:
     if ctype == ColumnType.TIMESTAMP:
         return sqlite_timestamp_text(values)
+    if ctype == ColumnType.DATE:
+        _check_years(values)
     if ctype in (ColumnType.DECIMAL, ColumnType.DATE):
         return values.cast(pa.string())
     return values

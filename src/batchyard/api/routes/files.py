@@ -23,6 +23,12 @@ OptionalCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_op
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "The file, streamed"}
 }
+_CSV_OR_JSONL: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {}, "application/x-ndjson": {}},
+        "description": "The file, streamed: CSV, or JSON Lines for a JSON Lines input",
+    }
+}
 
 
 async def _authorised_batch(
@@ -54,10 +60,11 @@ async def _file(
 ) -> StreamingResponse:
     batch = await _authorised_batch(svc, request, batch_id, credentials, expires, signature)
     stream = await batches.open_result_file(svc, batch, which)
-    filename = f"{batch.dataset}-{batch.id}-{which}.csv"
+    media_type, extension = await batches.result_file_type(svc, batch, which)
+    filename = f"{batch.dataset}-{batch.id}-{which}.{extension}"
     return StreamingResponse(
         stream,
-        media_type="text/csv; charset=utf-8",
+        media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -78,7 +85,11 @@ async def get_results(
     return await _file(svc, request, batch_id, "results", credentials, expires, signature)
 
 
-@router.get("/batches/{batch_id}/failed-records", response_class=StreamingResponse, responses=_CSV)
+@router.get(
+    "/batches/{batch_id}/failed-records",
+    response_class=StreamingResponse,
+    responses=_CSV_OR_JSONL,
+)
 async def get_failed_records(
     batch_id: str,
     request: Request,
@@ -87,5 +98,9 @@ async def get_failed_records(
     expires: Annotated[int | None, Query()] = None,
     signature: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StreamingResponse:
-    """The records that were not applied: their original fields plus an ``error`` column."""
+    """The records that were not applied, as sent, each with why (``error``).
+
+    In the input's format: CSV (the original fields plus an ``error`` column) for CSV and
+    Parquet inputs, JSON Lines (each original line with an ``error`` member) for JSON Lines.
+    """
     return await _file(svc, request, batch_id, "failed-records", credentials, expires, signature)

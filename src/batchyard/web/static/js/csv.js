@@ -78,3 +78,36 @@ export async function readCsv(response, onRow, maxBytes) {
     reader.cancel().catch(() => {});
   }
 }
+
+/**
+ * Streams a JSON Lines Response, calling onLine(text) for each non-blank line until onLine
+ * returns false or maxBytes have been read; then cancels the download.
+ */
+export async function readLines(response, onLine, maxBytes) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let read = 0;
+  let rest = "";
+  let stopped = false;
+  const feed = (text) => {
+    const lines = (rest + text).split("\n");
+    rest = lines.pop();
+    for (const line of lines) {
+      if (line.trim() && onLine(line) === false) return true;
+    }
+    return false;
+  };
+  try {
+    while (!stopped && read < maxBytes) {
+      const { value, done } = await reader.read();
+      if (done) {
+        stopped = feed(decoder.decode() + "\n");
+        break;
+      }
+      read += value.byteLength;
+      stopped = feed(decoder.decode(value, { stream: true }));
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}

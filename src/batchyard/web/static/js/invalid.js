@@ -1,7 +1,7 @@
 // The first invalid records of a completed batch: record numbers and reasons from the results
 // file, original fields from the failed-records file, each read only as far as needed.
 import { apiFetch } from "./api.js";
-import { readCsv } from "./csv.js";
+import { readCsv, readLines } from "./csv.js";
 import { h } from "./format.js";
 
 const SHOWN = 20;
@@ -23,14 +23,38 @@ async function firstFailures(base) {
 }
 
 async function firstFailedRecords(base) {
+  const response = await apiFetch(`${base}/failed-records`);
+  if ((response.headers.get("content-type") || "").includes("ndjson")) {
+    return firstFailedLines(response);
+  }
   let header = null;
   const records = [];
-  await readCsv(await apiFetch(`${base}/failed-records`), (row) => {
+  await readCsv(response, (row) => {
     if (!header) header = row;
     else records.push(row);
     return records.length < SHOWN;
   }, MAX_RESULTS_BYTES);
   return { header: header || [], records };
+}
+
+/** JSON Lines failed records (a JSON Lines input): the members become the columns. */
+async function firstFailedLines(response) {
+  const objects = [];
+  await readLines(response, (line) => {
+    let value;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = null;
+    }
+    const isObject = value !== null && typeof value === "object" && !Array.isArray(value);
+    objects.push(isObject ? value : { line });
+    return objects.length < SHOWN;
+  }, MAX_RESULTS_BYTES);
+  const header = [...new Set(objects.flatMap((o) => Object.keys(o)))];
+  const text = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
+  const records = objects.map((o) => header.map((name) => text(o[name])));
+  return { header, records };
 }
 
 /** Fills the "First invalid records" card; the table keeps the file order (by record number). */

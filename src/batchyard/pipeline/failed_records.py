@@ -1,0 +1,134 @@
+"""The failed-records file: each failed record as the client sent it, plus why it failed.
+
+In the input's own format, so that the file can be fixed and sent again and nothing else
+changes: CSV keeps every field's text as read, written with the input's delimiter, a missing
+field (NULL) as an empty field and an empty string as ``""``; JSON Lines keeps each line exactly
+as sent and adds the reason as a last member ``"error"``. A line that is not a JSON object comes
+back as it was sent, alone (results.csv says why). The readers ignore the ``error`` field when
+the file is sent again, unless the dataset declares a column of that name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from batchyard.pipeline.chunks import ERROR_FIELD, ORIGINAL_LINE_FIELD, POSITIONAL_FIELDS
+
+#: Media types of the two kinds of file, by the input's format.
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+JSONL_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
+#: The ``error`` member this file adds, at the end of a line sent again as it was.
+_EARLIER_ERROR = re.compile(r'(,\s*)?"error"\s*:\s*"(?:[^"\\]|\\.)*"\s*}$')
+#: Characters that make a CSV field need quotes (besides the delimiter).
+_SPECIAL = ('"', "\r", "\n")
+
+
+def is_jsonl(input_format: str | None) -> bool:
+    return input_format == "jsonl"
+
+
+def content_type(input_format: str | None) -> str:
+    return JSONL_CONTENT_TYPE if is_jsonl(input_format) else CSV_CONTENT_TYPE
+
+
+def extension(input_format: str | None) -> str:
+    return "jsonl" if is_jsonl(input_format) else "csv"
+
+
+class FailedRecordsFormat:
+    """Turns ERRORS_SCHEMA rows (with ``raw``) into the failed-records file's text."""
+
+    def __init__(self, input_format: str | None, columns: list[str], delimiter: str = ","):
+        self.jsonl = is_jsonl(input_format)
+        self.columns = columns
+        self.delimiter = delimiter
+
+    def header(self) -> str:
+        """The first line: CSV's header (fields, then ``error``); nothing for JSON Lines."""
+        if self.jsonl:
+            return ""
+        return self._csv_line([*self.columns, ERROR_FIELD])
+
+    def rows(self, failed: pa.Table) -> str:
+        """One line per failed record, in the table's order."""
+        render = self._jsonl_line if self.jsonl else self._csv_record
+        return "".join(render(raw, error) for raw, error in _raw_and_errors(failed))
+
+    def _csv_record(self, raw: dict[str, Any], error: str) -> str:
+        return self._csv_line([*_original_values(raw, self.columns), error])
+
+    def _csv_line(self, fields: list[str | None]) -> str:
+        return self.delimiter.join(_csv_field(f, self.delimiter) for f in fields) + "\n"
+
+    def _jsonl_line(self, raw: dict[str, Any], error: str) -> str:
+        line = raw.get(ORIGINAL_LINE_FIELD)
+        member = f"{json.dumps(ERROR_FIELD)}: {json.dumps(error, ensure_ascii=False)}"
+        if not isinstance(line, str):  # no line kept: the fields known, if any
+            line = json.dumps(raw, ensure_ascii=False)
+        body = line.rstrip()
+        if not _is_object(body):
+            return line + "\n"
+        if ERROR_FIELD not in self.columns:  # sent again: the earlier reason gives way
+            body = _EARLIER_ERROR.sub("}", body)
+        inside = body[:-1].rstrip()
+        separator = "" if inside.endswith("{") else ", "
+        return f"{inside}{separator}{member}}}\n"
+
+
+def _raw_and_errors(failed: pa.Table) -> Iterator[tuple[dict[str, Any], str]]:
+    for raw, code, column, message in zip(
+        failed["raw"].to_pylist(),
+        failed["code"].to_pylist(),
+        failed["column"].to_pylist(),
+        failed["message"].to_pylist(),
+        strict=True,
+    ):
+        where = f" (column {column})" if column else ""
+        yield _decode_raw(raw), f"{code}{where}: {message}"
+
+
+def _is_object(text: str) -> bool:
+    if not (text.startswith("{") and text.endswith("}")):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _csv_field(value: str | None, delimiter: str) -> str:
+    """A field as CSV text: None (NULL) is left empty, an empty string is quoted ``""``."""
+    if value is None:
+        return ""
+    if value == "" or delimiter in value or any(c in value for c in _SPECIAL):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _original_values(fields: dict[str, Any], columns: list[str]) -> list[str | None]:
+    """The record's fields in file order; a CSV line with the wrong field count keeps its fields
+    by position (``_fields``) so that nothing the client sent is dropped from the file to fix."""
+    positional = fields.get(POSITIONAL_FIELDS)
+    if isinstance(positional, list):
+        texts = [None if v is None else _field_text(v) for v in positional]
+        return texts + [None] * (len(columns) - len(texts))
+    return [None if fields.get(c) is None else _field_text(fields[c]) for c in columns]
+
+
+def _decode_raw(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _field_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
