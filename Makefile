@@ -1,7 +1,7 @@
 # One entry point for developers; CI runs .ci/run (the README's test command).
 UV ?= uv
 
-.PHONY: install serve test test-fast lint format typecheck bench bench-pg all
+.PHONY: install serve test test-fast fuzz lint format typecheck bench bench-pg all
 
 install:
 	$(UV) sync
@@ -14,6 +14,11 @@ test:
 
 test-fast:
 	$(UV) run pytest tests/unit tests/integration tests/api
+
+# The differential tests with FUZZ_SCALE times their examples and fresh random seeds.
+FUZZ_SCALE ?= 50
+fuzz:
+	DIFFERENTIAL_SCALE=$(FUZZ_SCALE) $(UV) run pytest tests/differential --timeout 0 -x
 
 lint:
 	$(UV) run ruff check src tests benchmarks

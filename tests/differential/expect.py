@@ -8,7 +8,10 @@ free to refuse it, e.g. a CSV field a strict parser calls malformed).
 
 from __future__ import annotations
 
+import csv
 import decimal
+import io
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -62,7 +65,8 @@ class Record:
     """
 
     fields: dict[str, Expectation]
-    sent: list[str] | None = None
+    #: CSV: the fields' texts; JSON Lines: the line.
+    sent: list[str] | str | None = None
 
     @property
     def must_fail(self) -> bool:
@@ -145,8 +149,20 @@ def check_import(
 def _check_failed_records(
     got: Imported, records: list[Record], failed: list[dict[str, str]]
 ) -> None:
-    """Each failed record comes back as it was sent (CSV: the original field texts)."""
-    rows = got.failed_records[1:]
+    """Each failed record comes back as it was sent (CSV: its fields; JSON Lines: its line)."""
+    if not failed:
+        return  # (an empty JSON Lines input gets a CSV header: nothing to read in it either way)
+    if got.batch.format is not None and got.batch.format.value == "jsonl":
+        lines = got.failed_records.decode("utf-8").splitlines()
+        assert len(lines) == len(failed), "failed-records does not list every failed record"
+        for result, line in zip(failed, lines, strict=True):
+            sent = records[int(result["record_number"]) - 1].sent
+            assert isinstance(sent, str)
+            assert line.startswith(_line_kept(sent)), (
+                f"record {result['record_number']} sent {sent!r}, failed-records gives {line!r}"
+            )
+        return
+    rows = list(csv.reader(io.StringIO(got.failed_records.decode("utf-8"), newline="")))[1:]
     assert len(rows) == len(failed), "failed-records does not list every failed record"
     for result, row in zip(failed, rows, strict=True):
         sent = records[int(result["record_number"]) - 1].sent
@@ -154,3 +170,13 @@ def _check_failed_records(
             assert row[: len(sent)] == sent, (
                 f"record {result['record_number']} sent {sent!r}, failed-records gives {row!r}"
             )
+
+
+def _line_kept(sent: str) -> str:
+    """What a failed-records line starts with: the line as sent, up to its closing brace."""
+    body = sent.rstrip()
+    try:
+        is_object = isinstance(json.loads(body), dict)
+    except ValueError:
+        is_object = False
+    return body[:-1].rstrip() if is_object else body

@@ -69,8 +69,8 @@ class Imported:
     batch: Batch
     #: results.csv rows as dicts (record_number, outcome, error_code, …), in file order.
     results: list[dict[str, str]]
-    #: failed-records.csv: header and rows, as the csv module reads them.
-    failed_records: list[list[str]]
+    #: The failed-records file (CSV, or JSON Lines for JSON Lines input).
+    failed_records: bytes
     #: The dataset's table, one dict per row (column name → the driver's value).
     rows: list[dict[str, Any]]
 
@@ -126,11 +126,11 @@ class PipelineHarness:
         async with self._ctx.store.begin() as conn:
             batch = await batch_rows.get_batch(conn, created.batch.id, owner_id=None)
         results: list[dict[str, str]] = []
-        failed: list[list[str]] = []
+        failed = b""
         if await self._ctx.blobs.exists(keys.results_key(batch.id)):
             table = _csv_rows(await self._read(keys.results_key(batch.id)))
             results = [dict(zip(table[0], row, strict=True)) for row in table[1:]]
-            failed = _csv_rows(await self._read(keys.failed_records_key(batch.id)))
+            failed = await self._read(keys.failed_records_key(batch.id))
         return Imported(batch, results, failed, read_table(self.target_url, dataset))
 
     async def _read(self, key: str) -> bytes:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from batchyard.domain.schema import ColumnType
 from differential.expect import Either, Exact, Expectation, Record, Reject
-from differential.rules import from_text
+from differential.rules import from_text, json_unstorable
 from differential.stored import load_json
 
 COLUMNS = {
@@ -79,13 +79,15 @@ def _expect(ctype: ColumnType, value: Value) -> Expectation:
     if value.kind == "null":
         return Exact(None)
     if ctype == ColumnType.JSON:
-        return Exact(load_json(value.text))
+        decoded = load_json(value.text)
+        return Reject("jsonb cannot hold it") if json_unstorable(decoded) else Exact(decoded)
     if value.kind == "nested":
         return Reject("an array or object is not a " + ctype.value)
     if value.kind == "string":
         return from_text(ctype, json.loads(value.text))
     if ctype == ColumnType.STRING:
-        return Either.of(value.text)  # a number or boolean as its JSON text, or refused
+        # Docs: JSON numbers keep the text they were sent as; a boolean is not documented.
+        return Exact(value.text) if value.kind == "number" else Either.of(value.text)
     if value.kind == "bool":
         return Exact(value.text == "true") if ctype == ColumnType.BOOLEAN else Reject("bool")
     if ctype in (ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.DECIMAL):
@@ -110,22 +112,24 @@ def _line(draw: st.DrawFn, number: int) -> tuple[bytes, Record]:
     fields.update({k: Exact(None) for k in COLUMNS if k not in values})
     hostile = draw(st.integers(0, 19))
     if hostile == 0:
-        return b'{"n":' + str(number).encode() + b', "s": "\xff"}', _rejected()
+        return _rejected(b'{"n":' + str(number).encode() + b', "s": "\xff"}')
     if hostile == 1 and names:
         pairs.append(f"{json.dumps(names[0])}:null")  # a repeated key
-        return ("{" + ",".join(pairs) + "}").encode(), _rejected()
+        return _rejected(("{" + ",".join(pairs) + "}").encode())
     if hostile == 2:
         pairs.append('"unknown":1')
-        return ("{" + ",".join(pairs) + "}").encode(), _rejected()
+        return _rejected(("{" + ",".join(pairs) + "}").encode())
     if hostile == 3:
         broken = draw(st.sampled_from(["[1, 2]", '"text"', "42", "{", '{"n":1,}', "nul"]))
-        return broken.encode(), _rejected()
+        return _rejected(broken.encode())
     spacing = draw(st.sampled_from([",", ", ", " ,\t"]))
-    return ("{" + spacing.join(pairs) + "}").encode(), Record(fields)
+    line = ("{" + spacing.join(pairs) + "}").encode()
+    return line, Record(fields, sent=line.decode())
 
 
-def _rejected() -> Record:
-    return Record({"n": Reject("the line is refused as a whole")})
+def _rejected(line: bytes) -> tuple[bytes, Record]:
+    sent = line.decode("utf-8", "replace")
+    return line, Record({"n": Reject("the line is refused as a whole")}, sent=sent)
 
 
 @st.composite

@@ -1,8 +1,8 @@
 """docs/data-rules.md as a reference model: what a field's text must become in each column type.
 
 Written from the documentation, not from the code: where the docs say a value is accepted it
-is ``Exact``; where they say it is refused, ``Reject``; where they leave room (surrounding
-whitespace), ``Either``.
+is ``Exact``; where they say it is refused, ``Reject``; where they leave room (a boolean sent
+as a JSON number, say), ``Either``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from batchyard.domain.schema import ColumnType
 from differential.expect import Either, Exact, Expectation, Reject
@@ -21,7 +22,6 @@ from differential.stored import load_json
 _INT64 = (-(2**63), 2**63 - 1)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 _SPECIAL = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
 _TRUE = {"true", "t", "1", "yes"}
 _FALSE = {"false", "f", "0", "no"}
@@ -43,7 +43,8 @@ def _integer(text: str) -> Expectation:
 
 def _float(text: str) -> Expectation:
     if _SPECIAL.fullmatch(text):
-        return Exact(float(text.lower().replace("infinity", "inf")))
+        value = float(text.lower().replace("infinity", "inf"))
+        return Reject("NaN cannot be stored on SQLite") if math.isnan(value) else Exact(value)
     if not _NUMBER.fullmatch(text):
         return Reject("not a number")
     value = float(text)
@@ -56,14 +57,15 @@ def _float(text: str) -> Expectation:
 
 def decimal_rule(scale: int, precision: int) -> Callable[[str], Expectation]:
     def rule(text: str) -> Expectation:
-        if not _PLAIN_DECIMAL.fullmatch(text):
-            return Reject("not plain decimal notation")
+        if not _NUMBER.fullmatch(text):
+            return Reject("not decimal or exponent notation")
         value = decimal.Decimal(text)
-        exponent = int(value.as_tuple().exponent)
-        digits = len(value.as_tuple().digits)
-        fraction = max(0, -exponent)
-        whole = max(0, digits + exponent) if value else 0
-        if fraction > scale and value != value.quantize(decimal.Decimal(1).scaleb(-scale)):
+        if not value:
+            return Exact(value)
+        normal = value.normalize()
+        exponent = int(normal.as_tuple().exponent)
+        whole = len(normal.as_tuple().digits) + exponent
+        if -exponent > scale:
             return Reject("more fractional digits than the scale")
         if whole > precision - scale:
             return Reject("too many digits")
@@ -136,9 +138,21 @@ def _uuid(text: str) -> Expectation:
 
 def _json(text: str) -> Expectation:
     try:
-        return Exact(load_json(text))
+        value = load_json(text)
     except ValueError:
         return Reject("not JSON")
+    return Reject("jsonb cannot hold it") if json_unstorable(value) else Exact(value)
+
+
+def json_unstorable(value: Any) -> bool:
+    """Whether a JSON value holds a NUL or a lone surrogate, which PostgreSQL's jsonb refuses."""
+    if isinstance(value, str):
+        return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(json_unstorable(k) or json_unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(json_unstorable(v) for v in value)
+    return False
 
 
 _RULES: dict[ColumnType, Callable[[str], Expectation]] = {
@@ -154,15 +168,20 @@ _RULES: dict[ColumnType, Callable[[str], Expectation]] = {
 }
 
 
-def from_text(ctype: ColumnType, text: str | None) -> Expectation:
-    """What a field's text (None: a missing value) must become in a nullable column."""
-    if text is None or ctype == ColumnType.STRING:
-        return Exact(text)
+def from_text(
+    ctype: ColumnType, text: str | None, rule: Callable[[str], Expectation] | None = None
+) -> Expectation:
+    """What a field's text (None: a missing value) must become in a nullable column.
+
+    Docs: only an unquoted empty CSV field (None here) is missing; an empty or whitespace-only
+    text is not a number, date, …; whitespace around other values is trimmed. ``rule`` stands
+    for the type's own (a decimal's scale and precision).
+    """
+    if text is None:
+        return Exact(None)
+    if ctype == ColumnType.STRING:
+        return Reject("NUL cannot be stored on PostgreSQL") if "\x00" in text else Exact(text)
     stripped = text.strip()
     if not stripped:
-        # Docs: an empty field is a missing value. Whitespace alone is not empty.
-        return Exact(None) if not text else Reject("whitespace is not a value")
-    expectation = _RULES[ctype](stripped)
-    if stripped != text and isinstance(expectation, Exact):
-        return Either.of(expectation.value)  # surrounding whitespace: the docs do not say
-    return expectation
+        return Reject("an empty text is not a value")
+    return (rule or _RULES[ctype])(stripped)

@@ -50,7 +50,7 @@ def load_json(text: str | bytes) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return load_json(value) if isinstance(value, str | bytes) else value
+    return load_json(value)
 
 
 def _boolean(value: Any) -> bool:
@@ -100,6 +100,9 @@ def normalize(row: dict[str, Any], dataset: Dataset, backend: str) -> dict[str, 
         value = row[column.name]
         if value is None:
             out[column.name] = None
+            continue
+        if column.type == ColumnType.JSON and backend == "postgresql":
+            out[column.name] = value  # psycopg has read the jsonb (with load_json)
             continue
         try:
             out[column.name] = _READERS[column.type](value)
