@@ -5,17 +5,23 @@ Every reader streams: memory is bounded by the chunk size, never by the file siz
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchyard.domain.batches import BatchOptions, InputFormat
 from batchyard.domain.errors import InputRejected, UnsupportedFormat
+from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import RawChunk
+from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
 from batchyard.pipeline.formats_blocks import BOM
 from batchyard.pipeline.formats_common import (
     DEFAULT_HEADER_LIMITS,
+    ErrorRows,
     GunzipReader,
     HeaderLimits,
     Reader,
@@ -94,6 +100,38 @@ def detect_format(
     return declared, is_gzip
 
 
+#: Types whose values make a Parquet row large.
+_TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+
+
+def _text_bytes(table: pa.Table) -> Any:
+    """Per row, the bytes of its string and binary values (the bulk of any large row)."""
+    total: Any = None
+    for column in table.columns:
+        if column.type in _TEXT_TYPES:
+            lengths = pc.fill_null(pc.cast(pc.binary_length(column), pa.int64()), 0)
+            total = lengths if total is None else pc.add(total, lengths)
+    return total
+
+
+def rows_within_limit(chunk: RawChunk, limit: int) -> RawChunk:
+    """Parquet rows over the record size limit fail alone with record_too_large, as CSV records
+    and JSON lines do (the values are already read: Parquet has no smaller unit to skip)."""
+    sizes = _text_bytes(chunk.table)
+    if sizes is None:
+        return chunk
+    big = pc.greater(sizes, pa.scalar(limit, pa.int64()))
+    if not pc.any(big).as_py():
+        return chunk
+    errors = ErrorRows()
+    message = f"record is larger than {limit} bytes"
+    for number in chunk.table[RECORD_NUMBER].filter(big).to_pylist():
+        errors.add(cast(int, number), RecordErrorCode.RECORD_TOO_LARGE, message)
+    table = chunk.table.filter(pc.invert(big))
+    merged = pa.concat_tables([chunk.errors, errors.table()]).sort_by("record_number")
+    return dataclasses.replace(chunk, table=table, errors=merged)
+
+
 def read_chunks(
     stream: BinaryIO,
     fmt: InputFormat,
@@ -115,9 +153,10 @@ def read_chunks(
     source: Reader = GunzipReader(stream, max_decompressed_bytes) if gzip else stream
     if fmt == InputFormat.PARQUET:
         parquet_source = source if gzip else stream
-        yield from read_parquet(
+        chunks = read_parquet(
             parquet_source, dataset=dataset, options=options, chunk_bytes=chunk_bytes, spool=gzip
         )
+        yield from (rows_within_limit(chunk, max_record_bytes) for chunk in chunks)
         return
     if fmt == InputFormat.CSV:
         yield from read_csv(

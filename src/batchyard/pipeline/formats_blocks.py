@@ -39,12 +39,19 @@ class RecordEnds(Protocol):
         """Positions of the last byte of each record's line ending in ``data``."""
         ...
 
+    def last_line_ending(self) -> bytes:
+        """What to give the input's last record if it lacks a line ending."""
+        ...
+
 
 class LineEnds:
     """JSON Lines: every "\\n" ends a record."""
 
     def ends(self, data: bytes) -> Positions:
         return np.flatnonzero(np.frombuffer(data, np.uint8) == LF)
+
+    def last_line_ending(self) -> bytes:
+        return b""
 
 
 def _line_breaks(data: bytes, bytes_: npt.NDArray[np.uint8]) -> Positions:
@@ -104,6 +111,13 @@ class CsvEnds:
             self._opens = bool(self._opens_after[bytes_[-1]])
         return breaks[~in_quotes]
 
+    def last_line_ending(self) -> bytes:
+        """A "\n", unless the input ends inside a quoted field (which it would then extend).
+
+        pyarrow reads a last field after a quoted one as "" rather than NULL when the record
+        lacks its line ending (`1,"x",`); with one, both parsers agree on every record."""
+        return b"" if self._inside else b"\n"
+
     def _by_parity(
         self, bytes_: npt.NDArray[np.uint8], quotes: Positions, breaks: Positions
     ) -> npt.NDArray[np.bool_] | None:
@@ -156,10 +170,14 @@ class CsvEnds:
 class _Cutter:
     """Turns pieces of input into blocks of whole records, checking each record's size."""
 
-    def __init__(self, ends: RecordEnds, max_record_bytes: int, *, first_alone: bool) -> None:
+    def __init__(
+        self, ends: RecordEnds, max_record_bytes: int, max_first_bytes: int | None
+    ) -> None:
         self._ends = ends
         self._limit = max_record_bytes
-        self._first_alone = first_alone  # the first record (a header) is a block of its own
+        #: The first record's own limit (a header's), when it comes alone.
+        self._first_limit = min(max_first_bytes or max_record_bytes, max_record_bytes)
+        self._first_alone = max_first_bytes is not None  # the header is a block of its own
         self._carry = b""  # the start of a record whose end is not read yet
         self._skipping = False  # inside a too-large record, already reported
         self._open_cr = False  # the carry ends with "\r": a "\n" may still follow
@@ -190,7 +208,7 @@ class _Cutter:
         if self._first_alone and ends.size:
             self._first_alone = False
             start = int(ends[0]) + 1
-            yield buf[:start] if start <= self._limit else RecordTooLarge(self._limit)
+            yield buf[:start] if start <= self._first_limit else RecordTooLarge(self._first_limit)
             ends = ends[1:]
         yield from self._whole_records(buf, ends, start)
 
@@ -210,14 +228,17 @@ class _Cutter:
                 yield buf[start : ends[-1] + 1]
                 start = int(ends[-1]) + 1
         self._carry = buf[start:]
-        if len(self._carry) > self._limit:
-            yield RecordTooLarge(self._limit)
+        limit = self._first_limit if self._first_alone else self._limit
+        if len(self._carry) > limit:
+            yield RecordTooLarge(limit)
             # A carry ending with "\r" is a whole record: only its "\r\n" may go on.
             self._skipping, self._drop_lf = not self._open_cr, self._open_cr
             self._carry, self._open_cr, self._first_alone = b"", False, False
 
     def finish(self) -> Iterator[bytes]:
-        if self._carry:
+        if self._carry and not self._open_cr:
+            yield self._carry + self._ends.last_line_ending()
+        elif self._carry:
             yield self._carry
 
 
@@ -228,14 +249,18 @@ def record_blocks(
     *,
     quoted: bool,
     delimiter: str = ",",
+    max_header_bytes: int | None = None,
 ) -> Iterator[bytes | RecordTooLarge]:
-    """Blocks of whole records (the last one may lack its line ending) and too-large markers.
+    """Blocks of whole records and too-large markers (a JSON Lines input's last line may lack
+    its "\n"; a CSV input's last record gets one, unless it ends inside quotes).
 
-    With ``quoted`` (CSV) the first record (the header) is a block of its own, and a UTF-8 byte
-    order mark and blank lines in front of it are dropped. ``delimiter`` must be one byte.
+    With ``quoted`` (CSV) the first record (the header, up to ``max_header_bytes``) is a block
+    of its own, and a UTF-8 byte order mark and blank lines in front of it are dropped.
+    ``delimiter`` must be one byte.
     """
     ends: RecordEnds = CsvEnds(delimiter.encode("utf-8")[0]) if quoted else LineEnds()
-    cutter = _Cutter(ends, max_record_bytes, first_alone=quoted)
+    first_limit = (max_header_bytes or max_record_bytes) if quoted else None
+    cutter = _Cutter(ends, max_record_bytes, first_limit)
     first = read_block(stream, max(chunk_bytes, len(BOM)))
     if quoted:
         first = first.removeprefix(BOM)

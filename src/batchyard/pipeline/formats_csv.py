@@ -68,7 +68,12 @@ def read_csv(
     """One RawChunk per block of records; raises InputRejected for an unusable header."""
     _check_delimiter(options.delimiter)
     blocks = record_blocks(
-        stream, chunk_bytes, max_record_bytes, quoted=True, delimiter=options.delimiter
+        stream,
+        chunk_bytes,
+        max_record_bytes,
+        quoted=True,
+        delimiter=options.delimiter,
+        max_header_bytes=header_limits.bytes,
     )
     names = _read_header(next(blocks, b""), options.delimiter, header_limits, max_record_bytes)
     keep = check_fields(names, dataset, options, "CSV header")
@@ -131,9 +136,21 @@ def _read_block(
     if table is not None:
         numbered = number_records(table, first_record)
         return RawChunk(index, first_record, table.num_rows, numbered, empty_errors())
-    return _parse_skipping_ragged(block, layout, index, first_record) or _parse_exact(
-        block, layout, index, first_record
-    )
+    if _is_utf8(block):  # pyarrow cannot hand over a ragged record that is not UTF-8
+        ragged = _parse_skipping_ragged(block, layout, index, first_record)
+        if ragged is not None:
+            return ragged
+    return _parse_exact(block, layout, index, first_record)
+
+
+def _is_utf8(block: bytes) -> bool:
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_skipping_ragged(
