@@ -20,7 +20,6 @@ taken for a missing value (only a CSV field left empty, a JSON null or a Parquet
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -30,6 +29,7 @@ import pyarrow.compute as pc
 
 from batchyard.domain.schema import Column, ColumnType
 from batchyard.pipeline.arrow_types import arrow_type
+from batchyard.pipeline.validate_json import unstorable_json
 
 #: A pyarrow array of any type. The stubs type compute functions per concrete array class, which a
 #: column's runtime type decides, so arrays here are Any to the type checker.
@@ -194,43 +194,11 @@ _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 def parse_json(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     """Valid JSON texts are kept as given; checked in one decode when possible."""
     if _all_json(values):
-        bad = _unstorable_json(values)
+        bad = unstorable_json(values)
         return _only(values, pc.invert(bad)), bad
     flags = [text is not None and json_error(text) is not None for text in values.to_pylist()]
-    bad = pc.or_(pa.array(flags, pa.bool_()), _unstorable_json(values))
+    bad = pc.or_(pa.array(flags, pa.bool_()), unstorable_json(values))
     return _only(values, pc.invert(bad)), bad
-
-
-#: Escapes of what PostgreSQL's jsonb refuses: NUL, and surrogates (lone ones among them).
-_RISKY_ESCAPE = r"\\u(0000|[dD][89a-fA-F])"
-
-
-def _unstorable_json(values: Arr) -> Arr:
-    """JSON texts holding a NUL or a lone surrogate: SQLite would keep them, jsonb cannot."""
-    risky = matches(values, _RISKY_ESCAPE)
-    if not pc.any(risky).as_py():
-        return risky
-    pairs = zip(values.to_pylist(), risky.to_pylist(), strict=True)
-    flags = [bool(r) and _has_unstorable(v) for v, r in pairs]
-    return pa.array(flags, pa.bool_())
-
-
-def _has_unstorable(text: str) -> bool:
-    try:
-        decoded = json.loads(text)
-    except ValueError:
-        return False  # already refused as invalid JSON
-    return _walk_unstorable(decoded)
-
-
-def _walk_unstorable(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)
-    if isinstance(value, dict):
-        return any(_walk_unstorable(k) or _walk_unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_walk_unstorable(item) for item in value)
-    return False
 
 
 def _all_json(values: Arr) -> bool:
