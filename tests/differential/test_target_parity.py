@@ -11,13 +11,14 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from batchyard.domain.batches import InputFormat
-from differential import jsonl_files, parquet_files
+from differential import csv_files, jsonl_files, parquet_files
 from differential.budget import CHUNK_BYTES, PG_CHUNK_BYTES, budget
 from differential.expect import same
 from differential.harness import Imported, PipelineHarness, harness_settings, open_harness
 from differential.stored import normalize
 
 CASES = st.one_of(
+    st.tuples(st.just(csv_files.DATASET), st.just(InputFormat.CSV), csv_files.csv_cases()),
     st.tuples(st.just(jsonl_files.DATASET), st.just(InputFormat.JSONL), jsonl_files.jsonl_cases()),
     st.tuples(
         st.just(parquet_files.DATASET), st.just(InputFormat.PARQUET), parquet_files.parquet_cases()
