@@ -3,7 +3,7 @@ UV ?= uv
 # The tests, linters and benchmarks' tools are in the dependency group dev (not synced by default).
 RUN = $(UV) run --group dev
 
-.PHONY: install serve test test-fast lint format typecheck bench bench-pg all
+.PHONY: install serve test test-fast fuzz lint format typecheck bench bench-pg all
 
 install:
 	$(UV) sync --group dev
@@ -16,6 +16,11 @@ test:
 
 test-fast:
 	$(RUN) pytest tests/unit tests/integration tests/api
+
+# The differential tests with FUZZ_SCALE times their examples and fresh random seeds.
+FUZZ_SCALE ?= 50
+fuzz:
+	DIFFERENTIAL_SCALE=$(FUZZ_SCALE) $(UV) run pytest tests/differential --timeout 0 -x
 
 lint:
 	$(RUN) ruff check src tests benchmarks
