@@ -117,7 +117,8 @@ class Settings(BaseSettings):
     #: string and binary values of a Parquet row): a larger one fails alone with
     #: record_too_large, without ever being held whole.
     max_record_bytes: int = Field(default=16 * 2**20, ge=64)
-    #: Most fields a CSV header may name; a wider header is refused at once (validation_failed).
+    #: Most fields a CSV header (or a Parquet schema) may name; a wider one is refused at once
+    #: (validation_failed).
     max_header_columns: int = Field(default=4096, ge=1)
     #: Longest CSV header, in bytes; a longer one is refused at once (validation_failed).
     max_header_bytes: int = Field(default=2**20, ge=64)

@@ -154,7 +154,12 @@ def read_chunks(
     if fmt == InputFormat.PARQUET:
         parquet_source = source if gzip else stream
         chunks = read_parquet(
-            parquet_source, dataset=dataset, options=options, chunk_bytes=chunk_bytes, spool=gzip
+            parquet_source,
+            dataset=dataset,
+            options=options,
+            chunk_bytes=chunk_bytes,
+            spool=gzip,
+            max_fields=header_limits.columns,
         )
         yield from (rows_within_limit(chunk, max_record_bytes) for chunk in chunks)
         return

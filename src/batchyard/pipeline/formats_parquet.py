@@ -27,20 +27,22 @@ def read_parquet(
     options: BatchOptions,
     chunk_bytes: int,
     spool: bool = False,
+    max_fields: int = 4096,
 ) -> Iterator[RawChunk]:
     """One RawChunk per record batch of about ``chunk_bytes`` (uncompressed).
 
     Args:
         spool: copy ``stream`` to a temporary file first (Parquet needs to seek; a gunzip
             stream cannot).
+        max_fields: most fields the schema may have, the cap on a CSV header's fields.
     """
     if not spool:
-        yield from _read_file(stream, dataset, options, chunk_bytes)
+        yield from _read_file(stream, dataset, options, chunk_bytes, max_fields)
         return
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
         _copy(stream, copy)
         copy.seek(0)
-        yield from _read_file(copy, dataset, options, chunk_bytes)
+        yield from _read_file(copy, dataset, options, chunk_bytes, max_fields)
 
 
 def _copy(stream: Reader, target: IO[bytes]) -> None:
@@ -65,10 +67,16 @@ def _batch_rows(parquet: pq.ParquetFile, chunk_bytes: int) -> int:
 
 
 def _read_file(
-    source: Any, dataset: Dataset, options: BatchOptions, chunk_bytes: int
+    source: Any, dataset: Dataset, options: BatchOptions, chunk_bytes: int, max_fields: int
 ) -> Iterator[RawChunk]:
     parquet = _open(source)
-    keep = check_fields(parquet.schema_arrow.names, dataset, options, "Parquet schema")
+    names = parquet.schema_arrow.names
+    if len(names) > max_fields:
+        # As a CSV header: a schema this wide is refused before any of it is read.
+        raise InputRejected(
+            f"the Parquet schema has {len(names)} fields, more than the {max_fields} allowed"
+        )
+    keep = check_fields(names, dataset, options, "Parquet schema")
     next_record = 1
     batches = parquet.iter_batches(batch_size=_batch_rows(parquet, chunk_bytes), columns=keep)
     index = 0
