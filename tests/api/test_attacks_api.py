@@ -18,7 +18,7 @@ import pytest
 from benchmarks.datagen import ORDERS_SCHEMA
 
 from batchyard.client import AsyncClient
-from batchyard.domain.errors import MAX_ERROR_MESSAGE
+from batchyard.domain.errors import MAX_ERROR_MESSAGE, bounded_message
 from batchyard.domain.schema import Dataset
 from batchyard.settings import Settings
 from batchyard.store import datasets as dataset_rows
@@ -140,8 +140,9 @@ async def test_error_message_of_a_wide_header_is_bounded(acc: Accounts) -> None:
     done = await acc.finished("mallory", batch["batch"], within=120)
     assert done["status"] in {"validation_failed", "failed"}
     message = done["error_message"]
+    # Refused at once by the header cap, with a short message that says why.
     assert len(message) <= MAX_ERROR_MESSAGE
-    assert message.endswith("characters in all]")
+    assert "5000 fields" in message, message
     history = await acc.call("mallory", "GET", f"/batches/{batch['batch']}/history")
     assert len(history.text) < 20 * MAX_ERROR_MESSAGE
 
@@ -286,3 +287,12 @@ async def test_uploaded_bytes_per_day(tight_settings: Settings) -> None:
         )
         _assert_429(small, "quota_exceeded")
         assert len((await acc.call("admin", "GET", "/batches")).json()["batches"]) == 1
+
+
+def test_long_error_messages_are_cut_with_a_marker() -> None:
+    text = "x" * 10_000
+    bounded = bounded_message(text)
+    assert len(bounded) <= MAX_ERROR_MESSAGE
+    assert bounded.startswith("x" * 1000)
+    assert bounded.endswith("[truncated: 10000 characters in all]")
+    assert bounded_message("short") == "short"
