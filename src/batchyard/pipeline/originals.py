@@ -57,11 +57,34 @@ def field_values(table: pa.Table) -> list[dict[str, Any]]:
 _OWN_COLUMNS = frozenset({RECORD_NUMBER})
 
 
+#: Seconds since the epoch of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: a timestamp outside
+#: them has no ISO 8601 text (Arrow would print garbage for it).
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
+
+
 def as_text(values: Any) -> Any:
-    """Dates and timestamps as text, others as they are."""
+    """Dates and timestamps as text, others as they are.
+
+    A timestamp outside the years 1 to 9999 is shown as the number it was sent as, with its
+    unit (``9223372036854775 s since the epoch``): what it was, not what Arrow makes of it.
+    """
     if pa.types.is_timestamp(values.type):
-        aware = values.cast(pa.timestamp(values.type.unit, tz=values.type.tz or "UTC"))
-        return aware.cast(pa.string())
+        unit = values.type.unit
+        aware = values.cast(pa.timestamp(unit, tz=values.type.tz or "UTC"))
+        text = aware.cast(pa.string())
+        per_second = _PER_SECOND.get(unit)
+        if per_second is None:  # nanoseconds: int64 cannot leave the years 1677 to 2262
+            return text
+        counts = values.cast(pa.int64())
+        inside = pc.and_(
+            pc.greater_equal(counts, pa.scalar(_FIRST_SECOND * per_second, pa.int64())),
+            pc.less(counts, pa.scalar((_LAST_SECOND + 1) * per_second, pa.int64())),
+        )
+        numbers = pc.binary_join_element_wise(
+            counts.cast(pa.string()), f" {unit} since the epoch", ""
+        )
+        return pc.if_else(inside, text, numbers)
     if pa.types.is_date(values.type):
         return values.cast(pa.string())
     return values

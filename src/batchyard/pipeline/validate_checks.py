@@ -229,7 +229,10 @@ def _calendar_reason(value: Any, column: Column) -> str:
     """Out of the years 1 to 9999, or not a date/timestamp at all."""
     text = str(value).strip()
     typed, bad = PARSERS[column.type](pa.array([text], pa.string()), arrow_type(column))
-    if re.match(r"^[+-]?[0-9]{5,}-", text) or (typed.null_count == 0 and not bad[0].as_py()):
+    beyond = re.match(r"^[+-]?[0-9]{5,}-", text) or re.fullmatch(
+        r"-?[0-9]+ (?:s|ms|us) since the epoch", text
+    )
+    if beyond or (typed.null_count == 0 and not bad[0].as_py()):
         return f"{show(value)} {_YEARS}"
     if re.search(r":[0-9]{2}\.[0-9]{7,}", text):
         return f"{show(value)} has more than 6 fractional digits (never rounded)"
