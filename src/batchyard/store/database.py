@@ -13,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from batchyard.domain.errors import InvalidRequest
 from batchyard.store.migrate import upgrade_to_head
+from batchyard.store.principals import PrincipalCache
 from batchyard.store.tables import SCHEMA
 
 #: Async drivers for URLs given without one (``sqlite:///…``, ``postgresql://…``).
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 #: How long a SQLite writer waits for another before giving up, in milliseconds.
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option marking a transaction that only reads (see ``MetadataStore.read``).
+_READ_ONLY = "batchyard_read_only"
 
 
 class MetadataStore:
@@ -26,6 +29,8 @@ class MetadataStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        #: Which principal each token resolved to, for a second (see ``store.principals``).
+        self.principals = PrincipalCache()
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
@@ -52,6 +57,17 @@ class MetadataStore:
             if "NUL (0x00)" not in str(error.orig):
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction for reads only (status, history, datasets, tokens).
+
+        On SQLite it starts deferred instead of taking the write lock: readers in WAL mode never
+        wait for a writer, so a running import does not queue every status request behind it.
+        """
+        engine = self._engine.execution_options(**{_READ_ONLY: True})
+        async with engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -124,5 +140,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: a deferred transaction that reads and then writes fails with
-    # SQLITE_BUSY at once instead of waiting, when another writer got in between.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # SQLITE_BUSY at once instead of waiting, when another writer got in between. A read-only
+    # transaction never writes, so it starts deferred and takes no lock at all.
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
