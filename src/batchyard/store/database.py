@@ -60,10 +60,11 @@ class MetadataStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction for reads only (status, history, datasets, tokens).
+        """A connection for reads only (status, history, datasets, tokens): never write on it.
 
-        On SQLite it starts deferred instead of taking the write lock: readers in WAL mode never
-        wait for a writer, so a running import does not queue every status request behind it.
+        On SQLite it takes no write lock (no BEGIN IMMEDIATE): readers in WAL mode never wait
+        for a writer, so a running import does not queue every status request behind it. Each
+        statement sees a consistent snapshot; reads that need several to agree use ``begin``.
         """
         engine = self._engine.execution_options(**{_READ_ONLY: True})
         async with engine.begin() as conn:
@@ -140,9 +141,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: a deferred transaction that reads and then writes fails with
-    # SQLITE_BUSY at once instead of waiting, when another writer got in between. A read-only
-    # transaction never writes, so it starts deferred and takes no lock at all.
-    if conn.get_execution_options().get(_READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
-    else:
+    # SQLITE_BUSY at once instead of waiting, when another writer got in between. A read never
+    # writes: its statements run on their own (each one a consistent snapshot in WAL mode),
+    # which takes no lock and saves the BEGIN's round trip to the driver's thread.
+    if not conn.get_execution_options().get(_READ_ONLY):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
