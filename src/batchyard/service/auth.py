@@ -43,13 +43,30 @@ def hash_token(secret: bytes, token: str) -> str:
 
 
 async def authenticate(store: MetadataStore, secret: bytes, token: str | None) -> Principal:
+    """The token's principal, from the database or from the last second's answer for it.
+
+    Only valid tokens are remembered, for at most PRINCIPAL_CACHE_SECONDS; revoking, disabling
+    or changing a role through this process forgets them all at once (``credentials_changed``).
+    """
     if not token:
         raise Unauthenticated()
-    async with store.begin() as conn:
-        principal = await users.principal_for_token_hash(conn, hash_token(secret, token), now=now())
+    token_hash = hash_token(secret, token)
+    cached = store.principals.get(token_hash)
+    if cached is not None:
+        return cached
+    generation = store.principals.generation
+    async with store.read() as conn:
+        principal = await users.principal_for_token_hash(conn, token_hash, now=now())
     if principal is None:
         raise Unauthenticated("The bearer token is invalid, revoked or expired")
+    store.principals.remember(token_hash, principal, generation)
     return principal
+
+
+def credentials_changed(store: MetadataStore) -> None:
+    """Call after committing a change to tokens, users or roles: the next request of every
+    token of this process is checked against the database again."""
+    store.principals.forget_all()
 
 
 def require(principal: Principal, action: Action, dataset: str | None = None) -> None:

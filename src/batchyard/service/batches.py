@@ -298,7 +298,7 @@ async def get_batch(
     svc: Services, principal: Principal, batch_id: str, action: Action = Action.GET_BATCH
 ) -> Batch:
     """The batch, if it exists and the principal may see it; else BatchNotFound, identically."""
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         return await _visible_batch(conn, principal, batch_id, action)
 
 
@@ -318,7 +318,7 @@ async def list_batches(
     user's name finds nothing, exactly as a name no user has.
     """
     require(principal, Action.LIST_BATCHES)
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         return await batch_rows.list_batches(
             conn,
             owner_id=owner_filter(principal),
@@ -332,13 +332,13 @@ async def list_batches(
 
 
 async def get_history(svc: Services, principal: Principal, batch_id: str) -> list[HistoryEntry]:
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_STATUS)
         return await batch_rows.get_history(conn, batch_id)
 
 
 async def get_log(svc: Services, principal: Principal, batch_id: str) -> list[LogLine]:
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_LOG)
         return await batch_rows.get_log(conn, batch_id)
 

@@ -43,7 +43,7 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
 async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[Dataset, int]:
     """The dataset and how many rows its table holds now."""
     require(principal, Action.GET_DATASET, name)
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         dataset = await dataset_rows.get_dataset(conn, name)
     return dataset, await asyncio.to_thread(svc.target.row_count, name)
 
@@ -53,7 +53,7 @@ async def list_datasets(
 ) -> tuple[list[tuple[Dataset, int]], str | None]:
     """A page of the datasets the principal may list, by name, with their row counts."""
     require(principal, Action.LIST_DATASETS)
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         page, next_cursor = await dataset_rows.list_datasets_page(
             conn,
             limit=limit,

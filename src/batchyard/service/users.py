@@ -12,7 +12,8 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard.domain.batches import now
 from batchyard.domain.errors import InvalidRequest, LastAdmin, TokenNotFound
 from batchyard.domain.permissions import NO_ROLE, Action, Role, Statement, check_role_name
-from batchyard.service.auth import hash_token, new_token
+from batchyard.service.auth import credentials_changed, hash_token, new_token
 from batchyard.store import roles as role_rows
 from batchyard.store import users as user_rows
 from batchyard.store.database import MetadataStore
@@ -103,12 +104,23 @@ def _keep_an_admin(before: set[str], after: set[str], doing: str) -> None:
         )
 
 
+@asynccontextmanager
+async def _changing_credentials(store: MetadataStore) -> AsyncIterator[AsyncConnection]:
+    """A write transaction on users, tokens or roles; once it ends, this process's memory of
+    resolved tokens is dropped, so the change applies to the very next request."""
+    try:
+        async with store.begin() as conn:
+            yield conn
+    finally:
+        credentials_changed(store)
+
+
 async def update_user(
     store: MetadataStore, name: str, *, disabled: bool | None = None, role: str | None = None
 ) -> UserInfo:
     """Disable/enable a user and/or give them another existing role (RoleNotFound if it is not);
     both apply from their next request on. LastAdmin if that would leave no admin."""
-    async with store.begin() as conn:
+    async with _changing_credentials(store) as conn:
         user = await user_rows.require_user(conn, name)
         accounts, roles = await _accounts(conn)
         new_role = (await role_rows.get_role(conn, role)).name if role is not None else None
@@ -152,7 +164,7 @@ async def list_tokens(store: MetadataStore, name: str | None = None) -> list[Tok
 
 async def revoke_token(store: MetadataStore, token_id: str, *, name: str | None = None) -> None:
     """Revoke a token (of user ``name``, when given); TokenNotFound if there is no live one."""
-    async with store.begin() as conn:
+    async with _changing_credentials(store) as conn:
         user_id = (await user_rows.require_user(conn, name)).user_id if name else None
         if not await user_rows.revoke_token(conn, token_id, now=now(), user_id=user_id):
             raise TokenNotFound(details={"token_id": token_id})
@@ -185,7 +197,7 @@ async def update_role(
     """Replace a custom role's statements: its users hold them from their next request on.
     LastAdmin if its holders are the only admins and the new statements drop manage_users."""
     role = _role(name, statements, sees_all_batches)
-    async with store.begin() as conn:
+    async with _changing_credentials(store) as conn:
         accounts, roles = await _accounts(conn)
         if name in roles and not roles[name].builtin:  # built-ins: refused below
             _keep_an_admin(
@@ -198,7 +210,7 @@ async def update_role(
 
 async def delete_role(store: MetadataStore, name: str) -> None:
     """Delete a custom role that no user holds."""
-    async with store.begin() as conn:
+    async with _changing_credentials(store) as conn:
         await role_rows.delete_role(conn, name)
 
 

@@ -13,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from batchyard.domain.errors import InvalidRequest
 from batchyard.store.migrate import upgrade_to_head
+from batchyard.store.principals import PrincipalCache
 from batchyard.store.tables import SCHEMA
 
 #: Async drivers for URLs given without one (``sqlite:///…``, ``postgresql://…``).
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 #: How long a SQLite writer waits for another before giving up, in milliseconds.
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option marking a transaction that only reads (see ``MetadataStore.read``).
+_READ_ONLY = "batchyard_read_only"
 
 
 class MetadataStore:
@@ -26,6 +29,8 @@ class MetadataStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        #: Which principal each token resolved to, for a second (see ``store.principals``).
+        self.principals = PrincipalCache()
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
@@ -52,6 +57,18 @@ class MetadataStore:
             if "NUL (0x00)" not in str(error.orig):
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only (status, history, datasets, tokens): never write on it.
+
+        On SQLite it takes no write lock (no BEGIN IMMEDIATE): readers in WAL mode never wait
+        for a writer, so a running import does not queue every status request behind it. Each
+        statement sees a consistent snapshot; reads that need several to agree use ``begin``.
+        """
+        engine = self._engine.execution_options(**{_READ_ONLY: True})
+        async with engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -124,5 +141,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: a deferred transaction that reads and then writes fails with
-    # SQLITE_BUSY at once instead of waiting, when another writer got in between.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # SQLITE_BUSY at once instead of waiting, when another writer got in between. A read never
+    # writes: its statements run on their own (each one a consistent snapshot in WAL mode),
+    # which takes no lock and saves the BEGIN's round trip to the driver's thread.
+    if not conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

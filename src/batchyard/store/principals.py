@@ -1,0 +1,64 @@
+"""A short-lived, in-process memory of which principal a token hash resolved to.
+
+Every authenticated request resolves its token; polling clients send the same token thousands of
+times a minute. Remembering the answer for at most ``PRINCIPAL_CACHE_SECONDS`` makes that a dict
+lookup, at a documented price: a token revoked, a user disabled or a role changed by *another*
+process (a second server, ``batchyard users`` on the command line) takes effect here within that
+bound. Changes made through this process call ``forget_all`` and take effect at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from batchyard.store.users import Principal
+
+#: The longest a revocation made elsewhere takes to reach this process (documented).
+PRINCIPAL_CACHE_SECONDS = 1.0
+#: Entries beyond this are dropped wholesale: a flood of distinct tokens cannot grow memory.
+_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    principal: Principal
+    fresh_until: float
+    generation: int
+
+
+class PrincipalCache:
+    """token hash → principal, each answer trusted for ``ttl`` seconds of monotonic time."""
+
+    def __init__(self, ttl: float = PRINCIPAL_CACHE_SECONDS) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, _Entry] = {}
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Read before a lookup and hand to ``remember``: an answer read while credentials
+        changed in this process is never kept."""
+        return self._generation
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry.generation != self._generation or entry.fresh_until <= time.monotonic():
+            self._entries.pop(token_hash, None)
+            return None
+        return entry.principal
+
+    def remember(self, token_hash: str, principal: Principal, generation: int) -> None:
+        if generation != self._generation or self._ttl <= 0:
+            return
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        fresh_until = time.monotonic() + self._ttl
+        self._entries[token_hash] = _Entry(principal, fresh_until, generation)
+
+    def forget_all(self) -> None:
+        """After a token, user or role changed in this process: nothing remembered is used."""
+        self._generation += 1
+        self._entries.clear()
