@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -22,9 +23,9 @@ def _admin_connect() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this test only (libpq URL); dropped afterwards."""
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (libpq URL), dropped with its connections afterwards."""
     name = f"by_test_{uuid.uuid4().hex[:16]}"
     with _admin_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -33,6 +34,20 @@ def pg_url() -> Iterator[str]:
     finally:
         with _admin_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test only; dropped afterwards."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_pg_url() -> Iterator[str]:
+    """One PostgreSQL database for a module's long-lived server (a test's would end too soon)."""
+    with scratch_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

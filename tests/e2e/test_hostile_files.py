@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from support import hostile_files as hostile
@@ -27,22 +24,8 @@ MIB = 2**20
 RECORD_LIMIT = 64 << 10
 HEADER_FIELDS = 64
 UPLOAD_LIMIT = 16 * MIB
-PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 IGNORE_UNKNOWN = '{"ignore_unknown_columns": true}'
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str]:
-    """One PostgreSQL database for this module's server (the per-test ``pg_url`` is too short)."""
-    name = f"by_test_hostile_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -8,11 +8,9 @@ Bounded (a few examples per operation) so that the four runs stay well under 2 m
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 import schemathesis
 from benchmarks.datagen import ORDERS_SCHEMA
@@ -33,21 +31,6 @@ CHECKS = [
     response_schema_conformance,
 ]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
-#: The server tests/conftest.py creates databases on.
-PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-
-
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str]:
-    """One PostgreSQL database for the module's server (the per-test one would outlive it)."""
-    name = f"by_fuzz_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

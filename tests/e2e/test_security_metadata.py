@@ -13,13 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from benchmarks.datagen import ORDERS_SCHEMA
 
@@ -28,7 +26,6 @@ from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.waiting import wait_for_status_sync
 from support.workers import QUEUE_ENV
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 ORDERS_CSV = b"id,email,amount,status,ts,user_id\n1,a@x.io,1.00,new,,\n"
 MARK = "forged-by-mallory"
 MARK_INT = 7777777
@@ -53,18 +50,6 @@ class Deployment:
     admin: httpx.Client
     member: httpx.Client
     tables: PostgresTables | SqliteTables
-
-
-@pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str]:
-    name = f"by_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

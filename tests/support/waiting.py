@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 TERMINAL = {"completed", "failed", "cancelled", "hash_mismatch", "validation_failed"}
 
@@ -63,3 +66,15 @@ def wait_until_applying_sync(
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch still {batch['status']} after {timeout}s: {batch}")
         time.sleep(0.02)
+
+
+def wait_until_sync(probe: Callable[[], T | None], within: float, what: str) -> T:
+    """``probe()``'s first answer that is not None, polled until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = probe()
+        if answer is not None:
+            return answer
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not so after {within}s")
+        time.sleep(0.05)
