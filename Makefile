@@ -20,7 +20,7 @@ test-fast:
 # The differential tests with FUZZ_SCALE times their examples and fresh random seeds.
 FUZZ_SCALE ?= 50
 fuzz:
-	DIFFERENTIAL_SCALE=$(FUZZ_SCALE) $(UV) run pytest tests/differential --timeout 0 -x
+	DIFFERENTIAL_SCALE=$(FUZZ_SCALE) $(RUN) pytest tests/differential --timeout 0 -x
 
 lint:
 	$(RUN) ruff check src tests benchmarks
