@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from support import private_postgres as module
 from support.private_postgres import package_binaries, private_postgres, server_answers
 from support.servers import free_port
 
@@ -68,6 +71,23 @@ def test_private_server_serves_as_an_unprivileged_account_and_leaves_nothing() -
 def test_server_answers_only_where_something_listens() -> None:
     assert not server_answers(f"postgresql://postgres@127.0.0.1:{free_port()}")
     assert not server_answers("postgresql://postgres@/db?host=/nonexistent-socket-folder")
+
+
+def test_a_port_taken_between_choosing_and_binding_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        chosen = [taken.getsockname()[1], free_port()]
+        ports = iter(chosen)
+        monkeypatch.setattr(module, "free_port", lambda: next(ports))
+        with private_postgres() as server:
+            assert server.url == f"postgresql://postgres@127.0.0.1:{chosen[1]}"
+            with psycopg.connect(f"{server.url}/postgres") as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+            log = (server.directory / "postgres.log").read_text()
+    assert "could not bind" in log
 
 
 def test_suite_runs_postgresql_tests_on_a_private_server_when_none_answers() -> None:

@@ -165,6 +165,25 @@ def start_server(
     return process
 
 
+def start_on_a_free_port(
+    binaries: Path, data: Path, log: Path, account: Account | None, tries: int = 3
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """The running server, its URL and version; another port if the free one got taken."""
+    attempt = 1
+    while True:
+        port, logged = free_port(), log.stat().st_size if log.exists() else 0
+        url = f"postgresql://postgres@127.0.0.1:{port}"
+        process = start_server(binaries, data, port, log, account)
+        try:
+            return process, url, wait_until_ready(url, process, log)
+        except RuntimeError:
+            stop_server(process)
+            said = log.read_bytes()[logged:]
+            if attempt == tries or b"could not bind" not in said:
+                raise
+            attempt += 1
+
+
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> str:
     """The server's version once it takes connections; its log if it stops or never does."""
     deadline = time.monotonic() + START_WITHIN
@@ -181,7 +200,7 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> s
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Fast shutdown (SIGINT: disconnect clients, no checkpoint wait beyond one), else kill."""
+    """Fast shutdown (SIGINT: clients are disconnected, not waited for); killed after 30 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
@@ -209,11 +228,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             os.chown(directory, account.uid, account.gid)
         data, log = directory / "data", directory / "postgres.log"
         init_cluster(binaries, data, account)
-        port = free_port()
-        url = f"postgresql://postgres@127.0.0.1:{port}"
-        process = start_server(binaries, data, port, log, account)
+        process, url, version = start_on_a_free_port(binaries, data, log, account)
         try:
-            version = wait_until_ready(url, process, log)
             yield PrivatePostgres(
                 url=url,
                 version=version,
