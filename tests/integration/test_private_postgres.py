@@ -92,7 +92,8 @@ def test_a_port_taken_between_choosing_and_binding_is_replaced(
 
 def test_suite_runs_postgresql_tests_on_a_private_server_when_none_answers() -> None:
     nothing_there = f"postgresql://postgres@127.0.0.1:{free_port()}"
-    env = {**os.environ, "BATCHYARD_TEST_PG": nothing_there}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["BATCHYARD_TEST_PG"] = nothing_there
     run = subprocess.run(
         [sys.executable, "-m", "pytest", REPRESENTATIVE, "-p", "no:cacheprovider", "-v"],
         cwd=ROOT,
