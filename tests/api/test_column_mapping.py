@@ -15,7 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchyard import AsyncClient
+from batchyard.api.app import create_app
+from batchyard.client.models import Column, DatasetSchema
 from batchyard.settings import Settings
+from support.servers import ADMIN_TOKEN
 from support.waiting import wait_for_status
 
 CONTACTS = {
@@ -315,3 +319,33 @@ async def test_hostile_batch_options_are_refused_before_any_batch(client, why, o
         assert response.status_code == 422, (why, response.text)
         assert response.json()["error"]["code"] == "invalid_request"
     assert (await client.get("/batches")).json()["batches"] == []
+
+
+async def test_the_sdk_declares_mappings_and_sends_reading_options(settings, tmp_path):
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    schema = DatasetSchema(
+        name="people",
+        primary_key=["id"],
+        null_markers=["", "NA"],
+        columns=[
+            Column(name="id", type="integer", nullable=False, from_="Person ID"),
+            Column(name="age", type="integer", from_="Age (years)"),
+            Column(name="city", type="string", default="Utrecht"),
+        ],
+    )
+    sample = tmp_path / "people.tsv"
+    sample.write_text("ID\tAge (years)\n1\tNA\n2\t41\n")
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(ADMIN_TOKEN, "http://batchyard.test", transport=transport) as sdk,
+    ):
+        created = await sdk.datasets.create(schema)
+        assert [c.from_ for c in created.columns] == ["Person ID", "Age (years)", None]
+        assert created.columns[2].default == "Utrecht"
+        assert (await sdk.datasets.get("people")).null_markers == ["", "NA"]
+        options = {"delimiter": "\t", "columns": {"ID": "id"}}
+        batch = await sdk.ingest.create_batch("people", file=sample, options=options)
+        batch = await sdk.ingest.wait(batch.id, timeout=60)
+    assert batch.status == "completed", batch
+    assert stored(settings, "people") == [(1, None, "Utrecht"), (2, 41, "Utrecht")]
