@@ -349,3 +349,32 @@ async def test_the_sdk_declares_mappings_and_sends_reading_options(settings, tmp
         batch = await sdk.ingest.wait(batch.id, timeout=60)
     assert batch.status == "completed", batch
     assert stored(settings, "people") == [(1, None, "Utrecht"), (2, 41, "Utrecht")]
+
+
+async def test_a_marker_in_a_required_column_is_a_missing_value(client, settings):
+    body = rates("strict", null_markers=["", "NA"])
+    body["columns"][2] = {"name": "label", "type": "string", "nullable": False}
+    await create(client, body)
+    batch = await load(client, "strict", b"id,rate,label\n1,1,NA\n2,2,ok\n")
+    assert await failures(client, batch) == {1: "missing_value (label)"}
+    assert stored(settings, "strict") == [(2, 2.0, "ok")]
+
+
+async def test_a_json_columns_default_is_its_json_value(client, settings):
+    await create(
+        client,
+        {
+            "name": "docs",
+            "columns": [
+                {"name": "id", "type": "integer"},
+                {"name": "meta", "type": "json", "default": {"source": "import", "n": [1, 2]}},
+                {"name": "tag", "type": "json", "default": "plain"},
+            ],
+        },
+    )
+    batch = await load(client, "docs", b"id\n1\n")
+    assert batch["status"] == "completed", batch
+    [(number, meta, tag)] = stored(settings, "docs")
+    meta = meta if isinstance(meta, dict) else json.loads(meta)
+    tag = tag if tag == "plain" else json.loads(tag)
+    assert (number, meta, tag) == (1, {"source": "import", "n": [1, 2]}, "plain")
