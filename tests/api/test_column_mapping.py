@@ -378,3 +378,26 @@ async def test_a_json_columns_default_is_its_json_value(client, settings):
     meta = meta if isinstance(meta, dict) else json.loads(meta)
     tag = tag if tag == "plain" else json.loads(tag)
     assert (number, meta, tag) == (1, {"source": "import", "n": [1, 2]}, "plain")
+
+
+async def test_failed_records_keep_the_inputs_headers_and_go_back_in_as_they_are(client, settings):
+    await create(client, CONTACTS)
+    body = b"Contact ID,Contact Phone Number,Score\n1,a,1.5\n2,b,high\n3,c,NA\n"
+    batch = await load(client, "contacts", body)
+    assert await failures(client, batch) == {
+        2: "invalid_float (score)",
+        3: "invalid_float (score)",
+    }
+    failed = (await client.get(f"/batches/{batch['batch']}/failed-records")).text
+    rows = list(csv.reader(io.StringIO(failed)))
+    assert rows[0] == ["Contact ID", "Contact Phone Number", "Score", "error"]
+    assert [row[:3] for row in rows[1:]] == [["2", "b", "high"], ["3", "c", "NA"]]
+    fixed = failed.replace(",high,", ",2.5,")
+    again = await load(client, "contacts", fixed.encode(), null_markers=["", "NA"])
+    assert again["status"] == "completed", again
+    assert again["failed_operations"] == 0
+    assert stored(settings, "contacts") == [
+        (1, "a", "NL", 1.5),
+        (2, "b", "NL", 2.5),
+        (3, "c", "NL", None),
+    ]
