@@ -401,3 +401,12 @@ async def test_failed_records_keep_the_inputs_headers_and_go_back_in_as_they_are
         (2, "b", "NL", 2.5),
         (3, "c", "NL", None),
     ]
+
+
+async def test_a_huge_header_field_is_refused_in_a_short_message(client):
+    await create(client, CONTACTS)
+    huge = "Contact " + "Phone " * 15_000
+    batch = await load(client, "contacts", f"Contact ID,{huge}\n1,x\n".encode())
+    assert batch["status"] == "validation_failed"
+    assert len(batch["error_message"]) < 1000, len(batch["error_message"])
+    assert "does not declare" in batch["error_message"]
