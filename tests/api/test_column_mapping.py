@@ -264,6 +264,13 @@ async def test_hostile_mappings_in_a_dataset_are_refused(client, why, extra):
     assert (await client.get("/datasets/hostile")).status_code == 404
 
 
+async def test_a_column_named_as_batchyards_own_is_refused(client):
+    body = {"name": "own", "columns": [{"name": "__record_number", "type": "integer"}]}
+    response = await client.post("/datasets", json=body)
+    assert response.status_code == 422, response.text
+    assert "keeps for itself" in response.json()["error"]["message"]
+
+
 async def test_two_columns_may_not_read_one_field(client):
     body = {
         "name": "twice",

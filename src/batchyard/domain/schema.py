@@ -136,6 +136,20 @@ def check_field_name(name: object, what: str) -> str:
     return name
 
 
+def check_reserved_names(dataset: Dataset) -> None:
+    """InvalidSchema for a column named as the pipeline's own columns (``__record_number``).
+
+    Checked when a dataset is declared, not when one is loaded: a dataset stored before this
+    check still loads (and can be deleted).
+    """
+    for column in dataset.columns:
+        if column.name in RESERVED_FIELDS:
+            raise InvalidSchema(
+                f"column name {column.name!r} is a name batchyard keeps for itself",
+                details={"column": column.name},
+            )
+
+
 def check_null_markers(markers: object, what: str) -> tuple[str, ...]:
     """The null markers as a tuple, else InvalidSchema (``what`` names them in the message)."""
     if not isinstance(markers, list | tuple) or len(markers) > MAX_NULL_MARKERS:
