@@ -10,6 +10,7 @@ from rich.text import Text
 
 from batchyard.cli import render
 from batchyard.cli.connection import ExitCode, Json, Token, Url, connect
+from batchyard.cli.reading_options import Delimiter, parse_delimiter
 
 datasets_app = typer.Typer(
     rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
@@ -35,6 +36,7 @@ def create_dataset(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Create without asking for confirmation.")
     ] = False,
+    delimiter: Delimiter = None,
     as_json: Json = False,
     url: Url = None,
     token: Token = None,
@@ -42,8 +44,9 @@ def create_dataset(
     """Create a dataset whose schema is inferred from a sample file, after showing it."""
     from batchyard.client.infer import infer_schema
 
+    separator = parse_delimiter(delimiter)
     try:
-        schema = infer_schema(from_sample, name)
+        schema = infer_schema(from_sample, name, delimiter=separator)
     except (ValueError, OSError) as error:
         render.console(stderr=True).print(Text.assemble(("error: ", "red"), str(error)))
         raise typer.Exit(ExitCode.USAGE) from None

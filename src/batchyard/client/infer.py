@@ -34,14 +34,19 @@ _SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".t
 
 
 def infer_schema(
-    file: FileArg, name: str | None = None, *, sample_bytes: int = DEFAULT_SAMPLE_BYTES
+    file: FileArg,
+    name: str | None = None,
+    *,
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+    delimiter: str | None = None,
 ) -> DatasetSchema:
     """A schema for the records in ``file`` (CSV, JSON Lines or Parquet, optionally gzip'd).
 
-    ``name`` defaults to the file name without its extensions, made an identifier.
+    ``name`` defaults to the file name without its extensions, made an identifier;
+    ``delimiter`` is the CSV field separator (default: a comma).
     """
     with _open(file) as source:
-        sample = _read_sample(source, sample_bytes)
+        sample = _read_sample(source, sample_bytes, delimiter or ",")
     if sample.num_columns == 0:
         raise ValueError("the sample has no columns to infer a schema from")
     primary_key = _primary_key(sample)
@@ -61,7 +66,7 @@ def _open(file: FileArg) -> contextlib.AbstractContextManager[BinaryIO]:
     return contextlib.nullcontext(file)
 
 
-def _read_sample(source: BinaryIO, sample_bytes: int) -> pa.Table:
+def _read_sample(source: BinaryIO, sample_bytes: int, delimiter: str) -> pa.Table:
     head = source.read(4)
     if head == _PARQUET_MAGIC:
         return _parquet_sample(source, head)
@@ -75,7 +80,7 @@ def _read_sample(source: BinaryIO, sample_bytes: int) -> pa.Table:
         if data.lstrip().startswith(b"{"):
             return pajson.read_json(io.BytesIO(data)).slice(0, SAMPLE_ROWS)
         # A ragged row in the sample says nothing about the columns: skip it.
-        parse = pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip")
+        parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _row: "skip")
         return pacsv.read_csv(io.BytesIO(data), parse_options=parse).slice(0, SAMPLE_ROWS)
     except pa.ArrowInvalid as error:
         raise ValueError(f"cannot read the sample as CSV or JSON Lines: {error}") from None
