@@ -1,4 +1,8 @@
-"""Dependencies shared by routes: the services and the authenticated principal."""
+"""Dependencies shared by routes: the services and the authenticated principal.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a hop to
+another thread and back for what is an attribute lookup, three times on every request.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from batchyard.store.users import Principal
 _bearer = HTTPBearer(auto_error=False, description="A batchyard token")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -23,7 +27,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_token(
+async def get_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     return credentials.credentials if credentials else None
@@ -33,7 +37,7 @@ def get_token(
 TokenDep = Annotated[str | None, Depends(get_token)]
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
 
