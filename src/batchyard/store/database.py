@@ -31,13 +31,15 @@ _READ_ONLY = "batchyard_read_only"
 class MetadataStore:
     """Owns the engine; use cases take a transaction from ``begin()`` and pass it down."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
+        """``reader``: an engine of its own for ``read`` (SQLite files: see ``read``)."""
         self._engine = engine
+        self._own_reader = reader
         read_options: dict[str, Any] = {_READ_ONLY: True}
         if engine.dialect.name == "postgresql":
             read_options["isolation_level"] = "AUTOCOMMIT"
         # Built once: an engine's execution_options() copy costs as much as a short query.
-        self._reader = engine.execution_options(**read_options)
+        self._reader = (reader or engine).execution_options(**read_options)
         #: Which principal each token resolved to, for a second (see ``store.principals``).
         self.principals = PrincipalCache()
         #: Status reads (batches, history, datasets) until this process writes; see store.fresh.
@@ -52,7 +54,7 @@ class MetadataStore:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, create_read_engine(url))
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -77,7 +79,9 @@ class MetadataStore:
         """A connection for reads only (status, history, datasets, tokens): never write on it.
 
         On SQLite it takes no write lock (no BEGIN IMMEDIATE): readers in WAL mode never wait
-        for a writer, so a running import does not queue every status request behind it. On
+        for a writer, so a running import does not queue every status request behind it; and
+        its connections come from a pool of their own, which writers waiting for the write lock
+        (each holding a pooled connection meanwhile) cannot drain. On
         PostgreSQL it runs in autocommit: no BEGIN and COMMIT round trips around the statements.
         Each statement sees a consistent snapshot; reads that need several to agree use ``begin``.
         """
@@ -86,6 +90,8 @@ class MetadataStore:
 
     async def close(self) -> None:
         await self._engine.dispose()
+        if self._own_reader is not None:
+            await self._own_reader.dispose()
 
     @property
     def dialect_name(self) -> str:
@@ -166,6 +172,20 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "checkout", checked_out)
 
 
+def create_read_engine(url: str) -> AsyncEngine | None:
+    """For a SQLite file, an engine whose connections can only read (``PRAGMA query_only``);
+    None elsewhere (PostgreSQL reads share the pool: no writer there holds a connection while
+    it waits for a database-wide lock; an in-memory SQLite database is one connection's own)."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    engine = create_async_engine(parsed)
+    event.listen(engine.sync_engine, "connect", _configure_sqlite_reader)
+    return engine
+
+
 def _single(value: str | tuple[str, ...] | None) -> str | None:
     return " ".join(value) if isinstance(value, tuple) else value
 
@@ -178,6 +198,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _configure_sqlite_reader(dbapi_connection: Any, record: Any) -> None:
+    _configure_sqlite(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
 
