@@ -2,7 +2,8 @@
 
 One ``batchyard serve`` on 127.0.0.1 (SQLite, or a scratch PostgreSQL database), one dataset, one
 finished batch; then ``wrk`` drives each endpoint with an admin token, idle and while a large
-import runs, and the figures are printed per endpoint.
+import runs, and the figures are printed per endpoint: req/s, p50/p99, errors, and the server
+process's CPU time per request (what a request costs, whatever else shares the cores).
 
     uv run --group dev python -m benchmarks.status_load --backend sqlite
     uv run --group dev python -m benchmarks.status_load --backend postgresql
@@ -81,7 +82,7 @@ def run_wrk(url: str, path: str, connections: int, seconds: int, pid: int | None
     command = [
         "wrk",
         f"-c{connections}",
-        "-t2",
+        f"-t{min(2, connections)}",  # wrk needs a connection per thread
         f"-d{seconds}s",
         "--timeout",
         "5s",
