@@ -92,3 +92,15 @@ async def test_waiters_load_themselves_when_the_loading_request_goes_away() -> N
     assert await second == 2
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_memory_is_bounded_by_dropping_aged_entries_first() -> None:
+    cache = FreshCache(ttl=0.05)
+    for n in range(1_000):
+        await cache.load(("batch", str(n)), Loader())
+    await asyncio.sleep(0.1)  # all aged
+    kept = Loader()
+    await cache.load(("batch", "new"), kept)
+    assert len(cache) == 1
+    await cache.load(("batch", "new"), kept)
+    assert kept.calls == 1

@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 #: The longest a change made by another process takes to show in this process's status reads.
 STATUS_CACHE_SECONDS = 0.5
-#: Entries beyond this are dropped wholesale: polling many batches cannot grow memory unbounded.
-_MAX_ENTRIES = 10_000
+#: At this many entries the aged ones are dropped, and all of them if none had aged: a history
+#: can hold a long log, and polling many batches must not grow memory without bound.
+_MAX_ENTRIES = 1_000
 
 T = TypeVar("T")
 
@@ -85,9 +86,16 @@ class FreshCache:
     def _remember(self, key: tuple[str, str], value: Any, generation: int) -> None:
         if generation != self._generation or self._ttl <= 0:
             return
+        moment = time.monotonic()
         if len(self._entries) >= _MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = _Entry(value, time.monotonic() + self._ttl, generation)
+            self._entries = {k: e for k, e in self._entries.items() if e.fresh_until > moment}
+            if len(self._entries) >= _MAX_ENTRIES:
+                self._entries.clear()
+        self._entries[key] = _Entry(value, moment + self._ttl, generation)
+
+    def __len__(self) -> int:
+        """How many values are remembered (aged ones included until they are dropped)."""
+        return len(self._entries)
 
     def forget_all(self) -> None:
         """After this process committed a write: every later read goes to the database."""
