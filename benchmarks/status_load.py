@@ -2,7 +2,8 @@
 
 One ``batchyard serve`` on 127.0.0.1 (SQLite, or a scratch PostgreSQL database), one dataset, one
 finished batch; then ``wrk`` drives each endpoint with an admin token, idle and while a large
-import runs, and the figures are printed per endpoint.
+import runs, and the figures are printed per endpoint: req/s, p50/p99, errors, and the server
+process's CPU time per request (what a request costs, whatever else shares the cores).
 
     uv run --group dev python -m benchmarks.status_load --backend sqlite
     uv run --group dev python -m benchmarks.status_load --backend postgresql
@@ -24,10 +25,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
+import psutil
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 from tests.support.uploads import file_chunks
 
@@ -47,6 +49,9 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: The server process's CPU time (all its threads) per answered request, in microseconds:
+    #: what a request costs, much less disturbed than req/s by other work on shared cores.
+    cpu_us: float = 0.0
 
 
 def _ms(text: str) -> float:
@@ -70,11 +75,14 @@ def parse_wrk(endpoint: str, output: str) -> Load:
     return Load(endpoint, rate, p50, p99, errors)
 
 
-def run_wrk(url: str, path: str, connections: int, seconds: int) -> Load:
+def run_wrk(url: str, path: str, connections: int, seconds: int, pid: int | None = None) -> Load:
+    """Drive ``path`` with wrk; with ``pid`` (the server's), also its CPU time per request."""
+    server = psutil.Process(pid) if pid else None
+    before = sum(server.cpu_times()[:2]) if server else 0.0
     command = [
         "wrk",
         f"-c{connections}",
-        "-t2",
+        f"-t{min(2, connections)}",  # wrk needs a connection per thread
         f"-d{seconds}s",
         "--timeout",
         "5s",
@@ -84,18 +92,24 @@ def run_wrk(url: str, path: str, connections: int, seconds: int) -> Load:
         url + path,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return parse_wrk(path, done.stdout)
+    load = parse_wrk(path, done.stdout)
+    if server is None:
+        return load
+    requests = load.requests_per_second * seconds
+    spent = sum(server.cpu_times()[:2]) - before
+    return replace(load, cpu_us=spent / requests * 1e6 if requests else 0.0)
 
 
 def print_table(title: str, loads: list[Load]) -> None:
     print(f"\n{title}")
     header = f"{'endpoint':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
+    header += f" {'CPU µs/req':>11}"
     print(header)
     print("-" * len(header))
     for load in loads:
         print(
             f"{load.endpoint:<34} {load.requests_per_second:9,.0f} {load.p50_ms:9.2f} "
-            f"{load.p99_ms:9.2f} {load.errors:7d}"
+            f"{load.p99_ms:9.2f} {load.errors:7d} {load.cpu_us:11,.0f}"
         )
 
 
@@ -168,13 +182,16 @@ def main() -> None:
             ) as http,
         ):
             paths = endpoints(http, workdir)
-            idle = [run_wrk(server.url, p, args.connections, args.seconds) for p in paths]
+            pid = server.process.pid if server.process else None
+            idle = [run_wrk(server.url, p, args.connections, args.seconds, pid) for p in paths]
             print_table("idle server", idle)
             if args.import_rows:
                 big = workdir / "big.csv"
                 write_orders_csv(big, args.import_rows, bad_every=0)
                 with imports_running(http, big) as statuses:
-                    busy = [run_wrk(server.url, p, args.connections, args.seconds) for p in paths]
+                    busy = [
+                        run_wrk(server.url, p, args.connections, args.seconds, pid) for p in paths
+                    ]
                 title = f"during {args.import_rows:,}-row imports, back to back"
                 print_table(f"{title} (finished meanwhile: {statuses or 'none'})", busy)
 

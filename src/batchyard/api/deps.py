@@ -1,4 +1,8 @@
-"""Dependencies shared by routes: the services and the authenticated principal."""
+"""Dependencies shared by routes: the services and the authenticated principal.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a hop to
+another thread and back for what is an attribute lookup, three times on every request.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from batchyard.store.users import Principal
 _bearer = HTTPBearer(auto_error=False, description="A batchyard token")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -23,7 +27,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_token(
+async def get_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str | None:
     return credentials.credentials if credentials else None
@@ -33,7 +37,7 @@ def get_token(
 TokenDep = Annotated[str | None, Depends(get_token)]
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.app.state.limits
     return limits
 
@@ -41,11 +45,21 @@ def get_limits(request: Request) -> Limits:
 LimitsDep = Annotated[Limits, Depends(get_limits)]
 
 
-async def get_principal(svc: ServicesDep, limits: LimitsDep, token: TokenDep) -> Principal:
-    """The token's principal; the token's requests per minute are counted first (429 past it)."""
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The token's principal; the token's requests per minute are counted first (429 past it).
+
+    Reads the services and limits off the app itself rather than through more dependencies:
+    each one FastAPI resolves costs about as much as a remembered status read.
+    """
+    token = credentials.credentials if credentials else None
+    services: Services = request.app.state.services
     if token:
+        limits: Limits = request.app.state.limits
         await limits.requests.check(token)
-    return await authenticate(svc.store, svc.secret, token)
+    return await authenticate(services.store, services.secret, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

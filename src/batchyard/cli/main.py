@@ -87,7 +87,7 @@ def serve(
     configure_logging(log_level, settings.log_format)
     try:
         uvicorn.run(  # log_config=None: uvicorn's own lines go through the format set up above
-            create_app(settings, _address(settings, host, port)),
+            create_app(settings, _address(settings, host, port), freeze_startup_objects=True),
             host=host,
             port=port,
             log_level=log_level,

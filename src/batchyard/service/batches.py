@@ -25,6 +25,7 @@ from batchyard.domain.batches import (
     now,
 )
 from batchyard.domain.errors import (
+    BatchNotFound,
     BatchyardError,
     Conflict,
     DuplicateIdempotencyKey,
@@ -296,12 +297,35 @@ async def _visible_batch(
     return batch
 
 
+async def _cached_batch(svc: Services, batch_id: str) -> Batch:
+    """Any owner's batch, from this process's status reads (see store.fresh) or the database."""
+
+    async def load() -> Batch:
+        async with svc.store.read() as conn:
+            return await batch_rows.get_batch(conn, batch_id, owner_id=None)
+
+    return await svc.store.reads.load(("batch", batch_id), load)
+
+
+async def _visible_cached_batch(
+    svc: Services, principal: Principal, batch_id: str, action: Action
+) -> Batch:
+    """``_visible_batch`` for reads: the same rules (another user's batch is BatchNotFound,
+    exactly like a missing one), applied to the remembered batch."""
+    require(principal, action)
+    batch = await _cached_batch(svc, batch_id)
+    owner = owner_filter(principal)
+    if owner is not None and batch.owner_id != owner:
+        raise BatchNotFound()
+    require(principal, action, batch.dataset)
+    return batch
+
+
 async def get_batch(
     svc: Services, principal: Principal, batch_id: str, action: Action = Action.GET_BATCH
 ) -> Batch:
     """The batch, if it exists and the principal may see it; else BatchNotFound, identically."""
-    async with svc.store.read() as conn:
-        return await _visible_batch(conn, principal, batch_id, action)
+    return await _visible_cached_batch(svc, principal, batch_id, action)
 
 
 async def list_batches(
@@ -334,9 +358,14 @@ async def list_batches(
 
 
 async def get_history(svc: Services, principal: Principal, batch_id: str) -> list[HistoryEntry]:
-    async with svc.store.read() as conn:
-        await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_STATUS)
-        return await batch_rows.get_history(conn, batch_id)
+    """The batch's snapshots, newest first (remembered like the batch: see store.fresh)."""
+    await _visible_cached_batch(svc, principal, batch_id, Action.GET_BATCH_STATUS)
+
+    async def load() -> list[HistoryEntry]:
+        async with svc.store.read() as conn:
+            return await batch_rows.get_history(conn, batch_id)
+
+    return await svc.store.reads.load(("history", batch_id), load)
 
 
 async def get_log(svc: Services, principal: Principal, batch_id: str) -> list[LogLine]:

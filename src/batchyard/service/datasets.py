@@ -44,11 +44,20 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
 
 
 async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[Dataset, int]:
-    """The dataset and how many rows its table holds now."""
+    """The dataset and how many rows its table holds.
+
+    The count is remembered like a batch's status (see store.fresh): it is at most
+    STATUS_CACHE_SECONDS old, and counted afresh after any write of this process (a chunk's
+    progress, a batch's end), so polling clients do not each count a table of millions of rows.
+    """
     require(principal, Action.GET_DATASET, name)
-    async with svc.store.read() as conn:
-        dataset = await dataset_rows.get_dataset(conn, name)
-    return dataset, await asyncio.to_thread(svc.target.row_count, name)
+
+    async def load() -> tuple[Dataset, int]:
+        async with svc.store.read() as conn:
+            dataset = await dataset_rows.get_dataset(conn, name)
+        return dataset, await asyncio.to_thread(svc.target.row_count, name)
+
+    return await svc.store.reads.load(("dataset", name), load)
 
 
 async def list_datasets(

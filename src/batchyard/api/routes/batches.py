@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from batchyard.api.deps import LimitsDep, PrincipalDep, ServicesDep
-from batchyard.api.routes import error_responses
+from batchyard.api.routes import error_responses, json_response
 from batchyard.api.schemas import (
     SHA256_PATTERN,
     BatchCreate,
@@ -199,7 +199,7 @@ async def get_batch(
     svc: ServicesDep,
     principal: PrincipalDep,
     download: bool = False,
-) -> BatchPublic:
+) -> Response:
     """The batch; with download=true, temporary signed URLs to its results (once completed)."""
     require(principal, Action.GET_BATCH)
     batch = await batches.get_batch(svc, principal, batch_id)
@@ -212,7 +212,7 @@ async def get_batch(
             failed_records_url=links.failed_records_url,
             validity_ts=links.validity_ts,
         )
-    return BatchPublic.of(batch, link)
+    return json_response(BatchPublic.of(batch, link))
 
 
 @router.get(
@@ -220,11 +220,10 @@ async def get_batch(
     response_model=list[HistoryEntryPublic],
     responses=error_responses(404),
 )
-async def get_history(
-    batch_id: str, svc: ServicesDep, principal: PrincipalDep
-) -> list[HistoryEntryPublic]:
+async def get_history(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> Response:
     """Status snapshots, newest first, each with the counts and the log up to that moment."""
-    return [HistoryEntryPublic.of(h) for h in await batches.get_history(svc, principal, batch_id)]
+    history = await batches.get_history(svc, principal, batch_id)
+    return json_response([HistoryEntryPublic.of(h) for h in history])
 
 
 @router.get(

@@ -1,0 +1,75 @@
+"""Status reads are remembered (store.fresh): the owner rule holds on a remembered batch, a
+write of this process shows at once, and one made by another process within the bound."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from benchmarks.datagen import ORDERS_SCHEMA
+
+from batchyard.settings import Settings
+from batchyard.store.database import MetadataStore
+from batchyard.store.fresh import STATUS_CACHE_SECONDS
+from batchyard.store.tables import batches
+from support.accounts import Accounts, open_accounts
+
+
+@pytest.fixture
+async def acc(settings: Settings) -> AsyncIterator[Accounts]:
+    async with open_accounts(settings) as accounts:
+        created = await accounts.call("admin", "POST", "/datasets", json=ORDERS_SCHEMA)
+        assert created.status_code == 201, created.text
+        await accounts.add_user("alice", "member")
+        await accounts.add_user("bob", "member")
+        yield accounts
+
+
+async def _finished_batch(acc: Accounts) -> str:
+    batch = await acc.upload("alice")
+    return str((await acc.finished("alice", batch["batch"]))["batch"])
+
+
+async def test_another_users_batch_is_not_found_even_while_remembered(acc: Accounts) -> None:
+    batch_id = await _finished_batch(acc)
+    for path in (f"/batches/{batch_id}", f"/batches/{batch_id}/history"):
+        assert (await acc.call("admin", "GET", path)).status_code == 200  # now remembered
+        refused = await acc.call("bob", "GET", path)
+        assert refused.status_code == 404
+        assert refused.json()["error"]["code"] == "batch_not_found"
+        assert (await acc.call("alice", "GET", path)).status_code == 200
+
+
+async def test_a_change_made_through_this_process_shows_at_once(acc: Accounts) -> None:
+    batch_id = await _finished_batch(acc)
+    path = f"/batches/{batch_id}"
+    assert (await acc.call("alice", "GET", path)).json()["status"] == "completed"
+    history = (await acc.call("alice", "GET", f"{path}/history")).json()
+    assert (await acc.call("alice", "DELETE", path)).status_code == 202
+    after = await acc.call("alice", "GET", path)
+    assert after.status_code == 404 or after.json()["status"] == "deleting"
+    after_history = await acc.call("alice", "GET", f"{path}/history")
+    assert after_history.status_code == 404 or after_history.json() != history
+
+
+async def test_a_change_made_by_another_process_shows_within_the_bound(
+    acc: Accounts, settings: Settings
+) -> None:
+    batch_id = await _finished_batch(acc)
+    path = f"/batches/{batch_id}"
+    assert (await acc.call("alice", "GET", path)).json()["error_message"] is None
+    elsewhere = await MetadataStore.open(settings.resolved_database_url())
+    try:
+        async with elsewhere.begin() as conn:
+            change = sa.update(batches).where(batches.c.id == batch_id)
+            await conn.execute(change.values(error_message="changed by another process"))
+    finally:
+        await elsewhere.close()
+    changed_at = time.monotonic()
+    while (await acc.call("alice", "GET", path)).json()["error_message"] is None:
+        # Generous for a loaded machine; the documented bound is STATUS_CACHE_SECONDS.
+        assert time.monotonic() - changed_at < STATUS_CACHE_SECONDS + 5
+        await asyncio.sleep(0.05)

@@ -1,0 +1,106 @@
+"""The status-read cache: one load for many waiters, forgotten at a write, never serving a
+value read before a write of this process, bounded in age."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchyard.store.fresh import FreshCache
+
+KEY = ("batch", "b1")
+
+
+class Loader:
+    """Counts its calls; each returns the call number, after ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        number = self.calls
+        await self.gate.wait()
+        return number
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache, load = FreshCache(ttl=60), Loader()
+    load.gate.clear()
+    waiting = [asyncio.create_task(cache.load(KEY, load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert await asyncio.gather(*waiting) == [1] * 50
+    assert load.calls == 1
+    assert await cache.load(KEY, load) == 1  # remembered
+
+
+async def test_a_write_forgets_and_no_one_joins_a_load_started_before_it() -> None:
+    cache, load = FreshCache(ttl=60), Loader()
+    load.gate.clear()
+    before = asyncio.create_task(cache.load(KEY, load))
+    await asyncio.sleep(0)
+    cache.forget_all()  # a write committed while the first load was reading
+    after = asyncio.create_task(cache.load(KEY, load))
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert (await before, await after) == (1, 2)
+    assert await cache.load(KEY, load) == 2  # the load from before the write was not kept
+
+
+async def test_entries_age_out() -> None:
+    cache, load = FreshCache(ttl=0.05), Loader()
+    assert await cache.load(KEY, load) == 1
+    assert await cache.load(KEY, load) == 1
+    await asyncio.sleep(0.1)
+    assert await cache.load(KEY, load) == 2
+
+
+async def test_errors_reach_every_waiter_and_are_not_remembered() -> None:
+    cache, calls = FreshCache(ttl=60), 0
+    gate = asyncio.Event()
+
+    async def missing() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise LookupError("gone")
+
+    waiting = [asyncio.create_task(cache.load(KEY, missing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, LookupError) for r in results) and calls == 1
+    with pytest.raises(LookupError):
+        await cache.load(KEY, missing)
+    assert calls == 2
+
+
+async def test_waiters_load_themselves_when_the_loading_request_goes_away() -> None:
+    cache, load = FreshCache(ttl=60), Loader()
+    load.gate.clear()
+    first = asyncio.create_task(cache.load(KEY, load))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cache.load(KEY, load))
+    await asyncio.sleep(0)
+    first.cancel()  # the client that was loading disconnected
+    await asyncio.sleep(0)
+    load.gate.set()
+    assert await second == 2
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_memory_is_bounded_by_dropping_aged_entries_first() -> None:
+    cache = FreshCache(ttl=0.05)
+    for n in range(1_000):
+        await cache.load(("batch", str(n)), Loader())
+    await asyncio.sleep(0.1)  # all aged
+    kept = Loader()
+    await cache.load(("batch", "new"), kept)
+    assert len(cache) == 1
+    await cache.load(("batch", "new"), kept)
+    assert kept.calls == 1
