@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from typing import Any
 
+import adbc_driver_sqlite.dbapi
 import httpx
 import psycopg
 import pyarrow as pa
@@ -39,8 +39,12 @@ def stored(settings: Settings, table: str, order: str = "id") -> list[tuple[Any,
     url = settings.resolved_target_url()
     query = f'SELECT * FROM "{table}" ORDER BY {order}'
     if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return [tuple(row) for row in conn.execute(query).fetchall()]
+        # Through the same SQLite library as the server in this process (ADBC's): a second copy
+        # of SQLite in one process releases the other's file locks, and its reads can miss commits.
+        path = url.removeprefix("sqlite:///")
+        with adbc_driver_sqlite.dbapi.connect(path) as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            return [tuple(row) for row in cursor.fetchall()]
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return [tuple(row) for row in conn.execute(query).fetchall()]
 

@@ -35,7 +35,11 @@ def json_response(body: BaseModel | Sequence[BaseModel]) -> Response:
     serialising it; the route's ``response_model`` still documents the answer.
     """
     if isinstance(body, BaseModel):
-        content = body.__pydantic_serializer__.to_json(body)
+        content = body.__pydantic_serializer__.to_json(body, by_alias=True)
     else:
-        content = b"[" + b",".join(m.__pydantic_serializer__.to_json(m) for m in body) + b"]"
+        content = (
+            b"["
+            + b",".join(m.__pydantic_serializer__.to_json(m, by_alias=True) for m in body)
+            + b"]"
+        )
     return Response(content, media_type="application/json")
