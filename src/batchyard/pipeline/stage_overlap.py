@@ -2,11 +2,11 @@
 
 Validation hands every chunk it has checked, with its valid records, to streams that apply it
 at once in input order (``options.parallel_streams`` of them for inserts, one for upsert and
-delete, whose repeated-key rules need input order). The hand-over queue holds at most one chunk
-per stream: when the database is slower than validation, validation waits, so memory stays a
-few chunks whatever the input's size. Nothing is written to storage and read back but what the
-results need (record numbers, keys, per-record errors). When validation ends, the streams apply
-what is queued and stop; every chunk is then committed.
+delete, whose repeated-key rules need input order). The hand-over queue holds one chunk: when
+the database is slower than validation, validation waits, so memory stays a few chunks (one
+per stream, one queued, one being validated) whatever the input's size. Nothing is written to
+storage and read back but what the results need (record numbers, keys, per-record errors).
+When validation ends, the streams apply what is queued and stop; every chunk is committed then.
 
 Only a batch that validation cannot refuse on the error count takes part: ``options.atomic``
 applies all or nothing, and ``options.max_errors`` promises that nothing is applied when it is
@@ -48,7 +48,7 @@ class EarlyApply:
         self.dataset = dataset
         self.processing = Processing(rec, batch, dataset, manifest, during=BatchStatus.VALIDATING)
         self.width = self.processing.streams()
-        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue(maxsize=self.width)
+        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue(maxsize=1)
         self.streams: asyncio.Task[int] | None = None
 
     async def staged(self, entry: ChunkEntry, valid: pa.Table) -> None:

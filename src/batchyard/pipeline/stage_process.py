@@ -131,8 +131,12 @@ class Processing:
         return await self.apply_in_streams(self._works(pending), streams=1, wait=False)
 
     def streams(self) -> int:
-        """How many chunks load at once, each in its own transaction (one COPY stream each)."""
-        if self.operation.keeps_input_order:
+        """How many chunks load at once, each in its own transaction (one COPY stream each).
+
+        One where the operation needs input order, and one where the target has a single
+        writer (SQLite): more streams there would only hold more chunks in memory, waiting.
+        """
+        if self.operation.keeps_input_order or not self.target.shares_chunks:
             return 1
         return self.batch.options.parallel_streams
 
