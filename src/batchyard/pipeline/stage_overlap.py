@@ -48,13 +48,15 @@ class EarlyApply:
         self.dataset = dataset
         self.processing = Processing(rec, batch, dataset, manifest, during=BatchStatus.VALIDATING)
         self.width = self.processing.streams()
-        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue(maxsize=1)
+        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue()
+        #: Room for the one chunk that may wait in the queue; the end-of-work markers need none.
+        self.room = asyncio.Semaphore(1)
         self.streams: asyncio.Task[int] | None = None
 
     async def staged(self, entry: ChunkEntry, valid: pa.Table) -> None:
         """Validation checked ``entry`` (and added it to the manifest): apply ``valid`` soon.
 
-        Waits while every stream is busy and the queue is full. Raises what stopped the
+        Waits while every stream is busy and a chunk already waits. Raises what stopped the
         streams (the target refused a chunk, a cancel), so validation does not read on for
         nothing.
         """
@@ -63,30 +65,26 @@ class EarlyApply:
             self.streams = asyncio.create_task(
                 self.processing.apply_in_streams(self._next, streams=self.width, wait=True)
             )
-        await self._hand_over(self.processing.work(entry, valid))
-
-    async def _hand_over(self, item: ChunkWork | None) -> None:
-        """Queue ``item`` unless the streams stopped first; then raise why they did."""
-        assert self.streams is not None
-        put = asyncio.ensure_future(self.queue.put(item))
-        await asyncio.wait({put, self.streams}, return_when=asyncio.FIRST_COMPLETED)
-        if put.done():
-            return
-        put.cancel()
-        self.streams.result()
-        raise PipelineError("the streams applying chunks stopped before validation ended")
+        room = asyncio.ensure_future(self.room.acquire())
+        await asyncio.wait({room, self.streams}, return_when=asyncio.FIRST_COMPLETED)
+        if not room.done():
+            room.cancel()
+            self.streams.result()
+            raise PipelineError("the streams applying chunks stopped before validation ended")
+        self.queue.put_nowait(self.processing.work(entry, valid))
 
     async def _next(self) -> ChunkWork | None:
-        return await self.queue.get()
+        work = await self.queue.get()
+        if work is not None:
+            self.room.release()
+        return work
 
     async def finish(self) -> None:
         """Apply what is queued, then stop the streams; the error of one is raised here."""
         if self.streams is None:
             return
         for _ in range(self.width):
-            if self.streams.done():
-                break
-            await self._hand_over(None)
+            self.queue.put_nowait(None)
         await asyncio.wait({self.streams})
         self.streams.result()
 
