@@ -60,6 +60,14 @@ def generated_orders(rows: int, workdir: Path | None = None) -> Iterator[Path]:
         yield csv_path
 
 
+def invalid_orders(clean: Path, rows: int, every: int) -> tuple[Path, int]:
+    """The same number of orders with one record in ``every`` invalid, beside ``clean``; with
+    how many are valid (every invalid one is reported, none applied)."""
+    path = clean.with_name(f"orders-invalid-{every}.csv")
+    print(f"generating {rows:,} records, one in {every} invalid …")
+    return path, write_orders_csv(path, rows, bad_every=every).good
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -75,8 +83,10 @@ def timed_import(
     *,
     digest: str | None = None,
     options: dict[str, Any] | None = None,
+    good: int | None = None,
 ) -> tuple[str, float]:
-    """(batch id, seconds) of one CSV import into ``orders``; raises unless every row landed."""
+    """(batch id, seconds) of one CSV import into ``orders``; raises unless every valid row
+    (``good``, all ``rows`` by default) landed."""
     params = {"dataset": "orders", "format": "csv"}
     if digest:
         params["hash"] = digest
@@ -89,7 +99,8 @@ def timed_import(
     while (batch := http.get(f"/batches/{batch_id}").json())["status"] not in TERMINAL:
         time.sleep(0.1)
     seconds = time.perf_counter() - started
-    if batch["status"] != "completed" or batch["successful_operations"] != rows:
+    expected = rows if good is None else good
+    if batch["status"] != "completed" or batch["successful_operations"] != expected:
         raise RuntimeError(f"batchyard did not complete the import: {batch}")
     return batch_id, seconds
 

@@ -39,6 +39,7 @@ from benchmarks.datagen import ORDERS_SCHEMA
 from benchmarks.harness import (
     Measurement,
     generated_orders,
+    invalid_orders,
     print_stage_times,
     report,
     sha256_of,
@@ -125,10 +126,17 @@ def run_pandas(csv_path: Path, url: str, rows: int, slice_rows: int) -> Measurem
 
 
 def run_batchyard(
-    csv_path: Path, url: str, workdir: Path, rows: int, digest: str, workers: int, streams: int
+    csv_path: Path,
+    url: str,
+    workdir: Path,
+    rows: int,
+    digest: str,
+    workers: int,
+    streams: int,
+    good: int | None = None,
 ) -> tuple[Measurement, list[Measurement]]:
     """Upload (streamed, hash checked) → completed with results, API + workers as processes."""
-    data = workdir / "batchyard-data"
+    data = workdir / f"batchyard-data-{csv_path.stem}"
     env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true")
     server = BatchyardServer(data, env=env)
     pool = [WorkerProcess(data, env, f"bench-worker-{n}") for n in range(workers)]
@@ -142,10 +150,17 @@ def run_batchyard(
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
             batch_id, seconds = timed_import(
-                http, csv_path, rows, digest=digest, options={"parallel_streams": streams}
+                http,
+                csv_path,
+                rows,
+                digest=digest,
+                options={"parallel_streams": streams},
+                good=good,
             )
             print_stage_times(http, batch_id)
         label = f"batchyard ({workers} worker{'s' * (workers != 1)})" if workers else "batchyard"
+        if good is not None and good != rows:
+            label += f", {rows - good} invalid"
         total = Measurement(f"{label} upload → completed", seconds, server.peak_rss_bytes(), rows)
         rss = [
             Measurement(f"  worker {n} (peak RSS only)", seconds, w.peak_rss_bytes(), rows)
@@ -188,6 +203,9 @@ def main() -> None:
         "--parallel-streams", type=int, default=3, help="options.parallel_streams of the batch"
     )
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
+    parser.add_argument(
+        "--invalid-every", type=int, default=0, help="also import a file with 1 in N invalid"
+    )
     args = parser.parse_args()
     with generated_orders(args.rows, args.workdir) as csv_path:
         workdir, digest = csv_path.parent, sha256_of(csv_path)
@@ -199,7 +217,22 @@ def main() -> None:
             )
             print(f"  batchyard: {batchyard.seconds:.2f} s")
             pandas = run_pandas(csv_path, url, args.rows, args.pandas_rows)
-        report([baseline, batchyard, *workers, pandas], baseline, csv_path.stat().st_size)
+        measured = [baseline, batchyard, *workers]
+        if args.invalid_every:
+            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
+            with fresh_database() as bad_url:
+                invalid, invalid_workers = run_batchyard(
+                    bad_path,
+                    bad_url,
+                    workdir,
+                    args.rows,
+                    sha256_of(bad_path),
+                    args.workers,
+                    args.parallel_streams,
+                    good,
+                )
+            measured += [invalid, *invalid_workers]
+        report([*measured, pandas], baseline, csv_path.stat().st_size)
 
 
 if __name__ == "__main__":

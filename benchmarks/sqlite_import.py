@@ -27,6 +27,7 @@ from benchmarks.datagen import ORDERS_SCHEMA
 from benchmarks.harness import (
     Measurement,
     generated_orders,
+    invalid_orders,
     print_stage_times,
     report,
     sha256_of,
@@ -66,17 +67,25 @@ def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
     return Measurement("sqlite3 .import", seconds, usage.ru_maxrss * 1024, rows)
 
 
-def run_batchyard(csv_path: Path, workdir: Path, rows: int, digest: str) -> Measurement:
-    """Upload (streamed, hash checked) → completed, results file written, on a real server."""
-    server = BatchyardServer(workdir / "batchyard-data").start()
+def run_batchyard(
+    csv_path: Path,
+    workdir: Path,
+    rows: int,
+    digest: str,
+    good: int | None = None,
+    label: str = "batchyard (upload → completed)",
+) -> Measurement:
+    """Upload (streamed, hash checked) → completed, results file written, on a real server
+    of its own (a data directory per run)."""
+    server = BatchyardServer(workdir / f"batchyard-data-{csv_path.stem}").start()
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            batch_id, seconds = timed_import(http, csv_path, rows, digest=digest)
+            batch_id, seconds = timed_import(http, csv_path, rows, digest=digest, good=good)
             print_stage_times(http, batch_id)
-        return Measurement("batchyard (upload → completed)", seconds, server.peak_rss_bytes(), rows)
+        return Measurement(label, seconds, server.peak_rss_bytes(), rows)
     finally:
         server.stop()
 
@@ -85,6 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
+    parser.add_argument(
+        "--invalid-every", type=int, default=0, help="also import a file with 1 in N invalid"
+    )
     args = parser.parse_args()
     if shutil.which("sqlite3") is None:
         raise SystemExit("the sqlite3 command is needed for the baseline (apt-get install sqlite3)")
@@ -93,7 +105,14 @@ def main() -> None:
         baseline = run_sqlite_import(csv_path, workdir, args.rows)
         print(f"  sqlite3 .import: {baseline.seconds:.2f} s")
         batchyard = run_batchyard(csv_path, workdir, args.rows, digest)
-        report([baseline, batchyard], baseline, csv_path.stat().st_size)
+        measured = [baseline, batchyard]
+        if args.invalid_every:
+            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
+            label = f"batchyard, 1 in {args.invalid_every} invalid"
+            measured.append(
+                run_batchyard(bad_path, workdir, args.rows, sha256_of(bad_path), good, label)
+            )
+        report(measured, baseline, csv_path.stat().st_size)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,34 @@ class TooManyErrors(PipelineError):
     code = "too_many_errors"
 
 
+class AtomicRollback(PipelineError):
+    """An atomic batch had a record the target refused, so its one transaction was rolled back."""
+
+    code = "atomic_rollback"
+
+
+class StopSignal(BatchyardError):
+    """The batch's work stops at a chunk boundary; not an error of the input or the service.
+
+    Raised where a stage notices, caught by the driver (``pipeline/run.py``), which does what the
+    batch's status now asks for. Never reaches a client: nothing maps it to an HTTP answer.
+    """
+
+    code = "stop_signal"
+
+
+class CancelRequested(StopSignal):
+    """The batch was asked to cancel."""
+
+    code = "cancel_requested"
+
+
+class BatchLeft(StopSignal):
+    """The batch moved on (failed, deleted, finished elsewhere) while its chunks were taken."""
+
+    code = "batch_left"
+
+
 #: Longest error_message a batch stores and returns, in characters.
 MAX_ERROR_MESSAGE = 2048
 #: Longest log line a batch stores, in characters.

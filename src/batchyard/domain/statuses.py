@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from batchyard.domain.errors import InvalidTransition
+from batchyard.domain.errors import BatchLeft, CancelRequested, InvalidTransition, StopSignal
 
 
 class BatchStatus(enum.StrEnum):
@@ -57,6 +57,9 @@ ACTIVE: frozenset[BatchStatus] = frozenset(set(BatchStatus) - TERMINAL - {BatchS
 #: Statuses with work left: the pipeline's, or the removal of the batch's data.
 UNFINISHED: frozenset[BatchStatus] = ACTIVE | {BatchStatus.DELETING}
 
+#: Statuses that mean "stop and finish the cancel": the one cancel predicate of the pipeline.
+CANCEL_REQUESTED: frozenset[BatchStatus] = frozenset({BatchStatus.CANCEL, BatchStatus.CANCELLING})
+
 _S = BatchStatus
 _FORWARD: dict[BatchStatus, frozenset[BatchStatus]] = {
     _S.NEW: frozenset({_S.COPYING}),
@@ -98,3 +101,16 @@ def check_transition(current: BatchStatus, target: BatchStatus) -> None:
             f"Batch cannot move from {current.value} to {target.value}",
             details={"from": current.value, "to": target.value},
         )
+
+
+def stop_signal_for(status: BatchStatus, during: BatchStatus | None) -> StopSignal | None:
+    """Why work on a batch in ``status`` must stop, or None to go on: the one cancel predicate.
+
+    ``during`` is the status the work belongs to (chunks applied while validating, or in
+    processing); None where only a cancel stops it (validation between chunks).
+    """
+    if status in CANCEL_REQUESTED:
+        return CancelRequested()
+    if during is not None and status != during:
+        return BatchLeft(f"the batch is {status.value} now, no longer {during.value}")
+    return None

@@ -10,13 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: int64 column on raw and valid tables: the 1-based number of the record in the whole input.
-RECORD_NUMBER = "__record_number"
+# The outcome types moved to the domain (below targets/); re-exported for the stages' imports.
+from batchyard.domain.outcomes import (
+    ERRORS_SCHEMA,
+    RECORD_NUMBER,
+    ChunkOutcome,
+    empty_errors,
+)
+
+__all__ = [
+    "ERRORS_SCHEMA",
+    "ERROR_FIELD",
+    "ORIGINAL_LINE_FIELD",
+    "POSITIONAL_FIELDS",
+    "RECORD_NUMBER",
+    "ChunkOutcome",
+    "RawChunk",
+    "ValidatedChunk",
+    "empty_errors",
+    "split_records",
+]
+
 #: Key of ``raw`` under which a malformed CSV line keeps its fields by position.
 POSITIONAL_FIELDS = "_fields"
 #: Key of ``raw`` under which a JSON Lines record keeps its line as sent.
@@ -24,27 +43,6 @@ ORIGINAL_LINE_FIELD = "_line"
 #: The field the failed-records file adds to each record: ignored when read back, unless the
 #: dataset declares a column of that name.
 ERROR_FIELD = "error"
-
-#: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
-#: text (composite keys joined with ","), ``raw`` the original record as a JSON object of
-#: field → original value, kept so the failed-records file can show what was sent.
-ERRORS_SCHEMA: pa.Schema = pa.schema(
-    cast(
-        "list[pa.Field[Any]]",
-        [
-            pa.field("record_number", pa.int64(), nullable=False),
-            pa.field("column", pa.string()),
-            pa.field("code", pa.string(), nullable=False),
-            pa.field("message", pa.string(), nullable=False),
-            pa.field("key", pa.string()),
-            pa.field("raw", pa.string()),
-        ],
-    )
-)
-
-
-def empty_errors() -> pa.Table:
-    return ERRORS_SCHEMA.empty_table()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +111,3 @@ class ValidatedChunk:
     record_count: int
     valid: pa.Table
     errors: pa.Table
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkOutcome:
-    """What applying one chunk to the target did; stored in the target's ledger with the rows."""
-
-    index: int
-    succeeded: int
-    #: Records the target refused: ERRORS_SCHEMA rows (``raw`` may be null).
-    failures: pa.Table

@@ -27,6 +27,9 @@ class Manifest(msgspec.Struct):
     input_columns: list[str] = msgspec.field(default_factory=list)
     #: The first source's format ("csv", "jsonl", "parquet"): the failed-records file's format.
     input_format: str | None = None
+    #: Chunks were applied from memory as they were validated, and only their record numbers
+    #: and keys staged (for the results): processing cannot apply one of them from storage.
+    applied_in_stream: bool = False
 
     @property
     def total(self) -> int:

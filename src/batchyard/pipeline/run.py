@@ -15,8 +15,10 @@ import time
 from batchyard import metrics
 from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
+    BatchLeft,
     BatchNotFound,
     BatchyardError,
+    CancelRequested,
     HashMismatch,
     InputRejected,
     InvalidRequest,
@@ -26,7 +28,7 @@ from batchyard.domain.errors import (
     TooManyErrors,
 )
 from batchyard.domain.schema import Dataset
-from batchyard.domain.statuses import TERMINAL, BatchStatus
+from batchyard.domain.statuses import CANCEL_REQUESTED, TERMINAL, BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
 from batchyard.pipeline.formats_common import HeaderLimits
@@ -38,13 +40,8 @@ from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_http import TransferLimits
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.pipeline.stage_overlap import applying_while_validating
-from batchyard.pipeline.stage_process import (
-    BatchLeftProcessing,
-    Processing,
-    chunks_settled,
-    counts_so_far,
-)
-from batchyard.pipeline.stage_validate import CancelRequested, Validation
+from batchyard.pipeline.stage_process import Processing, chunks_settled, counts_so_far
+from batchyard.pipeline.stage_validate import Validation
 from batchyard.store import datasets as dataset_rows
 
 logger = logging.getLogger("batchyard.pipeline")
@@ -108,13 +105,13 @@ async def _drive(rec: BatchRecorder) -> None:
             return
         try:
             await _step(rec, batch)
-        except (InvalidTransition, BatchLeftProcessing):
+        except (InvalidTransition, BatchLeft):
             continue  # someone else moved it (cancel): read it again and do what it needs now
 
 
 async def _step(rec: BatchRecorder, batch: Batch) -> None:
     status = batch.status
-    if status in (S.CANCEL, S.CANCELLING):
+    if status in CANCEL_REQUESTED:
         raise CancelRequested
     if status == S.NEW:
         await rec.transition(S.COPYING)
@@ -247,7 +244,7 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
 async def _fail(rec: BatchRecorder, error: BatchyardError, status: BatchStatus) -> None:
     try:
         batch = await rec.get()
-        if batch.status in (S.CANCEL, S.CANCELLING):
+        if batch.status in CANCEL_REQUESTED:
             await _finish_cancel(rec)
             return
         if status == S.VALIDATION_FAILED and batch.status != S.VALIDATING:
@@ -288,7 +285,7 @@ async def help_batch(ctx: PipelineContext, batch_id: str, helper: str) -> None:
             return
         dataset, manifest = await _dataset(rec, batch), await _manifest(rec, batch)
         applied = await Processing(rec, batch, dataset, manifest).help()
-    except (BatchNotFound, CancelRequested, BatchLeftProcessing):
+    except (BatchNotFound, CancelRequested, BatchLeft):
         return
     except Exception as error:
         logger.exception("batch %s: helper %s stopped", batch_id, helper)

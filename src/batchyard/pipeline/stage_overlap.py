@@ -1,16 +1,19 @@
-"""Applying chunks while validation goes on, so that parsing and the database work side by side.
+"""Applying chunks while validation goes on: each chunk validated, then applied from memory.
 
-Validation stages one chunk after another; each staged chunk is handed to streams that apply
-it at once, in input order as they arrive (``options.parallel_streams`` of them for inserts, one
-for upsert and delete, whose repeated-key rules need input order). When validation ends, the
-streams finish the chunks they hold and take no more: processing applies whatever is left, with
-every stream (and, in queue mode, every helper) it has.
+Validation hands every chunk it has checked, with its valid records, to streams that apply it
+at once in input order (``options.parallel_streams`` of them for inserts, one for upsert and
+delete, whose repeated-key rules need input order). The hand-over queue holds one chunk: when
+the database is slower than validation, validation waits, so memory stays a few chunks (one
+per stream, one queued, one being validated) whatever the input's size. Nothing is written to
+storage and read back but what the results need (record numbers, keys, per-record errors).
+When validation ends, the streams apply what is queued and stop; every chunk is committed then.
 
 Only a batch that validation cannot refuse on the error count takes part: ``options.atomic``
 applies all or nothing, and ``options.max_errors`` promises that nothing is applied when it is
-exceeded, so both wait for validation to finish. Resume stays exact because a validation that
-runs again stages the same chunks under the same numbers (the chunk size is pinned per batch,
-see stage_validate), and chunks the ledger holds are skipped.
+exceeded, so both validate everything first (staging the valid records) and apply in
+processing. Resume stays exact because a validation that runs again cuts the same chunks under
+the same numbers (the chunk size is pinned per batch, see stage_validate), and the apply engine
+skips the chunks the ledger holds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pyarrow as pa
+
+from batchyard.apply import ChunkWork
 from batchyard.domain.batches import Batch
+from batchyard.domain.errors import PipelineError
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import BatchRecorder
@@ -34,59 +41,72 @@ def overlaps(batch: Batch) -> bool:
 
 
 class EarlyApply:
-    """Streams that apply each chunk as soon as validation has staged it."""
+    """Streams that apply each chunk as soon as validation has checked it."""
 
     def __init__(self, rec: BatchRecorder, batch: Batch, dataset: Dataset, manifest: Manifest):
         self.rec = rec
         self.dataset = dataset
         self.processing = Processing(rec, batch, dataset, manifest, during=BatchStatus.VALIDATING)
         self.width = self.processing.streams()
-        self.queue: asyncio.Queue[ChunkEntry | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue()
+        #: Room for the one chunk that may wait in the queue; the end-of-work markers need none.
+        self.room = asyncio.Semaphore(1)
         self.streams: asyncio.Task[int] | None = None
 
-    async def staged(self, entry: ChunkEntry) -> None:
-        """Validation staged ``entry`` (and added it to the manifest): apply it soon.
+    async def staged(self, entry: ChunkEntry, valid: pa.Table) -> None:
+        """Validation checked ``entry`` (and added it to the manifest): apply ``valid`` soon.
 
-        Raises what stopped the streams (the target refused a chunk, a cancel), so validation
-        does not read on for nothing.
+        Waits while every stream is busy and a chunk already waits. Raises what stopped the
+        streams (the target refused a chunk, a cancel), so validation does not read on for
+        nothing.
         """
         if self.streams is None:  # the first chunk: only now is there something to apply
             await asyncio.to_thread(self.rec.ctx.target.ensure_table, self.dataset)
             self.streams = asyncio.create_task(
                 self.processing.apply_in_streams(self._next, streams=self.width, wait=True)
             )
-        elif self.streams.done():
+        room = asyncio.ensure_future(self.room.acquire())
+        await asyncio.wait({room, self.streams}, return_when=asyncio.FIRST_COMPLETED)
+        if not room.done():
+            room.cancel()
             self.streams.result()
-        self.queue.put_nowait(entry)
+            raise PipelineError("the streams applying chunks stopped before validation ended")
+        self.queue.put_nowait(self.processing.work(entry, valid))
 
-    async def _next(self) -> ChunkEntry | None:
-        return await self.queue.get()
+    async def _next(self) -> ChunkWork | None:
+        work = await self.queue.get()
+        if work is not None:
+            self.room.release()
+        return work
 
     async def finish(self) -> None:
-        """Leave the chunks not yet taken to processing.
-
-        The streams finish the chunks in their hands first; the error of one is raised here.
-        """
+        """Apply what is queued, then stop the streams; the error of one is raised here."""
         if self.streams is None:
             return
-        while not self.queue.empty():
-            self.queue.get_nowait()
         for _ in range(self.width):
             self.queue.put_nowait(None)
         await asyncio.wait({self.streams})
         self.streams.result()
+
+    def abandon(self) -> None:
+        """Drop what is queued: validation failed, the batch will not apply it."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        for _ in range(self.width):
+            self.queue.put_nowait(None)
 
 
 @asynccontextmanager
 async def applying_while_validating(
     rec: BatchRecorder, batch: Batch, dataset: Dataset, manifest: Manifest
 ) -> AsyncIterator[EarlyApply | None]:
-    """Apply chunks as validation stages them into ``manifest``, for the length of the block.
+    """Apply chunks as validation checks them into ``manifest``, for the length of the block.
 
-    Yields None when the batch does not overlap. On leaving, the streams finish the chunks in
-    their hands. If validation or a stream failed (the input refused, a cancel) after some chunk
-    was applied, the manifest so far is stored: the batch's end then reads from the ledger what
-    was applied, as it does for a batch stopped in processing.
+    Yields None when the batch does not overlap. On leaving, the streams apply what is queued.
+    If validation or a stream failed (the input refused, a cancel) after some chunk was
+    applied, the streams finish only the chunks in their hands, and the manifest so far is
+    stored: the batch's end then reads from the ledger what was applied, as it does for a
+    batch stopped in processing.
     """
     if not overlaps(batch):
         yield None
@@ -96,8 +116,11 @@ async def applying_while_validating(
         yield early
         await early.finish()
     except BaseException:
-        with contextlib.suppress(BaseException):
-            await early.finish()
+        if early.streams is not None:
+            early.abandon()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({early.streams})
+                early.streams.result()
         if await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id):
             await write_manifest(rec.ctx.blobs, batch.id, manifest)
         raise

@@ -1,7 +1,11 @@
 """Validating: read every source as Arrow record batches, check each record, stage the chunks.
 
-Valid records are staged as Arrow IPC chunk files so that processing (possibly on another
-machine, possibly after a crash) applies exactly what validation saw, without parsing again.
+Where chunks are applied as validation goes (the default, stage_overlap), each validated chunk
+is handed in memory to the stream that applies it: nothing is written and read back but what
+the results need (record numbers, keys, per-record errors). Where everything must be validated
+before anything is applied (``options.atomic``, ``options.max_errors``), valid records are
+staged as Arrow IPC chunk files so that processing (possibly on another machine, possibly after
+a crash) applies exactly what validation saw, without parsing again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from batchyard.domain.batches import Batch, LogLevel, Source
 from batchyard.domain.errors import TooManyErrors
 from batchyard.domain.reading import Reading
 from batchyard.domain.schema import Dataset
-from batchyard.domain.statuses import BatchStatus
+from batchyard.domain.statuses import stop_signal_for
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
 from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk, ValidatedChunk, split_records
@@ -34,13 +38,11 @@ HEAD_BYTES = 64 * 1024
 LOGGED_ERRORS = 5
 
 
-class CancelRequested(Exception):
-    """Raised inside a stage when the batch was asked to cancel; the driver finishes the cancel."""
-
-
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
-    if (await rec.get()).status == BatchStatus.CANCEL:
-        raise CancelRequested
+    """Stop validation between chunks once the batch was asked to cancel (CancelRequested)."""
+    signal = stop_signal_for((await rec.get()).status, None)
+    if signal is not None:
+        raise signal
 
 
 def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
@@ -63,8 +65,8 @@ def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
 class Validation:
     """One validation pass over all of a batch's sources.
 
-    ``on_staged`` hears of each chunk once it is staged and in the manifest (to apply it while
-    validation reads on); ``manifest`` is the one to fill.
+    ``on_staged`` hears of each chunk, with its valid records, once it is in the manifest (to
+    apply it while validation reads on); ``manifest`` is the one to fill.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class Validation:
         batch: Batch,
         dataset: Dataset,
         manifest: Manifest | None = None,
-        on_staged: Callable[[ChunkEntry], Awaitable[None]] | None = None,
+        on_staged: Callable[[ChunkEntry, pa.Table], Awaitable[None]] | None = None,
     ) -> None:
         self.rec = rec
         self.batch = batch
@@ -171,7 +173,11 @@ class Validation:
 
     async def _stage(self, chunk: ValidatedChunk) -> None:
         blobs = self.rec.ctx.blobs
-        await put_table(blobs, keys.chunk_key(self.batch.id, chunk.index), chunk.valid)
+        staged = chunk.valid
+        if self.on_staged is not None:  # applied from memory: keep what the results read
+            staged = chunk.valid.select([*self.dataset.primary_key, RECORD_NUMBER])
+            self.manifest.applied_in_stream = True
+        await put_table(blobs, keys.chunk_key(self.batch.id, chunk.index), staged)
         await put_table(blobs, keys.errors_key(self.batch.id, chunk.index), chunk.errors)
         entry = ChunkEntry(
             index=chunk.index,
@@ -186,7 +192,7 @@ class Validation:
         self._check_error_budget()
         await raise_if_cancel_requested(self.rec)
         if self.on_staged is not None:
-            await self.on_staged(entry)
+            await self.on_staged(entry, chunk.valid)
 
     async def _log_first_errors(self, errors: pa.Table) -> None:
         """Put the first few invalid records in the log, so a reader sees at once what is wrong."""

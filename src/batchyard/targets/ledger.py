@@ -13,7 +13,7 @@ import time
 
 import pyarrow as pa
 
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, ChunkOutcome, empty_errors
+from batchyard.domain.outcomes import ERRORS_SCHEMA, ChunkOutcome, empty_errors
 from batchyard.targets.dialect import Dialect
 from batchyard.targets.session import Session
 

@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 
 from batchyard.domain.batches import Operation
 from batchyard.domain.errors import InvalidRequest
+from batchyard.domain.outcomes import RECORD_NUMBER, empty_errors
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import RECORD_NUMBER, empty_errors
 from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.session import DatabaseError, Session
 from batchyard.targets.staging import RN, Chunk, apply_staged, key_failures, pin_by_key

@@ -15,9 +15,9 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchyard.domain.outcomes import ERRORS_SCHEMA, RECORD_NUMBER, empty_errors
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, empty_errors
 from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.session import DatabaseError, Session
 from batchyard.targets.values import Values, key_text

@@ -14,16 +14,16 @@ tables (dialect.py), so a dataset may bear any identifier as its name and reache
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
 from batchyard.domain.batches import Operation
 from batchyard.domain.errors import InputRejected, InvalidRequest
+from batchyard.domain.outcomes import ChunkOutcome
 from batchyard.domain.schema import Dataset, check_identifier
-from batchyard.pipeline.chunks import ChunkOutcome
 from batchyard.targets import ledger
 from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.operations import apply_records
@@ -67,29 +67,71 @@ class TargetTransaction:
         """
         return self._dialect.lock_chunk(self._session, batch_id, chunk_index, wait=wait)
 
+    def claim_ledger(self, batch_id: str, chunk_index: int) -> ChunkOutcome | None:
+        """Reserve the chunk's ledger row in this transaction; its stored outcome if done."""
+        return ledger.claim_chunk(self._session, self._dialect.ledger_table, batch_id, chunk_index)
+
+    def record_outcome(self, batch_id: str, outcome: ChunkOutcome) -> None:
+        """Store ``outcome`` in the ledger row ``claim_ledger`` reserved."""
+        ledger.record_chunk(self._session, self._dialect.ledger_table, batch_id, outcome)
+
+    def apply_records(self, dataset: Dataset, operation: Operation, records: pa.Table) -> pa.Table:
+        """Write ``records`` into the dataset's table; the ones refused (ERRORS_SCHEMA rows)."""
+        return apply_records(self._session, self._dialect, dataset, operation, records)
+
     def apply_chunk(
         self,
         dataset: Dataset,
         batch_id: str,
         chunk_index: int,
         operation: Operation,
-        valid: pa.Table | Callable[[], pa.Table],
+        valid: pa.Table,
     ) -> ChunkOutcome:
-        """Apply a chunk's records once; a chunk the ledger holds returns the stored outcome.
-
-        ``valid`` may be a function that reads the records: it is called only when the chunk
-        still needs applying, so a chunk someone else committed is never read again.
-        """
-        table = self._dialect.ledger_table
-        done = ledger.claim_chunk(self._session, table, batch_id, chunk_index)
+        """Apply a chunk's records once; a chunk the ledger holds returns the stored outcome."""
+        done = self.claim_ledger(batch_id, chunk_index)
         if done is not None:
             return done
-        if callable(valid):
-            valid = valid()
-        failures = apply_records(self._session, self._dialect, dataset, operation, valid)
+        failures = self.apply_records(dataset, operation, valid)
         outcome = ChunkOutcome(chunk_index, valid.num_rows - failures.num_rows, failures)
-        ledger.record_chunk(self._session, table, batch_id, outcome)
+        self.record_outcome(batch_id, outcome)
         return outcome
+
+
+class _Released(Exception):
+    """Unwinds a claim's transaction: a rollback, not an error."""
+
+
+class ChunkClaim:
+    """A chunk this participant alone holds: its lock and ledger row in an open transaction.
+
+    Made in one thread and finished in another (never two at once): the session and, on SQLite,
+    the writer lock (a plain Lock) allow that.
+    """
+
+    def __init__(self, stack: ExitStack, transaction: TargetTransaction, batch_id: str) -> None:
+        self._stack = stack
+        self._batch_id = batch_id
+        self._transaction = transaction
+        self._open = True
+
+    @property
+    def transaction(self) -> TargetTransaction:
+        return self._transaction
+
+    def commit(self, outcome: ChunkOutcome) -> None:
+        self._open = False
+        try:
+            self._transaction.record_outcome(self._batch_id, outcome)
+        except BaseException as error:
+            self._stack.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._stack.close()
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            error = _Released()
+            self._stack.__exit__(_Released, error, None)
 
 
 class Target:
@@ -143,6 +185,31 @@ class Target:
         options = self._dialect.table_options
         table = self._dialect.dataset_table(dataset.name)
         return f"CREATE TABLE IF NOT EXISTS {table} ({body}){options}"
+
+    def claim_chunk(
+        self, batch_id: str, chunk_index: int, *, wait: bool
+    ) -> ChunkClaim | ChunkOutcome | None:
+        """Take the chunk's lock and reserve its ledger row in a transaction left open.
+
+        None when another transaction holds the chunk and ``wait`` is not set; the stored
+        outcome when the ledger already has the chunk; else the claim, to commit or release.
+        """
+        self.prepare()
+        stack = ExitStack()
+        session = stack.enter_context(self._write())
+        try:
+            tx = TargetTransaction(session, self._dialect)
+            if not tx.lock_chunk(batch_id, chunk_index, wait=wait):
+                stack.close()
+                return None
+            done = tx.claim_ledger(batch_id, chunk_index)
+        except BaseException as error:
+            stack.__exit__(type(error), error, error.__traceback__)
+            raise
+        if done is not None:
+            stack.close()
+            return done
+        return ChunkClaim(stack, tx, batch_id)
 
     @property
     def shares_chunks(self) -> bool:

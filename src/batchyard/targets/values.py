@@ -26,48 +26,34 @@ Values: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
 _JSONB_VERSION = pa.scalar(b"\x01", pa.binary())
 
 
-def _u8(value: int) -> pa.Scalar[Any]:
-    return pa.scalar(value, pa.uint8())
-
-
-def _u16(value: int) -> pa.Scalar[Any]:
-    return pa.scalar(value, pa.uint16())
-
-
 def _single(values: Values) -> pa.Array[Any]:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def uuid_bytes(values: Values) -> pa.Array[Any]:
-    """Canonical uuid text → fixed_size_binary(16), decoding hex through uint8/uint16 views.
+    """Canonical uuid text → fixed_size_binary(16): the dashes dropped in Arrow, then all the
+    chunk's hex digits decoded in one ``bytes.fromhex`` call (C, one pass).
 
-    Measured on 1M values: 0.4 s, against 1.4 s for a lookup per hex pair and +1.7 s for staging
-    the text and casting it in PostgreSQL.
+    Measured on 1M values: 0.34 s, against 1.32 s for decoding through Arrow uint8/uint16 views
+    in the same run (and +1.7 s for staging the text and casting it in PostgreSQL).
     """
     text = _single(values)
     fill_null: Any = pc.fill_null
     filled: Any = fill_null(text, _ZERO_UUID)
     hex32 = _single(pc.replace_substring(filled, "-", ""))
-    if len(hex32) and pc.min(pc.binary_length(cast(Any, hex32))).as_py() != 32:
-        raise PipelineError("a uuid value is not in canonical 8-4-4-4-12 form")
-    hex32 = hex32.cast(pa.binary(32))
     count = len(hex32)
-    chars = pa.Array.from_buffers(
-        pa.uint8(), 32 * count, [None, hex32.buffers()[1]], offset=32 * hex32.offset
-    )
-    letters = pc.greater(chars, _u8(57))
-    nibbles = pc.if_else(letters, pc.subtract(chars, _u8(87)), pc.subtract(chars, _u8(48)))
-    if count and pc.max(nibbles).as_py() > 15:
-        raise PipelineError("a uuid value holds a character that is not a lower-case hex digit")
-    pairs = pa.Array.from_buffers(
-        pa.uint16(), 16 * count, [None, nibbles.buffers()[1]], offset=nibbles.offset // 2
-    )
-    # Little-endian: the first hex digit of a pair is the low byte of the uint16.
-    high = pc.multiply(pc.bit_wise_and(pairs, _u16(0xFF)), _u16(16))
-    octets = pc.cast(pc.add(high, pc.shift_right(pairs, _u16(8))), pa.uint8())
-    raw = pa.Array.from_buffers(
-        pa.binary(16), count, [None, octets.buffers()[1]], offset=octets.offset // 16
-    )
+    if count and pc.min(pc.binary_length(cast(Any, hex32))).as_py() != 32:
+        raise PipelineError("a uuid value is not in canonical 8-4-4-4-12 form")
+    fixed = hex32.cast(pa.binary(32))
+    data = fixed.buffers()[1]
+    digits = data.slice(32 * fixed.offset, 32 * count).to_pybytes() if data is not None else b""
+    try:
+        octets = bytes.fromhex(digits.decode("ascii"))
+    except ValueError:  # UnicodeDecodeError included
+        octets = b""
+    if len(octets) != 16 * count:  # a non-hex digit, or whitespace that fromhex skips
+        raise PipelineError("a uuid value holds a character that is not a hex digit")
+    raw = pa.Array.from_buffers(pa.binary(16), count, [None, pa.py_buffer(octets)])
     if text.null_count == 0:
         return cast("pa.Array[Any]", raw)
     masked: pa.Array[Any] = pc.if_else(pc.is_valid(text), raw, pa.scalar(None, pa.binary(16)))

@@ -1,0 +1,201 @@
+"""Applying one chunk exactly once, with an explicit outcome for every way it can go.
+
+A chunk is claimed (``ChunkTarget.claim_chunk``: its lock and its ledger row, in one open
+transaction), then the batch's status is read once, in the event loop, while the claim is held:
+a batch that ended and then waited for its chunks' locks (``settle``) can be sure nobody applies
+one of them afterwards. Only then are the records loaded and handed to the operation, and the
+outcome committed with the ledger row. The blocking parts run in worker threads; no thread ever
+calls back into the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from batchyard.apply.operations import OperationContext, RecordOperation
+from batchyard.apply.ports import ChunkClaim, ChunkTarget, TargetTransaction
+from batchyard.domain.errors import AtomicRollback, CancelRequested, StopSignal
+from batchyard.domain.outcomes import ChunkOutcome
+from batchyard.domain.schema import Dataset
+from batchyard.domain.statuses import BatchStatus, stop_signal_for
+
+#: Reads the batch's current status (from the metadata store, in the event loop).
+StatusReader = Callable[[], Awaitable[BatchStatus]]
+#: A chunk's records, read only when the chunk still needs applying (in a worker thread).
+Records = Callable[[], pa.Table]
+
+
+class ApplyKind(enum.StrEnum):
+    """How one attempt to apply a chunk ended."""
+
+    #: This participant applied the chunk; its outcome is committed with the ledger row.
+    APPLIED = "applied"
+    #: Another participant holds the chunk right now (only when not waiting for it).
+    HELD_ELSEWHERE = "held_elsewhere"
+    #: The ledger already holds the chunk (applied earlier, maybe before a crash).
+    ALREADY_DONE = "already_done"
+    #: The batch is no longer in the status the work belongs to: nothing was applied.
+    BATCH_LEFT = "batch_left"
+    #: The batch was asked to cancel: nothing was applied.
+    CANCEL_REQUESTED = "cancel_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of one attempt: what happened, and the chunk's outcome where there is one."""
+
+    kind: ApplyKind
+    index: int
+    #: APPLIED and ALREADY_DONE: the committed outcome.
+    outcome: ChunkOutcome | None = None
+    #: BATCH_LEFT and CANCEL_REQUESTED: the stop signal to raise.
+    signal: StopSignal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWork:
+    """One chunk to apply: its index in the batch, and how to get its records."""
+
+    index: int
+    records: Records
+
+
+class ChunkApplier:
+    """Applies one batch's chunks to a target, one claim per chunk (or one transaction: atomic).
+
+    ``during`` is the status the batch must still be in for a chunk to be applied (validating
+    while chunks are applied as validation goes on, processing after it).
+    """
+
+    def __init__(
+        self,
+        target: ChunkTarget,
+        *,
+        batch_id: str,
+        dataset: Dataset,
+        operation: RecordOperation,
+        read_status: StatusReader,
+        during: BatchStatus,
+    ) -> None:
+        self.target = target
+        self.batch_id = batch_id
+        self.dataset = dataset
+        self.operation = operation
+        self.read_status = read_status
+        self.during = during
+        #: Set once any stream of this applier stops (a stop signal, an error): threads see it.
+        self.stopping = threading.Event()
+
+    async def stop_signal(self) -> StopSignal | None:
+        """Why this batch's work must stop now, or None (the one predicate, domain/statuses)."""
+        signal = stop_signal_for(await self.read_status(), self.during)
+        if signal is not None:
+            self.stopping.set()
+        return signal
+
+    async def apply(self, work: ChunkWork, *, wait: bool) -> Applied:
+        """Apply ``work`` unless another participant holds it (``wait`` unset) or did it."""
+        claimed = await _claim(self.target, self.batch_id, work.index, wait)
+        if claimed is None:
+            return Applied(ApplyKind.HELD_ELSEWHERE, work.index)
+        if isinstance(claimed, ChunkOutcome):
+            return Applied(ApplyKind.ALREADY_DONE, work.index, claimed)
+        try:
+            signal = await self.stop_signal()
+        except BaseException:
+            await asyncio.to_thread(claimed.release)
+            raise
+        if signal is not None:
+            await asyncio.to_thread(claimed.release)
+            kind = (
+                ApplyKind.CANCEL_REQUESTED
+                if isinstance(signal, CancelRequested)
+                else ApplyKind.BATCH_LEFT
+            )
+            return Applied(kind, work.index, signal=signal)
+        outcome = await asyncio.to_thread(self._apply_claimed, claimed, work)
+        return Applied(ApplyKind.APPLIED, work.index, outcome)
+
+    def _apply_claimed(self, claim: ChunkClaim, work: ChunkWork) -> ChunkOutcome:
+        try:
+            outcome = self._run_operation(claim.transaction, work)
+            claim.commit(outcome)
+        except BaseException:
+            claim.release()
+            raise
+        return outcome
+
+    def _run_operation(self, tx: TargetTransaction, work: ChunkWork) -> ChunkOutcome:
+        records = work.records()
+        context = OperationContext(
+            self.batch_id, self.dataset, work.index, tx, self.stopping.is_set
+        )
+        failures = self.operation.apply(records, context)
+        return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures)
+
+    async def apply_atomically(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
+        """Every chunk in one transaction; rolled back whole if the target refuses a record."""
+        signal = await self.stop_signal()
+        if signal is not None:
+            raise signal
+        return await asyncio.to_thread(self._apply_all, chunks)
+
+    def _apply_all(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
+        outcomes: list[ChunkOutcome] = []
+        with self.target.transaction() as tx:
+            for work in chunks:
+                done = tx.claim_ledger(self.batch_id, work.index)
+                if done is not None:
+                    outcomes.append(done)
+                    continue
+                outcome = self._run_operation(tx, work)
+                if outcome.failures.num_rows:
+                    first = outcome.failures.slice(0, 1).to_pylist()[0]
+                    raise AtomicRollback(
+                        f"options.atomic: record {first['record_number']} was refused "
+                        f"({first['code']}: {first['message']}); nothing was applied"
+                    )
+                tx.record_outcome(self.batch_id, outcome)
+                outcomes.append(outcome)
+        return outcomes
+
+
+async def _claim(
+    target: ChunkTarget, batch_id: str, index: int, wait: bool
+) -> ChunkClaim | ChunkOutcome | None:
+    """``target.claim_chunk`` in a thread; a claim that arrives after a cancel is released."""
+    pending = asyncio.ensure_future(
+        asyncio.to_thread(target.claim_chunk, batch_id, index, wait=wait)
+    )
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        claimed = await pending
+        if claimed is not None and not isinstance(claimed, ChunkOutcome):
+            await asyncio.to_thread(claimed.release)
+        raise
+
+
+@asynccontextmanager
+async def settle(
+    target: ChunkTarget, batch_id: str, pending: Sequence[int]
+) -> AsyncIterator[dict[int, int]]:
+    """The committed counts with none of ``pending`` in flight anywhere, until the block exits.
+
+    Entering waits for every chunk being applied; until exit nobody can claim one, and a chunk
+    claimed afterwards meets the batch's new status (``ChunkApplier.apply`` reads it under the
+    claim) and is not applied. So counts read here, and a status set inside the block, stay true.
+    """
+    holding = target.holding_chunks(batch_id, pending)
+    await asyncio.to_thread(holding.__enter__)
+    try:
+        yield await asyncio.to_thread(target.committed_counts, batch_id)
+    finally:
+        await asyncio.to_thread(holding.__exit__, None, None, None)

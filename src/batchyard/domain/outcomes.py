@@ -1,0 +1,46 @@
+"""What applying records produced: the per-record errors schema and one chunk's outcome.
+
+Shared by every layer that reads or writes outcomes (validation, the apply engine, the targets'
+ledger, the results files), so it lives in the domain, below all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pyarrow as pa
+
+#: int64 column on raw and valid tables: the 1-based number of the record in the whole input.
+RECORD_NUMBER = "__record_number"
+
+#: One row per record that cannot be applied, with why. ``key`` is the record's primary key as
+#: text (composite keys joined with ","), ``raw`` the original record as a JSON object of
+#: field → original value, kept so the failed-records file can show what was sent.
+ERRORS_SCHEMA: pa.Schema = pa.schema(
+    cast(
+        "list[pa.Field[Any]]",
+        [
+            pa.field("record_number", pa.int64(), nullable=False),
+            pa.field("column", pa.string()),
+            pa.field("code", pa.string(), nullable=False),
+            pa.field("message", pa.string(), nullable=False),
+            pa.field("key", pa.string()),
+            pa.field("raw", pa.string()),
+        ],
+    )
+)
+
+
+def empty_errors() -> pa.Table:
+    return ERRORS_SCHEMA.empty_table()
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutcome:
+    """What applying one chunk to the target did; stored in the target's ledger with the rows."""
+
+    index: int
+    succeeded: int
+    #: Records the target refused: ERRORS_SCHEMA rows (``raw`` may be null).
+    failures: pa.Table
