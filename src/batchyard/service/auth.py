@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.domain.batches import now
-from batchyard.domain.errors import Forbidden, OperationNotAllowed, Unauthenticated
+from batchyard.domain.batches import Batch, now
+from batchyard.domain.errors import BatchNotFound, Forbidden, OperationNotAllowed, Unauthenticated
 from batchyard.domain.permissions import Action
 from batchyard.settings import Settings
 from batchyard.storage.signing import load_or_create_secret
@@ -82,6 +82,15 @@ def require(principal: Principal, action: Action, dataset: str | None = None) ->
         f"Your role '{principal.role}' does not allow {action.value}{where}",
         details={"missing_permission": action.value, "dataset": dataset},
     )
+
+
+def require_visible(principal: Principal, batch: Batch, action: Action) -> None:
+    """BatchNotFound for another user's batch (unless the role sees everyone's), exactly as for
+    one that does not exist; Forbidden unless the role allows ``action`` on its dataset."""
+    require(principal, action)
+    if not sees_all_batches(principal) and batch.owner_id != principal.user_id:
+        raise BatchNotFound()
+    require(principal, action, batch.dataset)
 
 
 def require_operation(principal: Principal, dataset: str, operation: str) -> None:
