@@ -47,19 +47,19 @@ async def authenticate(store: MetadataStore, secret: bytes, token: str | None) -
 
     Only valid tokens are remembered, for at most PRINCIPAL_CACHE_SECONDS; revoking, disabling
     or changing a role through this process forgets them all at once (``credentials_changed``).
+    Concurrent lookups of one token share one query.
     """
     if not token:
         raise Unauthenticated()
     token_hash = hash_token(secret, token)
-    cached = store.principals.get(token_hash)
-    if cached is not None:
-        return cached
-    generation = store.principals.generation
-    async with store.read() as conn:
-        principal = await users.principal_for_token_hash(conn, token_hash, now=now())
+
+    async def lookup() -> Principal | None:
+        async with store.read() as conn:
+            return await users.principal_for_token_hash(conn, token_hash, now=now())
+
+    principal = await store.principals.resolve(token_hash, lookup)
     if principal is None:
         raise Unauthenticated("The bearer token is invalid, revoked or expired")
-    store.principals.remember(token_hash, principal, generation)
     return principal
 
 

@@ -45,7 +45,6 @@ from batchyard.service.auth import (
     reads_local_files,
     require,
     require_operation,
-    require_visible,
     sees_all_batches,
 )
 from batchyard.service.container import Services
@@ -291,7 +290,7 @@ async def _visible_batch(
     """The batch if the principal may ``action`` it; another user's batch is BatchNotFound."""
     require(principal, action)
     batch = await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
-    require_visible(principal, batch, action)
+    require(principal, action, batch.dataset)
     return batch
 
 

@@ -1,0 +1,133 @@
+"""Two hundred live event streams of one running batch on a real server, on each backend.
+
+Every follower sees the batch to its end; status reads stay as quick as the runtime attack tests
+require while they follow; and the server's reads for them stay bounded by the watcher's
+design (a few dozen a second at most), where one re-read per follower every half second would
+be 400 a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+
+from support.backend_server import serve_backend
+from support.gated_source import GatedSource
+from support.servers import ADMIN_TOKEN, BatchyardServer
+
+POLLER = Path(__file__).resolve().parent.parent / "support" / "status_poller.py"
+FOLLOWERS = 200
+ROWS = 300_000
+#: As in tests/api/test_attacks_runtime.py: a scheduling hiccup of a loaded 2-core machine must
+#: not fail the test, status reads queued behind 200 streams (seconds) must.
+_MAX_P95 = 0.5
+#: The watcher reads at most once per 50 ms gap plus its 0.5 s poll: 22 a second, whatever the
+#: number of followers. Followers reading for themselves would need 400 a second.
+_MAX_READS_PER_SECOND = 25
+
+Event = tuple[str, dict[str, Any]]
+
+
+def _metric(server: BatchyardServer, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+async def _follow(client: httpx.AsyncClient, batch_id: str, connected: list[int]) -> list[Event]:
+    """The stream's events until the server ends it; counts itself connected on the first.
+
+    Bytes are parsed once the stream has ended: 200 parsers at work would take the machine's
+    time from the server being measured.
+    """
+    received: list[bytes] = []
+    async with client.stream("GET", f"/batches/{batch_id}/events") as response:
+        assert response.status_code == 200, await response.aread()
+        async for block in response.aiter_bytes():
+            if not received:
+                connected.append(1)
+            received.append(block)
+    events: list[Event] = []
+    name = ""
+    for line in b"".join(received).decode().splitlines():
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:"):
+            events.append((name, json.loads(line.split(":", 1)[1])))
+    return events
+
+
+def _start_poller(server: BatchyardServer, batch_id: str) -> subprocess.Popen[str]:
+    """GET /batches/{id} every 50 ms until the batch ends, timed from a process of its own."""
+    command = [sys.executable, str(POLLER), server.url, ADMIN_TOKEN, batch_id]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def _p95(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+async def _wait_for(connected: list[int], count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while len(connected) < count:
+        assert time.monotonic() < deadline, f"only {len(connected)} streams started"
+        await asyncio.sleep(0.05)
+
+
+async def test_200_followers_share_one_source_and_status_reads_stay_quick(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    csv_path = tmp_path / "orders.csv"
+    write_orders_csv(csv_path, ROWS, bad_every=0)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    limits = httpx.Limits(max_connections=FOLLOWERS + 10, max_keepalive_connections=0)
+    with serve_backend(tmp_path, backend, request) as server, GatedSource(csv_path) as source:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=headers, timeout=180, limits=limits
+        ) as client:
+            assert (await client.post("/datasets", json=ORDERS_SCHEMA)).status_code == 201
+            body = {"dataset": "orders", "sources": [source.url]}
+            created = await client.post("/batches", json=body)
+            assert created.status_code == 202, created.text
+            batch_id = created.json()["batch"]
+
+            connected: list[int] = []
+            streams = [
+                asyncio.create_task(_follow(client, batch_id, connected)) for _ in range(FOLLOWERS)
+            ]
+            await _wait_for(connected, FOLLOWERS, within=60)
+            open_streams = _metric(server, "batchyard_event_followers")
+            reads_before, started = _metric(server, "batchyard_event_reads_total"), time.monotonic()
+
+            source.release()
+            poller = _start_poller(server, batch_id)
+            followed = await asyncio.wait_for(asyncio.gather(*streams), timeout=180)
+            elapsed = time.monotonic() - started
+            reads = _metric(server, "batchyard_event_reads_total") - reads_before
+            out, _ = await asyncio.to_thread(poller.communicate, timeout=60)
+
+    assert poller.returncode == 0
+    latencies: list[float] = json.loads(out)
+
+    assert open_streams == FOLLOWERS
+    for events in followed:
+        assert events[-1][0] == "end", events[-3:]
+        final = events[-1][1]
+        assert (final["status"], final["successful_operations"]) == ("completed", ROWS)
+        processed = [data["processed_operations"] or 0 for kind, data in events if kind == "batch"]
+        assert processed == sorted(processed)  # counters only move forward
+    assert len(latencies) >= 20, "the batch ended before status reads could be timed"
+    assert _p95(latencies) < _MAX_P95, sorted(latencies)[-5:]
+    assert reads / elapsed < _MAX_READS_PER_SECOND, f"{reads:.0f} reads in {elapsed:.1f}s"

@@ -1,0 +1,51 @@
+"""A URL source that holds its answer until released: a batch kept in ``copying`` on purpose."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+class GatedSource:
+    """Serves one file at ``url`` on 127.0.0.1 once ``release()`` is called (requests made
+    before then wait for it), so a test can line things up while the batch is copying."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.gate = threading.Event()
+        handler = type("Handler", (_Handler,), {"source": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{path.name}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __enter__(self) -> GatedSource:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    source: GatedSource
+
+    def do_GET(self) -> None:
+        self.source.gate.wait(120)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(self.source.path.stat().st_size))
+        self.end_headers()
+        with self.source.path.open("rb") as body:
+            while block := body.read(1 << 20):
+                self.wfile.write(block)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
