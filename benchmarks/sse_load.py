@@ -1,12 +1,12 @@
 """Live event streams under load: many followers of a running import, and status reads meanwhile.
 
 One ``batchyard serve`` on 127.0.0.1 (SQLite, or a scratch PostgreSQL database). For each count
-of followers (0 first, as the reference): a batch of ``--rows`` upserts from a URL source held
-back until every follower's stream has its first event, then released; while it runs, ``wrk``
-drives ``GET /batches/{id}`` of that batch with 50 connections (after 3 s in which, on
-PostgreSQL, the database's transactions per second are counted). Printed per run: the import's
-duration, wrk's req/s and p50/p99, how many streams saw the batch end, how many events they got,
-the watcher's reads per second (``batchyard_event_reads`` on /metrics) and the transactions.
+of followers (0 first, as the reference): a batch of ``--rows`` records into a new dataset, from
+a URL source held back until every follower's stream has its first event, then released. While
+it runs, ``wrk`` drives ``GET /batches/{id}`` of that batch with 50 connections, after 3 s in
+which (PostgreSQL) the database's transactions per second are counted. Printed per run: the
+import's duration, wrk's req/s and p50/p99, how many streams saw the batch end, the events they
+got, the watcher's reads per second (``batchyard_event_reads`` on /metrics), the transactions.
 
     uv run --group dev python -m benchmarks.sse_load --backend sqlite
     uv run --group dev python -m benchmarks.sse_load --backend postgresql
@@ -129,8 +129,10 @@ def wait_for_end(http: httpx.Client, batch_id: str) -> str:
 def follow_one_import(
     server: BatchyardServer, http: httpx.Client, csv_path: Path, followers: int, seconds: int
 ) -> Run:
+    dataset = f"orders_{followers}"  # each run inserts into a table of its own: equal work
+    http.post("/datasets", json={**ORDERS_SCHEMA, "name": dataset}).raise_for_status()
     with GatedSource(csv_path) as source:
-        body = {"dataset": "orders", "operation": "upsert", "sources": [source.url]}
+        body = {"dataset": dataset, "sources": [source.url]}
         created = http.post("/batches", json=body)
         created.raise_for_status()
         batch_id = created.json()["batch"]
@@ -199,12 +201,11 @@ def main() -> None:
             running_server(args.backend, workdir) as server,
             httpx.Client(base_url=server.url, headers=_HEADERS, timeout=600) as http,
         ):
-            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
             runs = [
                 follow_one_import(server, http, csv_path, count, args.seconds)
                 for count in args.followers
             ]
-        print_runs(f"backend {args.backend}, {args.rows:,}-row upserts, wrk -c50 on {STATUS}", runs)
+        print_runs(f"backend {args.backend}, {args.rows:,}-row imports, wrk -c50 on {STATUS}", runs)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from support.servers import ADMIN_TOKEN, BatchyardServer
 POLLER = Path(__file__).resolve().parent.parent / "support" / "status_poller.py"
 FOLLOWERS = 200
 ROWS = 300_000
+#: Followers that close their stream after the first event, before the batch runs.
+LEAVERS = 10
 #: As in tests/api/test_attacks_runtime.py: a scheduling hiccup of a loaded 2-core machine must
 #: not fail the test, status reads queued behind 200 streams (seconds) must.
 _MAX_P95 = 0.5
@@ -68,6 +70,20 @@ async def _follow(client: httpx.AsyncClient, batch_id: str, connected: list[int]
     return events
 
 
+async def _leave_at_once(client: httpx.AsyncClient, batch_id: str) -> None:
+    """A follower that goes away after the first event (a closed tab)."""
+    async with client.stream("GET", f"/batches/{batch_id}/events") as response:
+        async for _ in response.aiter_bytes():
+            return
+
+
+async def _settles_at(server: BatchyardServer, name: str, value: float, within: float) -> None:
+    deadline = time.monotonic() + within
+    while (seen := await asyncio.to_thread(_metric, server, name)) != value:
+        assert time.monotonic() < deadline, f"{name} is {seen}, not {value}"
+        await asyncio.sleep(0.05)
+
+
 def _start_poller(server: BatchyardServer, batch_id: str) -> subprocess.Popen[str]:
     """GET /batches/{id} every 50 ms until the batch ends, timed from a process of its own."""
     command = [sys.executable, str(POLLER), server.url, ADMIN_TOKEN, batch_id]
@@ -92,7 +108,7 @@ async def test_200_followers_share_one_source_and_status_reads_stay_quick(
     csv_path = tmp_path / "orders.csv"
     write_orders_csv(csv_path, ROWS, bad_every=0)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    limits = httpx.Limits(max_connections=FOLLOWERS + 10, max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=FOLLOWERS + LEAVERS + 10, max_keepalive_connections=0)
     with serve_backend(tmp_path, backend, request) as server, GatedSource(csv_path) as source:
         async with httpx.AsyncClient(
             base_url=server.url, headers=headers, timeout=180, limits=limits
@@ -108,20 +124,24 @@ async def test_200_followers_share_one_source_and_status_reads_stay_quick(
                 asyncio.create_task(_follow(client, batch_id, connected)) for _ in range(FOLLOWERS)
             ]
             await _wait_for(connected, FOLLOWERS, within=60)
-            open_streams = _metric(server, "batchyard_event_followers")
-            reads_before, started = _metric(server, "batchyard_event_reads_total"), time.monotonic()
+            await asyncio.gather(*(_leave_at_once(client, batch_id) for _ in range(LEAVERS)))
+            # Those that left hold nothing: exactly the followers are open on the server.
+            await _settles_at(server, "batchyard_event_followers", FOLLOWERS, within=10)
+            reads_before = await asyncio.to_thread(_metric, server, "batchyard_event_reads_total")
+            started = time.monotonic()
 
             source.release()
             poller = _start_poller(server, batch_id)
             followed = await asyncio.wait_for(asyncio.gather(*streams), timeout=180)
             elapsed = time.monotonic() - started
-            reads = _metric(server, "batchyard_event_reads_total") - reads_before
+            reads = await asyncio.to_thread(_metric, server, "batchyard_event_reads_total")
+            reads -= reads_before
+            await _settles_at(server, "batchyard_event_followers", 0, within=10)
             out, _ = await asyncio.to_thread(poller.communicate, timeout=60)
 
     assert poller.returncode == 0
     latencies: list[float] = json.loads(out)
 
-    assert open_streams == FOLLOWERS
     for events in followed:
         assert events[-1][0] == "end", events[-3:]
         final = events[-1][1]
