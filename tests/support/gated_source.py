@@ -7,10 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+_HELD_BYTES_PER_SECOND = 2048
+
 
 class GatedSource:
-    """Serves one file at ``url`` on 127.0.0.1 once ``release()`` is called (requests made
-    before then wait for it), so a test can line things up while the batch is copying."""
+    """Serves one file at ``url`` on 127.0.0.1, slowly until ``release()`` is called and the
+    rest at once then, so a test can line things up while the batch copies (the file must be
+    larger than what trickles meanwhile)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -38,12 +41,16 @@ class _Handler(BaseHTTPRequestHandler):
     source: GatedSource
 
     def do_GET(self) -> None:
-        self.source.gate.wait(120)
         self.send_response(200)
         self.send_header("Content-Type", "text/csv")
         self.send_header("Content-Length", str(self.source.path.stat().st_size))
         self.end_headers()
         with self.source.path.open("rb") as body:
+            # 2 KiB a second until released: the copy waits as long as needed, above the
+            # slowest rate a source may send (BATCHYARD_SOURCE_MIN_BYTES_PER_SECOND, 1 KiB).
+            while not self.source.gate.wait(1.0):
+                self.wfile.write(body.read(_HELD_BYTES_PER_SECOND))
+                self.wfile.flush()
             while block := body.read(1 << 20):
                 self.wfile.write(block)
 
