@@ -27,6 +27,8 @@ from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 from support.backend_server import serve_backend
 from support.gated_source import GatedSource
 from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.uploads import upload
+from support.workers import queue_deployment
 
 POLLER = Path(__file__).resolve().parent.parent / "support" / "status_poller.py"
 FOLLOWERS = 200
@@ -51,6 +53,7 @@ _COUNT_SECONDS = 3.0
 _STATS_SECONDS = 11.0
 
 Event = tuple[str, dict[str, Any]]
+_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def _transactions_per_second(pg_url: str | None) -> float:
@@ -196,3 +199,34 @@ async def test_200_followers_share_one_source_and_status_reads_stay_quick(
     assert reads / elapsed < _MAX_READS_PER_SECOND, f"{reads:.0f} reads in {elapsed:.1f}s"
     growth = with_all - with_one
     assert growth < _MAX_GROWTH_PER_SECOND, f"{with_one:.1f}/s with one, {with_all:.1f}/s with all"
+
+
+def test_followers_on_an_api_only_server_see_what_workers_do(tmp_path: Path, pg_url: str) -> None:
+    """Queue mode: the batch is run by worker processes, whose changes reach the API process's
+    watcher by its poll; the follower sees the counters move and the end, as in embedded mode."""
+    csv_path = tmp_path / "orders.csv"
+    write_orders_csv(csv_path, 100_000, bad_every=0)
+    with (
+        queue_deployment(pg_url, tmp_path / "data", chunk_bytes=256 * 1024) as (api, _),
+        httpx.Client(base_url=api.url, headers=_ADMIN, timeout=120) as http,
+    ):
+        assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+        batch_id = str(upload(http, csv_path)["batch"])
+        events: list[Event] = []
+        with http.stream("GET", f"/batches/{batch_id}/events") as stream:
+            name = ""
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    events.append((name, json.loads(line.split(":", 1)[1])))
+
+    assert events[-1][0] == "end", [(kind, data["status"]) for kind, data in events]
+    assert (events[-1][1]["status"], events[-1][1]["successful_operations"]) == (
+        "completed",
+        100_000,
+    )
+    batches = [data for kind, data in events if kind == "batch"]
+    assert len(batches) >= 2, "only the end was seen: no change arrived while it ran"
+    processed = [data["processed_operations"] or 0 for data in batches]
+    assert processed == sorted(processed)

@@ -30,8 +30,10 @@ async def follow_batch(
     with svc.events.follow(batch_id) as follower:
         while True:
             fresh = await follower.changed(POLL_SECONDS)
-            principal = await authenticate(svc.store, svc.secret, token)
+            # Taken before the next await: a state offered meanwhile is fresh on the next turn,
+            # never taken here unseen (a terminal one would end the stream without its event).
             state = follower.latest
+            principal = await authenticate(svc.store, svc.secret, token)
             if state is GONE:
                 raise BatchNotFound()
             if state is None:
