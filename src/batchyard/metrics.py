@@ -10,7 +10,7 @@ module is imported; nothing else happens at import.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 #: Stage durations run from seconds to hours.
 _STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
@@ -51,4 +51,12 @@ HTTP_SECONDS = Histogram(
     "batchyard_http_request_duration_seconds",
     "Time to answer an HTTP request (to the end of its body), by method and route template.",
     ["method", "route"],
+)
+EVENT_READS = Counter(
+    "batchyard_event_reads",
+    "Reads of followed batches by this process's live events watcher (one per change or poll,"
+    " shared by every follower).",
+)
+EVENT_FOLLOWERS = Gauge(
+    "batchyard_event_followers", "Live event streams (GET /batches/{id}/events) open now."
 )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batchyard.domain.batches import now
-from batchyard.domain.errors import Forbidden, OperationNotAllowed, Unauthenticated
+from batchyard.domain.batches import Batch, now
+from batchyard.domain.errors import BatchNotFound, Forbidden, OperationNotAllowed, Unauthenticated
 from batchyard.domain.permissions import Action
 from batchyard.settings import Settings
 from batchyard.storage.signing import load_or_create_secret
@@ -47,19 +47,19 @@ async def authenticate(store: MetadataStore, secret: bytes, token: str | None) -
 
     Only valid tokens are remembered, for at most PRINCIPAL_CACHE_SECONDS; revoking, disabling
     or changing a role through this process forgets them all at once (``credentials_changed``).
+    Concurrent lookups of one token share one query.
     """
     if not token:
         raise Unauthenticated()
     token_hash = hash_token(secret, token)
-    cached = store.principals.get(token_hash)
-    if cached is not None:
-        return cached
-    generation = store.principals.generation
-    async with store.read() as conn:
-        principal = await users.principal_for_token_hash(conn, token_hash, now=now())
+
+    async def lookup() -> Principal | None:
+        async with store.read() as conn:
+            return await users.principal_for_token_hash(conn, token_hash, now=now())
+
+    principal = await store.principals.resolve(token_hash, lookup)
     if principal is None:
         raise Unauthenticated("The bearer token is invalid, revoked or expired")
-    store.principals.remember(token_hash, principal, generation)
     return principal
 
 
@@ -82,6 +82,15 @@ def require(principal: Principal, action: Action, dataset: str | None = None) ->
         f"Your role '{principal.role}' does not allow {action.value}{where}",
         details={"missing_permission": action.value, "dataset": dataset},
     )
+
+
+def require_visible(principal: Principal, batch: Batch, action: Action) -> None:
+    """BatchNotFound for another user's batch (unless the role sees everyone's), exactly as for
+    one that does not exist; Forbidden unless the role allows ``action`` on its dataset."""
+    require(principal, action)
+    if not sees_all_batches(principal) and batch.owner_id != principal.user_id:
+        raise BatchNotFound()
+    require(principal, action, batch.dataset)
 
 
 def require_operation(principal: Principal, dataset: str, operation: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from batchyard.domain.batches import Batch
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.http_guard import guarded_client, reach_of
 from batchyard.runner.base import Runner
@@ -19,6 +20,7 @@ from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
 from batchyard.storage.private import prepare_data_dir
 from batchyard.storage.signing import UrlSigner
+from batchyard.store import batch_reads
 from batchyard.store.database import MetadataStore
 from batchyard.store.tables import SCHEMA
 from batchyard.targets import Target, open_target
@@ -85,6 +87,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     secret = load_secret(settings)
     events = BatchEvents()
     async with open_pipeline_context(settings, events.notify) as ctx:
+
+        async def read_followed(batch_ids: Sequence[str]) -> dict[str, Batch]:
+            async with ctx.store.read() as conn:
+                return await batch_reads.get_batches(conn, batch_ids)
+
+        events.attach(read_followed)
         runner = make_runner(ctx)
         services = Services(
             settings, ctx.store, ctx.blobs, ctx.target, events, runner, UrlSigner(secret), secret
@@ -92,4 +100,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         try:
             yield services
         finally:
+            await events.close()
             await runner.stop()

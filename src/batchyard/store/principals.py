@@ -5,11 +5,15 @@ times a minute. Remembering the answer for at most ``PRINCIPAL_CACHE_SECONDS`` m
 lookup, at a documented price: a token revoked, a user disabled or a role changed by *another*
 process (a second server, ``batchyard users`` on the command line) takes effect here within that
 bound. Changes made through this process call ``forget_all`` and take effect at once.
+Lookups of one token that miss together share one query: two hundred event streams (or polling
+clients) of one token whose answer just expired cost the database one read, not two hundred.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from batchyard.store.users import Principal
@@ -34,6 +38,7 @@ class PrincipalCache:
         self._ttl = ttl
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
+        self._lookups: dict[tuple[str, int], asyncio.Task[Principal | None]] = {}
 
     @property
     def generation(self) -> int:
@@ -49,6 +54,35 @@ class PrincipalCache:
             self._entries.pop(token_hash, None)
             return None
         return entry.principal
+
+    async def resolve(
+        self, token_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        """The remembered principal, else ``lookup()``'s answer (remembered when valid), shared
+        by every caller asking for the token meanwhile.
+
+        A lookup started before ``forget_all`` is not joined: it may have read what that change
+        replaced. The lookup runs as its own task, so a caller that goes away (a closed stream)
+        does not cancel it for the others.
+        """
+        cached = self.get(token_hash)
+        if cached is not None:
+            return cached
+        key = (token_hash, self._generation)
+        task = self._lookups.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._look_up(key, lookup))
+            self._lookups[key] = task
+            task.add_done_callback(lambda done: self._lookups.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _look_up(
+        self, key: tuple[str, int], lookup: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        principal = await lookup()
+        if principal is not None:
+            self.remember(key[0], principal, key[1])
+        return principal
 
     def remember(self, token_hash: str, principal: Principal, generation: int) -> None:
         if generation != self._generation or self._ttl <= 0:
