@@ -9,6 +9,7 @@ keeping only the wanted records' fields, so memory holds one chunk and the recor
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from batchyard.pipeline.formats_common import (
 )
 from batchyard.storage.blobs import BlobStore
 
+logger = logging.getLogger("batchyard.pipeline")
 #: How much of a source is sniffed for its format, as validation does.
 _HEAD_BYTES = 64 * 1024
 
@@ -145,6 +147,38 @@ class OriginalsWalker:
         self._chunks = inputs.chunks() if inputs is not None else None
         self._current: tuple[RawChunk, int] | None = None
 
+    def _next_chunk(self) -> tuple[RawChunk, int] | None:
+        """The input's next raw chunk; None at its end, or where it cannot be read any more
+        (what ended a failed batch may be that very damage: the records before it still count)."""
+        if self._chunks is None:
+            return None
+        try:
+            chunk = next(self._chunks, None)
+        except Exception:
+            logger.info("input read again up to damage it holds", exc_info=True)
+            chunk = None
+        if chunk is None:
+            self._chunks = None
+        return chunk
+
+    def rest(self, after: int) -> Iterator[tuple[list[int], list[str | None]]]:
+        """(record numbers, what was sent) of every record numbered above ``after``, a chunk
+        at a time: the records a stopped validation never reached."""
+        current, self._current = self._current, None
+        while (current := current or self._next_chunk()) is not None:
+            raw, offset = current
+            numbers = cast("list[int]", pc.add(raw.table[RECORD_NUMBER], offset).to_pylist())
+            sent = original_fields(raw, list(range(len(numbers))))
+            records: dict[int, str | None] = dict(zip(numbers, sent, strict=True))
+            unparsed = cast("list[int]", raw.errors["record_number"].to_pylist())
+            texts = cast("list[str | None]", raw.errors["raw"].to_pylist())
+            for number, text in zip(unparsed, texts, strict=True):
+                records[number + offset] = text
+            wanted = sorted(n for n in records if n > after)
+            if wanted:
+                yield wanted, [records[n] for n in wanted]
+            current = None
+
     def take(self, wanted: list[int]) -> dict[int, str]:
         """The original fields of the ``wanted`` record numbers (ascending, and above every
         number asked before); records the input no longer holds are left out."""
@@ -152,9 +186,8 @@ class OriginalsWalker:
         remaining = wanted
         while remaining and self._chunks is not None:
             if self._current is None:
-                self._current = next(self._chunks, None)
+                self._current = self._next_chunk()
                 if self._current is None:
-                    self._chunks = None
                     break
             raw, offset = self._current
             end = raw.first_record + offset + raw.record_count
