@@ -202,3 +202,10 @@ async def test_cancelled_batch_results_match_the_table(
     assert len(records) == total - succeeded
     linked = (await client.get(f"/batches/{batch['batch']}", params={"download": True})).json()
     assert linked["download"]["url"]
+
+    retry = await client.post(f"/batches/{batch['batch']}/retry")
+    assert retry.status_code == 202, retry.text
+    done = await wait_for_status(client, retry.json()["batch"])
+    assert done["status"] == "completed", done
+    assert done["total_operations"] == total - succeeded
+    assert await row_count(client) == total - 1  # all but record 5, invalid as sent

@@ -14,6 +14,7 @@ from batchyard.domain.batches import InputFormat
 from batchyard.domain.errors import NothingToRetry
 from batchyard.domain.permissions import Action
 from batchyard.pipeline import keys
+from batchyard.service.auth import require
 from batchyard.service.batches import Created, NewBatch, create_upload_batch, get_batch
 from batchyard.service.container import Services
 from batchyard.service.result_files import results_summary
@@ -25,6 +26,7 @@ async def retry_batch(
 ) -> Created:
     """Create the retry of ``batch_id``; the principal must see it (else 404) and may create
     batches of its operation in its dataset (else 403)."""
+    require(principal, Action.CREATE_BATCH)
     original = await get_batch(svc, principal, batch_id, Action.GET_BATCH)
     summary = await results_summary(svc, original)
     if not summary.to_retry:
