@@ -4,8 +4,9 @@ In the input's own format, so that the file can be fixed and sent again and noth
 changes: CSV keeps every field's text as read, written with the input's delimiter, a missing
 field (NULL) as an empty field and an empty string as ``""``; JSON Lines keeps each line exactly
 as sent and adds the reason as a last member ``"error"``. A line that is not a JSON object comes
-back as it was sent, alone (results.csv says why). The readers ignore the ``error`` field when
-the file is sent again, unless the dataset declares a column of that name.
+back as it was sent, alone (results.csv says why). The readers leave the ``error`` field out
+when the file is sent again (``is_error_column``), unless the dataset declares a column of that
+name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERROR_FIELD, ORIGINAL_LINE_FIELD, POSITIONAL_FIELDS
 
 #: Media types of the two kinds of file, by the input's format.
@@ -26,6 +28,12 @@ JSONL_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 _EARLIER_ERROR = re.compile(r'(,\s*)?"error"\s*:\s*"(?:[^"\\]|\\.)*"\s*}$')
 #: Characters that make a CSV field need quotes (besides the delimiter).
 _SPECIAL = ('"', "\r", "\n")
+
+
+def is_error_column(name: str, dataset: Dataset) -> bool:
+    """Whether an input field is this file's ``error`` column, left out when the file is sent
+    again: exactly that name, and only while the dataset declares no column of that name."""
+    return name == ERROR_FIELD and dataset.column(name) is None
 
 
 def is_jsonl(input_format: str | None) -> bool:

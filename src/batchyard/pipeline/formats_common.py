@@ -16,7 +16,8 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
-from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
+from batchyard.pipeline.failed_records import is_error_column
 
 # Decimals (Parquet) are written as JSON numbers; msgspec.Raw (JSON Lines numbers) as sent.
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -71,8 +72,7 @@ def check_fields(
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
-    # The failed-records file's error column, unless the dataset has one: read back, ignored.
-    unknown = [n for n in names if dataset.column(n) is None and n != ERROR_FIELD]
+    unknown = [n for n in names if dataset.column(n) is None and not is_error_column(n, dataset)]
     if unknown and not options.ignore_unknown_columns:
         raise InputRejected(
             f"{what} has fields the dataset {dataset.name!r} does not declare: "

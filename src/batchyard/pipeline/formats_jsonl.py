@@ -28,6 +28,7 @@ from batchyard.domain.batches import BatchOptions
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import ColumnType, Dataset
 from batchyard.pipeline.chunks import ERROR_FIELD, RECORD_NUMBER, RawChunk
+from batchyard.pipeline.failed_records import is_error_column
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import ErrorRows, Reader, line_raw, record_key, to_json
 
@@ -167,7 +168,7 @@ def _read_lines(
     if b"-0" in block:
         _keep_negative_zeros(read)
     known = set(dataset.column_names)
-    drop_error = ERROR_FIELD not in known and b'"error"' in block
+    drop_error = is_error_column(ERROR_FIELD, dataset) and b'"error"' in block
     if drop_error:
         for record in read.records:  # the failed-records file's own member
             record.pop(ERROR_FIELD, None)
