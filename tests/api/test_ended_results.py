@@ -209,3 +209,20 @@ async def test_cancelled_batch_results_match_the_table(
     assert done["status"] == "completed", done
     assert done["total_operations"] == total - succeeded
     assert await row_count(client) == total - 1  # all but record 5, invalid as sent
+
+
+async def test_failed_batch_results_say_nothing_was_applied(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    # atomic: record 3001 repeats record 1's key, so the one transaction is rolled back.
+    body = items_csv(3000) + "1,1,repeated key\n"
+    failed = await wait_for_status(client, (await upload(client, body, atomic=True))["batch"])
+    assert failed["status"] == "failed", failed
+    assert "record 3001" in failed["error_message"]
+    rows = await results_of(client, failed["batch"])
+    assert len(rows) == 3001
+    assert {r["outcome"] for r in rows} == {"not_processed"}
+    assert await row_count(client) == 0
+    records = await failed_records_of(client, failed["batch"])
+    assert records[3000]["note"] == "repeated key"
+    assert records[0]["error"] == "not_processed: the batch failed before this record was applied"
