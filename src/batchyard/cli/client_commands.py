@@ -76,6 +76,26 @@ def failed_records_name(batch: Batch) -> str:
     return f"{batch.dataset}-{batch.id}-failed-records.{extension}"
 
 
+def _suggest_fix(batch: Batch) -> None:
+    """Where the records not applied are, and the two ways to send them again (one per line,
+    never wrapped: each is a command to copy)."""
+    err = render.console(stderr=True)
+    what = f"{batch.failed_operations:,} records failed" if batch.failed_operations else ""
+    name = failed_records_name(batch)
+    err.print(
+        Text.assemble(
+            (f"{what or 'Records were not applied'}. ", "yellow"),
+            "Their rows and errors, to fix and import again: ",
+            (f"batchyard results {batch.id} --failed -o {name}", "bold"),
+        ),
+        soft_wrap=True,
+    )
+    err.print(
+        Text.assemble("Or send them again as they were: ", (f"batchyard retry {batch.id}", "bold")),
+        soft_wrap=True,
+    )
+
+
 def _finish(client: Client, batch: Batch, as_json: bool) -> None:
     """Show a finished batch (summary, where failed records are) and exit with its outcome."""
     if batch.is_terminal:
@@ -86,19 +106,7 @@ def _finish(client: Client, batch: Batch, as_json: bool) -> None:
         render.show_batch(batch)
         not_applied = batch.status != BatchStatus.COMPLETED and batch.download is not None
         if batch.failed_operations or not_applied:
-            what = f"{batch.failed_operations:,} records failed" if batch.failed_operations else ""
-            render.console(stderr=True).print(
-                Text.assemble(
-                    (f"{what or 'Records were not applied'}. ", "yellow"),
-                    "To fix and resend them: ",
-                    (
-                        f"batchyard results {batch.id} --failed -o {failed_records_name(batch)}",
-                        "bold",
-                    ),
-                    ", or resend them as they were: ",
-                    (f"batchyard retry {batch.id} --wait", "bold"),
-                )
-            )
+            _suggest_fix(batch)
         if batch.error_message:
             render.console(stderr=True).print(
                 Text.assemble(("error: ", "red"), batch.error_message)
