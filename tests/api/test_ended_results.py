@@ -4,66 +4,19 @@ options.max_error_rate, on each backend through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import time
-from typing import Any
 
 import httpx
 import pytest
 
+from support.items import ITEMS, failed_records_of, items_csv, results_of, row_count, upload
 from support.waiting import wait_for_status
-
-ITEMS = {
-    "name": "items",
-    "primary_key": ["id"],
-    "columns": [
-        {"name": "id", "type": "integer", "nullable": False},
-        {"name": "qty", "type": "integer"},
-        {"name": "note", "type": "string"},
-    ],
-}
-
-
-def items_csv(count: int, bad: set[int] = frozenset(), start: int = 1) -> str:
-    """``count`` records numbered from ``start``; records (1-based) in ``bad`` have qty 'x'."""
-    lines = ["id,qty,note"]
-    for n in range(1, count + 1):
-        qty = "x" if n in bad else str(n)
-        lines.append(f"{start + n - 1},{qty},record {n} padded to make chunks")
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
 async def items(client: httpx.AsyncClient) -> None:
     response = await client.post("/datasets", json=ITEMS)
     assert response.status_code == 201, response.text
-
-
-async def upload(client: httpx.AsyncClient, body: str, **options: Any) -> dict[str, Any]:
-    params: dict[str, str] = {"dataset": "items", "format": "csv"}
-    if options:
-        params["options"] = json.dumps(options)
-    response = await client.post("/batches", params=params, content=body.encode())
-    assert response.status_code == 202, response.text
-    return dict(response.json())
-
-
-async def results_of(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, str]]:
-    response = await client.get(f"/batches/{batch_id}/results")
-    assert response.status_code == 200, response.text
-    return list(csv.DictReader(io.StringIO(response.text)))
-
-
-async def failed_records_of(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, str]]:
-    response = await client.get(f"/batches/{batch_id}/failed-records")
-    assert response.status_code == 200, response.text
-    return list(csv.DictReader(io.StringIO(response.text)))
-
-
-async def row_count(client: httpx.AsyncClient) -> int:
-    return int((await client.get("/datasets/items")).json()["row_count"])
 
 
 async def test_max_errors_results_name_invalid_and_unread_records(

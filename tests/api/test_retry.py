@@ -8,17 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.test_ended_results import (
-    ITEMS,
-    failed_records_of,
-    items_csv,
-    results_of,
-    row_count,
-    upload,
-)
 
 from batchyard.settings import Settings
 from support.accounts import Accounts, open_accounts
+from support.items import ITEMS, failed_records_of, items_csv, results_of, row_count, upload
 from support.waiting import wait_for_status
 
 
