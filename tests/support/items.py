@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ ITEMS = {
 }
 
 
-def items_csv(count: int, bad: set[int] = frozenset(), start: int = 1) -> str:
+def items_csv(count: int, bad: Collection[int] = (), start: int = 1) -> str:
     """``count`` records numbered from ``start``; records (1-based) in ``bad`` have qty 'x'."""
     lines = ["id,qty,note"]
     for n in range(1, count + 1):
