@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERROR_FIELD, ORIGINAL_LINE_FIELD, POSITIONAL_FIELDS
@@ -67,6 +68,20 @@ class FailedRecordsFormat:
         render = self._jsonl_line if self.jsonl else self._csv_record
         return "".join(render(raw, error) for raw, error in _raw_and_errors(failed))
 
+    def csv_rows(self, fields: pa.Table, error: str) -> str:
+        """CSV lines of records given by their fields as text, all failing for one ``error``:
+        built column-wise by Arrow, the same text ``rows`` makes record by record."""
+        n = fields.num_rows
+        if not n:
+            return ""
+        parts = [
+            _csv_fields(fields[c] if c in fields.column_names else pa.nulls(n, pa.string()), self)
+            for c in self.columns
+        ]
+        ending = pa.scalar(_csv_field(error, self.delimiter) + "\n")
+        lines = pc.binary_join_element_wise(*parts, ending, self.delimiter)
+        return "".join(cast("list[str]", lines.to_pylist()))
+
     def _csv_record(self, raw: dict[str, Any], error: str) -> str:
         return self._csv_line([*_original_values(raw, self.columns), error])
 
@@ -98,6 +113,19 @@ def _raw_and_errors(failed: pa.Table) -> Iterator[tuple[dict[str, Any], str]]:
     ):
         where = f" (column {column})" if column else ""
         yield _decode_raw(raw), f"{code}{where}: {message}"
+
+
+def _csv_fields(values: Any, form: FailedRecordsFormat) -> Any:
+    """``_csv_field`` for a column at once."""
+    special = f'[\\x{{{ord(form.delimiter):x}}}"\\r\\n]'
+    needs = pc.or_(
+        pc.equal(pc.utf8_length(values), pa.scalar(0, pa.int32())),
+        pc.match_substring_regex(values, pattern=special),
+    )
+    quoted = pc.binary_join_element_wise(
+        '"', pc.replace_substring(values, pattern='"', replacement='""'), '"', ""
+    )
+    return pc.fill_null(pc.if_else(needs, quoted, values), "")
 
 
 def _is_object(text: str) -> bool:

@@ -31,7 +31,7 @@ from batchyard.pipeline.failed_records import (
     extension,
 )
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
-from batchyard.pipeline.originals import InputReader, OriginalsWalker
+from batchyard.pipeline.originals import InputReader, OriginalsWalker, Unread
 from batchyard.pipeline.results_rows import (
     RESULTS_SCHEMA,
     key_text,
@@ -40,6 +40,7 @@ from batchyard.pipeline.results_rows import (
 )
 from batchyard.pipeline.results_summary import ResultsSummary
 from batchyard.pipeline.results_unapplied import (
+    NOT_PROCESSED,
     outcome_counts,
     unapplied_chunk_results,
     unread_results,
@@ -93,8 +94,9 @@ def chunk_results(
     return rows, raw_or_typed(failed, valid, originals or {})
 
 
-#: A chunk's part of both files: results rows as CSV text, failed records, outcome counts.
-ChunkText = tuple[bytes, pa.Table, Counter[str]]
+#: A chunk's part of both files: results rows as CSV text, failed records (ERRORS_SCHEMA rows,
+#: or their text already made), outcome counts.
+ChunkText = tuple[bytes, pa.Table | str, Counter[str]]
 
 
 class ResultsWriter:
@@ -128,6 +130,8 @@ class ResultsWriter:
         self.delimiter = delimiter
         self.unapplied = unapplied
         self.counts: Counter[str] = Counter()
+        columns = list(manifest.input_columns) or list(dataset.column_names)
+        self.failed_format = FailedRecordsFormat(manifest.input_format, columns, delimiter)
 
     def build(self, target: Target, workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
@@ -141,8 +145,7 @@ class ResultsWriter:
         """
         results_path = workdir / "results.csv"
         failed_path = workdir / "failed-records"
-        columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
-        failed_format = FailedRecordsFormat(self.manifest.input_format, columns, self.delimiter)
+        failed_format = self.failed_format
         originals = OriginalsWalker(self.inputs)
         with (
             results_path.open("wb") as results_file,
@@ -161,9 +164,11 @@ class ResultsWriter:
                 pending.append(pool.submit(self._chunk_job(target, entry, originals)))
                 flush(RESULTS_AHEAD)
             if self.unapplied is not None and not self.manifest.complete:
-                for numbers, sent in originals.rest(self.manifest.total):
-                    tail = unread_results(numbers, sent, self.unapplied)
-                    pending.append(pool.submit(_as_text, *tail))
+                for unread in originals.rest(self.manifest.total):
+                    job = functools.partial(
+                        self._unread_text, unread, self.unapplied, failed_format
+                    )
+                    pending.append(pool.submit(job))
                     flush(RESULTS_AHEAD)
             flush(0)
         return results_path, failed_path
@@ -174,8 +179,12 @@ class ResultsWriter:
         """What turns one chunk into text: applied (the ledger has it) or not."""
         outcome = target.chunk_outcome(self.batch_id, entry.index)
         if outcome is None and self.unapplied is not None:
-            numbers = range(entry.first_record, entry.first_record + entry.record_count)
-            sent = originals.take(list(numbers))
+            stop = entry.first_record + entry.record_count
+            clean = not entry.invalid_count and not self.failed_format.jsonl
+            fields = originals.fields(entry.first_record, stop) if clean else None
+            if fields is not None:
+                return functools.partial(self._clean_unapplied_text, entry, self.unapplied, fields)
+            sent = originals.take(list(range(entry.first_record, stop)))
             return functools.partial(self._unapplied_text, entry, self.unapplied, sent)
         outcome = outcome or ChunkOutcome(entry.index, 0, ERRORS_SCHEMA.empty_table())
         sent = originals.take(_refused_without_text(outcome))
@@ -191,6 +200,9 @@ class ResultsWriter:
         rows_text, failed, counts = chunk.result()
         results_file.write(rows_text)
         self.counts.update(counts)
+        if isinstance(failed, str):
+            failed_file.write(failed)
+            return
         # In slices: each slice's values become Python objects at once, holding the GIL.
         for part in failed.to_batches(max_chunksize=FAILED_SLICE):
             failed_file.write(failed_format.rows(pa.Table.from_batches([part])))
@@ -206,10 +218,27 @@ class ResultsWriter:
         valid, errors = self._staged(entry)
         return _as_text(*chunk_results(valid, errors, outcome, self.dataset, originals))
 
+    def _clean_unapplied_text(self, entry: ChunkEntry, reason: str, fields: pa.Table) -> ChunkText:
+        """The part of a never applied chunk without an invalid record: its failed-records
+        text made column-wise from what was sent."""
+        valid, _ = self._staged(entry)
+        rows = result_rows(valid[RECORD_NUMBER], NOT_PROCESSED, key=key_text(valid, self.dataset))
+        text = self.failed_format.csv_rows(fields, f"{NOT_PROCESSED}: {reason}")
+        return _as_text(rows, ERRORS_SCHEMA.empty_table())[0], text, Counter(outcome_counts(rows))
+
     def _unapplied_text(self, entry: ChunkEntry, reason: str, sent: dict[int, str]) -> ChunkText:
         """The part of a chunk the batch staged but never applied."""
         valid, errors = self._staged(entry)
         return _as_text(*unapplied_chunk_results(valid, errors, self.dataset, reason, sent))
+
+    @staticmethod
+    def _unread_text(unread: Unread, reason: str, failed_format: FailedRecordsFormat) -> ChunkText:
+        """The part of records validation never reached."""
+        rows, failed = unread_results(unread.numbers, unread.sent, reason)
+        if unread.fields is not None and not failed_format.jsonl:
+            text = failed_format.csv_rows(unread.fields, f"{NOT_PROCESSED}: {reason}")
+            return _as_text(rows, failed)[0], text, Counter(outcome_counts(rows))
+        return _as_text(rows, failed)
 
     async def write(self, target: Target) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:

@@ -62,15 +62,17 @@ def unapplied_chunk_results(
 
 
 def unread_results(
-    numbers: list[int], sent: list[str | None], reason: str
+    numbers: list[int], sent: list[str | None] | None, reason: str
 ) -> tuple[pa.Table, pa.Table]:
-    """(results rows, failed-records rows) of records validation never reached."""
+    """(results rows, failed-records rows) of records validation never reached; without
+    ``sent``, the failed-records rows have no ``raw`` (the caller writes their text)."""
     record_numbers = pa.array(numbers, pa.int64())
     no_key = pa.nulls(len(numbers), pa.string())
     waiting = _not_processed_errors(record_numbers, no_key, reason)
-    waiting = waiting.set_column(
-        waiting.schema.get_field_index("raw"), "raw", pa.array(sent, pa.string())
-    )
+    if sent is not None:
+        waiting = waiting.set_column(
+            waiting.schema.get_field_index("raw"), "raw", pa.array(sent, pa.string())
+        )
     return result_rows(record_numbers, NOT_PROCESSED, key=no_key), waiting
 
 
