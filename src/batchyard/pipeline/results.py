@@ -1,5 +1,6 @@
 """Writing results: one row per input record in input order, and the failed records to fix
-(pipeline/failed_records.py says how they are written).
+(pipeline/failed_records.py says how they are written), for a completed batch and for one that
+ended before applying everything (pipeline/results_unapplied.py: its ``not_processed`` records).
 
 Built chunk by chunk from the staged chunks, their validation errors and the target's ledger, so
 memory stays bounded by a chunk whatever the input's size.
