@@ -165,3 +165,32 @@ async def _upload_as(acc: Accounts, who: str, body: str) -> str:
     )
     assert response.status_code == 202, response.text
     return str(response.json()["batch"])
+
+
+async def test_retry_of_a_json_lines_batch_sends_its_lines(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    async def jsonl(body: str) -> dict[str, object]:
+        response = await client.post(
+            "/batches", params={"dataset": "items", "format": "jsonl"}, content=body.encode()
+        )
+        return await wait_for_status(client, response.json()["batch"])
+
+    await jsonl('{"id": 2, "qty": 1}\n')
+    original = await jsonl('{"id": 1, "qty": 1}\n{"id": 2, "note": "caf\\u00e9", "qty": 2}\n')
+    assert original["failed_operations"] == 1
+    await wait_for_status(
+        client,
+        (
+            await client.post(
+                "/batches", params={"dataset": "items", "operation": "delete"}, content=b"id\n2\n"
+            )
+        ).json()["batch"],
+    )
+    retry = await client.post(f"/batches/{original['batch']}/retry")
+    assert retry.status_code == 202 and retry.json()["format"] == "jsonl", retry.text
+    done = await wait_for_status(client, retry.json()["batch"])
+    assert (done["status"], done["successful_operations"]) == ("completed", 1)
+    stored = await client.get(f"/batches/{done['batch']}/results")
+    assert stored.text.splitlines()[1].startswith("1,")
+    assert await row_count(client) == 2
