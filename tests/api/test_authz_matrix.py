@@ -59,6 +59,8 @@ RULES: dict[tuple[str, str], Rule] = {
     # The standing batches are completed: an authorised cancel reaches the transition check.
     ("POST", "/batches/{batch_id}/cancel"): Rule(A.CANCEL_BATCH, 409, batch=True),
     ("DELETE", "/batches/{batch_id}"): Rule(A.DELETE_BATCH, 202, batch=True),
+    # The standing batches have a failed record (TINY_CSV's second): there is one to retry.
+    ("POST", "/batches/{batch_id}/retry"): Rule(A.CREATE_BATCH, 202, batch=True),
     ("GET", "/users"): Rule(A.MANAGE_USERS, 200),
     ("POST", "/users"): Rule(A.MANAGE_USERS, 201),
     ("PATCH", "/users/{name}"): Rule(A.MANAGE_USERS, 200),

@@ -238,12 +238,17 @@ async def test_an_ended_batch_keeps_input_and_results_but_not_its_staged_chunks(
     assert (completed["status"], refused["status"]) == ("completed", "validation_failed")
 
     kept = await _until_staged_chunks_are_gone(settings, str(completed["batch"]))
-    assert kept == {"input": 1, "manifest.json": 1, "results.csv": 1, "failed-records.csv": 1}
+    files = {"results.csv": 1, "failed-records.csv": 1, "results-summary.json": 1}
+    assert kept == {"input": 1, "manifest.json": 1, **files}
     results = await client.get(f"/batches/{completed['batch']}/results")
     assert len(results.text.splitlines()) == 1 + 5_001
     failed = await client.get(f"/batches/{completed['batch']}/failed-records")
     assert failed.text.splitlines()[1].startswith("5001,broken")
-    assert await _until_staged_chunks_are_gone(settings, str(refused["batch"])) == {"input": 1}
+    # Refused in validation: its results (written before it ended) stay, its chunks go.
+    assert await _until_staged_chunks_are_gone(settings, str(refused["batch"])) == {
+        "input": 1,
+        **files,
+    }
 
 
 async def test_atomic_with_an_invalid_record_applies_nothing(client, orders):

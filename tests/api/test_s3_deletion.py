@@ -72,7 +72,7 @@ async def test_delete_failing_half_way_is_retried_and_never_looks_done(
 
     await until(staged_chunks_removed, "the staged chunks to be removed")
     stored = s3_env.keys(STORAGE_BUCKET, prefix)
-    assert len(stored) == 4  # input, manifest, results, failed records
+    assert len(stored) == 5  # input, manifest, results, failed records, results summary
 
     # One key per delete request, and the storage fails from the second request on.
     monkeypatch.setattr(blobs_module, "DELETE_BATCH", 1)

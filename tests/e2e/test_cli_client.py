@@ -126,7 +126,9 @@ def test_import_wait_without_a_terminal(env, files, tmp_path):
     assert summary["results_url"].startswith("http")  # a signed link, no token needed
     batch_id = summary["batch"]
     assert f"{BAD} records failed" in done.stderr
-    assert f"batchyard results {batch_id} --failed -o failed.csv" in done.stderr
+    name = f"orders-{batch_id}-failed-records.csv"
+    assert f"batchyard results {batch_id} --failed -o {name}" in done.stderr
+    assert f"batchyard retry {batch_id}" in done.stderr
 
     failed = tmp_path / "failed.csv"
     wrote = run(env, "results", batch_id, "--failed", "-o", str(failed))

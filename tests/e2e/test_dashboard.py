@@ -360,3 +360,34 @@ def test_import_from_urls_checked_then_followed_live(http, offline, tmp_path):
     expect(page.locator("#b-status")).to_have_text("completed")
     expect(page.locator("#b-failed")).to_have_text(f"{len(first.bad):,}")
     assert http.get("/datasets/orders").json()["row_count"] == first.good + second.rows
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_refused_batch_offers_its_files_and_a_retry(server, http, offline, tmp_path):
+    body = b"id,email,amount,status,ts,user_id\n1,a@x.io,1.00,new,,\n2,bad,2.00,paid,,\n"
+    created = http.post(
+        "/batches",
+        params={"dataset": "orders", "options": '{"max_errors": 0}'},
+        content=body,
+    )
+    batch_id = created.json()["batch"]
+    page = offline.context.new_page()
+    sign_in(page)
+    page.goto(f"/ui/batches/{batch_id}")
+    expect(page.locator("#b-status")).to_have_text("validation failed", timeout=LONG)
+    results = page.locator("#download-results")
+    expect(results).not_to_have_attribute("aria-disabled", "true")
+    with page.expect_download() as download:
+        page.locator("#download-failed").click()
+    rows = list(csv.DictReader(Path(download.value.path()).read_text().splitlines()))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["error"].startswith("not_processed")
+    expect(page.locator("#invalid-rows tr")).to_have_count(1)  # the failed one, not record 1
+    expect(page.locator("#invalid-rows")).to_contain_text("pattern_mismatch")
+
+    page.get_by_role("button", name="Retry failed records").click()
+    page.get_by_role("dialog").get_by_role("button", name="Retry").click()
+    expect(page).not_to_have_url(re.compile(batch_id), timeout=LONG)
+    expect(page.locator("#b-lineage")).to_contain_text(f"retry of {batch_id[:8]}")
+    expect(page.locator("#b-status")).to_have_text("validation failed", timeout=LONG)
+    page.screenshot(path=tmp_path / "retry.png", full_page=True)

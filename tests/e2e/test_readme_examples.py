@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from benchmarks.datagen import write_orders_csv
 
@@ -67,6 +68,7 @@ def test_readme_marks_its_examples_in_order():
     assert [(name, language) for name, language, _ in examples] == [
         ("curl", "bash"),
         ("cli", "console"),
+        ("loop", "console"),
         ("sdk", "python"),
     ]
     sdk = examples[-1][2]
@@ -110,6 +112,15 @@ def test_readme_examples_run_top_to_bottom(server, tmp_path):
     assert "already committed" not in outputs["curl"]
     assert "dataset orders_inferred created" in outputs["cli"]
     assert (workdir / "failed.csv").read_text().startswith("id,")
+    # The fix-and-resend loop: refused, downloaded, fixed, resent, every record applied.
+    assert "exit 4: validation_failed" in outputs["loop"]
+    resent = outputs["loop"].split("id,email,amount,status,ts,user_id,error\n")[1]
+    assert resent.splitlines()[0].startswith("9001,ann@example.com,10.00,new,,,")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        listed = api.get("/batches", params={"dataset": "orders", "limit": 50}).json()
+        (resent_batch,) = [b for b in listed["batches"] if b["resubmits"]]
+        assert (resent_batch["status"], resent_batch["successful_operations"]) == ("completed", 3)
+        assert api.get("/datasets/orders").json()["row_count"] == 2_003
     assert outputs["sdk"].strip().splitlines()[-1] == "completed 100.0"
     results = (workdir / "results.csv").read_text().splitlines()
     assert len(results) == 2_001 and results[0].startswith("record_number,outcome")

@@ -106,6 +106,7 @@ def test_import_download_and_delete_in_s3_mode(
         f"{where}/manifest.json",
         f"{where}/results.csv",
         f"{where}/failed-records.csv",
+        f"{where}/results-summary.json",
     }
     assert not (tmp_path / "data" / "blobs").exists()  # nothing went to the local disk
 

@@ -30,6 +30,7 @@ MAX_COLUMNS = 1600
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FIELD_NAME)]
 NullMarker = Annotated[str, StringConstraints(max_length=MAX_NULL_MARKER_LENGTH)]
 NullMarkers = Annotated[list[NullMarker], Field(max_length=MAX_NULL_MARKERS)]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class OptionsIn(BaseModel):
@@ -49,6 +50,20 @@ class OptionsIn(BaseModel):
     )
     null_markers: NullMarkers | None = Field(
         default=None, description="CSV texts read as null for this batch (default: the dataset's)"
+    )
+    max_error_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Fail validation when invalid records exceed this share of the records "
+        "(0 < r <= 1); judged at the end of validation, and after each chunk once 1,000 "
+        "records were read",
+    )
+    resubmits: str | None = Field(
+        default=None,
+        pattern=UUID_PATTERN,
+        description="The batch whose failed records this batch sends again (your batch, "
+        "same dataset); shown as `resubmits` in the batch",
     )
 
     def to_domain(self) -> BatchOptions:
@@ -194,6 +209,12 @@ class BatchPublic(BaseModel):
     sources: list[dict[str, Any]]
     options: dict[str, Any]
     notify_url: str | None
+    retry_of: str | None = Field(
+        default=None, description="The batch this one retries (POST /batches/{batch}/retry)"
+    )
+    resubmits: str | None = Field(
+        default=None, description="The batch whose failed records this one sends again"
+    )
     download: Download | None = None
 
     @classmethod
@@ -220,6 +241,8 @@ class BatchPublic(BaseModel):
             sources=[s.to_json() for s in batch.sources],
             options=batch.options.to_json(),
             notify_url=batch.notify_url,
+            retry_of=batch.options.retry_of,
+            resubmits=batch.options.resubmits or batch.options.retry_of,
             download=download,
         )
 

@@ -1,4 +1,4 @@
-"""``batchyard import|wait|status|history|log|list|cancel|delete|results``: the service's client.
+"""``batchyard import|wait|status|history|log|list|cancel|retry|delete|results``: the client.
 
 Each command is a thin shell over the SDK (``batchyard.client``); see docs/cli.md.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,12 @@ from batchyard.cli.reading_options import ColumnMap, Delimiter, NullMarkers, wit
 from batchyard.client import Batch, BatchStatus, Client, InputFormat, Operation
 
 URL_SCHEMES = ("http://", "https://", "s3://", "file://")
+#: The name ``batchyard results ID --failed`` suggests for a batch's failed-records file: sent
+#: back, its batch is recorded as the one the import resubmits.
+FAILED_RECORDS_NAME = re.compile(
+    r"-(?P<batch>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"-failed-records\.(?:csv|jsonl)(?:\.gz)?$"
+)
 
 Timeout = Annotated[
     float | None,
@@ -64,22 +71,43 @@ def _options(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
+def failed_records_name(batch: Batch) -> str:
+    """The file name to keep a batch's failed records under (see FAILED_RECORDS_NAME)."""
+    extension = "jsonl" if batch.format == InputFormat.JSONL else "csv"
+    return f"{batch.dataset}-{batch.id}-failed-records.{extension}"
+
+
+def _suggest_fix(batch: Batch) -> None:
+    """Where the records not applied are, and the two ways to send them again (one per line,
+    never wrapped: each is a command to copy)."""
+    err = render.console(stderr=True)
+    what = f"{batch.failed_operations:,} records failed" if batch.failed_operations else ""
+    name = failed_records_name(batch)
+    err.print(
+        Text.assemble(
+            (f"{what or 'Records were not applied'}. ", "yellow"),
+            "Their rows and errors, to fix and import again: ",
+            (f"batchyard results {batch.id} --failed -o {name}", "bold"),
+        ),
+        soft_wrap=True,
+    )
+    err.print(
+        Text.assemble("Or send them again as they were: ", (f"batchyard retry {batch.id}", "bold")),
+        soft_wrap=True,
+    )
+
+
 def _finish(client: Client, batch: Batch, as_json: bool) -> None:
     """Show a finished batch (summary, where failed records are) and exit with its outcome."""
-    if batch.status == BatchStatus.COMPLETED:
+    if batch.is_terminal:
         batch = client.ingest.get_batch(batch.id, download=True)
     if as_json:
         render.print_json(batch)
     else:
         render.show_batch(batch)
-        if batch.failed_operations:
-            render.console(stderr=True).print(
-                Text.assemble(
-                    (f"{batch.failed_operations:,} records failed. ", "yellow"),
-                    "Their rows and errors: ",
-                    (f"batchyard results {batch.id} --failed -o failed.csv", "bold"),
-                )
-            )
+        not_applied = batch.status != BatchStatus.COMPLETED and batch.download is not None
+        if batch.failed_operations or not_applied:
+            _suggest_fix(batch)
         if batch.error_message:
             render.console(stderr=True).print(
                 Text.assemble(("error: ", "red"), batch.error_message)
@@ -116,6 +144,14 @@ def import_batch(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retries with the same key return the first batch.")
     ] = None,
+    resubmits: Annotated[
+        str | None,
+        typer.Option(
+            metavar="BATCH",
+            help="The batch whose failed records the file holds (default: the batch named in "
+            "a file called DATASET-BATCH-failed-records.csv, as 'batchyard results' suggests).",
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the batch until it ends; exit by outcome.")
     ] = False,
@@ -138,7 +174,9 @@ def import_batch(
         "format": format,
         "operation": operation,
         "hash": hash,
-        "options": with_reading_options(_options(options), delimiter, null_marker, column),
+        "options": _resubmitting(
+            with_reading_options(_options(options), delimiter, null_marker, column), path, resubmits
+        ),
         "idempotency_key": idempotency_key,
     }
     name = path.name if path else f"{len(urls)} URL(s)"
@@ -154,6 +192,44 @@ def import_batch(
             if wait:
                 batch = client.ingest.wait(batch.id, timeout=timeout, on_progress=progress.on_batch)
         if wait:
+            _finish(client, batch, as_json)
+    render.emit(batch, as_json, lambda shown: shown.id)
+
+
+def _resubmitting(
+    options: dict[str, Any] | None, path: Path | None, resubmits: str | None
+) -> dict[str, Any] | None:
+    """``options`` with ``resubmits`` set from --resubmits, else from a failed-records file's
+    name; options that already name it win."""
+    found = FAILED_RECORDS_NAME.search(path.name) if path is not None else None
+    batch = resubmits or (found["batch"] if found else None)
+    if batch is None or (options and "resubmits" in options):
+        return options
+    return {**(options or {}), "resubmits": batch}
+
+
+def retry(
+    batch_id: BatchId,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retries with the same key return the first retry.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the new batch until it ends; exit by outcome.")
+    ] = False,
+    timeout: Timeout = None,
+    as_json: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Send a batch's failed and not-processed records again, as they were sent, in a new batch.
+
+    Prints the new batch's id (its retry_of is BATCH_ID); with --wait, follows it to the end.
+    """
+    with connect(url, token) as client:
+        batch = client.ingest.retry_batch(batch_id, idempotency_key=idempotency_key)
+        if wait:
+            with ImportProgress(render.console(stderr=True), batch.id) as progress:
+                batch = client.ingest.wait(batch.id, timeout=timeout, on_progress=progress.on_batch)
             _finish(client, batch, as_json)
     render.emit(batch, as_json, lambda shown: shown.id)
 
@@ -298,6 +374,7 @@ def register(app: typer.Typer) -> None:
     app.command()(log)
     app.command("list")(list_batches)
     app.command()(cancel)
+    app.command(epilog=EXIT_CODES_HELP)(retry)
     app.command()(delete)
     app.command()(results)
     app.add_typer(datasets_app, name="datasets")

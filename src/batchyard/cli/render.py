@@ -134,6 +134,10 @@ def batch_summary(batch: Batch) -> Table:
         rows.append(("duration", f"{seconds:.1f} s"))
     if batch.error_message:
         rows.append(("error", f"[red]{batch.error_message}[/]"))
+    if batch.retry_of:
+        rows.append(("retry_of", batch.retry_of))
+    elif batch.resubmits:
+        rows.append(("resubmits", batch.resubmits))
     if batch.download:
         rows.append(("urls_valid_until", when(batch.download.validity_ts)))
     for name, value in rows:

@@ -160,6 +160,12 @@ class AsyncIngest:
         """Ask the batch to stop at its next chunk; what was committed stays."""
         return await _send(self._http, _core.cancel_batch(batch_id))
 
+    async def retry_batch(self, batch_id: str, *, idempotency_key: str | None = None) -> Batch:
+        """A new batch of this batch's failed and not-processed records, as they were sent
+        (``retry_of`` names the original); the same ``idempotency_key`` returns the same batch.
+        """
+        return await _send(self._http, _core.retry_batch(batch_id, idempotency_key))
+
     async def delete(self, batch_id: str) -> Batch:
         """Remove a finished batch's input, results and history (loaded rows stay)."""
         return await _send(self._http, _core.delete_batch(batch_id))

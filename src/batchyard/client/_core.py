@@ -195,6 +195,16 @@ def cancel_batch(batch_id: str) -> Call[Batch]:
     return Call("POST", _batch_path(batch_id, "/cancel"), parse_batch)
 
 
+def retry_batch(batch_id: str, idempotency_key: str | None) -> Call[Batch]:
+    """POST /batches/{id}/retry: a new batch of the failed and not-processed records."""
+    return Call(
+        "POST",
+        _batch_path(batch_id, "/retry"),
+        parse_batch,
+        headers=_idempotency(idempotency_key),
+    )
+
+
 def delete_batch(batch_id: str) -> Call[Batch]:
     return Call("DELETE", _batch_path(batch_id), parse_batch)
 

@@ -87,6 +87,14 @@ class ResultsNotReady(Conflict):
     """The batch has no results yet."""
 
 
+class NoResults(Conflict):
+    """The batch ended without reading a record (its input's hash differed, say): no results."""
+
+
+class NothingToRetry(Conflict):
+    """Every record of the batch was applied: there is nothing to retry."""
+
+
 class DatasetExists(Conflict):
     """A dataset with that name already exists."""
 
@@ -120,6 +128,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "dataset_not_found": DatasetNotFound,
     "invalid_transition": InvalidTransition,
     "results_not_ready": ResultsNotReady,
+    "no_results": NoResults,
+    "nothing_to_retry": NothingToRetry,
     "dataset_exists": DatasetExists,
     "dataset_in_use": DatasetInUse,
     "last_admin": LastAdmin,

@@ -73,6 +73,10 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     sources: list[Source] = msgspec.field(default_factory=list)
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     notify_url: str | None = None
+    #: The batch this one retries (``ingest.retry_batch``).
+    retry_of: str | None = None
+    #: The batch whose failed records this one sends again.
+    resubmits: str | None = None
     download: Download | None = None
 
     @property

@@ -56,6 +56,13 @@ class BatchOptions:
     columns: Mapping[str, str] | None = None
     #: The CSV texts read as null for this batch (None: the dataset's).
     null_markers: tuple[str, ...] | None = None
+    #: Invalid records over this share of the records (0 < r <= 1) fail the batch in validation,
+    #: judged as docs/data-rules.md says; None means no limit.
+    max_error_rate: float | None = None
+    #: The batch whose failed records this one sends again (its failed-records file, fixed).
+    resubmits: str | None = None
+    #: The batch this one was made from by POST /batches/{id}/retry (never set by a client).
+    retry_of: str | None = None
 
     def __post_init__(self) -> None:
         # Stored options come back from JSON as a list and a dict.
@@ -71,6 +78,9 @@ class BatchOptions:
             "atomic": self.atomic,
             "ignore_unknown_columns": self.ignore_unknown_columns,
             "delimiter": self.delimiter,
+            "max_error_rate": self.max_error_rate,
+            "resubmits": self.resubmits,
+            "retry_of": self.retry_of,
         }
         if self.columns is not None:
             out["columns"] = dict(self.columns)

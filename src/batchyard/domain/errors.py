@@ -80,6 +80,18 @@ class ResultsNotReady(Conflict):
     code = "results_not_ready"
 
 
+class NoResults(Conflict):
+    """The batch ended without reading a record, so it has no results."""
+
+    code = "no_results"
+
+
+class NothingToRetry(Conflict):
+    """Every record of the batch was applied: there is nothing to send again."""
+
+    code = "nothing_to_retry"
+
+
 class DatasetExists(Conflict):
     """A dataset with that name already exists."""
 

@@ -4,8 +4,9 @@ In the input's own format, so that the file can be fixed and sent again and noth
 changes: CSV keeps every field's text as read, written with the input's delimiter, a missing
 field (NULL) as an empty field and an empty string as ``""``; JSON Lines keeps each line exactly
 as sent and adds the reason as a last member ``"error"``. A line that is not a JSON object comes
-back as it was sent, alone (results.csv says why). The readers ignore the ``error`` field when
-the file is sent again, unless the dataset declares a column of that name.
+back as it was sent, alone (results.csv says why). The readers leave the ``error`` field out
+when the file is sent again (``is_error_column``), unless the dataset declares a column of that
+name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERROR_FIELD, ORIGINAL_LINE_FIELD, POSITIONAL_FIELDS
 
 #: Media types of the two kinds of file, by the input's format.
@@ -26,6 +29,12 @@ JSONL_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 _EARLIER_ERROR = re.compile(r'(,\s*)?"error"\s*:\s*"(?:[^"\\]|\\.)*"\s*}$')
 #: Characters that make a CSV field need quotes (besides the delimiter).
 _SPECIAL = ('"', "\r", "\n")
+
+
+def is_error_column(name: str, dataset: Dataset) -> bool:
+    """Whether an input field is this file's ``error`` column, left out when the file is sent
+    again: exactly that name, and only while the dataset declares no column of that name."""
+    return name == ERROR_FIELD and dataset.column(name) is None
 
 
 def is_jsonl(input_format: str | None) -> bool:
@@ -59,6 +68,20 @@ class FailedRecordsFormat:
         render = self._jsonl_line if self.jsonl else self._csv_record
         return "".join(render(raw, error) for raw, error in _raw_and_errors(failed))
 
+    def csv_rows(self, fields: pa.Table, error: str) -> str:
+        """CSV lines of records given by their fields as text, all failing for one ``error``:
+        built column-wise by Arrow, the same text ``rows`` makes record by record."""
+        n = fields.num_rows
+        if not n:
+            return ""
+        parts = [
+            _csv_fields(fields[c] if c in fields.column_names else pa.nulls(n, pa.string()), self)
+            for c in self.columns
+        ]
+        ending = pa.scalar(_csv_field(error, self.delimiter) + "\n")
+        lines = pc.binary_join_element_wise(*parts, ending, self.delimiter)
+        return "".join(cast("list[str]", lines.to_pylist()))
+
     def _csv_record(self, raw: dict[str, Any], error: str) -> str:
         return self._csv_line([*_original_values(raw, self.columns), error])
 
@@ -90,6 +113,19 @@ def _raw_and_errors(failed: pa.Table) -> Iterator[tuple[dict[str, Any], str]]:
     ):
         where = f" (column {column})" if column else ""
         yield _decode_raw(raw), f"{code}{where}: {message}"
+
+
+def _csv_fields(values: Any, form: FailedRecordsFormat) -> Any:
+    """``_csv_field`` for a column at once."""
+    special = f'[\\x{{{ord(form.delimiter):x}}}"\\r\\n]'
+    needs = pc.or_(
+        pc.equal(pc.utf8_length(values), pa.scalar(0, pa.int32())),
+        pc.match_substring_regex(values, pattern=special),
+    )
+    quoted = pc.binary_join_element_wise(
+        '"', pc.replace_substring(values, pattern='"', replacement='""'), '"', ""
+    )
+    return pc.fill_null(pc.if_else(needs, quoted, values), "")
 
 
 def _is_object(text: str) -> bool:

@@ -15,7 +15,8 @@ import pyarrow as pa
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
 from batchyard.domain.reading import Reading
 from batchyard.domain.records import RecordErrorCode
-from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
+from batchyard.pipeline.chunks import ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
+from batchyard.pipeline.failed_records import is_error_column
 
 # Decimals (Parquet) are written as JSON numbers; msgspec.Raw (JSON Lines numbers) as sent.
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -74,7 +75,9 @@ def check_fields(names: Sequence[str], reading: Reading, what: str) -> list[str]
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
     dataset = reading.dataset
     # The failed-records file's error column, unless the dataset reads one: read back, ignored.
-    unknown = [n for n in names if reading.column_for(n) is None and n != ERROR_FIELD]
+    unknown = [
+        n for n in names if reading.column_for(n) is None and not is_error_column(n, dataset)
+    ]
     if unknown and not reading.options.ignore_unknown_columns:
         raise InputRejected(
             f"{what} has fields the dataset {dataset.name!r} does not declare: "

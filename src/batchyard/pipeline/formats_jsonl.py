@@ -29,6 +29,7 @@ from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Column, ColumnType
 from batchyard.pipeline.chunks import ERROR_FIELD, RECORD_NUMBER, RawChunk
 from batchyard.pipeline.defaults import default_text
+from batchyard.pipeline.failed_records import is_error_column
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import ErrorRows, Reader, line_raw, record_key, to_json
 
@@ -166,7 +167,11 @@ def _read_lines(block: bytes, reading: Reading, index: int, first_record: int) -
     if b"-0" in block:
         _keep_negative_zeros(read)
     known = set(reading.fields.values())
-    drop_error = ERROR_FIELD not in known and b'"error"' in block
+    drop_error = (
+        ERROR_FIELD not in known
+        and is_error_column(ERROR_FIELD, reading.dataset)
+        and b'"error"' in block
+    )
     if drop_error:
         for record in read.records:  # the failed-records file's own member
             record.pop(ERROR_FIELD, None)

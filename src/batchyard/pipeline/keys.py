@@ -30,6 +30,11 @@ def staged_prefixes(batch_id: str) -> tuple[str, ...]:
     return (f"{prefix}/chunks", f"{prefix}/errors", f"{prefix}/staged")
 
 
+def partial_manifest_key(batch_id: str) -> str:
+    """The chunks staged by a validation that stopped part way (for that batch's results)."""
+    return f"{batch_prefix(batch_id)}/staged/partial-manifest.json"
+
+
 def manifest_key(batch_id: str) -> str:
     return f"batches/{batch_id}/manifest.json"
 
@@ -40,3 +45,9 @@ def results_key(batch_id: str) -> str:
 
 def failed_records_key(batch_id: str) -> str:
     return f"batches/{batch_id}/failed-records.csv"
+
+
+def results_summary_key(batch_id: str) -> str:
+    """How many records the results name per outcome; written last, so its presence says the
+    results files are complete."""
+    return f"batches/{batch_id}/results-summary.json"

@@ -30,6 +30,9 @@ class Manifest(msgspec.Struct):
     #: Chunks were applied from memory as they were validated, and only their record numbers
     #: and keys staged (for the results): processing cannot apply one of them from storage.
     applied_in_stream: bool = False
+    #: Every record of every source was read (False: validation stopped part way, and the
+    #: records after the last chunk were never read).
+    complete: bool = False
 
     @property
     def total(self) -> int:
@@ -49,6 +52,15 @@ class Manifest(msgspec.Struct):
 
 async def read_manifest(blobs: BlobStore, batch_id: str) -> Manifest:
     return Manifest.decode(await read_bytes(blobs, keys.manifest_key(batch_id)))
+
+
+async def read_ended_manifest(blobs: BlobStore, batch_id: str) -> Manifest | None:
+    """The chunks a batch that has ended got as far as staging: the manifest, or the one
+    validation left when it stopped part way; None when no record was ever read."""
+    for key in (keys.manifest_key(batch_id), keys.partial_manifest_key(batch_id)):
+        if await blobs.exists(key):
+            return Manifest.decode(await read_bytes(blobs, key))
+    return None
 
 
 async def write_manifest(blobs: BlobStore, batch_id: str, manifest: Manifest) -> None:

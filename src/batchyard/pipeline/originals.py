@@ -9,6 +9,7 @@ keeping only the wanted records' fields, so memory holds one chunk and the recor
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from batchyard.pipeline.formats_common import (
 )
 from batchyard.storage.blobs import BlobStore
 
+logger = logging.getLogger("batchyard.pipeline")
 #: How much of a source is sniffed for its format, as validation does.
 _HEAD_BYTES = 64 * 1024
 
@@ -146,6 +148,54 @@ class OriginalsWalker:
         self._chunks = inputs.chunks() if inputs is not None else None
         self._current: tuple[RawChunk, int] | None = None
 
+    def _next_chunk(self) -> tuple[RawChunk, int] | None:
+        """The input's next raw chunk; None at its end, or where it cannot be read any more
+        (what ended a failed batch may be that very damage: the records before it still count)."""
+        if self._chunks is None:
+            return None
+        try:
+            chunk = next(self._chunks, None)
+        except Exception:
+            logger.info("input read again up to damage it holds", exc_info=True)
+            chunk = None
+        if chunk is None:
+            self._chunks = None
+        return chunk
+
+    def rest(self, after: int) -> Iterator[Unread]:
+        """Every record numbered above ``after``, a chunk at a time: the records a stopped
+        validation never reached, with what was sent of them."""
+        current, self._current = self._current, None
+        while (current := current or self._next_chunk()) is not None:
+            unread = _unread_in(*current, after)
+            if unread is not None:
+                yield unread
+            current = None
+
+    def fields(self, first: int, stop: int) -> pa.Table | None:
+        """The input's fields, as text, of the records numbered ``first`` up to ``stop``: for
+        a run of records that all parsed into text fields (a CSV chunk without a malformed
+        line), else None and ``take`` gives them record by record."""
+        while self._current is not None or self._chunks is not None:
+            if self._current is None:
+                self._current = self._next_chunk()
+                continue
+            raw, offset = self._current
+            if first >= raw.first_record + offset + raw.record_count:
+                self._current = None
+                continue
+            numbers = pc.add(raw.table[RECORD_NUMBER], offset)
+            inside = pc.and_(
+                pc.greater_equal(numbers, pa.scalar(first, pa.int64())),
+                pc.less(numbers, pa.scalar(stop, pa.int64())),
+            )
+            rows = raw.table.filter(inside).drop_columns([RECORD_NUMBER])
+            as_text = all(pa.types.is_string(t) for t in rows.schema.types)
+            if raw.lines is not None or not as_text or rows.num_rows != stop - first:
+                return None
+            return rows
+        return None
+
     def take(self, wanted: list[int]) -> dict[int, str]:
         """The original fields of the ``wanted`` record numbers (ascending, and above every
         number asked before); records the input no longer holds are left out."""
@@ -153,9 +203,8 @@ class OriginalsWalker:
         remaining = wanted
         while remaining and self._chunks is not None:
             if self._current is None:
-                self._current = next(self._chunks, None)
+                self._current = self._next_chunk()
                 if self._current is None:
-                    self._chunks = None
                     break
             raw, offset = self._current
             end = raw.first_record + offset + raw.record_count
@@ -166,6 +215,42 @@ class OriginalsWalker:
             if remaining:
                 self._current = None
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Records validation never reached: their numbers, in order, and what was sent of each:
+    ``fields`` (the input's fields as text, one row per record) where every record of the run
+    parsed into fields as text, else ``sent`` (ERRORS_SCHEMA.raw, one per record)."""
+
+    numbers: list[int]
+    fields: pa.Table | None = None
+    sent: list[str | None] | None = None
+
+
+def _unread_in(raw: RawChunk, offset: int, after: int) -> Unread | None:
+    local_after = pa.scalar(after - offset, pa.int64())
+    rows = raw.table.filter(pc.greater(raw.table[RECORD_NUMBER], local_after))
+    unparsed = raw.errors.filter(pc.greater(raw.errors["record_number"], local_after))
+    numbers = cast("list[int]", pc.add(rows[RECORD_NUMBER], offset).to_pylist())
+    if not numbers and not unparsed.num_rows:
+        return None
+    fields = rows.drop_columns([RECORD_NUMBER])
+    as_text = all(pa.types.is_string(t) for t in fields.schema.types)
+    if raw.lines is None and as_text and not unparsed.num_rows:
+        return Unread(numbers, fields=fields)  # the common case: no Python object per record
+    indices = cast(
+        "list[int]",
+        pc.indices_nonzero(pc.greater(raw.table[RECORD_NUMBER], local_after)).to_pylist(),
+    )
+    records: dict[int, str | None] = dict(zip(numbers, original_fields(raw, indices), strict=True))
+    texts = cast("list[str | None]", unparsed["raw"].to_pylist())
+    for number, text in zip(
+        cast("list[int]", unparsed["record_number"].to_pylist()), texts, strict=True
+    ):
+        records[number + offset] = text
+    ordered = sorted(records)
+    return Unread(ordered, sent=[records[n] for n in ordered])
 
 
 def _originals_in(raw: RawChunk, offset: int, wanted: list[int]) -> dict[int, str]:

@@ -1,5 +1,6 @@
 """Writing results: one row per input record in input order, and the failed records to fix
-(pipeline/failed_records.py says how they are written).
+(pipeline/failed_records.py says how they are written), for a completed batch and for one that
+ended before applying everything (pipeline/results_unapplied.py: its ``not_processed`` records).
 
 Built chunk by chunk from the staged chunks, their validation errors and the target's ledger, so
 memory stays bounded by a chunk whatever the input's size.
@@ -8,12 +9,13 @@ memory stays bounded by a chunk whatever the input's size.
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import tempfile
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import BinaryIO, TextIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +23,7 @@ import pyarrow.csv as pacsv
 
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
-from batchyard.pipeline.arrow_io import read_table
+from batchyard.pipeline.arrow_io import put_bytes, read_table
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
 from batchyard.pipeline.failed_records import (
     CSV_CONTENT_TYPE,
@@ -30,15 +32,23 @@ from batchyard.pipeline.failed_records import (
     extension,
 )
 from batchyard.pipeline.manifest import ChunkEntry, Manifest
-from batchyard.pipeline.originals import InputReader, OriginalsWalker
+from batchyard.pipeline.originals import InputReader, OriginalsWalker, Unread
+from batchyard.pipeline.results_rows import (
+    RESULTS_SCHEMA,
+    key_text,
+    raw_or_typed,
+    result_rows,
+)
+from batchyard.pipeline.results_summary import ResultsSummary
+from batchyard.pipeline.results_unapplied import (
+    NOT_PROCESSED,
+    outcome_counts,
+    unapplied_chunk_results,
+    unread_results,
+)
 from batchyard.storage.blobs import BlobStore
 from batchyard.targets import Target
 
-_RESULT_TEXT_COLUMNS = ("outcome", "error_code", "error_column", "error_message", "key")
-_RESULT_FIELDS: list[pa.Field[Any]] = [pa.field("record_number", pa.int64())]
-RESULTS_SCHEMA = pa.schema(
-    _RESULT_FIELDS + [pa.field(n, pa.string()) for n in _RESULT_TEXT_COLUMNS]
-)
 #: Column names are plain identifiers; quoting them only makes the file harder to read.
 PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
 _NO_HEADER = pacsv.WriteOptions(include_header=False)
@@ -49,17 +59,6 @@ RESULTS_THREADS = 2
 RESULTS_AHEAD = 3
 #: Failed records turned into text at a time (see ResultsWriter._write_next).
 FAILED_SLICE = 8192
-
-
-def key_text(table: pa.Table, dataset: Dataset) -> pa.Array[Any]:
-    """Each record's primary key as text (composite keys joined with ","), null without a key."""
-    if not dataset.primary_key:
-        return pa.nulls(table.num_rows, pa.string())
-    parts = [pc.cast(table[name], pa.string()) for name in dataset.primary_key]
-    if len(parts) == 1:
-        return parts[0].combine_chunks() if isinstance(parts[0], pa.ChunkedArray) else parts[0]
-    joined = pc.binary_join_element_wise(*cast(list[Any], parts), ",")
-    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
 def chunk_results(
@@ -80,11 +79,11 @@ def chunk_results(
     if failures.num_rows:
         refused = pc.is_in(valid[RECORD_NUMBER], value_set=failures["record_number"])
         succeeded = valid.filter(pc.invert(refused))
-    ok_rows = _result_rows(succeeded[RECORD_NUMBER], "succeeded", key=key_text(succeeded, dataset))
+    ok_rows = result_rows(succeeded[RECORD_NUMBER], "succeeded", key=key_text(succeeded, dataset))
     if not failures.num_rows and not errors.num_rows:
         return ok_rows, ERRORS_SCHEMA.empty_table()
     failed = pa.concat_tables([errors.cast(ERRORS_SCHEMA), failures]).sort_by("record_number")
-    bad_rows = _result_rows(
+    bad_rows = result_rows(
         failed["record_number"],
         "failed",
         key=failed["key"],
@@ -93,68 +92,12 @@ def chunk_results(
         message=failed["message"],
     )
     rows = pa.concat_tables([ok_rows, bad_rows]).sort_by("record_number")
-    return rows, _with_raw(failed, valid, originals or {})
+    return rows, raw_or_typed(failed, valid, originals or {})
 
 
-def _result_rows(
-    record_numbers: Any,
-    outcome: str,
-    *,
-    key: Any,
-    code: Any = None,
-    column: Any = None,
-    message: Any = None,
-) -> pa.Table:
-    """RESULTS_SCHEMA rows with one ``outcome`` for all; absent error columns are nulls."""
-    n = len(record_numbers)
-    no_text = pa.nulls(n, pa.string())
-    return pa.table(
-        {
-            "record_number": record_numbers,
-            "outcome": pa.repeat(outcome, n),
-            "error_code": no_text if code is None else code,
-            "error_column": no_text if column is None else column,
-            "error_message": no_text if message is None else message,
-            "key": key,
-        },
-        schema=RESULTS_SCHEMA,
-    )
-
-
-def _with_raw(failed: pa.Table, valid: pa.Table, originals: dict[int, str]) -> pa.Table:
-    """Fill ``raw`` for records the target refused (validation already filled its own): what was
-    sent, else (without the input to read it from) the typed values as text."""
-    missing = pc.is_null(failed["raw"])
-    if not pc.any(missing).as_py():
-        return failed
-    by_number = {
-        row[RECORD_NUMBER]: row
-        for row in valid.filter(
-            pc.is_in(valid[RECORD_NUMBER], value_set=failed.filter(missing)["record_number"])
-        ).to_pylist()
-    }
-    numbers = cast("list[int]", failed["record_number"].to_pylist())
-    raws = [
-        raw if raw is not None else originals.get(number) or _raw_json(by_number.get(number))
-        for number, raw in zip(numbers, failed["raw"].to_pylist(), strict=True)
-    ]
-    return failed.set_column(
-        failed.schema.get_field_index("raw"), "raw", pa.array(raws, pa.string())
-    )
-
-
-def _raw_json(row: dict[str, Any] | None) -> str | None:
-    if row is None:
-        return None
-    return json.dumps({k: _text(v) for k, v in row.items() if k != RECORD_NUMBER})
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    return str(value).lower() if isinstance(value, bool) else str(value)
+#: A chunk's part of both files: results rows as CSV text, failed records (ERRORS_SCHEMA rows,
+#: or their text already made), outcome counts.
+ChunkText = tuple[bytes, pa.Table | str, Counter[str]]
 
 
 class ResultsWriter:
@@ -164,6 +107,9 @@ class ResultsWriter:
         inputs: reads the stored input again for what was sent of records the target refused;
             without it, their typed values are written as text.
         delimiter: the input's CSV delimiter, which the failed-records file keeps.
+        unapplied: for a batch that ended before applying everything (cancelled, failed,
+            refused in validation), why its records were not applied: a chunk the ledger does
+            not know, and the records validation never read, are then ``not_processed``.
     """
 
     def __init__(
@@ -175,6 +121,7 @@ class ResultsWriter:
         *,
         inputs: InputReader | None = None,
         delimiter: str = ",",
+        unapplied: str | None = None,
     ):
         self.blobs = blobs
         self.batch_id = batch_id
@@ -182,6 +129,10 @@ class ResultsWriter:
         self.manifest = manifest
         self.inputs = inputs
         self.delimiter = delimiter
+        self.unapplied = unapplied
+        self.counts: Counter[str] = Counter()
+        columns = list(manifest.input_columns) or list(dataset.column_names)
+        self.failed_format = FailedRecordsFormat(manifest.input_format, columns, delimiter)
 
     def build(self, target: Target, workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
@@ -195,8 +146,7 @@ class ResultsWriter:
         """
         results_path = workdir / "results.csv"
         failed_path = workdir / "failed-records"
-        columns = list(self.manifest.input_columns) or list(self.dataset.column_names)
-        failed_format = FailedRecordsFormat(self.manifest.input_format, columns, self.delimiter)
+        failed_format = self.failed_format
         originals = OriginalsWalker(self.inputs)
         with (
             results_path.open("wb") as results_file,
@@ -205,42 +155,91 @@ class ResultsWriter:
         ):
             pacsv.write_csv(RESULTS_SCHEMA.empty_table(), results_file, PLAIN_HEADER)
             failed_file.write(failed_format.header())
-            pending: deque[Future[tuple[bytes, pa.Table]]] = deque()
-            for entry in self.manifest.chunks:
-                outcome = target.chunk_outcome(self.batch_id, entry.index) or ChunkOutcome(
-                    entry.index, 0, ERRORS_SCHEMA.empty_table()
-                )
-                sent = originals.take(_refused_without_text(outcome))
-                pending.append(pool.submit(self._chunk_text, entry, outcome, sent))
-                if len(pending) > RESULTS_AHEAD:
+            pending: deque[Future[ChunkText]] = deque()
+
+            def flush(most: int) -> None:
+                while len(pending) > most:
                     self._write_next(pending.popleft(), results_file, failed_file, failed_format)
-            while pending:
-                self._write_next(pending.popleft(), results_file, failed_file, failed_format)
+
+            for entry in self.manifest.chunks:
+                pending.append(pool.submit(self._chunk_job(target, entry, originals)))
+                flush(RESULTS_AHEAD)
+            if self.unapplied is not None and not self.manifest.complete:
+                for unread in originals.rest(self.manifest.total):
+                    job = functools.partial(
+                        self._unread_text, unread, self.unapplied, failed_format
+                    )
+                    pending.append(pool.submit(job))
+                    flush(RESULTS_AHEAD)
+            flush(0)
         return results_path, failed_path
 
-    @staticmethod
+    def _chunk_job(
+        self, target: Target, entry: ChunkEntry, originals: OriginalsWalker
+    ) -> Callable[[], ChunkText]:
+        """What turns one chunk into text: applied (the ledger has it) or not."""
+        outcome = target.chunk_outcome(self.batch_id, entry.index)
+        if outcome is None and self.unapplied is not None:
+            stop = entry.first_record + entry.record_count
+            clean = not entry.invalid_count and not self.failed_format.jsonl
+            fields = originals.fields(entry.first_record, stop) if clean else None
+            if fields is not None:
+                return functools.partial(self._clean_unapplied_text, entry, self.unapplied, fields)
+            sent = originals.take(list(range(entry.first_record, stop)))
+            return functools.partial(self._unapplied_text, entry, self.unapplied, sent)
+        outcome = outcome or ChunkOutcome(entry.index, 0, ERRORS_SCHEMA.empty_table())
+        sent = originals.take(_refused_without_text(outcome))
+        return functools.partial(self._chunk_text, entry, outcome, sent)
+
     def _write_next(
-        chunk: Future[tuple[bytes, pa.Table]],
+        self,
+        chunk: Future[ChunkText],
         results_file: BinaryIO,
         failed_file: TextIO,
         failed_format: FailedRecordsFormat,
     ) -> None:
-        rows_text, failed = chunk.result()
+        rows_text, failed, counts = chunk.result()
         results_file.write(rows_text)
+        self.counts.update(counts)
+        if isinstance(failed, str):
+            failed_file.write(failed)
+            return
         # In slices: each slice's values become Python objects at once, holding the GIL.
         for part in failed.to_batches(max_chunksize=FAILED_SLICE):
             failed_file.write(failed_format.rows(pa.Table.from_batches([part])))
 
+    def _staged(self, entry: ChunkEntry) -> tuple[pa.Table, pa.Table]:
+        valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
+        return valid, read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
+
     def _chunk_text(
         self, entry: ChunkEntry, outcome: ChunkOutcome, originals: dict[int, str]
-    ) -> tuple[bytes, pa.Table]:
-        """(the chunk's results rows as CSV text without a header, its failed records)."""
-        valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
-        errors = read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
-        rows, failed = chunk_results(valid, errors, outcome, self.dataset, originals)
-        text = pa.BufferOutputStream()
-        pacsv.write_csv(rows, text, _NO_HEADER)
-        return text.getvalue().to_pybytes(), failed
+    ) -> ChunkText:
+        """The part of an applied chunk."""
+        valid, errors = self._staged(entry)
+        return _as_text(*chunk_results(valid, errors, outcome, self.dataset, originals))
+
+    def _clean_unapplied_text(self, entry: ChunkEntry, reason: str, fields: pa.Table) -> ChunkText:
+        """The part of a never applied chunk without an invalid record: its failed-records
+        text made column-wise from what was sent."""
+        valid, _ = self._staged(entry)
+        rows = result_rows(valid[RECORD_NUMBER], NOT_PROCESSED, key=key_text(valid, self.dataset))
+        text = self.failed_format.csv_rows(fields, f"{NOT_PROCESSED}: {reason}")
+        return _as_text(rows, ERRORS_SCHEMA.empty_table())[0], text, Counter(outcome_counts(rows))
+
+    def _unapplied_text(self, entry: ChunkEntry, reason: str, sent: dict[int, str]) -> ChunkText:
+        """The part of a chunk the batch staged but never applied."""
+        valid, errors = self._staged(entry)
+        return _as_text(*unapplied_chunk_results(valid, errors, self.dataset, reason, sent))
+
+    @staticmethod
+    def _unread_text(unread: Unread, reason: str, failed_format: FailedRecordsFormat) -> ChunkText:
+        """The part of records validation never reached."""
+        rows, failed = unread_results(unread.numbers, unread.sent, reason)
+        if unread.fields is not None and not failed_format.jsonl:
+            text = failed_format.csv_rows(unread.fields, f"{NOT_PROCESSED}: {reason}")
+            return _as_text(rows, failed)[0], text, Counter(outcome_counts(rows))
+        return _as_text(rows, failed)
 
     async def write(self, target: Target) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
@@ -259,6 +258,15 @@ class ResultsWriter:
                 content_type=content_type(input_format),
                 filename=f"{name}-failed-records.{extension(input_format)}",
             )
+        summary = ResultsSummary.of(self.counts, extension(input_format))
+        await put_bytes(self.blobs, keys.results_summary_key(self.batch_id), summary.encode())
+
+
+def _as_text(rows: pa.Table, failed: pa.Table) -> ChunkText:
+    """Results rows as CSV text without a header, beside the failed records and the counts."""
+    text = pa.BufferOutputStream()
+    pacsv.write_csv(rows, text, _NO_HEADER)
+    return text.getvalue().to_pybytes(), failed, Counter(outcome_counts(rows))
 
 
 def _refused_without_text(outcome: ChunkOutcome) -> list[int]:

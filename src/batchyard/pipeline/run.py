@@ -31,16 +31,14 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import CANCEL_REQUESTED, TERMINAL, BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
-from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.manifest import Manifest, read_manifest
-from batchyard.pipeline.originals import InputReader
-from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_http import TransferLimits
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.pipeline.stage_overlap import applying_while_validating
 from batchyard.pipeline.stage_process import Processing, chunks_settled, counts_so_far
+from batchyard.pipeline.stage_results import results_writer, write_ended_results
 from batchyard.pipeline.stage_validate import Validation
 from batchyard.store import datasets as dataset_rows
 
@@ -203,25 +201,7 @@ async def _process(rec: BatchRecorder, batch: Batch) -> None:
 async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     manifest = await _manifest(rec, batch)
     committed = await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id)
-    dataset, settings = await _dataset(rec, batch), rec.ctx.settings
-    inputs = InputReader(
-        rec.ctx.blobs,
-        batch,
-        dataset,
-        settings.chunk_bytes,
-        settings.max_upload_bytes,
-        settings.max_record_bytes,
-        HeaderLimits(settings.max_header_columns, settings.max_header_bytes),
-    )
-    writer = ResultsWriter(
-        rec.ctx.blobs,
-        batch.id,
-        dataset,
-        manifest,
-        inputs=inputs,
-        delimiter=batch.options.delimiter,
-    )
-    await writer.write(rec.ctx.target)
+    await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(rec.ctx.target)
     counts = counts_so_far(manifest, committed)
     await rec.log(
         f"Finished. {_VERBS[batch.operation]}: {counts.successful}, Invalid: {counts.failed}"
@@ -238,6 +218,7 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
             await rec.counts(counts)
         applied = counts.successful if counts is not None else 0
         await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
+        await write_ended_results(rec, S.CANCELLED)
         await rec.transition(S.CANCELLED)
 
 
@@ -257,6 +238,7 @@ async def _fail(rec: BatchRecorder, error: BatchyardError, status: BatchStatus) 
             except Exception:  # the target itself may be what failed: end without its word
                 logger.warning("batch %s: counters not settled from the ledger", rec.batch_id)
                 counts = None
+            await write_ended_results(rec, status)
             await rec.transition(status, error_message=message, counts=counts)
     except (BatchNotFound, InvalidTransition):
         return

@@ -37,7 +37,8 @@ from batchyard.pipeline.stage_process import Processing
 
 def overlaps(batch: Batch) -> bool:
     """Whether the batch's chunks may be applied while it is still being validated."""
-    return not batch.options.atomic and batch.options.max_errors is None
+    options = batch.options
+    return not options.atomic and options.max_errors is None and options.max_error_rate is None
 
 
 class EarlyApply:

@@ -11,13 +11,14 @@ a crash) applies exactly what validation saw, without parsing again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchyard.domain.batches import Batch, LogLevel, Source
+from batchyard.domain.batches import Batch, BatchOptions, LogLevel, Source
 from batchyard.domain.errors import TooManyErrors
 from batchyard.domain.reading import Reading
 from batchyard.domain.schema import Dataset
@@ -91,10 +92,25 @@ class Validation:
     async def run(self) -> Manifest:
         require_runnable_patterns(self.dataset)
         self.chunk_bytes, self.chunk_records = await self._pinned_chunking()
-        for source_index, source in enumerate(self.batch.sources):
-            await self._validate_source(source_index, source)
+        try:
+            for source_index, source in enumerate(self.batch.sources):
+                await self._validate_source(source_index, source)
+            self.manifest.complete = True
+            check_error_rate(self.batch.options, self.manifest, final=True)
+        except BaseException:
+            await self._keep_partial()
+            raise
         await write_manifest(self.rec.ctx.blobs, self.batch.id, self.manifest)
         return self.manifest
+
+    async def _keep_partial(self) -> None:
+        """Store the chunks staged so far, so that the batch's results name their records."""
+        if not self.manifest.chunks:
+            return
+        data = self.manifest.encode()
+        key = keys.partial_manifest_key(self.batch.id)
+        with contextlib.suppress(Exception):  # the error being raised says more than this one
+            await put_bytes(self.rec.ctx.blobs, key, data)
 
     async def _validate_source(self, source_index: int, source: Source) -> None:
         ctx, batch = self.rec.ctx, self.batch
@@ -216,3 +232,28 @@ class Validation:
                 f"({invalid} so far): nothing was applied",
                 details={"invalid": invalid},
             )
+        check_error_rate(options, self.manifest, final=False)
+
+
+#: Records read before options.max_error_rate is judged on the records so far: a rate over
+#: the first few records says little about the whole input.
+RATE_MIN_RECORDS = 1000
+
+
+def check_error_rate(options: BatchOptions, manifest: Manifest, *, final: bool) -> None:
+    """TooManyErrors when invalid records exceed ``options.max_error_rate`` of those read.
+
+    Judged on every record once validation has read them all (``final``), and before that
+    after each chunk once at least RATE_MIN_RECORDS records were read, so that a hopeless
+    input stops early instead of being read to its end.
+    """
+    rate, read = options.max_error_rate, manifest.total
+    if rate is None or not read or (not final and read < RATE_MIN_RECORDS):
+        return
+    invalid = manifest.invalid
+    if invalid > rate * read:
+        raise TooManyErrors(
+            f"{invalid} of {read} records invalid ({invalid / read:.2%}), more than "
+            f"options.max_error_rate={rate:g}: nothing was applied",
+            details={"invalid": invalid, "read": read},
+        )

@@ -1,14 +1,13 @@
-"""Batch use cases: create (URLs or upload), read, follow, cancel, delete, download results."""
+"""Batch use cases: create (URLs or upload), read, follow, cancel, delete."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,14 +32,12 @@ from batchyard.domain.errors import (
     InvalidRequest,
     InvalidTransition,
     QuotaExceeded,
-    ResultsNotReady,
 )
 from batchyard.domain.permissions import Action
 from batchyard.domain.reading import check_batch_mapping
 from batchyard.domain.statuses import BatchStatus
-from batchyard.pipeline import failed_records, keys
+from batchyard.pipeline import keys
 from batchyard.pipeline.http_guard import reach_of
-from batchyard.pipeline.manifest import read_manifest
 from batchyard.pipeline.sources import validate_source_url
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.service.auth import (
@@ -56,7 +53,6 @@ from batchyard.store import datasets as dataset_rows
 from batchyard.store.users import Principal
 
 S = BatchStatus
-ResultFile = Literal["results", "failed-records"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +161,33 @@ async def _admit(
         if earlier is not None:
             return earlier
         await _check_batch_quota(svc, conn, principal)
+        await _check_resubmits(conn, principal, request)
     if request.operation != Operation.INSERT and not dataset.primary_key:
         raise InvalidRequest(
             f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
         )
     check_batch_mapping(dataset, request.options)
     return None
+
+
+async def _check_resubmits(conn: AsyncConnection, principal: Principal, request: NewBatch) -> None:
+    """options.resubmits must name a batch the principal sees, of the same dataset."""
+    resubmits = request.options.resubmits
+    if resubmits is None:
+        return
+    try:
+        earlier = await batch_rows.get_batch(conn, resubmits, owner_id=owner_filter(principal))
+    except BatchNotFound:
+        raise InvalidRequest(
+            f"options.resubmits: there is no batch {resubmits} of yours",
+            details={"resubmits": resubmits},
+        ) from None
+    if earlier.dataset != request.dataset:
+        raise InvalidRequest(
+            f"options.resubmits: batch {resubmits} went to dataset {earlier.dataset!r}, "
+            f"not {request.dataset!r}",
+            details={"resubmits": resubmits},
+        )
 
 
 async def _check_batch_quota(svc: Services, conn: AsyncConnection, principal: Principal) -> None:
@@ -397,30 +414,6 @@ async def delete_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
     svc.events.notify(batch_id)
     svc.runner.submit_delete(batch_id)
     return batch
-
-
-def _result_key(batch_id: str, which: ResultFile) -> str:
-    if which == "results":
-        return keys.results_key(batch_id)
-    return keys.failed_records_key(batch_id)
-
-
-async def open_result_file(svc: Services, batch: Batch, which: ResultFile) -> AsyncIterator[bytes]:
-    """Stream a finished batch's results or failed-records file."""
-    if batch.status != S.COMPLETED:
-        raise ResultsNotReady(
-            f"Results exist once the batch is completed; it is {batch.status.value}",
-            details={"status": batch.status.value},
-        )
-    return svc.blobs.read_stream(_result_key(batch.id, which))
-
-
-async def result_file_type(svc: Services, batch: Batch, which: ResultFile) -> tuple[str, str]:
-    """(media type, file extension) of a result file: failed records are in the input's format."""
-    if which == "results":
-        return failed_records.CSV_CONTENT_TYPE, "csv"
-    input_format = (await read_manifest(svc.blobs, batch.id)).input_format
-    return failed_records.content_type(input_format), failed_records.extension(input_format)
 
 
 def download_query(svc: Services, batch: Batch, path: str) -> tuple[str, int]:

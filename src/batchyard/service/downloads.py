@@ -1,4 +1,4 @@
-"""Temporary token-less links to a completed batch's result files.
+"""Temporary token-less links to an ended batch's result files.
 
 On S3 the object store signs them (presigned GETs: the bytes never pass through the API);
 on local disk the service signs its own URLs to the results routes with its HMAC key.
@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from batchyard.domain.batches import Batch, now
-from batchyard.domain.errors import ResultsNotReady
-from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
 from batchyard.service.batches import download_query
 from batchyard.service.container import Services
+from batchyard.service.result_files import results_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +43,7 @@ def public_base_url(public_url: str | None, server: tuple[str, int | None] | Non
 async def download_links(svc: Services, batch: Batch, base_url: str) -> DownloadLinks:
     """Signed links to ``batch``'s files; ``base_url`` is the service's public URL
     (``public_base_url``)."""
-    if batch.status != BatchStatus.COMPLETED:
-        raise ResultsNotReady(
-            f"Results exist once the batch is completed; it is {batch.status.value}",
-            details={"status": batch.status.value},
-        )
+    await results_summary(svc, batch)  # 409 with the reason when it has none
     ttl = svc.settings.download_ttl
     # Taken before signing, so the link is valid at least until the time we announce.
     validity_ts = float(int(now()) + ttl)

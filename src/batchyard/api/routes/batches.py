@@ -22,10 +22,10 @@ from batchyard.api.schemas import (
 )
 from batchyard.api.uploads import guarded, is_multipart, open_multipart_file
 from batchyard.domain.batches import InputFormat, Operation
-from batchyard.domain.errors import InvalidRequest
+from batchyard.domain.errors import InvalidRequest, NoResults
 from batchyard.domain.permissions import Action
 from batchyard.domain.statuses import BatchStatus
-from batchyard.service import batches, downloads
+from batchyard.service import batches, downloads, retries
 from batchyard.service.auth import require
 from batchyard.service.batches import Created, NewBatch
 
@@ -200,13 +200,17 @@ async def get_batch(
     principal: PrincipalDep,
     download: bool = False,
 ) -> Response:
-    """The batch; with download=true, temporary signed URLs to its results (once completed)."""
+    """The batch; with download=true, temporary signed URLs to its results (once it has ended
+    with results: see GET /batches/{batch}/results)."""
     require(principal, Action.GET_BATCH)
     batch = await batches.get_batch(svc, principal, batch_id)
     link = None
-    if download and batch.status == BatchStatus.COMPLETED:
+    if download and batch.is_terminal:
         base = downloads.public_base_url(svc.settings.public_url, request.scope.get("server"))
-        links = await downloads.download_links(svc, batch, base)
+        try:
+            links = await downloads.download_links(svc, batch, base)
+        except NoResults:
+            return json_response(BatchPublic.of(batch))
         link = Download(
             url=links.url,
             failed_records_url=links.failed_records_url,
@@ -261,3 +265,30 @@ async def cancel_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep)
 async def delete_batch(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> BatchPublic:
     """Remove a finished batch's input, results and history (the loaded rows stay)."""
     return BatchPublic.of(await batches.delete_batch(svc, principal, batch_id))
+
+
+@router.post(
+    "/batches/{batch_id}/retry",
+    status_code=202,
+    response_model=BatchPublic,
+    responses={**error_responses(404, 409, 429), **_REPLAYED},
+)
+async def retry_batch(
+    batch_id: str,
+    response: Response,
+    svc: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Retries with the same key return the batch the first one created "
+            "(200); the same key for another batch is a 409.",
+        ),
+    ] = None,
+) -> BatchPublic:
+    """Send the batch's failed and not-processed records again, as they were sent, in a new
+    batch (``retry_of`` names this one). Needs the permission to create a batch in its dataset;
+    409 ``nothing_to_retry`` when every record was applied."""
+    created = await retries.retry_batch(svc, principal, batch_id, idempotency_key)
+    return _answer(created, response)

@@ -12,10 +12,10 @@ from batchyard.api.deps import ServicesDep
 from batchyard.api.routes import error_responses
 from batchyard.domain.batches import Batch
 from batchyard.domain.permissions import Action
-from batchyard.service import batches
+from batchyard.service import batches, result_files
 from batchyard.service.auth import authenticate, require
-from batchyard.service.batches import ResultFile
 from batchyard.service.container import Services
+from batchyard.service.result_files import ResultFile
 
 router = APIRouter(tags=["batches"], responses=error_responses(401, 403, 404, 409))
 _optional_bearer = HTTPBearer(auto_error=False)
@@ -59,8 +59,7 @@ async def _file(
     signature: str | None,
 ) -> StreamingResponse:
     batch = await _authorised_batch(svc, request, batch_id, credentials, expires, signature)
-    stream = await batches.open_result_file(svc, batch, which)
-    media_type, extension = await batches.result_file_type(svc, batch, which)
+    stream, media_type, extension = await result_files.open_result_file(svc, batch, which)
     filename = f"{batch.dataset}-{batch.id}-{which}.{extension}"
     return StreamingResponse(
         stream,

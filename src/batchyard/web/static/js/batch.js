@@ -1,5 +1,5 @@
 // One batch, live: counters over the event stream, the timeline from /history, a chart of
-// processed records, the log, the first invalid records, downloads, cancel and delete.
+// processed records, the log, the first invalid records, downloads, retry, cancel and delete.
 import { ApiError, api, flash, followBatch, showNotice, startPage } from "./api.js";
 import { drawChart } from "./chart.js";
 import {
@@ -56,12 +56,13 @@ function render(batch) {
   $("b-error").textContent = batch.error_message || "";
   $("cancel").disabled = isTerminal(batch.status) || ["cancel", "cancelling", "deleting"].includes(batch.status);
   $("delete").disabled = !isTerminal(batch.status);
+  showLineage(batch);
   addPoint(batch.updated_ts, batch.processed_operations);
   scheduleChart();
   if (batch.status !== lastStatus) {
     lastStatus = batch.status;
     loadHistory();
-    if (batch.status === "completed") enableDownloads();
+    if (isTerminal(batch.status)) enableDownloads();
   }
   queueLog();
 }
@@ -118,6 +119,7 @@ async function enableDownloads() {
     return;
   }
   if (!download) return;
+  $("retry").disabled = current.status === "completed" && current.failed_operations === 0;
   for (const [id, url] of [["download-results", download.url], ["download-failed", download.failed_records_url]]) {
     const link = $(id);
     link.href = url;
@@ -125,7 +127,7 @@ async function enableDownloads() {
     link.removeAttribute("role");
     link.removeAttribute("tabindex");
   }
-  if (current.failed_operations > 0) {
+  if (current.failed_operations > 0 || current.status !== "completed") {
     showInvalidRecords(current).catch((error) => showNotice(`Could not read the invalid records: ${error.message}`));
   }
 }
@@ -140,6 +142,27 @@ async function refreshLinkIfExpired(event) {
   event.preventDefault();
   download = (await api(`${base}?download=true`)).download;
   location.assign(link.id === "download-results" ? download.url : download.failed_records_url);
+}
+
+function showLineage(batch) {
+  const earlier = batch.retry_of || batch.resubmits;
+  const lineage = $("b-lineage");
+  lineage.hidden = !earlier;
+  if (!earlier) return;
+  const label = batch.retry_of ? "retry of" : "resends the failed records of";
+  lineage.replaceChildren(` · ${label} `,
+    h("a", { href: `/ui/batches/${encodeURIComponent(earlier)}`, class: "mono" }, earlier.slice(0, 8)));
+}
+
+async function retryBatch() {
+  if (!(await confirmAction("Send the records this batch did not apply again, as they were sent, in a new batch?", "Retry"))) return;
+  try {
+    const retried = await api(`${base}/retry`, { method: "POST" });
+    flash(`Batch ${retried.batch.slice(0, 8)} retries this one.`);
+    location.assign(`/ui/batches/${encodeURIComponent(retried.batch)}`);
+  } catch (error) {
+    showNotice(`Could not retry: ${error.message}`);
+  }
 }
 
 function confirmAction(text, label) {
@@ -177,6 +200,7 @@ async function deleteBatch() {
 
 async function start() {
   $("cancel").addEventListener("click", cancelBatch);
+  $("retry").addEventListener("click", retryBatch);
   $("delete").addEventListener("click", deleteBatch);
   $("download-results").addEventListener("click", refreshLinkIfExpired);
   $("download-failed").addEventListener("click", refreshLinkIfExpired);

@@ -1,5 +1,6 @@
-// The first invalid records of a completed batch: record numbers and reasons from the results
-// file, original fields from the failed-records file, each read only as far as needed.
+// The first invalid records of an ended batch: record numbers and reasons from the results
+// file, original fields from the failed-records file, each read only as far as needed. The
+// failed-records file holds the failed and the not-processed records, in the results' order.
 import { apiFetch } from "./api.js";
 import { readCsv, readLines } from "./csv.js";
 import { h } from "./format.js";
@@ -7,8 +8,10 @@ import { h } from "./format.js";
 const SHOWN = 20;
 const MAX_RESULTS_BYTES = 8 * 2 ** 20;
 
+/** Results rows not succeeded, in order, until SHOWN failed ones: the failed-records file's rows. */
 async function firstFailures(base) {
-  const failures = [];
+  const unapplied = [];
+  let failed = 0;
   let header = null;
   await readCsv(await apiFetch(`${base}/results`), (row) => {
     if (!header) {
@@ -16,29 +19,30 @@ async function firstFailures(base) {
       return true;
     }
     const record = Object.fromEntries(header.map((name, i) => [name, row[i] ?? ""]));
-    if (record.outcome === "failed") failures.push(record);
-    return failures.length < SHOWN;
+    if (record.outcome !== "succeeded") unapplied.push(record);
+    if (record.outcome === "failed") failed += 1;
+    return failed < SHOWN;
   }, MAX_RESULTS_BYTES);
-  return failures;
+  return unapplied;
 }
 
-async function firstFailedRecords(base) {
+async function firstFailedRecords(base, wanted) {
   const response = await apiFetch(`${base}/failed-records`);
   if ((response.headers.get("content-type") || "").includes("ndjson")) {
-    return firstFailedLines(response);
+    return firstFailedLines(response, wanted);
   }
   let header = null;
   const records = [];
   await readCsv(response, (row) => {
     if (!header) header = row;
     else records.push(row);
-    return records.length < SHOWN;
+    return records.length < wanted;
   }, MAX_RESULTS_BYTES);
   return { header: header || [], records };
 }
 
 /** JSON Lines failed records (a JSON Lines input): the members become the columns. */
-async function firstFailedLines(response) {
+async function firstFailedLines(response, wanted) {
   const objects = [];
   await readLines(response, (line) => {
     let value;
@@ -49,7 +53,7 @@ async function firstFailedLines(response) {
     }
     const isObject = value !== null && typeof value === "object" && !Array.isArray(value);
     objects.push(isObject ? value : { line });
-    return objects.length < SHOWN;
+    return objects.length < wanted;
   }, MAX_RESULTS_BYTES);
   const header = [...new Set(objects.flatMap((o) => Object.keys(o)))];
   const text = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
@@ -61,7 +65,8 @@ async function firstFailedLines(response) {
 export async function showInvalidRecords(batch) {
   const card = document.getElementById("invalid-card");
   const base = `/batches/${encodeURIComponent(batch.batch)}`;
-  const [failures, failed] = await Promise.all([firstFailures(base), firstFailedRecords(base)]);
+  const unapplied = await firstFailures(base);
+  const failed = await firstFailedRecords(base, unapplied.length);
   const fields = failed.header.filter((name) => name !== "error");
   const head = document.getElementById("invalid-head");
   head.replaceChildren(
@@ -70,11 +75,12 @@ export async function showInvalidRecords(batch) {
     h("th", { scope: "col" }, "Error"),
     ...fields.map((name) => h("th", { scope: "col" }, name)),
   );
-  const count = Math.max(failures.length, failed.records.length);
+  const shown = unapplied.map((failure, i) => [failure, failed.records[i] || []])
+    .filter(([failure]) => failure.outcome === "failed");
+  const count = shown.length;
+  if (!count) return;
   const rows = [];
-  for (let i = 0; i < count; i += 1) {
-    const failure = failures[i] || {};
-    const values = failed.records[i] || [];
+  for (const [failure, values] of shown) {
     const reason = failure.error_code
       ? [h("code", {}, failure.error_code), " ", failure.error_message || ""]
       : [values[failed.header.indexOf("error")] || ""];
@@ -88,7 +94,7 @@ export async function showInvalidRecords(batch) {
   }
   document.getElementById("invalid-rows").replaceChildren(...rows);
   document.getElementById("invalid-summary").textContent =
-    `${batch.failed_operations.toLocaleString("en")} record(s) failed; the first ${count} are shown. ` +
+    `${Math.max(batch.failed_operations, count).toLocaleString("en")} record(s) failed; the first ${count} are shown. ` +
     "Download the failed records to fix and resend them.";
   card.hidden = false;
 }

@@ -1,0 +1,181 @@
+"""Results for every ended batch (validation_failed, cancelled, failed, hash_mismatch) and
+options.max_error_rate, on each backend through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from support.items import ITEMS, failed_records_of, items_csv, results_of, row_count, upload
+from support.waiting import wait_for_status
+
+
+@pytest.fixture
+async def items(client: httpx.AsyncClient) -> None:
+    response = await client.post("/datasets", json=ITEMS)
+    assert response.status_code == 201, response.text
+
+
+async def test_max_errors_results_name_invalid_and_unread_records(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    # 64 KiB chunks: max_errors trips in the first chunk, long before the input's end.
+    body = items_csv(6000, bad={3, 7, 11})
+    batch = await upload(client, body, max_errors=2)
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "validation_failed", ended
+
+    rows = await results_of(client, batch["batch"])
+    assert [int(r["record_number"]) for r in rows] == list(range(1, 6001))
+    failed = {int(r["record_number"]): r for r in rows if r["outcome"] == "failed"}
+    assert sorted(failed) == [3, 7, 11]
+    assert failed[3]["error_code"] == "invalid_integer"
+    assert failed[3]["error_column"] == "qty"
+    assert {r["outcome"] for r in rows} == {"failed", "not_processed"}
+    assert await row_count(client) == 0
+
+    records = await failed_records_of(client, batch["batch"])
+    assert [r["id"] for r in records] == [str(n) for n in range(1, 6001)]
+    assert records[2]["qty"] == "x" and records[2]["error"].startswith("invalid_integer")
+    assert records[0]["error"].startswith("not_processed:")
+    assert records[5999]["note"] == "record 6000 padded to make chunks"
+
+
+async def test_max_error_rate_is_validated(client: httpx.AsyncClient, items: None) -> None:
+    for rate in (0, -0.5, 1.5, "often"):
+        response = await client.post(
+            "/batches",
+            params={"dataset": "items", "options": f'{{"max_error_rate": {rate!r}}}'},
+            content=items_csv(2).encode(),
+        )
+        assert response.status_code == 422, (rate, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_max_error_rate_judged_on_all_records_at_the_end(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    body = items_csv(10, bad={2, 9})  # 20% invalid
+    over = await wait_for_status(client, (await upload(client, body, max_error_rate=0.1))["batch"])
+    assert over["status"] == "validation_failed", over
+    assert "max_error_rate=0.1" in over["error_message"]
+    assert await row_count(client) == 0
+    rows = await results_of(client, over["batch"])
+    assert [r["outcome"] for r in rows].count("failed") == 2
+    assert [r["outcome"] for r in rows].count("not_processed") == 8
+
+    under = await wait_for_status(client, (await upload(client, body, max_error_rate=0.2))["batch"])
+    assert under["status"] == "completed", under
+    assert (under["successful_operations"], under["failed_operations"]) == (8, 2)
+
+
+async def test_max_error_rate_stops_early_once_enough_records_are_read(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    body = items_csv(6000, bad=set(range(1, 6001, 2)))  # half of them invalid
+    batch = await upload(client, body, max_error_rate=0.01)
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "validation_failed", ended
+    log = (await client.get(f"/batches/{batch['batch']}/log")).text
+    assert "so far" not in ended["error_message"]
+    assert "Validated" not in log  # stopped after a chunk, not at the end of the input
+    assert await row_count(client) == 0
+
+
+async def test_hash_mismatch_has_no_results_409(client: httpx.AsyncClient, items: None) -> None:
+    response = await client.post(
+        "/batches",
+        params={"dataset": "items", "hash": "0" * 64},
+        content=items_csv(3).encode(),
+    )
+    batch = await wait_for_status(client, response.json()["batch"])
+    assert batch["status"] == "hash_mismatch"
+    for path in ("results", "failed-records"):
+        answer = await client.get(f"/batches/{batch['batch']}/{path}")
+        assert answer.status_code == 409, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "no_results"
+        assert "SHA-256" in error["message"]
+    retry = await client.post(f"/batches/{batch['batch']}/retry")
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "no_results"
+    linked = (await client.get(f"/batches/{batch['batch']}", params={"download": True})).json()
+    assert linked["download"] is None
+
+
+async def test_refused_before_any_record_is_409_with_the_reason(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    batch = await upload(client, "id,unknown_column\n1,2\n")
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "validation_failed"
+    answer = await client.get(f"/batches/{batch['batch']}/results")
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "no_results"
+    assert "unknown_column" in answer.json()["error"]["message"]
+
+
+async def test_running_batch_results_are_not_ready(client: httpx.AsyncClient, items: None) -> None:
+    batch = await upload(client, items_csv(40000))
+    answer = await client.get(f"/batches/{batch['batch']}/results")
+    if answer.status_code != 200:  # it may have ended already on a fast machine
+        assert answer.status_code == 409
+        assert answer.json()["error"]["code"] == "results_not_ready"
+    await wait_for_status(client, batch["batch"])
+
+
+async def test_cancelled_batch_results_match_the_table(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    total = 120_000
+    batch = await upload(client, items_csv(total, bad={5}))
+    deadline = time.monotonic() + 60
+    while True:  # cancel once some chunks are committed, long before the last
+        seen = (await client.get(f"/batches/{batch['batch']}")).json()
+        if seen["successful_operations"] > 0:
+            break
+        assert seen["status"] not in ("completed", "failed"), seen
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert (await client.post(f"/batches/{batch['batch']}/cancel")).status_code == 202
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "cancelled", ended
+
+    rows = await results_of(client, batch["batch"])
+    outcomes = [r["outcome"] for r in rows]
+    succeeded = outcomes.count("succeeded")
+    assert succeeded == ended["successful_operations"] == await row_count(client)
+    assert outcomes.count("not_processed") > 0, "cancelled before the end"
+    assert [int(r["record_number"]) for r in rows] == list(range(1, total + 1))
+    assert rows[4]["outcome"] == "failed" and rows[4]["error_code"] == "invalid_integer"
+
+    records = await failed_records_of(client, batch["batch"])
+    assert len(records) == total - succeeded
+    linked = (await client.get(f"/batches/{batch['batch']}", params={"download": True})).json()
+    assert linked["download"]["url"]
+
+    retry = await client.post(f"/batches/{batch['batch']}/retry")
+    assert retry.status_code == 202, retry.text
+    done = await wait_for_status(client, retry.json()["batch"])
+    assert done["status"] == "completed", done
+    assert done["total_operations"] == total - succeeded
+    assert await row_count(client) == total - 1  # all but record 5, invalid as sent
+
+
+async def test_failed_batch_results_say_nothing_was_applied(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    # atomic: record 3001 repeats record 1's key, so the one transaction is rolled back.
+    body = items_csv(3000) + "1,1,repeated key\n"
+    failed = await wait_for_status(client, (await upload(client, body, atomic=True))["batch"])
+    assert failed["status"] == "failed", failed
+    assert "record 3001" in failed["error_message"]
+    rows = await results_of(client, failed["batch"])
+    assert len(rows) == 3001
+    assert {r["outcome"] for r in rows} == {"not_processed"}
+    assert await row_count(client) == 0
+    records = await failed_records_of(client, failed["batch"])
+    assert records[3000]["note"] == "repeated key"
+    assert records[0]["error"] == "not_processed: the batch failed before this record was applied"
