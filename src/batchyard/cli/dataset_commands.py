@@ -18,6 +18,30 @@ datasets_app = typer.Typer(
 )
 
 
+#: What ``--delimiter`` accepts for the four delimiters batchyard reads (a tab is awkward to type).
+DELIMITER_SPELLINGS = {
+    ",": ",",
+    ";": ";",
+    "|": "|",
+    "\t": "\t",
+    "\\t": "\t",
+    "tab": "\t",
+    "comma": ",",
+    "semicolon": ";",
+    "pipe": "|",
+}
+
+
+def parse_delimiter(text: str | None) -> str | None:
+    """The delimiter ``--delimiter`` names: one of , ; | or a tab (``\\t`` or ``tab``)."""
+    if text is None:
+        return None
+    delimiter = DELIMITER_SPELLINGS.get(text.lower() if len(text) > 1 else text)
+    if delimiter is None:
+        raise typer.BadParameter("use one of , ; | or a tab (written \\t or tab)")
+    return delimiter
+
+
 @datasets_app.command("create")
 def create_dataset(
     from_sample: Annotated[
@@ -26,11 +50,21 @@ def create_dataset(
             "--from-sample",
             exists=True,
             dir_okay=False,
-            help="Sample file (CSV, JSON Lines, Parquet; gzip'd or not) to infer the schema from.",
+            help="Sample file (CSV, TSV, JSON Lines, Parquet; gzip'd or not) to infer the schema "
+            "from. Only its first 4 MiB (at most 10,000 records) are read.",
         ),
     ],
     name: Annotated[
         str | None, typer.Option(help="Dataset name (default: from the file name).")
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            callback=parse_delimiter,
+            help="CSV delimiter: , ; | or \\t (tab). Default: detected from the sample "
+            "(tab for .tsv files).",
+        ),
     ] = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Create without asking for confirmation.")
@@ -39,20 +73,40 @@ def create_dataset(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Create a dataset whose schema is inferred from a sample file, after showing it."""
-    from batchyard.client.infer import infer_schema
+    """Create a dataset whose schema is inferred from a sample file, after showing it.
+
+    Headers that are not identifiers become ones (Contact Phone Number -> contact_phone_number)
+    and the column records the header it is read from; codes with leading zeros stay text;
+    amounts with two decimals are exact decimals; texts such as NA among numbers become the
+    dataset's null markers; a unique key-like column is proposed as the primary key.
+    """
+    from batchyard.client.infer import infer_dataset
 
     try:
-        schema = infer_schema(from_sample, name)
+        inferred = infer_dataset(from_sample, name, delimiter=delimiter)
     except (ValueError, OSError) as error:
         render.console(stderr=True).print(Text.assemble(("error: ", "red"), str(error)))
         raise typer.Exit(ExitCode.USAGE) from None
+    schema = inferred.schema
     render.show(render.schema(schema), stderr=True)
+    for note in [*inferred.notes, *_import_hint(inferred.delimiter)]:
+        render.console(stderr=True).print(Text(note))
     if not yes and not typer.confirm(f"Create dataset {schema.name!r}?", err=True):
         raise typer.Exit(ExitCode.ERROR)
     with connect(url, token) as client:
         dataset = client.datasets.create(schema)
     render.emit(dataset, as_json, lambda shown: f"dataset {shown.name} created")
+
+
+def _import_hint(delimiter: str | None) -> list[str]:
+    """The import reads commas unless told: say how to pass the delimiter this file uses."""
+    if delimiter is None or delimiter == ",":
+        return []
+    shown = "\\t" if delimiter == "\t" else delimiter
+    return [
+        f"import this file with --delimiter '{shown}' "
+        f'(SDK and API: options {{"delimiter": "{shown}"}})'
+    ]
 
 
 @datasets_app.command("list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -249,11 +250,18 @@ class AsyncDatasets:
         """
         return await _send(self._http, _core.delete_dataset(name, keep_table))
 
-    async def infer(self, path: FileArg, name: str | None = None) -> DatasetSchema:
-        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not)."""
+    async def infer(
+        self, path: FileArg, name: str | None = None, *, delimiter: str | None = None
+    ) -> DatasetSchema:
+        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not).
+
+        ``delimiter`` (CSV) skips detection; see docs/client.md for the rules.
+        """
         from batchyard.client.infer import infer_schema
 
-        return await anyio.to_thread.run_sync(infer_schema, path, name)
+        return await anyio.to_thread.run_sync(
+            functools.partial(infer_schema, path, name, delimiter=delimiter)
+        )
 
 
 class AsyncUsers:

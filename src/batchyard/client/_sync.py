@@ -237,11 +237,16 @@ class Datasets:
         """
         return _send(self._http, _core.delete_dataset(name, keep_table))
 
-    def infer(self, path: FileArg, name: str | None = None) -> DatasetSchema:
-        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not)."""
+    def infer(
+        self, path: FileArg, name: str | None = None, *, delimiter: str | None = None
+    ) -> DatasetSchema:
+        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not).
+
+        ``delimiter`` (CSV) skips detection; see docs/client.md for the rules.
+        """
         from batchyard.client.infer import infer_schema
 
-        return infer_schema(path, name)
+        return infer_schema(path, name, delimiter=delimiter)
 
 
 class Users:

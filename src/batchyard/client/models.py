@@ -112,6 +112,11 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     enum: list[str] | None = None
     precision: int | None = None
     scale: int | None = None
+    #: The input field (CSV header, JSON key, Parquet column) read into this column, when it
+    #: is not the column's own name (``"Contact Phone Number"``).
+    from_: str | None = msgspec.field(default=None, name="from")
+    #: The value taken when the input has no such field at all.
+    default: Any = None
 
 
 class DatasetSchema(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,10 +125,14 @@ class DatasetSchema(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     columns: list[Column]
     primary_key: list[str] = msgspec.field(default_factory=list)
+    #: Texts read as a missing value (``["", "NA"]``); None: the server's default.
+    null_markers: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The schema as the JSON body DESIGN.md shows."""
+        """The schema as the JSON body DESIGN.md shows (unset options left out)."""
         body: dict[str, Any] = msgspec.to_builtins(self)
+        if self.null_markers is None:
+            del body["null_markers"]
         return body
 
 
@@ -135,6 +144,7 @@ class Dataset(msgspec.Struct, frozen=True, kw_only=True):
     columns: list[Column]
     row_count: int = 0
     created_ts: datetime | None = None
+    null_markers: list[str] | None = None
 
 
 class BatchPage(msgspec.Struct, frozen=True):
