@@ -137,7 +137,7 @@ def test_a_tsv_and_a_semicolon_file_import_with_the_delimiter_shown(running, tmp
     tsv = tmp_path / "rates.tsv"
     tsv.write_text("id\trate\tlabel\n" + "".join(f"{i}\t{i / 4}\tx,{i}\n" for i in range(ROWS)))
     shown, name = create_and_import(running, tsv, "--options", '{"delimiter": "\\t"}')
-    assert "delimiter tab (detected)" in shown and "--delimiter '\\t'" in shown
+    assert "delimiter tab (detected)" in shown and "--delimiter tab" in shown
     assert running.rows(name, "id, rate, label", "id")[:2] == [(0, 0.0, "x,0"), (1, 0.25, "x,1")]
 
     semicolon = tmp_path / "prices_eu.csv"

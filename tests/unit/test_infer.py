@@ -107,6 +107,16 @@ def test_real_world_headers_become_identifiers_with_from(tmp_path):
     assert by_name["country"].type == "string" and by_name["note"].type == "string"
 
 
+def test_header_fields_are_trimmed_as_the_import_trims_them(tmp_path):
+    path = tmp_path / "padded.csv"
+    path.write_text(" id , Contact Phone Number \n1,555\n")
+    schema = infer_schema(path)
+    assert [(c.name, c.from_) for c in schema.columns] == [
+        ("id", None),
+        ("contact_phone_number", "Contact Phone Number"),
+    ]
+
+
 def test_the_notes_say_what_a_user_must_check(tmp_path):
     path = tmp_path / "hostile.csv"
     path.write_text(HOSTILE_CSV)

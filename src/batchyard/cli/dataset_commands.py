@@ -102,10 +102,11 @@ def _import_hint(delimiter: str | None) -> list[str]:
     """The import reads commas unless told: say how to pass the delimiter this file uses."""
     if delimiter is None or delimiter == ",":
         return []
-    shown = "\\t" if delimiter == "\t" else delimiter
+    shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
+    escaped = "\\t" if delimiter == "\t" else delimiter
     return [
-        f"import this file with --delimiter '{shown}' "
-        f'(SDK and API: options {{"delimiter": "{shown}"}})'
+        f"import this file with --delimiter {shown} "
+        f'(SDK and API: options {{"delimiter": "{escaped}"}})'
     ]
 
 

@@ -6,7 +6,7 @@ always gives the same schema. The guess is made so that importing the same file 
 record: headers become identifiers with ``from`` naming the header, types are ones every sampled
 value parses as without change, texts that stand for a missing value become ``null_markers``.
 Every column is nullable except the proposed primary key, since a sample cannot prove a later
-record has no empty value. docs/client.md tells the rules in full.
+record has no empty value. docs/inference.md tells every rule.
 """
 
 from __future__ import annotations

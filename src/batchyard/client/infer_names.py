@@ -2,7 +2,7 @@
 
 Real files name their fields ``Contact Phone Number``, ``sepalLength`` or ``1962``; a dataset's
 columns must be identifiers (``^[a-z_][a-z0-9_]{0,62}$``). Rather than refuse such a file, each
-header becomes an identifier by one written rule (docs/data-rules.md, "Names from headers") and
+header becomes an identifier by one written rule (docs/inference.md, "Names from headers") and
 the column records the header it is read from (``from``), so the file imports as it is.
 """
 

@@ -106,9 +106,10 @@ def _delimiter_for_name(file: FileArg) -> str | None:
 def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: bool) -> Sample:
     chosen = delimiter if delimiter is not None else detect_delimiter(text)
     records = _csv_records(text, chosen)
-    header = next(records, None)
-    if header is None:
+    first = next(records, None)
+    if first is None:
         raise ValueError("the sample is empty: no header line to name the columns")
+    header = [field.strip() for field in first]  # the import trims header fields too
     rows: list[list[str]] = []
     skipped = 0
     for row in records:
