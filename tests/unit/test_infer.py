@@ -117,6 +117,20 @@ def test_header_fields_are_trimmed_as_the_import_trims_them(tmp_path):
     ]
 
 
+def test_a_field_without_a_name_is_left_out_with_a_hint(tmp_path):
+    path = tmp_path / "pandas.csv"
+    path.write_text("\ufeff,Order ID,amount\r\n0,a1,1.50\r\n1,a2,2.00\r\n")  # BOM, CRLF
+    inferred = infer_dataset(path)
+    schema = inferred.schema
+    assert [(c.name, c.from_, c.type) for c in schema.columns] == [
+        ("order_id", "Order ID", "string"),
+        ("amount", None, "decimal"),
+    ]
+    assert schema.primary_key == ["order_id"]
+    assert "without a name in the header (position 1)" in inferred.notes[1]
+    assert '"ignore_unknown_columns": true' in inferred.notes[1]
+
+
 def test_the_notes_say_what_a_user_must_check(tmp_path):
     path = tmp_path / "hostile.csv"
     path.write_text(HOSTILE_CSV)
@@ -356,7 +370,8 @@ def test_a_parquet_string_column_is_judged_by_its_text(tmp_path):
         ("id,order_id\n1,10\n2,11\n", "id"),  # id first
         ("name,customer_id\nann,c1\nbob,c2\n", "customer_id"),  # a string key, named as one
         ("sku_code,qty\nA-1,3\nA-2,3\n", "sku_code"),
-        ("No,name\n1,ann\n2,bob\n3,cy\n", "no"),  # a rising serial number
+        ("No,name\n1,a\n2,b\n3,c\n5,d\n8,e\n", "no"),  # a rising serial number
+        ("No,name\n1,a\n2,b\n3,c\n", None),  # ... but 3 numbers may rise by chance
         (
             "name,uid\nann,0b0e5d5e-2b1c-4a4e-9d55-1c1f6f0e6a01\nbob,0b0e5d5e-2b1c-4a4e-9d55-1c1f6f0e6a02\n",
             "uid",

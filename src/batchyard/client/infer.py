@@ -11,6 +11,7 @@ record has no empty value. docs/inference.md tells every rule.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,9 @@ def infer_dataset(
     delimiter: str | None = None,
 ) -> Inference:
     """Like :func:`infer_schema`, with the format, delimiter and the reasons for the guess."""
-    sample = read_sample(file, sample_bytes=sample_bytes, delimiter=delimiter)
+    sample, unnamed = _named_fields(
+        read_sample(file, sample_bytes=sample_bytes, delimiter=delimiter)
+    )
     if not sample.fields:
         raise ValueError("the sample has no columns to infer a schema from")
     names = column_names(sample.fields)
@@ -104,7 +107,7 @@ def infer_dataset(
         primary_key=[key] if key else [],
         null_markers=["", *markers] if markers else None,
     )
-    notes = [_read_note(sample), key_note, *_marker_notes(markers)]
+    notes = [_read_note(sample), *_unnamed_notes(unnamed), key_note, *_marker_notes(markers)]
     notes += [f"{n}: {g.note}" for n, g in zip(names, guesses, strict=True) if g.note]
     return Inference(
         schema=schema,
@@ -114,6 +117,36 @@ def infer_dataset(
         records=sample.records,
         notes=notes,
     )
+
+
+def _named_fields(sample: Sample) -> tuple[Sample, list[int]]:
+    """The sample without fields that have no name, and their positions (1-based).
+
+    pandas writes its index as a first CSV field with an empty name; no column can read a
+    field without a name (``from`` cannot be empty), so such a field is left out, and the
+    import is told to ignore it.
+    """
+    unnamed = [i for i, name in enumerate(sample.fields) if not name]
+    if not unnamed:
+        return sample, []
+    keep = [i for i in range(len(sample.fields)) if i not in unnamed]
+    named = dataclasses.replace(
+        sample,
+        fields=[sample.fields[i] for i in keep],
+        columns=[sample.columns[i] for i in keep],
+        arrow_types=[sample.arrow_types[i] for i in keep],
+    )
+    return named, [i + 1 for i in unnamed]
+
+
+def _unnamed_notes(positions: list[int]) -> list[str]:
+    if not positions:
+        return []
+    shown = ", ".join(str(position) for position in positions)
+    return [
+        f"left out the field(s) without a name in the header (position {shown}): import with "
+        "--options '{\"ignore_unknown_columns\": true}'"
+    ]
 
 
 def _null_markers(sample: Sample) -> dict[str, list[str]]:
