@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from batchyard.client._uploads import FileArg
 from batchyard.client.infer_keys import propose_primary_key
 from batchyard.client.infer_names import column_names, to_identifier
@@ -158,10 +161,13 @@ def _null_markers(sample: Sample) -> dict[str, list[str]]:
     if sample.format != "csv":
         return {}
     found: dict[str, list[str]] = {}
+    candidates = pa.array(NULL_MARKER_CANDIDATES)
     for header, values in zip(sample.fields, sample.columns, strict=True):
-        texts = {value for value in values if value is not None}
-        seen = [marker for marker in NULL_MARKER_CANDIDATES if marker in texts]
-        rest = texts.difference(seen)
+        texts: Any = pc.unique(pc.drop_null(pa.array(values, pa.string())))
+        is_marker: Any = pc.is_in(texts, value_set=candidates)
+        present = set(pc.filter(texts, is_marker).to_pylist())
+        seen = [marker for marker in NULL_MARKER_CANDIDATES if marker in present]
+        rest = pc.filter(texts, pc.invert(is_marker)).to_pylist()
         if seen and rest and guess_texts(rest).type != "string":
             for marker in seen:
                 found.setdefault(marker, []).append(header)
@@ -181,7 +187,7 @@ def _guess(sample: Sample, index: int, values: Sequence[Any]) -> Guess:
         return guess_arrow(kind, values)
     if sample.format == "jsonl":
         return guess_json(values)
-    return guess_texts(value for value in values if value is not None)
+    return guess_texts(values)
 
 
 def _column(name: str, header: str, guess: Guess, is_key: bool) -> Column:

@@ -11,13 +11,17 @@ sample cannot prove later records unique.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
-from typing import Any
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Types a key may have: values compared exactly, the same on every target.
 KEY_TYPES = frozenset({"integer", "string", "uuid"})
 _KEY_WORDS = ("id", "key", "code", "uuid", "pk")
 MIN_SERIAL_RECORDS = 5
+#: A pyarrow array (the stubs type compute functions per array class).
+Arr: TypeAlias = Any
 
 
 def propose_primary_key(
@@ -26,10 +30,13 @@ def propose_primary_key(
     """The proposed key column (or None) and a sentence saying why."""
     ranked: list[tuple[int, int, int, str]] = []
     for position, (name, kind, values) in enumerate(zip(names, types, columns, strict=True)):
-        rank = _name_rank(name)
-        if kind not in KEY_TYPES or (rank == 2 and not _serial(kind, values, records)):
+        if kind not in KEY_TYPES or not records:
             continue
-        if records and _unique_and_present(kind, values, records):
+        keys = _as_keys(kind, values)
+        rank = _name_rank(name)
+        if keys is None or (rank == 2 and not _serial(kind, keys)):
+            continue
+        if pc.count_distinct(keys).as_py() == records:
             ranked.append((rank, 0 if kind != "string" else 1, position, name))
     if not ranked:
         return None, (
@@ -53,30 +60,25 @@ def _name_rank(name: str) -> int:
     return 2
 
 
-def _serial(kind: str, values: Sequence[Any], records: int) -> bool:
+def _serial(kind: str, keys: Arr) -> bool:
     """UUIDs, or integers that rise strictly from one record to the next over enough records
     that chance is ruled out (any 2 numbers rise half the time, 5 only once in 120)."""
     if kind == "uuid":
         return True
-    if kind != "integer" or None in values or records < MIN_SERIAL_RECORDS:
+    if kind != "integer" or len(keys) < MIN_SERIAL_RECORDS:
         return False
-    numbers = [_key_value(kind, value) for value in values]
-    return all(a < b for a, b in pairwise(numbers))
+    return bool(pc.all(pc.less(keys.slice(0, len(keys) - 1), keys.slice(1))).as_py())
 
 
-def _unique_and_present(kind: str, values: Sequence[Any], records: int) -> bool:
-    seen: set[Any] = set()
-    for value in values:
-        if value is None:
-            return False
-        seen.add(_key_value(kind, value))
-    return len(seen) == records
-
-
-def _key_value(kind: str, value: Any) -> Any:
-    """The value as the target compares keys: ``" 7"`` and ``"7"`` are one integer."""
-    if not isinstance(value, str):
-        return value
-    if kind == "integer":
-        return int(value.strip())
-    return value.strip().lower() if kind == "uuid" else value
+def _as_keys(kind: str, values: Sequence[Any]) -> Arr | None:
+    """The values as the target compares keys (``" 7"`` and ``"7"`` are one integer, UUIDs
+    have any case), or None when one is missing."""
+    if any(value is None for value in values):
+        return None
+    keys: Arr = pa.array(values)
+    if not pa.types.is_string(keys.type) or kind == "string":
+        return keys
+    keys = pc.utf8_trim_whitespace(keys)
+    if kind == "uuid":
+        return pc.utf8_lower(keys)
+    return pc.cast(pc.replace_substring_regex(keys, r"^\+", ""), pa.int64())
