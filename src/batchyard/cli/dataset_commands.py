@@ -78,7 +78,8 @@ def create_dataset(
     Headers that are not identifiers become ones (Contact Phone Number -> contact_phone_number)
     and the column records the header it is read from; codes with leading zeros stay text;
     amounts with two decimals are exact decimals; texts such as NA among numbers become the
-    dataset's null markers; a unique key-like column is proposed as the primary key.
+    dataset's null markers; a unique key-like column is proposed as the primary key. Every rule:
+    docs/inference.md.
     """
     from batchyard.client.infer import infer_dataset
 
