@@ -14,9 +14,6 @@ import decimal
 import gzip
 import io
 import json
-import math
-import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,43 +24,14 @@ import pytest
 from batchyard.client.infer import infer_dataset, infer_schema
 from batchyard.client.infer_names import SQL_RESERVED, column_names, to_identifier
 from batchyard.domain.schema import IDENTIFIER
+from support.infer_reference import csv_reference, survives
 
-LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 HOSTILE_CSV = (
     "Airport Name,Date,1962,sepalLength,Zip,Price,Amount USD,Rate,Country,Note\n"
     'Heathrow,2009-06-01,17,5.1,00501,12.50,"1,234.00",0.5,GB,plain\n'
     "Orly,2009-06-02,15,4.9,02134,3.00,$5.00,NA,NA,NA\n"
     "Logan,2009-06-03,19,4.7,10001,100.10,7.00,1.25,US,\n"
 )
-
-
-def csv_reference(text: str, delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
-    """What Python's csv module reads from the same text: header and records."""
-    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if row]
-    return rows[0], rows[1:]
-
-
-def survives(kind: str, text: str, scale: int | None = None) -> bool:
-    """Whether ``text`` is held exactly by a column of ``kind`` (a reference, not inference)."""
-    text = text.strip()
-    if kind == "integer":
-        return str(int(text)) == text.lstrip("+") or text in ("-0", "+0")
-    if kind == "decimal":
-        value = decimal.Decimal(text)
-        return value == value.quantize(decimal.Decimal(1).scaleb(-(scale or 0)))
-    if kind == "float":  # a finite float, or infinity written as such; no code like 0042
-        number = float(text)
-        written_infinity = "inf" in text.lower()
-        return not LEADING_ZERO.match(text) and (math.isfinite(number) or written_infinity)
-    if kind == "date":
-        return dt.date.fromisoformat(text).isoformat() == text
-    if kind == "timestamp":
-        return dt.datetime.fromisoformat(text) is not None
-    if kind == "uuid":
-        return str(uuid.UUID(text)) == text.lower()
-    if kind == "boolean":
-        return text.lower() in ("true", "false", "t", "f", "yes", "no")
-    return kind == "string"
 
 
 def assert_against_reference(schema: Any, header: list[str], rows: list[list[str]]) -> None:
@@ -424,3 +392,11 @@ def test_only_a_bounded_sample_is_read_and_cut_records_are_dropped():
     assert len(rows) - 2 <= inferred.records <= len(rows) - 1
     assert inferred.schema.primary_key == ["id"]
     assert [c.type for c in inferred.schema.columns] == ["integer", "string"]
+
+
+def test_a_csv_header_starting_with_a_brace_is_still_csv(tmp_path):
+    path = tmp_path / "braces.csv"
+    path.write_text("{id},value\n1,2\n")
+    inferred = infer_dataset(path)
+    assert inferred.format == "csv"
+    assert [(c.name, c.from_) for c in inferred.schema.columns] == [("id", "{id}"), ("value", None)]

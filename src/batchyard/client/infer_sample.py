@@ -82,11 +82,18 @@ def read_sample(
     if truncated:  # whole records only; the last one may still be cut inside a quoted field
         data = data[: data.rfind(b"\n", 0, sample_bytes) + 1]
     text = data.decode("utf-8-sig", errors="replace")
-    if text.lstrip().startswith("{"):
+    if _is_json_lines(text):
         return _jsonl_sample(text, truncated)
     if delimiter is not None:
         return _csv_sample(text, truncated, delimiter, detected=False)
     return _csv_sample(text, truncated, _delimiter_for_name(file), detected=True)
+
+
+def _is_json_lines(text: str) -> bool:
+    """Whether the first line that is not blank is a JSON object (a CSV header may start
+    with ``{`` too)."""
+    first = next((line for line in text.lstrip().split("\n", 1)[:1]), "")
+    return first.startswith("{") and _json_record(first) is not None
 
 
 def _open(file: FileArg) -> contextlib.AbstractContextManager[BinaryIO]:

@@ -1,0 +1,113 @@
+"""Inference on generated CSV files: whatever the values, every one survives its column's type.
+
+Columns mix integers (some past 64 bits), zero-padded codes, amounts, floats, dates,
+timestamps, booleans, UUIDs, free text and missing-value markers under arbitrary headers; the
+reference is Python's ``csv`` module reading the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import string
+from typing import Any
+
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from batchyard.client.infer import infer_dataset
+from batchyard.client.infer_names import SQL_RESERVED
+from batchyard.client.infer_types import NULL_MARKER_CANDIDATES
+from batchyard.domain.schema import IDENTIFIER
+from support.infer_reference import csv_reference, survives
+
+VALUES: dict[str, st.SearchStrategy[str]] = {
+    "integer": st.integers(-(10**20), 10**20).map(str),
+    "code": st.integers(0, 99_999).map(lambda i: f"{i:05d}"),
+    "amount": st.integers(-(10**9), 10**9).map(lambda c: f"{c // 100}.{c % 100:02d}"),
+    "float": st.floats(allow_nan=False).map(repr),
+    "date": st.dates().map(lambda d: d.isoformat()),
+    "timestamp": st.datetimes().map(lambda t: t.isoformat(sep=" ")),
+    "boolean": st.sampled_from(["true", "False", "yes", "NO", "t", "F"]),
+    "uuid": st.uuids().map(str),
+    "text": st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
+    "marker": st.sampled_from(NULL_MARKER_CANDIDATES),
+    "missing": st.just(""),
+}
+#: Headers of a comma-separated file: anything but another delimiter or a line break.
+HEADER_CHARACTERS = "".join(c for c in string.printable if c not in "\t;|\r\n\x0b\x0c") + "éßÅ"
+HEADERS = st.text(HEADER_CHARACTERS, min_size=1, max_size=20).filter(
+    lambda header: header.strip() != ""
+)
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> tuple[str, list[list[str]]]:
+    """A CSV text with 1-4 columns, each drawn from 1-3 kinds of value, and its column kinds."""
+    width = draw(st.integers(1, 4))
+    headers = draw(st.lists(HEADERS, min_size=width, max_size=width, unique_by=str.strip))
+    kinds = [
+        draw(st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=3)) for _ in headers
+    ]
+    rows = draw(st.integers(1, 30))
+    columns = [
+        [draw(st.one_of([VALUES[kind] for kind in column_kinds])) for _ in range(rows)]
+        for column_kinds in kinds
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out)  # quotes a value holding \r or \n, as a file must
+    writer.writerow(headers)
+    writer.writerows(zip(*columns, strict=True))
+    return out.getvalue(), kinds
+
+
+def only_kinds(kinds: list[str], allowed: set[str]) -> bool:
+    return set(kinds) <= allowed
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=csv_files())
+def test_every_value_survives_its_inferred_type(case: tuple[str, list[list[str]]]) -> None:
+    text, kinds = case
+    note(repr(text))
+    header, rows = csv_reference(text)
+    inferred = infer_dataset(io.BytesIO(text.encode()))
+    schema = inferred.schema
+    note(repr(schema))
+    names = [column.name for column in schema.columns]
+    assert len(set(names)) == len(names)
+    assert all(IDENTIFIER.fullmatch(name) and name not in SQL_RESERVED for name in names)
+    assert [column.from_ or column.name for column in schema.columns] == [h.strip() for h in header]
+    markers = set(schema.null_markers or [""])
+    for position, (column, column_kinds) in enumerate(zip(schema.columns, kinds, strict=True)):
+        values = [row[position] for row in rows]
+        for value in values:
+            if value not in markers:
+                assert survives(column.type, value, column.scale), (column, value)
+        _assert_tight(column, column_kinds, values)
+    for key in schema.primary_key:
+        keyed = [row[names.index(key)] for row in rows]
+        assert "" not in keyed and not markers.intersection(keyed)
+        assert len({_key(value, schema, key) for value in keyed}) == len(rows)
+
+
+def _assert_tight(column: Any, kinds: list[str], values: list[str]) -> None:
+    """A column of one plain kind gets that kind's type, not a string that holds anything."""
+    present = [value for value in values if value]
+    if not present:
+        return
+    if only_kinds(kinds, {"date", "missing"}):
+        assert column.type == "date"
+    if only_kinds(kinds, {"uuid", "missing"}):
+        assert column.type == "uuid"
+    if only_kinds(kinds, {"amount", "missing"}):
+        assert (column.type, column.scale) == ("decimal", 2)
+    if only_kinds(kinds, {"code", "missing"}) and any(v.startswith("0") for v in present):
+        assert column.type == "string"
+    if only_kinds(kinds, {"float", "missing", "marker"}) and column.type != "string":
+        assert column.type in ("float", "integer", "decimal")
+
+
+def _key(value: str, schema: Any, key: str) -> Any:
+    kind = next(column.type for column in schema.columns if column.name == key)
+    return int(value) if kind == "integer" else value.strip().lower() if kind == "uuid" else value
