@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import string
 from typing import Any
 
@@ -111,3 +112,42 @@ def _assert_tight(column: Any, kinds: list[str], values: list[str]) -> None:
 def _key(value: str, schema: Any, key: str) -> Any:
     kind = next(column.type for column in schema.columns if column.name == key)
     return int(value) if kind == "integer" else value.strip().lower() if kind == "uuid" else value
+
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(sorted(VALUES)).flatmap(lambda kind: VALUES[kind]),
+    st.lists(st.integers(), max_size=2),
+)
+JSON_RECORDS = st.lists(
+    st.dictionaries(st.sampled_from(["id", "Title", "1962", "day"]), JSON_VALUES, min_size=1),
+    min_size=1,
+    max_size=20,
+)
+
+
+def import_text(value: Any) -> str:
+    """The text the import judges a JSON value by: a number as written, true/false, a string."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=JSON_RECORDS)
+def test_json_lines_of_any_kinds_are_inferred_without_failing(
+    records: list[dict[str, Any]],
+) -> None:
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    note(text)
+    schema = infer_dataset(io.BytesIO(text.encode())).schema
+    by_field = {column.from_ or column.name: column for column in schema.columns}
+    assert list(by_field) == list(dict.fromkeys(key for record in records for key in record))
+    for record in records:
+        for field, value in record.items():
+            column = by_field[field]
+            if isinstance(value, list):
+                assert column.type == "json"
+            elif value is not None and column.type != "json":
+                assert survives(column.type, import_text(value), column.scale), (column, value)

@@ -75,7 +75,10 @@ def _as_keys(kind: str, values: Sequence[Any]) -> Arr | None:
     have any case), or None when one is missing."""
     if any(value is None for value in values):
         return None
-    keys: Arr = pa.array(values)
+    try:
+        keys: Arr = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # JSON values of several kinds (false and 0): no key
     if not pa.types.is_string(keys.type) or kind == "string":
         return keys
     keys = pc.utf8_trim_whitespace(keys)
