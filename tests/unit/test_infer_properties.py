@@ -8,11 +8,16 @@ reference is Python's ``csv`` module reading the same bytes.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import decimal
 import io
 import json
 import string
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -151,3 +156,74 @@ def test_json_lines_of_any_kinds_are_inferred_without_failing(
                 assert column.type == "json"
             elif value is not None and column.type != "json":
                 assert survives(column.type, import_text(value), column.scale), (column, value)
+
+
+#: One kind of value as each format writes it: CSV text, JSON value, Parquet value and type.
+TYPED: dict[str, tuple[st.SearchStrategy[Any], Any, Any, pa.DataType]] = {
+    "integer": (st.integers(-(2**63) + 1, 2**63 - 1), str, lambda v: v, pa.int64()),
+    "amount": (
+        st.integers(-(10**9), 10**9).map(lambda c: decimal.Decimal(c).scaleb(-2)),
+        str,
+        lambda v: JsonRaw(str(v)),
+        pa.decimal128(18, 2),
+    ),
+    "date": (st.dates(), dt.date.isoformat, dt.date.isoformat, pa.date32()),
+    "timestamp": (
+        st.datetimes(),
+        lambda v: v.isoformat(),
+        lambda v: v.isoformat(),
+        pa.timestamp("us"),
+    ),
+    "boolean": (st.booleans(), lambda v: "true" if v else "false", lambda v: v, pa.bool_()),
+    "code": (VALUES["code"], str, str, pa.string()),
+    "uuid": (st.uuids().map(str), str, str, pa.string()),
+}
+
+
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+class JsonRaw(str):
+    """A number written into JSON as it is (``12.50``, not ``"12.50"``)."""
+
+
+def dump_json(record: dict[str, Any]) -> str:
+    raws = {key: value for key, value in record.items() if isinstance(value, JsonRaw)}
+    text = json.dumps({key: f"@{key}@" if key in raws else v for key, v in record.items()})
+    for key, raw in raws.items():
+        text = text.replace(f'"@{key}@"', raw)
+    return text
+
+
+def write_same_values(root: Path, kinds: list[str], columns: list[list[Any]]) -> None:
+    """The columns as CSV, JSON Lines and Parquet, each in its format's own types."""
+    fields = [f"f{i}" for i in range(len(kinds))]
+    written = [
+        (field, TYPED[kind], column)
+        for field, kind, column in zip(fields, kinds, columns, strict=True)
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    texts = [[typed[1](value) for value in column] for _, typed, column in written]
+    writer.writerows(zip(*texts, strict=True))
+    (root / "same.csv").write_text(out.getvalue())
+    with (root / "same.jsonl").open("w") as lines:
+        for i in range(len(columns[0])):
+            lines.write(dump_json({f: typed[2](column[i]) for f, typed, column in written}) + "\n")
+    arrays = {field: pa.array(column, typed[3]) for field, typed, column in written}
+    pq.write_table(pa.table(arrays), root / "same.parquet")
+
+
+@settings(max_examples=100, deadline=None)
+@given(kinds=st.lists(st.sampled_from(sorted(TYPED)), min_size=1, max_size=4), data=st.data())
+def test_csv_json_lines_and_parquet_of_the_same_values_give_the_same_schema(
+    kinds: list[str], data: st.DataObject, tmp_path_factory: Any
+) -> None:
+    rows = data.draw(st.integers(1, 20))
+    columns = [data.draw(st.lists(TYPED[k][0], min_size=rows, max_size=rows)) for k in kinds]
+    root = tmp_path_factory.mktemp("same")
+    write_same_values(root, kinds, columns)
+    schemas = [infer_dataset(root / f"same.{ext}", "same").schema for ext in FORMATS]
+    note(repr(schemas))
+    assert schemas[0] == schemas[1] == schemas[2]
