@@ -41,14 +41,13 @@ _INFINITY = r"(?i)^[+-]?(inf|infinity)$"
 _ZERO = r"^[+-]?(0+\.?0*|\.0+)([eE][+-]?[0-9]+)?$"
 #: A number whose integer part starts with a zero and goes on: a code, not a quantity.
 _LEADING_ZERO = r"^[+-]?0[0-9]+(\.[0-9]*)?$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATE_OR_TIMESTAMP = (
     r"(?i)^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
 )
 _TIME = re.compile(r"[T ](\d{2}):(\d{2})(?::(\d{2}))?", re.IGNORECASE)
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_BOOLEANS = pa.array(["true", "false", "t", "f", "yes", "no"])
+_BOOLEANS = ("true", "false", "t", "f", "yes", "no")
 #: A pyarrow array; compute functions are typed per array class in the stubs, so it is Any here.
 Arr: TypeAlias = Any
 
@@ -138,7 +137,7 @@ def _floats(values: Arr) -> bool:
 
 
 def _other(values: Arr) -> Guess | None:
-    if _all(pc.is_in(pc.utf8_lower(values), value_set=_BOOLEANS)):
+    if _all(pc.is_in(pc.utf8_lower(values), value_set=pa.array(_BOOLEANS))):
         return Guess("boolean")
     if _all(_matches(values, _DATE_OR_TIMESTAMP)):
         return _moment(values.to_pylist())
