@@ -136,15 +136,15 @@ def test_headers_codes_amounts_and_markers_import_as_read(running, tmp_path):
 def test_a_tsv_and_a_semicolon_file_import_with_the_delimiter_shown(running, tmp_path):
     tsv = tmp_path / "rates.tsv"
     tsv.write_text("id\trate\tlabel\n" + "".join(f"{i}\t{i / 4}\tx,{i}\n" for i in range(ROWS)))
-    shown, name = create_and_import(running, tsv, "--options", '{"delimiter": "\\t"}')
+    shown, name = create_and_import(running, tsv, "--delimiter", "tab")
     assert "delimiter tab (detected)" in shown and "--delimiter tab" in shown
     assert running.rows(name, "id, rate, label", "id")[:2] == [(0, 0.0, "x,0"), (1, 0.25, "x,1")]
 
     semicolon = tmp_path / "prices_eu.csv"
     lines = "".join(f"p{i};{i},50;{i}\n" for i in range(ROWS))
     semicolon.write_text("sku;price;qty\n" + lines)
-    shown, name = create_and_import(running, semicolon, "--options", '{"delimiter": ";"}')
-    assert "delimiter semicolon (detected)" in shown
+    shown, name = create_and_import(running, semicolon, "--delimiter", ";")
+    assert "delimiter semicolon (detected)" in shown and "--delimiter ';'" in shown
     assert running.rows(name, "sku, price, qty", "qty")[:1] == [("p0", "0,50", 0)]
 
 
@@ -173,3 +173,23 @@ def test_json_lines_and_parquet_of_the_same_records(running, tmp_path):
     pq.write_table(table, parquet)
     _, name = create_and_import(running, parquet)
     assert [row[0] for row in running.rows(name, "isbn", "isbn")] == [r["isbn"] for r in records]
+
+
+def test_a_pandas_index_without_a_name_is_left_out_as_the_notes_say(running, tmp_path):
+    path = tmp_path / "pandas_export.csv"
+    path.write_text(",Order ID,amount\n" + "".join(f"{i},o{i},{i}.25\n" for i in range(ROWS)))
+    hint = "--options '{\"ignore_unknown_columns\": true}'"
+    created = run(running, "datasets", "create", "--from-sample", str(path), "--yes")
+    assert created.returncode == 0, created.stderr
+    assert hint in created.stderr
+    loaded = run(
+        running, "import", str(path), "-d", "pandas_export", "--wait", "--json",
+        "--options", '{"ignore_unknown_columns": true}',
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr + loaded.stdout
+    assert json.loads(loaded.stdout)["successful_operations"] == ROWS
+    stored = running.rows("pandas_export", "order_id, amount", "amount")
+    assert [(row[0], decimal.Decimal(str(row[1]))) for row in stored][:2] == [
+        ("o0", decimal.Decimal("0.25")),
+        ("o1", decimal.Decimal("1.25")),
+    ]

@@ -400,3 +400,10 @@ def test_a_csv_header_starting_with_a_brace_is_still_csv(tmp_path):
     inferred = infer_dataset(path)
     assert inferred.format == "csv"
     assert [(c.name, c.from_) for c in inferred.schema.columns] == [("id", "{id}"), ("value", None)]
+
+
+def test_json_lines_with_a_broken_first_line_are_still_json_lines(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"a": 1, "b":\n{"a": 2, "b": "x"}\n')
+    inferred = infer_dataset(path)
+    assert inferred.format == "jsonl" and inferred.records == 1

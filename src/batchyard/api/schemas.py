@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from batchyard.domain.batches import (
     Batch,
@@ -15,10 +15,21 @@ from batchyard.domain.batches import (
     Source,
 )
 from batchyard.domain.errors import bounded_message
-from batchyard.domain.schema import Dataset
+from batchyard.domain.schema import (
+    MAX_FIELD_NAME,
+    MAX_NULL_MARKER_LENGTH,
+    MAX_NULL_MARKERS,
+    Dataset,
+)
 from batchyard.domain.statuses import BatchStatus
 
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+#: The most columns a dataset may declare (PostgreSQL's limit on a table's columns).
+MAX_COLUMNS = 1600
+#: An input field a column reads: any header text, within bounds.
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FIELD_NAME)]
+NullMarker = Annotated[str, StringConstraints(max_length=MAX_NULL_MARKER_LENGTH)]
+NullMarkers = Annotated[list[NullMarker], Field(max_length=MAX_NULL_MARKERS)]
 
 
 class OptionsIn(BaseModel):
@@ -28,7 +39,17 @@ class OptionsIn(BaseModel):
     max_errors: int | None = Field(default=None, ge=0)
     atomic: bool = False
     ignore_unknown_columns: bool = False
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: Literal[",", "\t", ";", "|"] = Field(
+        default=",", description="CSV field separator: comma, tab, semicolon or pipe"
+    )
+    columns: dict[FieldName, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+        default=None,
+        max_length=MAX_COLUMNS,
+        description="Input field → column for this batch, overriding the columns' from",
+    )
+    null_markers: NullMarkers | None = Field(
+        default=None, description="CSV texts read as null for this batch (default: the dataset's)"
+    )
 
     def to_domain(self) -> BatchOptions:
         return BatchOptions(**self.model_dump())
@@ -69,7 +90,7 @@ class BatchCreate(BaseModel):
 
 
 class ColumnIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str
     type: str
@@ -81,17 +102,31 @@ class ColumnIn(BaseModel):
     enum: list[str] | None = None
     precision: int | None = None
     scale: int | None = None
+    input_field: FieldName | None = Field(
+        default=None,
+        alias="from",
+        description="The input field (CSV header, JSON key, Parquet column) the column is read "
+        "from; default: the column's name",
+    )
+    default: Any = Field(
+        default=None, description="The value taken when the input has no such field at all"
+    )
 
 
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    columns: list[ColumnIn] = Field(min_length=1, max_length=1600)
+    columns: list[ColumnIn] = Field(min_length=1, max_length=MAX_COLUMNS)
     primary_key: list[str] = Field(default_factory=list)
+    null_markers: NullMarkers | None = Field(
+        default=None, description='CSV texts read as null (default: [""], an empty field)'
+    )
 
 
 class ColumnPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     name: str
     type: str
     nullable: bool
@@ -102,12 +137,15 @@ class ColumnPublic(BaseModel):
     enum: list[str] | None = None
     precision: int | None = None
     scale: int | None = None
+    input_field: str | None = Field(default=None, alias="from")
+    default: Any = None
 
 
 class DatasetPublic(BaseModel):
     name: str
     primary_key: list[str]
     columns: list[ColumnPublic]
+    null_markers: list[str] | None = None
     row_count: int
     created_ts: float | None
 
@@ -117,7 +155,8 @@ class DatasetPublic(BaseModel):
         return cls(
             name=dataset.name,
             primary_key=body["primary_key"],
-            columns=[ColumnPublic(**c) for c in body["columns"]],
+            columns=[ColumnPublic.model_validate(c) for c in body["columns"]],
+            null_markers=body.get("null_markers"),
             row_count=row_count,
             created_ts=dataset.created_ts,
         )

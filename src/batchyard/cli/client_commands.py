@@ -26,6 +26,7 @@ from batchyard.cli.connection import (
 )
 from batchyard.cli.dataset_commands import datasets_app
 from batchyard.cli.progress import ImportProgress
+from batchyard.cli.reading_options import ColumnMap, Delimiter, NullMarkers, with_reading_options
 from batchyard.client import Batch, BatchStatus, Client, InputFormat, Operation
 
 URL_SCHEMES = ("http://", "https://", "s3://", "file://")
@@ -109,6 +110,9 @@ def import_batch(
     options: Annotated[
         str | None, typer.Option(help="Batch options as JSON, e.g. '{\"max_errors\": 100}'.")
     ] = None,
+    delimiter: Delimiter = None,
+    null_marker: NullMarkers = None,
+    column: ColumnMap = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retries with the same key return the first batch.")
     ] = None,
@@ -134,7 +138,7 @@ def import_batch(
         "format": format,
         "operation": operation,
         "hash": hash,
-        "options": _options(options),
+        "options": with_reading_options(_options(options), delimiter, null_marker, column),
         "idempotency_key": idempotency_key,
     }
     name = path.name if path else f"{len(urls)} URL(s)"

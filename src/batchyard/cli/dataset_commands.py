@@ -10,36 +10,13 @@ from rich.text import Text
 
 from batchyard.cli import render
 from batchyard.cli.connection import ExitCode, Json, Token, Url, connect
+from batchyard.cli.reading_options import parse_delimiter
 
 datasets_app = typer.Typer(
     rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     help="Declare datasets (target tables with a schema) and inspect them.",
     no_args_is_help=True,
 )
-
-
-#: What ``--delimiter`` accepts for the four delimiters batchyard reads (a tab is awkward to type).
-DELIMITER_SPELLINGS = {
-    ",": ",",
-    ";": ";",
-    "|": "|",
-    "\t": "\t",
-    "\\t": "\t",
-    "tab": "\t",
-    "comma": ",",
-    "semicolon": ";",
-    "pipe": "|",
-}
-
-
-def parse_delimiter(text: str | None) -> str | None:
-    """The delimiter ``--delimiter`` names: one of , ; | or a tab (``\\t`` or ``tab``)."""
-    if text is None:
-        return None
-    delimiter = DELIMITER_SPELLINGS.get(text.lower() if len(text) > 1 else text)
-    if delimiter is None:
-        raise typer.BadParameter("use one of , ; | or a tab (written \\t or tab)")
-    return delimiter
 
 
 @datasets_app.command("create")
@@ -57,18 +34,18 @@ def create_dataset(
     name: Annotated[
         str | None, typer.Option(help="Dataset name (default: from the file name).")
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Create without asking for confirmation.")
+    ] = False,
     delimiter: Annotated[
         str | None,
         typer.Option(
             "--delimiter",
-            callback=parse_delimiter,
-            help="CSV delimiter: , ; | or \\t (tab). Default: detected from the sample "
-            "(tab for .tsv files).",
+            help="CSV field separator: ',', tab (also '\\t'), ';' or '|'. Default: found in "
+            "the sample (tab for a .tsv file).",
+            show_default=False,
         ),
     ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Create without asking for confirmation.")
-    ] = False,
     as_json: Json = False,
     url: Url = None,
     token: Token = None,
@@ -83,8 +60,9 @@ def create_dataset(
     """
     from batchyard.client.infer import infer_dataset
 
+    separator = parse_delimiter(delimiter)
     try:
-        inferred = infer_dataset(from_sample, name, delimiter=delimiter)
+        inferred = infer_dataset(from_sample, name, delimiter=separator)
     except (ValueError, OSError) as error:
         render.console(stderr=True).print(Text.assemble(("error: ", "red"), str(error)))
         raise typer.Exit(ExitCode.USAGE) from None

@@ -240,10 +240,8 @@ class Datasets:
     def infer(
         self, path: FileArg, name: str | None = None, *, delimiter: str | None = None
     ) -> DatasetSchema:
-        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not).
-
-        ``delimiter`` (CSV) skips detection; see docs/client.md for the rules.
-        """
+        """Guess a schema from a sample file (CSV, JSON Lines, Parquet; gzip'd or not);
+        ``delimiter`` is a CSV file's field separator."""
         from batchyard.client.infer import infer_schema
 
         return infer_schema(path, name, delimiter=delimiter)

@@ -90,10 +90,15 @@ def read_sample(
 
 
 def _is_json_lines(text: str) -> bool:
-    """Whether the first line that is not blank is a JSON object (a CSV header may start
-    with ``{`` too)."""
-    first = next((line for line in text.lstrip().split("\n", 1)[:1]), "")
-    return first.startswith("{") and _json_record(first) is not None
+    """Whether the input is JSON Lines: its first line that is not blank starts with ``{``, and
+    one of the first lines is a JSON object or the first holds no delimiter (a CSV header
+    ``{id},value`` is CSV; a JSON Lines file with a broken first line is still JSON Lines)."""
+    lines = text.lstrip().split("\n", _SNIFF_RECORDS)[:_SNIFF_RECORDS]
+    if not lines[0].startswith("{"):
+        return False
+    if not any(delimiter in lines[0] for delimiter in DELIMITERS):
+        return True
+    return any(_json_record(line) is not None for line in lines)
 
 
 def _open(file: FileArg) -> contextlib.AbstractContextManager[BinaryIO]:

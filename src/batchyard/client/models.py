@@ -112,10 +112,10 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     enum: list[str] | None = None
     precision: int | None = None
     scale: int | None = None
-    #: The input field (CSV header, JSON key, Parquet column) read into this column, when it
-    #: is not the column's own name (``"Contact Phone Number"``).
+    #: The input field (CSV header, JSON key, Parquet column) the column is read from (the
+    #: API's ``from``); None: the field of the column's own name.
     from_: str | None = msgspec.field(default=None, name="from")
-    #: The value taken when the input has no such field at all.
+    #: The value taken when the input has no such field at all; None: no default.
     default: Any = None
 
 
@@ -125,11 +125,11 @@ class DatasetSchema(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     columns: list[Column]
     primary_key: list[str] = msgspec.field(default_factory=list)
-    #: Texts read as a missing value (``["", "NA"]``); None: the server's default.
+    #: The CSV texts read as null (None: the server's default, an empty field).
     null_markers: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The schema as the JSON body DESIGN.md shows (unset options left out)."""
+        """The schema as the JSON body DESIGN.md shows."""
         body: dict[str, Any] = msgspec.to_builtins(self)
         if self.null_markers is None:
             del body["null_markers"]
@@ -142,9 +142,9 @@ class Dataset(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     primary_key: list[str]
     columns: list[Column]
+    null_markers: list[str] | None = None
     row_count: int = 0
     created_ts: datetime | None = None
-    null_markers: list[str] | None = None
 
 
 class BatchPage(msgspec.Struct, frozen=True):

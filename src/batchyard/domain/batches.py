@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,15 +52,31 @@ class BatchOptions:
     ignore_unknown_columns: bool = False
     #: CSV field separator.
     delimiter: str = ","
+    #: Input field → column, for this batch only: overrides the columns' ``from``.
+    columns: Mapping[str, str] | None = None
+    #: The CSV texts read as null for this batch (None: the dataset's).
+    null_markers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Stored options come back from JSON as a list and a dict.
+        if self.null_markers is not None:
+            object.__setattr__(self, "null_markers", tuple(self.null_markers))
+        if self.columns is not None:
+            object.__setattr__(self, "columns", dict(self.columns))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "parallel_streams": self.parallel_streams,
             "max_errors": self.max_errors,
             "atomic": self.atomic,
             "ignore_unknown_columns": self.ignore_unknown_columns,
             "delimiter": self.delimiter,
         }
+        if self.columns is not None:
+            out["columns"] = dict(self.columns)
+        if self.null_markers is not None:
+            out["null_markers"] = list(self.null_markers)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

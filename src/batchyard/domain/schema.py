@@ -18,6 +18,15 @@ IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 MAX_DECIMAL_PRECISION = 38
 #: Longest ``max_length`` a string column may declare: PostgreSQL's varchar limit.
 MAX_STRING_LENGTH = 10_485_760
+#: Longest input field name a column may read from (``from``, ``options.columns``).
+MAX_FIELD_NAME = 1024
+#: Most null markers a dataset or batch may name, and the longest one.
+MAX_NULL_MARKERS, MAX_NULL_MARKER_LENGTH = 64, 256
+#: The null markers when neither the dataset nor the batch names any: an empty CSV field.
+DEFAULT_NULL_MARKERS = ("",)
+#: Names the pipeline gives its own columns beside the input's fields: no input field may
+#: be read under them.
+RESERVED_FIELDS = frozenset({"__record_number"})
 
 
 class ColumnType(enum.StrEnum):
@@ -71,10 +80,23 @@ class Column:
     enum: tuple[str, ...] | None = None
     precision: int | None = None
     scale: int | None = None
+    #: The input field (CSV header, JSON key, Parquet column) the column is read from; None:
+    #: the field of the column's own name (the API's ``from``).
+    input_field: str | None = None
+    #: The value (as JSON gives it) a column takes when the input has no such field at all;
+    #: None: no default. Whether it is a valid value is checked by the pipeline's own checks.
+    default: Any = None
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "column")
+        if self.input_field is not None:
+            check_field_name(self.input_field, f"column {self.name!r}: from")
         _check_column(self)
+
+    @property
+    def field(self) -> str:
+        """The input field the column reads unless a batch says otherwise."""
+        return self.input_field if self.input_field is not None else self.name
 
     def to_dict(self) -> dict[str, Any]:
         """The column as in the API body, omitting unset constraints."""
@@ -89,7 +111,55 @@ class Column:
                 out[key] = value
         if self.enum is not None:
             out["enum"] = list(self.enum)
+        if self.input_field is not None:
+            out["from"] = self.input_field
+        if self.default is not None:
+            out["default"] = self.default
         return out
+
+
+def check_field_name(name: object, what: str) -> str:
+    """An input field name a column may be read from, else InvalidSchema.
+
+    Any text a header can hold (spaces, capitals, digits first), but not empty, not longer than
+    MAX_FIELD_NAME, and none of the pipeline's own names.
+    """
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_FIELD_NAME:
+        raise InvalidSchema(
+            f"{what} must be a field name of 1 to {MAX_FIELD_NAME} characters",
+            details={"field": what},
+        )
+    if name in RESERVED_FIELDS or "\0" in name:
+        raise InvalidSchema(
+            f"{what} {name!r} is a name batchyard keeps for itself", details={"field": what}
+        )
+    return name
+
+
+def check_reserved_names(dataset: Dataset) -> None:
+    """InvalidSchema for a column named as the pipeline's own columns (``__record_number``).
+
+    Checked when a dataset is declared, not when one is loaded: a dataset stored before this
+    check still loads (and can be deleted).
+    """
+    for column in dataset.columns:
+        if column.name in RESERVED_FIELDS:
+            raise InvalidSchema(
+                f"column name {column.name!r} is a name batchyard keeps for itself",
+                details={"column": column.name},
+            )
+
+
+def check_null_markers(markers: object, what: str) -> tuple[str, ...]:
+    """The null markers as a tuple, else InvalidSchema (``what`` names them in the message)."""
+    if not isinstance(markers, list | tuple) or len(markers) > MAX_NULL_MARKERS:
+        raise InvalidSchema(f"{what} must be a list of at most {MAX_NULL_MARKERS} texts")
+    for marker in markers:
+        if not isinstance(marker, str) or len(marker) > MAX_NULL_MARKER_LENGTH:
+            raise InvalidSchema(
+                f"{what}: each marker must be a text of at most {MAX_NULL_MARKER_LENGTH} characters"
+            )
+    return tuple(markers)
 
 
 def _check_column(column: Column) -> None:
@@ -195,6 +265,8 @@ class Dataset:
     primary_key: tuple[str, ...] = ()
     created_ts: float | None = None
     owner_id: str | None = None
+    #: The CSV texts read as null (None: DEFAULT_NULL_MARKERS); a batch may name its own.
+    null_markers: tuple[str, ...] | None = None
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -208,6 +280,9 @@ class Dataset:
                 raise InvalidSchema(f"column {column.name!r} is declared twice")
             by_name[column.name] = column
         object.__setattr__(self, "_by_name", by_name)
+        _check_fields_read_once(self.columns)
+        if self.null_markers is not None:
+            check_null_markers(self.null_markers, "null_markers")
         for key in self.primary_key:
             if key not in by_name:
                 raise InvalidSchema(f"primary key column {key!r} is not a column")
@@ -226,11 +301,14 @@ class Dataset:
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as in the API body."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "primary_key": list(self.primary_key),
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.null_markers is not None:
+            out["null_markers"] = list(self.null_markers)
+        return out
 
     @classmethod
     def from_dict(cls, body: dict[str, Any], **extra: Any) -> Dataset:
@@ -238,7 +316,16 @@ class Dataset:
         try:
             columns = tuple(_column_from_dict(c) for c in body["columns"])
             primary_key = tuple(body.get("primary_key") or ())
-            return cls(name=body["name"], columns=columns, primary_key=primary_key, **extra)
+            markers = body.get("null_markers")
+            if markers is not None:
+                markers = check_null_markers(markers, "null_markers")
+            return cls(
+                name=body["name"],
+                columns=columns,
+                primary_key=primary_key,
+                null_markers=markers,
+                **extra,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidSchema):
                 raise
@@ -265,4 +352,19 @@ def _column_from_dict(body: dict[str, Any]) -> Column:
         enum=tuple(str(v) for v in enum_values) if enum_values is not None else None,
         precision=body.get("precision"),
         scale=body.get("scale"),
+        input_field=body.get("from"),
+        default=body.get("default"),
     )
+
+
+def _check_fields_read_once(columns: tuple[Column, ...]) -> None:
+    """Two columns may not read the same input field (which one would get it is a guess)."""
+    readers: dict[str, str] = {}
+    for column in columns:
+        other = readers.setdefault(column.field, column.name)
+        if other != column.name:
+            raise InvalidSchema(
+                f"columns {other!r} and {column.name!r} both read the input field "
+                f"{column.field[:100]!r}",
+                details={"column": column.name},
+            )

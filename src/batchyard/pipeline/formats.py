@@ -13,8 +13,9 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchyard.domain.batches import BatchOptions, InputFormat
+from batchyard.domain.batches import BatchOptions, InputFormat, Operation
 from batchyard.domain.errors import InputRejected, UnsupportedFormat
+from batchyard.domain.reading import Reading
 from batchyard.domain.records import RecordErrorCode
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk
@@ -139,6 +140,7 @@ def read_chunks(
     gzip: bool,
     dataset: Dataset,
     options: BatchOptions,
+    operation: Operation = Operation.INSERT,
     chunk_bytes: int = 16 * 2**20,
     max_decompressed_bytes: int | None = None,
     max_record_bytes: int = 16 * 2**20,
@@ -146,17 +148,20 @@ def read_chunks(
 ) -> Iterator[RawChunk]:
     """The input's records, chunk by chunk, numbered from 1 in input order.
 
+    Raw tables name their columns by input field (what was sent); ``Reading`` says which
+    column each field fills.
+
     Raises InputRejected when the input cannot be read as a whole (bad header, unknown or missing
     columns), PayloadTooLarge past ``max_decompressed_bytes`` of gzip'd input; a record that alone
     is bad becomes a row in its chunk's ``errors`` instead.
     """
+    reading = Reading.of(dataset, options, operation)
     source: Reader = GunzipReader(stream, max_decompressed_bytes) if gzip else stream
     if fmt == InputFormat.PARQUET:
         parquet_source = source if gzip else stream
         chunks = read_parquet(
             parquet_source,
-            dataset=dataset,
-            options=options,
+            reading=reading,
             chunk_bytes=chunk_bytes,
             spool=gzip,
             max_fields=header_limits.columns,
@@ -166,8 +171,7 @@ def read_chunks(
     if fmt == InputFormat.CSV:
         yield from read_csv(
             source,
-            dataset=dataset,
-            options=options,
+            reading=reading,
             chunk_bytes=chunk_bytes,
             max_record_bytes=max_record_bytes,
             header_limits=header_limits,
@@ -175,8 +179,7 @@ def read_chunks(
         return
     yield from read_jsonl(
         source,
-        dataset=dataset,
-        options=options,
+        reading=reading,
         chunk_bytes=chunk_bytes,
         max_record_bytes=max_record_bytes,
     )

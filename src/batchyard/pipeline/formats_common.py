@@ -12,10 +12,9 @@ from typing import Any, BinaryIO, Protocol
 import msgspec
 import pyarrow as pa
 
-from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected, PayloadTooLarge
+from batchyard.domain.reading import Reading
 from batchyard.domain.records import RecordErrorCode
-from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERROR_FIELD, ERRORS_SCHEMA, ORIGINAL_LINE_FIELD, RECORD_NUMBER
 
 # Decimals (Parquet) are written as JSON numbers; msgspec.Raw (JSON Lines numbers) as sent.
@@ -60,10 +59,12 @@ def names_list(names: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def check_fields(
-    names: Sequence[str], dataset: Dataset, options: BatchOptions, what: str
-) -> list[str]:
+def check_fields(names: Sequence[str], reading: Reading, what: str) -> list[str]:
     """The input fields to keep, in input order; raise InputRejected if they cannot map to columns.
+
+    A field is kept when a column reads it (its ``from``, its name, or the batch's
+    options.columns); a required column whose field is absent and that has no default refuses
+    the input, unless the batch does not check it (a delete checks only its key).
 
     Args:
         what: how the field list is called in messages ("CSV header", "Parquet schema").
@@ -71,27 +72,39 @@ def check_fields(
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InputRejected(f"{what} names these fields more than once: {names_list(duplicates)}")
-    # The failed-records file's error column, unless the dataset has one: read back, ignored.
-    unknown = [n for n in names if dataset.column(n) is None and n != ERROR_FIELD]
-    if unknown and not options.ignore_unknown_columns:
+    dataset = reading.dataset
+    # The failed-records file's error column, unless the dataset reads one: read back, ignored.
+    unknown = [n for n in names if reading.column_for(n) is None and n != ERROR_FIELD]
+    if unknown and not reading.options.ignore_unknown_columns:
         raise InputRejected(
             f"{what} has fields the dataset {dataset.name!r} does not declare: "
-            f"{names_list(unknown)} (set options.ignore_unknown_columns to skip them)"
+            f"{names_list(unknown)} (set options.ignore_unknown_columns to skip them, or map "
+            "them with a column's from or options.columns)"
         )
     present = set(names)
-    missing = [c.name for c in dataset.columns if not c.nullable and c.name not in present]
+    missing = [
+        reading.describe(c)
+        for c in dataset.columns
+        if not c.nullable
+        and c.default is None
+        and reading.is_checked(c)
+        and reading.field_of(c) not in present
+    ]
     if missing:
-        raise InputRejected(
-            f"{what} lacks required (nullable: false) columns: {names_list(missing)}"
-        )
-    return [n for n in names if dataset.column(n) is not None]
+        shown = ", ".join(missing[:LISTED_NAMES])
+        more = f" and {len(missing) - LISTED_NAMES} more" if len(missing) > LISTED_NAMES else ""
+        raise InputRejected(f"{what} lacks required (nullable: false) columns: {shown}{more}")
+    return [n for n in names if reading.column_for(n) is not None]
 
 
-def record_key(fields: dict[str, Any], dataset: Dataset) -> str | None:
-    """The primary key of a record as text (composite keys joined with ","), if it has one."""
+def record_key(fields: dict[str, Any], reading: Reading) -> str | None:
+    """The primary key of a record (input field → value) as text (composite keys joined with
+    ","), if it has one."""
+    dataset = reading.dataset
     if not dataset.primary_key:
         return None
-    parts = [fields.get(k) for k in dataset.primary_key]
+    sources = [reading.fields.get(k) for k in dataset.primary_key]
+    parts = [None if source is None else fields.get(source) for source in sources]
     if any(p is None for p in parts):
         return None
     return ",".join(p if isinstance(p, str) else to_json(p) for p in parts)

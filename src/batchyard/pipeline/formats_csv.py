@@ -21,10 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected
+from batchyard.domain.reading import Reading
 from batchyard.domain.records import RecordErrorCode
-from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import POSITIONAL_FIELDS, RECORD_NUMBER, RawChunk, empty_errors
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import (
@@ -52,20 +51,20 @@ class _Layout:
     names: list[str]
     keep: list[str]
     delimiter: str
-    dataset: Dataset
+    reading: Reading
     max_record_bytes: int
 
 
 def read_csv(
     stream: Reader,
     *,
-    dataset: Dataset,
-    options: BatchOptions,
+    reading: Reading,
     chunk_bytes: int,
     max_record_bytes: int,
     header_limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
 ) -> Iterator[RawChunk]:
     """One RawChunk per block of records; raises InputRejected for an unusable header."""
+    options = reading.options
     _check_delimiter(options.delimiter)
     blocks = record_blocks(
         stream,
@@ -76,8 +75,8 @@ def read_csv(
         max_header_bytes=header_limits.bytes,
     )
     names = _read_header(next(blocks, b""), options.delimiter, header_limits, max_record_bytes)
-    keep = check_fields(names, dataset, options, "CSV header")
-    layout = _Layout(names, keep, options.delimiter, dataset, max_record_bytes)
+    keep = check_fields(names, reading, "CSV header")
+    layout = _Layout(names, keep, options.delimiter, reading, max_record_bytes)
     next_record, index = 1, 0
     for block in blocks:
         chunk = _read_block(block, layout, index, next_record)
@@ -211,7 +210,7 @@ def _arrow_read(
             include_columns=include,
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            null_values=[""],
+            null_values=list(layout.reading.null_markers),
         ),
     )
     return table if layout.keep else table.select([])
@@ -271,11 +270,14 @@ def _good_table(data: bytes, rows: list[list[str]], layout: _Layout) -> pa.Table
     if table is not None and table.num_rows == len(rows):
         return table
     # pyarrow and the csv module disagree on these records: take the csv module's fields, with
-    # empty as NULL (the quoted/unquoted distinction is lost here).
+    # the null markers as NULL (the quoted/unquoted distinction is lost here).
+    markers = frozenset(layout.reading.null_markers)
     columns = {}
     for name in layout.keep:
         at = layout.names.index(name)
-        columns[name] = pa.array([row[at] or None for row in rows], pa.string())
+        columns[name] = pa.array(
+            [None if row[at] in markers else row[at] for row in rows], pa.string()
+        )
     return pa.table(columns, schema=pa.schema([pa.field(n, pa.string()) for n in layout.keep]))
 
 
@@ -311,7 +313,7 @@ def _add_error(errors: ErrorRows, number: int, row: list[str], layout: _Layout) 
             byte = ord(field[exc.start]) - 0xDC00
             message = f"field {name!r} is not valid UTF-8 (byte 0x{byte:02x})"
             fields = {n: _clean(f) for n, f in zip(layout.names, row, strict=True)}
-            key = record_key(fields, layout.dataset)
+            key = record_key(fields, layout.reading)
             errors.add(
                 number,
                 RecordErrorCode.INVALID_ENCODING,

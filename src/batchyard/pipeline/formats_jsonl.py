@@ -24,10 +24,11 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchyard.domain.batches import BatchOptions
+from batchyard.domain.reading import Reading
 from batchyard.domain.records import RecordErrorCode
-from batchyard.domain.schema import ColumnType, Dataset
+from batchyard.domain.schema import Column, ColumnType
 from batchyard.pipeline.chunks import ERROR_FIELD, RECORD_NUMBER, RawChunk
+from batchyard.pipeline.defaults import default_text
 from batchyard.pipeline.formats_blocks import RecordTooLarge, record_blocks
 from batchyard.pipeline.formats_common import ErrorRows, Reader, line_raw, record_key, to_json
 
@@ -50,22 +51,22 @@ _NEGATIVE_ZERO = re.compile(rb"-0(?![0-9.eE])")
 def read_jsonl(
     stream: Reader,
     *,
-    dataset: Dataset,
-    options: BatchOptions,
+    reading: Reading,
     chunk_bytes: int,
     max_record_bytes: int,
 ) -> Iterator[RawChunk]:
-    """One RawChunk per block of lines."""
+    """One RawChunk per block of lines, its table's columns named by the fields the columns
+    read; a record that lacks a column's field gets the column's default, if it has one."""
     next_record, index = 1, 0
     for block in record_blocks(stream, chunk_bytes, max_record_bytes, quoted=False):
         if isinstance(block, RecordTooLarge):
             errors = ErrorRows()
             message = f"record is larger than {block.limit} bytes"
             errors.add(next_record, RecordErrorCode.RECORD_TOO_LARGE, message)
-            table = _table({}, [], dataset)
+            table = _table({}, [], reading)
             chunk = RawChunk(index, next_record, 1, table, errors.table(), lines=[])
         else:
-            chunk = _read_lines(block, dataset, options, index, next_record)
+            chunk = _read_lines(block, reading, index, next_record)
         if chunk.record_count:
             yield chunk
             index += 1
@@ -153,9 +154,7 @@ class _Lines:
 _Refusal = tuple[RecordErrorCode, str, str | None, str | None]
 
 
-def _read_lines(
-    block: bytes, dataset: Dataset, options: BatchOptions, index: int, first_record: int
-) -> RawChunk:
+def _read_lines(block: bytes, reading: Reading, index: int, first_record: int) -> RawChunk:
     lines = [line.removesuffix(b"\r") for line in block.split(b"\n") if line.strip()]
     numbers = list(range(first_record, first_record + len(lines)))
     errors = ErrorRows()
@@ -166,24 +165,36 @@ def _read_lines(
         read = _Lines(records, numbers, lines)
     if b"-0" in block:
         _keep_negative_zeros(read)
-    known = set(dataset.column_names)
+    known = set(reading.fields.values())
     drop_error = ERROR_FIELD not in known and b'"error"' in block
     if drop_error:
         for record in read.records:  # the failed-records file's own member
             record.pop(ERROR_FIELD, None)
-    if not options.ignore_unknown_columns and not all(known.issuperset(r) for r in read.records):
-        read.keep(lambda record: _unknown(record, dataset), errors)
-    json_columns = [c.name for c in dataset.columns if c.type == ColumnType.JSON]
-    if json_columns:
-        _decode_exactly(read, json_columns, drop_error)
-    columns, nested = _columns(read.records, dataset)
+    if not reading.options.ignore_unknown_columns and not all(
+        known.issuperset(r) for r in read.records
+    ):
+        read.keep(lambda record: _unknown(record, reading), errors)
+    json_fields = _fields_of(reading, ColumnType.JSON)
+    if json_fields:
+        _decode_exactly(read, json_fields, drop_error)
+    columns, nested = _columns(read.records, reading)
     if nested:
-        strings = [c.name for c in dataset.columns if c.type == ColumnType.STRING]
-        read.keep(lambda record: _nested_string(record, strings, dataset), errors)
-        columns, _ = _columns(read.records, dataset)
-    table = _table(columns, read.numbers, dataset)
+        strings = _fields_of(reading, ColumnType.STRING)
+        read.keep(lambda record: _nested_string(record, strings, reading), errors)
+        columns, _ = _columns(read.records, reading)
+    table = _table(columns, read.numbers, reading)
     errors_table = errors.table().sort_by("record_number")
     return RawChunk(index, first_record, len(lines), table, errors_table, lines=read.lines)
+
+
+def _fields_of(reading: Reading, kind: ColumnType) -> list[str]:
+    """The fields read by the checked columns of type ``kind``."""
+    fields = []
+    for column in reading.dataset.columns:
+        field = reading.field_of(column)
+        if column.type == kind and field is not None and reading.is_checked(column):
+            fields.append(field)
+    return fields
 
 
 def _keep_negative_zeros(read: _Lines) -> None:
@@ -226,43 +237,57 @@ def _decode_each(lines: list[bytes], first_record: int, errors: ErrorRows) -> _L
     return read
 
 
-def _unknown(record: dict[str, Any], dataset: Dataset) -> _Refusal | None:
-    unknown = [key for key in record if dataset.column(key) is None]
+def _unknown(record: dict[str, Any], reading: Reading) -> _Refusal | None:
+    unknown = [key for key in record if reading.column_for(key) is None]
     if not unknown:
         return None
-    listed = ", ".join(repr(key) for key in unknown)
+    listed = ", ".join(repr(key[:100]) for key in unknown[:10])
     message = f"unknown column(s) {listed} (set options.ignore_unknown_columns to skip them)"
-    return RecordErrorCode.UNKNOWN_COLUMN, message, unknown[0], record_key(record, dataset)
+    return RecordErrorCode.UNKNOWN_COLUMN, message, unknown[0], record_key(record, reading)
 
 
-def _nested_string(record: dict[str, Any], strings: list[str], dataset: Dataset) -> _Refusal | None:
+def _nested_string(record: dict[str, Any], strings: list[str], reading: Reading) -> _Refusal | None:
     """An object or an array sent to a string column: refused, never stored as its JSON text."""
     nested = [n for n in strings if isinstance(record.get(n), dict | list)]
     if not nested:
         return None
     kind = _JSON_KINDS.get(type(record[nested[0]]), "an object")
-    message = f"column {nested[0]!r}: {kind} is not a string (a json column takes it)"
-    return RecordErrorCode.INVALID_STRING, message, nested[0], record_key(record, dataset)
+    column = reading.column_for(nested[0])
+    name = column.name if column is not None else nested[0]
+    message = f"column {name!r}: {kind} is not a string (a json column takes it)"
+    return RecordErrorCode.INVALID_STRING, message, name, record_key(record, reading)
 
 
 def _columns(
-    records: list[dict[str, Any]], dataset: Dataset
+    records: list[dict[str, Any]], reading: Reading
 ) -> tuple[dict[str, pa.Array[Any]], bool]:
-    """The records' text columns, and whether a string column got an object or an array."""
+    """The records' text columns by field, and whether a checked string column got an object or
+    an array."""
     columns: dict[str, pa.Array[Any]] = {}
     nested = False
-    for column in dataset.columns:
-        values = [record.get(column.name) for record in records]
+    for column in reading.dataset.columns:
+        field = reading.field_of(column)
+        if field is None:
+            continue
+        values = _values(records, field, column)
         if column.type == ColumnType.JSON:  # the JSON value on the line, whatever its type
-            columns[column.name] = pa.array([_json_text(v) for v in values], pa.string())
+            columns[field] = pa.array([_json_text(v) for v in values], pa.string())
             continue
         text = _strings(values)
         if text is None:
-            if column.type == ColumnType.STRING:
+            if column.type == ColumnType.STRING and reading.is_checked(column):
                 nested = nested or any(isinstance(v, dict | list) for v in values)
             text = _as_text(values)
-        columns[column.name] = text
+        columns[field] = text
     return columns, nested
+
+
+def _values(records: list[dict[str, Any]], field: str, column: Column) -> list[Any]:
+    """The field's value in each record; a record without the key takes the column's default."""
+    if column.default is None:
+        return [record.get(field) for record in records]
+    default = column.default if column.type == ColumnType.JSON else default_text(column.default)
+    return [record.get(field, default) for record in records]
 
 
 def _json_text(value: Any) -> str | None:
@@ -297,7 +322,9 @@ def _text(value: Any) -> str | None:
     return to_json(value)
 
 
-def _table(columns: dict[str, pa.Array[Any]], numbers: list[int], dataset: Dataset) -> pa.Table:
-    arrays = {name: columns.get(name, pa.array([], pa.string())) for name in dataset.column_names}
+def _table(columns: dict[str, pa.Array[Any]], numbers: list[int], reading: Reading) -> pa.Table:
+    arrays = {
+        field: columns.get(field, pa.array([], pa.string())) for field in reading.fields.values()
+    }
     arrays[RECORD_NUMBER] = pa.array(numbers, pa.int64())
     return pa.table(arrays)

@@ -10,9 +10,8 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchyard.domain.batches import BatchOptions
 from batchyard.domain.errors import InputRejected
-from batchyard.domain.schema import Dataset
+from batchyard.domain.reading import Reading
 from batchyard.pipeline.chunks import RawChunk, empty_errors
 from batchyard.pipeline.formats_common import Reader, check_fields, number_records
 
@@ -23,8 +22,7 @@ _SPOOL_IN_MEMORY = 8 << 20
 def read_parquet(
     stream: Any,
     *,
-    dataset: Dataset,
-    options: BatchOptions,
+    reading: Reading,
     chunk_bytes: int,
     spool: bool = False,
     max_fields: int = 4096,
@@ -37,12 +35,12 @@ def read_parquet(
         max_fields: most fields the schema may have, the cap on a CSV header's fields.
     """
     if not spool:
-        yield from _read_file(stream, dataset, options, chunk_bytes, max_fields)
+        yield from _read_file(stream, reading, chunk_bytes, max_fields)
         return
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
         _copy(stream, copy)
         copy.seek(0)
-        yield from _read_file(copy, dataset, options, chunk_bytes, max_fields)
+        yield from _read_file(copy, reading, chunk_bytes, max_fields)
 
 
 def _copy(stream: Reader, target: IO[bytes]) -> None:
@@ -67,7 +65,7 @@ def _batch_rows(parquet: pq.ParquetFile, chunk_bytes: int) -> int:
 
 
 def _read_file(
-    source: Any, dataset: Dataset, options: BatchOptions, chunk_bytes: int, max_fields: int
+    source: Any, reading: Reading, chunk_bytes: int, max_fields: int
 ) -> Iterator[RawChunk]:
     parquet = _open(source)
     names = parquet.schema_arrow.names
@@ -76,7 +74,7 @@ def _read_file(
         raise InputRejected(
             f"the Parquet schema has {len(names)} fields, more than the {max_fields} allowed"
         )
-    keep = check_fields(names, dataset, options, "Parquet schema")
+    keep = check_fields(names, reading, "Parquet schema")
     next_record = 1
     batches = parquet.iter_batches(batch_size=_batch_rows(parquet, chunk_bytes), columns=keep)
     index = 0

@@ -128,6 +128,7 @@ class InputReader:
                 gzip=gzipped,
                 dataset=self.dataset,
                 options=self.batch.options,
+                operation=self.batch.operation,
                 chunk_bytes=self.chunk_bytes,
                 max_decompressed_bytes=self.max_decompressed_bytes,
                 max_record_bytes=self.max_record_bytes,

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from batchyard.domain.batches import Batch, LogLevel, Source
 from batchyard.domain.errors import TooManyErrors
+from batchyard.domain.reading import Reading
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import keys
@@ -77,6 +78,7 @@ class Validation:
         self.rec = rec
         self.batch = batch
         self.dataset = dataset
+        self.reading = Reading.of(dataset, batch.options, batch.operation)
         self.manifest = manifest if manifest is not None else Manifest()
         self.on_staged = on_staged
         self.records_before = 0
@@ -112,6 +114,7 @@ class Validation:
                 gzip=gzipped,
                 dataset=self.dataset,
                 options=batch.options,
+                operation=batch.operation,
                 chunk_bytes=self.chunk_bytes,
                 max_decompressed_bytes=ctx.settings.max_upload_bytes,
                 max_record_bytes=ctx.settings.max_record_bytes,
@@ -143,7 +146,7 @@ class Validation:
             piece = next(pieces, None)
             if piece is None:
                 return None
-            checked = validate_chunk(piece, self.dataset)
+            checked = validate_chunk(piece, self.dataset, self.reading)
             return _shift(checked, len(self.manifest.chunks), offset)
 
         while (chunk := await asyncio.to_thread(next_checked)) is not None:

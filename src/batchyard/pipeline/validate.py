@@ -2,6 +2,10 @@
 
 Whole columns are checked with pyarrow.compute; Python only touches the records that fail (to
 write their messages). A record fails on the first failing column in dataset order.
+
+Raw tables name their columns by input field; the batch's ``Reading`` says which field each
+column reads, so a mapped header costs a lookup, never a copy. A column whose field the input
+lacks takes its default (the same text for every record) or is missing.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchyard.domain.schema import Dataset
-from batchyard.pipeline.arrow_types import valid_schema
+from batchyard.domain.reading import Reading
+from batchyard.domain.schema import Column, Dataset
+from batchyard.pipeline.arrow_types import arrow_type, valid_schema
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk, ValidatedChunk
+from batchyard.pipeline.defaults import default_values
 from batchyard.pipeline.originals import as_text, field_values, original_fields
 from batchyard.pipeline.validate_checks import Failure, check_column
 from batchyard.pipeline.validate_types import Arr, all_false
@@ -51,19 +57,37 @@ class _Rejections:
         self.failed = pc.or_(self.failed, failure.mask)
 
 
-def _column(table: pa.Table, name: str) -> Arr | None:
-    if name not in table.column_names:
+def _column(table: pa.Table, name: str | None) -> Arr | None:
+    if name is None or name not in table.column_names:
         return None
     return table.column(name).combine_chunks()
 
 
-def validate_chunk(raw: RawChunk, dataset: Dataset) -> ValidatedChunk:
-    """Type and check every record of ``raw``; each ends in exactly one of valid and errors."""
+def _originals(table: pa.Table, column: Column, reading: Reading) -> Arr | None:
+    """What the input sent for ``column``: its field, else its default, else None (missing)."""
+    values = _column(table, reading.field_of(column))
+    if values is None and column.default is not None:
+        return default_values(column, table.num_rows)
+    return values
+
+
+def validate_chunk(
+    raw: RawChunk, dataset: Dataset, reading: Reading | None = None
+) -> ValidatedChunk:
+    """Type and check every record of ``raw``; each ends in exactly one of valid and errors.
+
+    Columns the batch does not check (a delete's beyond its key) are left null, unread.
+    """
+    reading = reading if reading is not None else Reading.of(dataset)
     table = raw.table
     rejections = _Rejections(all_false(table.num_rows))
     typed_columns: list[Arr] = []
     for column in dataset.columns:
-        originals = _column(table, column.name)
+        if not reading.is_checked(column):
+            unread: Any = arrow_type(column)
+            typed_columns.append(pa.nulls(table.num_rows, unread))
+            continue
+        originals = _originals(table, column, reading)
         typed, failures = check_column(originals, column, table.num_rows)
         typed_columns.append(typed)
         for failure in failures:
@@ -74,25 +98,25 @@ def validate_chunk(raw: RawChunk, dataset: Dataset) -> ValidatedChunk:
     valid = pa.Table.from_arrays(
         [pc.filter(a, keep) for a in [*typed_columns, numbers]], schema=valid_schema(dataset)
     )
-    errors = _error_table(rejections.rows, raw, dataset)
+    errors = _error_table(rejections.rows, raw, reading)
     all_errors = pa.concat_tables([raw.errors, errors]).sort_by("record_number")
     return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, all_errors)
 
 
 def _error_table(
-    rows: list[tuple[int, str, str, str]], raw: RawChunk, dataset: Dataset
+    rows: list[tuple[int, str, str, str]], raw: RawChunk, reading: Reading
 ) -> pa.Table:
     """ERRORS_SCHEMA rows for newly rejected records, with their key and what was sent."""
     if not rows:
         return ERRORS_SCHEMA.empty_table()
     parts = [
-        _error_rows(rows[start : start + SLICE], raw, dataset)
+        _error_rows(rows[start : start + SLICE], raw, reading)
         for start in range(0, len(rows), SLICE)
     ]
     return pa.concat_tables(parts)
 
 
-def _error_rows(rows: list[tuple[int, str, str, str]], raw: RawChunk, dataset: Dataset) -> pa.Table:
+def _error_rows(rows: list[tuple[int, str, str, str]], raw: RawChunk, reading: Reading) -> pa.Table:
     indices = [row[0] for row in rows]
     picked = raw.table.take(pa.array(indices, pa.int64()))
     raws = original_fields(raw, indices)
@@ -103,18 +127,20 @@ def _error_rows(rows: list[tuple[int, str, str, str]], raw: RawChunk, dataset: D
             "column": [row[1] for row in rows],
             "code": [row[2] for row in rows],
             "message": [row[3] for row in rows],
-            "key": [_key(record, dataset) for record in originals],
+            "key": [_key(record, reading) for record in originals],
             "raw": raws,
         },
         schema=ERRORS_SCHEMA,
     )
 
 
-def _key(record: dict[str, Any], dataset: Dataset) -> str | None:
+def _key(record: dict[str, Any], reading: Reading) -> str | None:
     """The record's primary key as sent (composite keys joined with ",")."""
-    if not dataset.primary_key:
+    keys = reading.dataset.primary_key
+    if not keys:
         return None
-    parts = [record.get(name) for name in dataset.primary_key]
+    fields = [reading.fields.get(name) for name in keys]
+    parts = [None if field is None else record.get(field) for field in fields]
     if all(part is None for part in parts):
         return None
     return ",".join("" if part is None else str(part) for part in parts)

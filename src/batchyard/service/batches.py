@@ -35,6 +35,7 @@ from batchyard.domain.errors import (
     ResultsNotReady,
 )
 from batchyard.domain.permissions import Action
+from batchyard.domain.reading import check_batch_mapping
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import failed_records, keys
 from batchyard.pipeline.http_guard import reach_of
@@ -167,6 +168,7 @@ async def _admit(
         raise InvalidRequest(
             f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
         )
+    check_batch_mapping(dataset, request.options)
     return None
 
 

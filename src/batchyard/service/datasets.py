@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard.domain.batches import now
 from batchyard.domain.errors import DatasetExists, DatasetNotFound, QuotaExceeded
 from batchyard.domain.permissions import Action
-from batchyard.domain.schema import Dataset
+from batchyard.domain.schema import Dataset, check_reserved_names
+from batchyard.pipeline.defaults import check_dataset_defaults
 from batchyard.pipeline.patterns import check_dataset_patterns
 from batchyard.service.auth import require
 from batchyard.service.container import Services
@@ -23,7 +24,9 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
     """Declare a dataset and create its table in the target database."""
     require(principal, Action.CREATE_DATASET)
     dataset = replace(Dataset.from_dict(body), created_ts=now(), owner_id=principal.user_id)
+    check_reserved_names(dataset)
     check_dataset_patterns(dataset)
+    check_dataset_defaults(dataset)
     require(principal, Action.CREATE_DATASET, dataset.name)
     async with svc.store.begin() as conn:
         await _check_dataset_quota(svc, conn, principal)

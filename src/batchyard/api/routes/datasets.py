@@ -19,7 +19,7 @@ async def create_dataset(
     body: DatasetCreate, svc: ServicesDep, principal: PrincipalDep
 ) -> DatasetPublic:
     """Declare a dataset: a target table with its schema."""
-    dataset = await datasets.create_dataset(svc, principal, body.model_dump())
+    dataset = await datasets.create_dataset(svc, principal, body.model_dump(by_alias=True))
     return DatasetPublic.of(dataset, 0)
 
 

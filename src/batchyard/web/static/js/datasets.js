@@ -10,6 +10,10 @@ function typeOf(column) {
 
 function constraintsOf(column) {
   const parts = [];
+  if (column.from) parts.push(h("span", { class: "from" }, "read from ", h("code", {}, column.from)));
+  if (column.default !== null && column.default !== undefined) {
+    parts.push(h("span", {}, "default ", h("code", {}, JSON.stringify(column.default))));
+  }
   if (column.pattern) parts.push(h("span", {}, "pattern ", h("code", {}, column.pattern)));
   if (column.min !== null && column.min !== undefined) parts.push(`min ${column.min}`);
   if (column.max !== null && column.max !== undefined) parts.push(`max ${column.max}`);
@@ -29,7 +33,8 @@ function datasetCard(dataset) {
     h("p", { class: "muted" },
       h("strong", { class: "row-count" }, formatNumber(dataset.row_count)), " rows · ",
       dataset.primary_key.length ? `primary key ${dataset.primary_key.join(", ")}` : "no primary key", " · ",
-      `${dataset.columns.length} columns`),
+      `${dataset.columns.length} columns`,
+      dataset.null_markers ? ` · null: ${dataset.null_markers.map((m) => JSON.stringify(m)).join(", ")}` : ""),
     h("div", { class: "table-wrap" },
       h("table", { class: "schema" },
         h("caption", { class: "visually-hidden" }, `Columns of ${dataset.name}`),
