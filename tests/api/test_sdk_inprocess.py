@@ -172,13 +172,13 @@ async def test_async_sources_idempotency_and_datasets(sdk, orders_csv):
     sample = orders_csv.with_name("sample.csv")
     write_orders_csv(sample, 50, bad_every=0)
     schema = await sdk.datasets.infer(sample, name="orders_copy")
-    assert [c.type for c in schema.columns] == [
-        "integer",
-        "string",
-        "float",
-        "string",
-        "timestamp",
-        "uuid",
+    assert [(c.type, c.scale) for c in schema.columns] == [
+        ("integer", None),
+        ("string", None),
+        ("decimal", 2),  # amounts written with two decimals: exact, as ORDERS_SCHEMA has them
+        ("string", None),
+        ("timestamp", None),
+        ("uuid", None),
     ]
     created = await sdk.datasets.create(schema)
     assert created.name == "orders_copy" and created.primary_key == ["id"]

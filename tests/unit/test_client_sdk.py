@@ -236,13 +236,17 @@ def test_infer_reads_a_file_object_and_leaves_it_open():
 
 def test_infer_rejects_unreadable_samples(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"a": 1}\n{"a": \n')
-    with pytest.raises(ValueError, match="cannot read"):
+    path.write_text('{"a": \n[1, 2]\n')
+    with pytest.raises(ValueError, match="cannot read the sample as JSON Lines"):
         infer_schema(path)
     empty = Path(tmp_path / "empty.csv")
     empty.write_text("")
-    with pytest.raises(ValueError, match="Empty CSV"):
+    with pytest.raises(ValueError, match="the sample is empty"):
         infer_schema(empty)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(CSV.encode())[:-12])
+    with pytest.raises(ValueError, match="cannot read the sample"):
+        infer_schema(cut)
 
 
 def _batch(status: str, **fields: object) -> sdk.Batch:

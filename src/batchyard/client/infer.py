@@ -1,36 +1,71 @@
 """Guess a dataset schema from a sample file, so a first import needs no hand-written schema.
 
-Only the start of the file is read (``sample_bytes``; Parquet: the first rows), so a huge file
-costs no more than a small one. The guess is deliberately permissive: every column is nullable
-except an ``id`` primary key, since a sample cannot prove a later record has no empty value.
+Only the start of the file is read (``sample_bytes``, at most ``SAMPLE_RECORDS`` records;
+Parquet: the first rows), so a huge file costs no more than a small one, and the same sample
+always gives the same schema. The guess is made so that importing the same file applies every
+record: headers become identifiers with ``from`` naming the header, types are ones every sampled
+value parses as without change, texts that stand for a missing value become ``null_markers``.
+Every column is nullable except the proposed primary key, since a sample cannot prove a later
+record has no empty value. docs/inference.md tells every rule.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import io
+import dataclasses
 import os
-import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 
 from batchyard.client._uploads import FileArg
+from batchyard.client.infer_keys import propose_primary_key
+from batchyard.client.infer_names import column_names, to_identifier
+from batchyard.client.infer_sample import (
+    DEFAULT_SAMPLE_BYTES,
+    DELIMITER_NAMES,
+    SAMPLE_RECORDS,
+    Sample,
+    read_sample,
+)
+from batchyard.client.infer_types import (
+    NULL_MARKER_CANDIDATES,
+    Guess,
+    guess_arrow,
+    guess_json,
+    guess_texts,
+)
 from batchyard.client.models import Column, DatasetSchema
 
-DEFAULT_SAMPLE_BYTES = 4 * 2**20
-SAMPLE_ROWS = 10_000
-MAX_DECIMAL_PRECISION = 38
-_GZIP_MAGIC = b"\x1f\x8b"
-_PARQUET_MAGIC = b"PAR1"
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+__all__ = [
+    "DEFAULT_SAMPLE_BYTES",
+    "SAMPLE_RECORDS",
+    "Inference",
+    "infer_dataset",
+    "infer_schema",
+]
+
 _SUFFIXES = (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".tsv", ".txt")
+
+
+@dataclass(frozen=True, slots=True)
+class Inference:
+    """A guessed schema and how it was reached, for a person to check before creating it."""
+
+    schema: DatasetSchema
+    #: ``csv``, ``jsonl`` or ``parquet``.
+    format: str
+    #: The CSV delimiter the sample was read with (None for JSON Lines and Parquet).
+    delimiter: str | None
+    #: True when the delimiter was found in the sample (or the ``.tsv`` name), not given.
+    delimiter_detected: bool
+    #: How many records the guess is based on.
+    records: int
+    #: Sentences explaining choices a user would want to check (key, markers, kept texts).
+    notes: list[str] = field(default_factory=list)
 
 
 def infer_schema(
@@ -43,118 +78,148 @@ def infer_schema(
     """A schema for the records in ``file`` (CSV, JSON Lines or Parquet, optionally gzip'd).
 
     ``name`` defaults to the file name without its extensions, made an identifier;
-    ``delimiter`` is the CSV field separator (default: a comma).
+    ``delimiter`` (CSV) skips detection. Raises ValueError for a sample that cannot be read.
     """
-    with _open(file) as source:
-        sample = _read_sample(source, sample_bytes, delimiter or ",")
-    if sample.num_columns == 0:
+    return infer_dataset(file, name, sample_bytes=sample_bytes, delimiter=delimiter).schema
+
+
+def infer_dataset(
+    file: FileArg,
+    name: str | None = None,
+    *,
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+    delimiter: str | None = None,
+) -> Inference:
+    """Like :func:`infer_schema`, with the format, delimiter and the reasons for the guess."""
+    sample, unnamed = _named_fields(
+        read_sample(file, sample_bytes=sample_bytes, delimiter=delimiter)
+    )
+    if not sample.fields:
         raise ValueError("the sample has no columns to infer a schema from")
-    primary_key = _primary_key(sample)
-    columns = [
-        _column(str(field.name), sample.column(i), field.name in primary_key)
-        for i, field in enumerate(sample.schema)
-    ]
-    return DatasetSchema(
-        name=name or _name_from(file), columns=columns, primary_key=list(primary_key)
+    names = column_names(sample.fields)
+    markers = _null_markers(sample)
+    columns = [_present(values, markers) for values in sample.columns]
+    guesses = [_guess(sample, i, values) for i, values in enumerate(columns)]
+    key, key_note = propose_primary_key(names, [g.type for g in guesses], columns, sample.records)
+    schema = DatasetSchema(
+        name=name or _name_from(file),
+        columns=[
+            _column(column, header, guess, column == key)
+            for column, header, guess in zip(names, sample.fields, guesses, strict=True)
+        ],
+        primary_key=[key] if key else [],
+        null_markers=["", *markers] if markers else None,
+    )
+    notes = [_read_note(sample), *_unnamed_notes(unnamed), key_note, *_marker_notes(markers)]
+    notes += [f"{n}: {g.note}" for n, g in zip(names, guesses, strict=True) if g.note]
+    return Inference(
+        schema=schema,
+        format=sample.format,
+        delimiter=sample.delimiter,
+        delimiter_detected=sample.delimiter_detected,
+        records=sample.records,
+        notes=notes,
     )
 
 
-def _open(file: FileArg) -> contextlib.AbstractContextManager[BinaryIO]:
-    """The file to read: a path is opened (and closed); a caller's file object stays open."""
-    if isinstance(file, str | os.PathLike):
-        return Path(file).open("rb")
-    return contextlib.nullcontext(file)
+def _named_fields(sample: Sample) -> tuple[Sample, list[int]]:
+    """The sample without fields that have no name, and their positions (1-based).
+
+    pandas writes its index as a first CSV field with an empty name; no column can read a
+    field without a name (``from`` cannot be empty), so such a field is left out, and the
+    import is told to ignore it.
+    """
+    unnamed = [i for i, name in enumerate(sample.fields) if not name]
+    if not unnamed:
+        return sample, []
+    keep = [i for i in range(len(sample.fields)) if i not in unnamed]
+    named = dataclasses.replace(
+        sample,
+        fields=[sample.fields[i] for i in keep],
+        columns=[sample.columns[i] for i in keep],
+        arrow_types=[sample.arrow_types[i] for i in keep],
+    )
+    return named, [i + 1 for i in unnamed]
 
 
-def _read_sample(source: BinaryIO, sample_bytes: int, delimiter: str) -> pa.Table:
-    head = source.read(4)
-    if head == _PARQUET_MAGIC:
-        return _parquet_sample(source, head)
-    stream: io.BufferedIOBase = io.BufferedReader(_Prefixed(head, source))
-    if head.startswith(_GZIP_MAGIC):
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")
-    data = stream.read(sample_bytes)
-    if len(data) == sample_bytes and b"\n" in data:
-        data = data[: data.rindex(b"\n") + 1]  # whole records only
-    try:
-        if data.lstrip().startswith(b"{"):
-            return pajson.read_json(io.BytesIO(data)).slice(0, SAMPLE_ROWS)
-        # A ragged row in the sample says nothing about the columns: skip it.
-        parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _row: "skip")
-        return pacsv.read_csv(io.BytesIO(data), parse_options=parse).slice(0, SAMPLE_ROWS)
-    except pa.ArrowInvalid as error:
-        raise ValueError(f"cannot read the sample as CSV or JSON Lines: {error}") from None
+def _unnamed_notes(positions: list[int]) -> list[str]:
+    if not positions:
+        return []
+    shown = ", ".join(str(position) for position in positions)
+    return [
+        f"left out the field(s) without a name in the header (position {shown}): import with "
+        "--options '{\"ignore_unknown_columns\": true}'"
+    ]
 
 
-def _parquet_sample(source: BinaryIO, head: bytes) -> pa.Table:
-    source.seek(source.tell() - len(head))
-    parquet = pq.ParquetFile(source)
-    first = next(parquet.iter_batches(batch_size=SAMPLE_ROWS), None)
-    if first is None:
-        return parquet.schema_arrow.empty_table()
-    return pa.Table.from_batches([first])
+def _null_markers(sample: Sample) -> dict[str, list[str]]:
+    """Marker texts that stand for a missing value in the sample, with the fields showing it.
+
+    A text counts where it is all that keeps a column from a typed guess (``NA`` among
+    numbers). Only CSV has them: JSON Lines and Parquet have null.
+    """
+    if sample.format != "csv":
+        return {}
+    found: dict[str, list[str]] = {}
+    candidates = pa.array(NULL_MARKER_CANDIDATES)
+    for header, values in zip(sample.fields, sample.columns, strict=True):
+        texts: Any = pc.unique(pc.drop_null(pa.array(values, pa.string())))
+        is_marker: Any = pc.is_in(texts, value_set=candidates)
+        present = set(pc.filter(texts, is_marker).to_pylist())
+        seen = [marker for marker in NULL_MARKER_CANDIDATES if marker in present]
+        rest = pc.filter(texts, pc.invert(is_marker)).to_pylist()
+        if seen and rest and guess_texts(rest).type != "string":
+            for marker in seen:
+                found.setdefault(marker, []).append(header)
+    return {marker: found[marker] for marker in NULL_MARKER_CANDIDATES if marker in found}
 
 
-class _Prefixed(io.RawIOBase):
-    """``source`` with bytes already read from it put back in front (for sniffing magic)."""
-
-    def __init__(self, prefix: bytes, source: BinaryIO) -> None:
-        self._prefix = prefix
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._source.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+def _present(values: list[Any], markers: dict[str, list[str]]) -> list[Any]:
+    """The values as the import will read them: null markers are missing."""
+    if not markers:
+        return values
+    return [None if isinstance(v, str) and v in markers else v for v in values]
 
 
-def _primary_key(sample: pa.Table) -> tuple[str, ...]:
-    """``id`` when the sample shows it is a usable key: present in every record and unique."""
-    if "id" not in sample.column_names:
-        return ()
-    ids = sample.column("id")
-    keyable = pa.types.is_integer(ids.type) or pa.types.is_string(ids.type)
-    if keyable and ids.null_count == 0 and len(pc.unique(ids)) == len(ids) > 0:
-        return ("id",)
-    return ()
+def _guess(sample: Sample, index: int, values: Sequence[Any]) -> Guess:
+    kind = sample.arrow_types[index]
+    if kind is not None:
+        return guess_arrow(kind, values)
+    if sample.format == "jsonl":
+        return guess_json(values)
+    return guess_texts(values)
 
 
-def _column(name: str, values: pa.ChunkedArray[Any], is_key: bool) -> Column:
-    kind = values.type
-    if pa.types.is_boolean(kind):
-        return Column(name=name, type="boolean", nullable=not is_key)
-    if pa.types.is_integer(kind):
-        return Column(name=name, type="integer", nullable=not is_key)
-    if pa.types.is_floating(kind):
-        return Column(name=name, type="float")
-    if pa.types.is_decimal(kind):
-        precision = min(int(kind.precision), MAX_DECIMAL_PRECISION)
-        scale = min(int(kind.scale), precision)
-        return Column(name=name, type="decimal", precision=precision, scale=scale)
-    if pa.types.is_date(kind):
-        return Column(name=name, type="date")
-    if pa.types.is_timestamp(kind):
-        return Column(name=name, type="timestamp")
-    if pa.types.is_nested(kind):
-        return Column(name=name, type="json")
-    if _all_uuids(values):
-        return Column(name=name, type="uuid", nullable=not is_key)
-    return Column(name=name, type="string", nullable=not is_key)
+def _column(name: str, header: str, guess: Guess, is_key: bool) -> Column:
+    return Column(
+        name=name,
+        type=guess.type,
+        nullable=not is_key,
+        precision=guess.precision,
+        scale=guess.scale,
+        from_=header if header != name else None,
+    )
 
 
-def _all_uuids(values: pa.ChunkedArray[Any]) -> bool:
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        return False
-    present = pc.drop_null(values)
-    return len(present) > 0 and bool(pc.all(pc.match_substring_regex(present, _UUID)).as_py())
+def _read_note(sample: Sample) -> str:
+    records = f"{sample.records} sampled records"
+    skipped = f" ({sample.skipped} unreadable left out)" if sample.skipped else ""
+    if sample.delimiter is None:
+        return f"read as {_FORMAT_NAMES[sample.format]}: {records}{skipped}"
+    how = "detected" if sample.delimiter_detected else "given"
+    shown = DELIMITER_NAMES.get(sample.delimiter, repr(sample.delimiter))
+    return f"read as CSV, delimiter {shown} ({how}): {records}{skipped}"
+
+
+_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet"}
+
+
+def _marker_notes(markers: dict[str, list[str]]) -> list[str]:
+    return [
+        f"{marker!r} is read as missing (it stands among values of another type in "
+        f"{', '.join(fields)}): the dataset's null_markers make the import read it the same way"
+        for marker, fields in markers.items()
+    ]
 
 
 def _name_from(file: FileArg) -> str:
@@ -162,5 +227,4 @@ def _name_from(file: FileArg) -> str:
     stem = Path(os.fspath(raw)).name.lower() if isinstance(raw, str | os.PathLike) else "dataset"
     while stem.endswith(_SUFFIXES):
         stem = stem[: stem.rindex(".")]
-    name = re.sub(r"[^a-z0-9_]+", "_", stem).strip("_") or "dataset"
-    return ("_" + name if name[0].isdigit() else name)[:63]
+    return to_identifier(stem, digit_prefix="t_") or "dataset"
