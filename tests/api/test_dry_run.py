@@ -3,14 +3,16 @@ record by record, and a table left exactly as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from support.items import ITEMS, results_of, row_count, upload
+from support.items import ITEMS, items_csv, results_of, row_count, upload
 from support.waiting import wait_for_status
 
 #: Records 1-20 meet rows already in the table (duplicate_key); these have an invalid qty.
@@ -138,3 +140,30 @@ async def test_a_dry_run_retried_is_a_dry_run_of_its_failed_records(
     assert again["retry_of"] == dry["batch"]
     assert (again["total_operations"], again["failed_operations"]) == (2, 2)
     assert await row_count(client) == 20
+
+
+async def test_a_cancelled_dry_run_reports_the_chunks_it_reached_and_wrote_nothing(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    total = 120_000
+    batch = await upload(client, items_csv(total, start=1000), dry_run=True)
+    deadline = time.monotonic() + 120
+    while True:  # cancel once the dry run has rehearsed some chunks, long before the last
+        seen = (await client.get(f"/batches/{batch['batch']}")).json()
+        if seen["successful_operations"] > 0:
+            break
+        assert seen["status"] not in ("completed", "failed"), seen
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert (await client.post(f"/batches/{batch['batch']}/cancel")).status_code == 202
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "cancelled" and ended["dry_run"] is True, ended
+    assert await row_count(client) == 20
+
+    rows = await results_of(client, batch["batch"])
+    outcomes = [r["outcome"] for r in rows]
+    assert outcomes.count("succeeded") == ended["successful_operations"] > 0
+    assert outcomes.count("not_processed") > 0, "cancelled before the end"
+    assert len(rows) == total
+    log = (await client.get(f"/batches/{batch['batch']}/log")).text
+    assert "Cancelled dry run: nothing was written" in log
