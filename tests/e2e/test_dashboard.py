@@ -391,3 +391,27 @@ def test_refused_batch_offers_its_files_and_a_retry(server, http, offline, tmp_p
     expect(page.locator("#b-lineage")).to_contain_text(f"retry of {batch_id[:8]}")
     expect(page.locator("#b-status")).to_have_text("validation failed", timeout=LONG)
     page.screenshot(path=tmp_path / "retry.png", full_page=True)
+
+
+def test_a_dry_run_from_the_import_page_writes_nothing(http, offline, tmp_path):
+    page = offline.context.new_page()
+    sign_in(page)
+    orders = tmp_path / "orders.csv"
+    expected = write_orders_csv(orders, 2_000, bad_every=100)
+
+    nav(page, "Import").click()
+    page.get_by_label("Dataset").select_option("orders")
+    page.locator("#file").set_input_files(orders)
+    page.get_by_label("Dry run").check()
+    page.get_by_role("button", name="Start import").click()
+
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=LONG)
+    expect(page.locator("#run-text")).to_contain_text("Dry run, nothing is written")
+    expect(page.locator("#run-text")).to_contain_text(f"{len(expected.bad):,} failed")
+    assert http.get("/datasets/orders").json()["row_count"] == 0
+    batches = http.get("/batches").json()["batches"]
+    assert [(b["dry_run"], b["options"]["dry_run"]) for b in batches] == [(True, True)]
+    assert batches[0]["successful_operations"] == expected.rows - len(expected.bad)
+
+    page.get_by_role("link", name="Open the batch").click()
+    expect(page.locator("#b-lineage")).to_contain_text("dry run: nothing was written")

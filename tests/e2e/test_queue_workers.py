@@ -54,6 +54,29 @@ def test_api_only_server_enqueues_and_workers_complete_the_batch(http, pg_url, t
     assert live_jobs_after(pg_url, within=10) == []
 
 
+def test_a_dry_run_on_the_workers_writes_nothing_and_reports_what_a_real_run_would(
+    http, pg_url, tmp_path
+):
+    path = tmp_path / "orders.csv"
+    expected = write_orders_csv(path, 30_000, bad_every=100)
+    dry = wait_for_status_sync(http, str(upload(http, path, options='{"dry_run": true}')["batch"]))
+
+    assert dry["status"] == "completed" and dry["dry_run"] is True, dry
+    assert dry["successful_operations"] == expected.good
+    assert dry["failed_operations"] == len(expected.bad)
+    assert http.get("/datasets/orders").json()["row_count"] == 0
+    with psycopg.connect(pg_url) as conn:
+        ledger = conn.execute(
+            "SELECT count(*) FROM batchyard._batchyard_ledger WHERE batch_id = %s", (dry["batch"],)
+        ).fetchone()
+    assert ledger == (0,)  # no chunk of a dry run is ever recorded as applied
+    real = wait_for_status_sync(http, str(upload(http, path)["batch"]))
+    assert real["successful_operations"] == expected.good
+    dry_results = http.get(f"/batches/{dry['batch']}/results").text.splitlines()
+    real_results = http.get(f"/batches/{real['batch']}/results").text.splitlines()
+    assert len(dry_results) == 30_001 and dry_results == real_results
+
+
 def test_a_big_batch_is_shared_by_both_workers(tmp_path, pg_url):
     """One job per worker at a time: the batch's own job holds one worker, so the chunks the
     other worker applies can only come from a helper job it took from the queue.

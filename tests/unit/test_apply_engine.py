@@ -27,7 +27,7 @@ from batchyard.apply import (
 )
 from batchyard.domain.batches import Operation
 from batchyard.domain.errors import AtomicRollback, BatchLeft, CancelRequested
-from batchyard.domain.outcomes import RECORD_NUMBER
+from batchyard.domain.outcomes import RECORD_NUMBER, ChunkOutcome
 from batchyard.domain.schema import Column, ColumnType, Dataset
 from batchyard.domain.statuses import BatchStatus
 
@@ -258,3 +258,33 @@ async def test_a_cancel_before_an_atomic_batch_applies_nothing():
             works(blobs, range(1))
         )
     assert target.rows == [] and blobs.reads == []
+
+
+async def test_a_dry_run_reports_every_chunk_and_leaves_nothing_behind():
+    target, blobs = FakeTarget(), FakeBlobs({i: chunk(i) for i in range(3)})
+    target.refuse = {5, 25}
+    seen: list[tuple[int, int, list[int]]] = []
+
+    async def heard(outcome: ChunkOutcome) -> None:
+        seen.append(
+            (outcome.index, outcome.succeeded, outcome.failures["record_number"].to_pylist())
+        )
+
+    await applier(target, Status()).rehearse(works(blobs, range(3)), heard)
+    assert seen == [(0, PER_CHUNK - 1, [5]), (1, PER_CHUNK, []), (2, PER_CHUNK - 1, [25])]
+    assert target.rows == [] and target.ledger == {}
+
+
+async def test_a_cancel_stops_a_dry_run_at_the_next_chunk_and_nothing_is_kept():
+    target, blobs = FakeTarget(), FakeBlobs({i: chunk(i) for i in range(3)})
+    status = Status()
+    seen: list[int] = []
+
+    async def heard(outcome: ChunkOutcome) -> None:
+        seen.append(outcome.index)
+        status.status = BatchStatus.CANCEL
+
+    with pytest.raises(CancelRequested):
+        await applier(target, status).rehearse(works(blobs, range(3)), heard)
+    assert seen == [0] and blobs.reads == [0]
+    assert target.rows == [] and target.ledger == {}

@@ -65,6 +65,11 @@ class OptionsIn(BaseModel):
         description="The batch whose failed records this batch sends again (your batch, "
         "same dataset); shown as `resubmits` in the batch",
     )
+    dry_run: bool = Field(
+        default=False,
+        description="Do everything but write: records are applied in a transaction that is "
+        "rolled back; the batch ends completed with the results a real run would have",
+    )
 
     def to_domain(self) -> BatchOptions:
         return BatchOptions(**self.model_dump())
@@ -215,6 +220,9 @@ class BatchPublic(BaseModel):
     resubmits: str | None = Field(
         default=None, description="The batch whose failed records this one sends again"
     )
+    dry_run: bool = Field(
+        default=False, description="A dry run (options.dry_run): nothing was written"
+    )
     download: Download | None = None
 
     @classmethod
@@ -243,6 +251,7 @@ class BatchPublic(BaseModel):
             notify_url=batch.notify_url,
             retry_of=batch.options.retry_of,
             resubmits=batch.options.resubmits or batch.options.retry_of,
+            dry_run=batch.options.dry_run,
             download=download,
         )
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -30,6 +30,8 @@ from batchyard.domain.statuses import BatchStatus, stop_signal_for
 StatusReader = Callable[[], Awaitable[BatchStatus]]
 #: A chunk's records, read only when the chunk still needs applying (in a worker thread).
 Records = Callable[[], pa.Table]
+#: Hears of each chunk's outcome in a dry run, as soon as it is known (before the rollback).
+OnRehearsed = Callable[[ChunkOutcome], Awaitable[None]]
 
 
 class ApplyKind(enum.StrEnum):
@@ -165,6 +167,41 @@ class ChunkApplier:
                 tx.record_outcome(self.batch_id, outcome)
                 outcomes.append(outcome)
         return outcomes
+
+    async def rehearse(self, chunks: Iterable[ChunkWork], on_outcome: OnRehearsed) -> None:
+        """A dry run: every chunk in one transaction that is always rolled back.
+
+        One transaction, so a chunk meets what the chunks before it would have written (a key
+        repeated in two chunks is a duplicate, as in a real run); no ledger row either, so
+        nothing of it lasts. Each outcome goes to ``on_outcome`` as it comes, and the stop
+        predicate is asked between chunks: a cancel stops a long dry run at a chunk boundary.
+        """
+        stack = ExitStack()
+        tx = await asyncio.to_thread(stack.enter_context, self.target.transaction())
+        try:
+            for work in chunks:
+                signal = await self.stop_signal()
+                if signal is not None:
+                    raise signal
+                pending = asyncio.ensure_future(asyncio.to_thread(self._run_operation, tx, work))
+                try:
+                    outcome = await asyncio.shield(pending)
+                except asyncio.CancelledError:
+                    # The session is busy in that thread: roll back only once it is done.
+                    await asyncio.wait({pending})
+                    raise
+                await on_outcome(outcome)
+        finally:
+            await asyncio.to_thread(_roll_back, stack)
+
+
+class _RolledBack(Exception):
+    """Unwinds a dry run's transaction: its rollback is the plan, not an error."""
+
+
+def _roll_back(stack: ExitStack) -> None:
+    error = _RolledBack()
+    stack.__exit__(_RolledBack, error, None)
 
 
 async def _claim(

@@ -91,6 +91,8 @@ def _suggest_fix(batch: Batch) -> None:
         ),
         soft_wrap=True,
     )
+    if batch.dry_run:  # sent again as they were, they would fail the same way
+        return
     err.print(
         Text.assemble("Or send them again as they were: ", (f"batchyard retry {batch.id}", "bold")),
         soft_wrap=True,
@@ -152,6 +154,14 @@ def import_batch(
             "a file called DATASET-BATCH-failed-records.csv, as 'batchyard results' suggests).",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Do everything but write: validate, check keys and constraints against the "
+            "table in a transaction that is rolled back, and write the results.",
+        ),
+    ] = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the batch until it ends; exit by outcome.")
     ] = False,
@@ -170,13 +180,12 @@ def import_batch(
             "'auto' applies to an uploaded local file, not to URLs",
             param_hint="--hash",
         )
+    reading = with_reading_options(_options(options), delimiter, null_marker, column)
     common: dict[str, Any] = {
         "format": format,
         "operation": operation,
         "hash": hash,
-        "options": _resubmitting(
-            with_reading_options(_options(options), delimiter, null_marker, column), path, resubmits
-        ),
+        "options": _dry_run(_resubmitting(reading, path, resubmits), dry_run),
         "idempotency_key": idempotency_key,
     }
     name = path.name if path else f"{len(urls)} URL(s)"
@@ -194,6 +203,13 @@ def import_batch(
         if wait:
             _finish(client, batch, as_json)
     render.emit(batch, as_json, lambda shown: shown.id)
+
+
+def _dry_run(options: dict[str, Any] | None, dry_run: bool) -> dict[str, Any] | None:
+    """``options`` with ``dry_run`` set by --dry-run (options that say it already win)."""
+    if not dry_run or (options and "dry_run" in options):
+        return options
+    return {**(options or {}), "dry_run": True}
 
 
 def _resubmitting(

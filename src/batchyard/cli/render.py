@@ -134,6 +134,8 @@ def batch_summary(batch: Batch) -> Table:
         rows.append(("duration", f"{seconds:.1f} s"))
     if batch.error_message:
         rows.append(("error", f"[red]{batch.error_message}[/]"))
+    if batch.dry_run:
+        rows.append(("dry_run", "yes: succeeded and failed are what a real run would do"))
     if batch.retry_of:
         rows.append(("retry_of", batch.retry_of))
     elif batch.resubmits:
@@ -150,6 +152,8 @@ def show_batch(batch: Batch) -> None:
     cell would break a URL with hard line breaks on a narrow terminal, and a broken URL
     cannot be copied; a long line is left for the terminal to wrap."""
     show(batch_summary(batch))
+    if batch.dry_run:
+        console().print(Text("dry run: nothing was written", "yellow"))
     if batch.download:
         for name, link in (
             ("results_url", batch.download.url),

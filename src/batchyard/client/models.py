@@ -77,6 +77,9 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     retry_of: str | None = None
     #: The batch whose failed records this one sends again.
     resubmits: str | None = None
+    #: A dry run (``options={"dry_run": True}``): nothing was written; the counts and results
+    #: say what a real run would do.
+    dry_run: bool = False
     download: Download | None = None
 
     @property

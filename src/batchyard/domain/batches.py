@@ -63,6 +63,9 @@ class BatchOptions:
     resubmits: str | None = None
     #: The batch this one was made from by POST /batches/{id}/retry (never set by a client).
     retry_of: str | None = None
+    #: Everything but the lasting effect: records are applied in a transaction that is rolled
+    #: back, so the results say what a real run would do and the table is left as it was.
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         # Stored options come back from JSON as a list and a dict.
@@ -81,6 +84,7 @@ class BatchOptions:
             "max_error_rate": self.max_error_rate,
             "resubmits": self.resubmits,
             "retry_of": self.retry_of,
+            "dry_run": self.dry_run,
         }
         if self.columns is not None:
             out["columns"] = dict(self.columns)

@@ -7,7 +7,7 @@ ledger, the results files), so it lives in the domain, below all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 
@@ -44,3 +44,15 @@ class ChunkOutcome:
     succeeded: int
     #: Records the target refused: ERRORS_SCHEMA rows (``raw`` may be null).
     failures: pa.Table
+
+
+class OutcomeSource(Protocol):
+    """Where a batch's chunk outcomes are read: the target's ledger, or a dry run's blobs."""
+
+    def committed_counts(self, batch_id: str) -> dict[int, int]:
+        """Records applied (or, in a dry run, that would be) per chunk, by chunk index."""
+        ...
+
+    def chunk_outcome(self, batch_id: str, chunk_index: int) -> ChunkOutcome | None:
+        """One chunk's outcome with the records refused; None if it has none."""
+        ...

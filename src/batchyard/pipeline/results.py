@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from batchyard.domain.outcomes import OutcomeSource
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, read_table
@@ -47,7 +48,6 @@ from batchyard.pipeline.results_unapplied import (
     unread_results,
 )
 from batchyard.storage.blobs import BlobStore
-from batchyard.targets import Target
 
 #: Column names are plain identifiers; quoting them only makes the file harder to read.
 PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
@@ -134,7 +134,7 @@ class ResultsWriter:
         columns = list(manifest.input_columns) or list(dataset.column_names)
         self.failed_format = FailedRecordsFormat(manifest.input_format, columns, delimiter)
 
-    def build(self, target: Target, workdir: Path) -> tuple[Path, Path]:
+    def build(self, target: OutcomeSource, workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
 
         Chunks are read and turned into CSV text by RESULTS_THREADS threads, at most
@@ -175,7 +175,7 @@ class ResultsWriter:
         return results_path, failed_path
 
     def _chunk_job(
-        self, target: Target, entry: ChunkEntry, originals: OriginalsWalker
+        self, target: OutcomeSource, entry: ChunkEntry, originals: OriginalsWalker
     ) -> Callable[[], ChunkText]:
         """What turns one chunk into text: applied (the ledger has it) or not."""
         outcome = target.chunk_outcome(self.batch_id, entry.index)
@@ -241,7 +241,7 @@ class ResultsWriter:
             return _as_text(rows, failed)[0], text, Counter(outcome_counts(rows))
         return _as_text(rows, failed)
 
-    async def write(self, target: Target) -> None:
+    async def write(self, target: OutcomeSource) -> None:
         with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
             results_path, failed_path = await asyncio.to_thread(self.build, target, Path(tmp))
             name = f"{self.dataset.name}-{self.batch_id}"

@@ -31,13 +31,14 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import CANCEL_REQUESTED, TERMINAL, BatchStatus
 from batchyard.pipeline import keys
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
+from batchyard.pipeline.dry_run import outcome_source, outcomes_settled, rehearse_batch
 from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.manifest import Manifest, read_manifest
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_http import TransferLimits
 from batchyard.pipeline.sources_s3 import S3Sources
 from batchyard.pipeline.stage_overlap import applying_while_validating
-from batchyard.pipeline.stage_process import Processing, chunks_settled, counts_so_far
+from batchyard.pipeline.stage_process import Processing, counts_so_far
 from batchyard.pipeline.stage_results import results_writer, write_ended_results
 from batchyard.pipeline.stage_validate import Validation
 from batchyard.store import datasets as dataset_rows
@@ -176,7 +177,12 @@ async def _validate(rec: BatchRecorder, batch: Batch) -> None:
         f"{manifest.total - manifest.invalid} valid, {manifest.invalid} invalid"
     )
     committed = await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id)
-    if batch.options.atomic:
+    if batch.options.dry_run:
+        await rec.log(
+            f"Dry run: applying {len(manifest.chunks)} chunk(s) in one transaction "
+            "that is rolled back at the end"
+        )
+    elif batch.options.atomic:
         await rec.log(f"Applying {len(manifest.chunks)} chunk(s) atomically, in one transaction")
     else:
         left = len(manifest.chunks) - len(committed)
@@ -191,21 +197,34 @@ async def _validate(rec: BatchRecorder, batch: Batch) -> None:
 
 async def _process(rec: BatchRecorder, batch: Batch) -> None:
     started = time.monotonic()
-    manifest = await _manifest(rec, batch)
-    counts = await Processing(rec, batch, await _dataset(rec, batch), manifest).run()
-    elapsed = time.monotonic() - started
-    await rec.log(f"Applied {counts.successful} records in {elapsed:.1f} s")
+    manifest, dataset = await _manifest(rec, batch), await _dataset(rec, batch)
+    if batch.options.dry_run:
+        counts = await rehearse_batch(rec, batch, dataset, manifest)
+        elapsed = time.monotonic() - started
+        await rec.log(
+            f"Dry run: {counts.successful} records would be applied ({elapsed:.1f} s); "
+            "rolled back, nothing was written"
+        )
+    else:
+        counts = await Processing(rec, batch, dataset, manifest).run()
+        elapsed = time.monotonic() - started
+        await rec.log(f"Applied {counts.successful} records in {elapsed:.1f} s")
     await rec.transition(S.PROCESSED, counts=counts)
 
 
 async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
-    manifest = await _manifest(rec, batch)
-    committed = await asyncio.to_thread(rec.ctx.target.committed_counts, batch.id)
-    await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(rec.ctx.target)
+    manifest, source = await _manifest(rec, batch), outcome_source(rec.ctx, batch)
+    committed = await asyncio.to_thread(source.committed_counts, batch.id)
+    await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(source)
     counts = counts_so_far(manifest, committed)
-    await rec.log(
-        f"Finished. {_VERBS[batch.operation]}: {counts.successful}, Invalid: {counts.failed}"
-    )
+    verb = _VERBS[batch.operation]
+    if batch.options.dry_run:
+        await rec.log(
+            f"Finished dry run: nothing was written. Would be {verb.lower()}: "
+            f"{counts.successful}, Invalid: {counts.failed}"
+        )
+    else:
+        await rec.log(f"Finished. {verb}: {counts.successful}, Invalid: {counts.failed}")
     await rec.transition(S.COMPLETED, counts=counts)
 
 
@@ -213,11 +232,14 @@ async def _finish_cancel(rec: BatchRecorder) -> None:
     batch = await rec.get()
     if batch.status == S.CANCEL:
         await rec.transition(S.CANCELLING)
-    async with chunks_settled(rec) as counts:
+    async with outcomes_settled(rec) as counts:
         if counts is not None and counts.processed:  # exactly what the table holds from it
             await rec.counts(counts)
         applied = counts.successful if counts is not None else 0
-        await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
+        if batch.options.dry_run:
+            await rec.log(f"Cancelled dry run: nothing was written ({applied} would have been)")
+        else:
+            await rec.log(f"Cancelled. Records committed before the cancel: {applied}")
         await write_ended_results(rec, S.CANCELLED)
         await rec.transition(S.CANCELLED)
 
@@ -234,7 +256,7 @@ async def _fail(rec: BatchRecorder, error: BatchyardError, status: BatchStatus) 
         await rec.log(message, LogLevel.ERROR)
         async with contextlib.AsyncExitStack() as settled:
             try:
-                counts = await settled.enter_async_context(chunks_settled(rec))
+                counts = await settled.enter_async_context(outcomes_settled(rec))
             except Exception:  # the target itself may be what failed: end without its word
                 logger.warning("batch %s: counters not settled from the ledger", rec.batch_id)
                 counts = None
@@ -263,7 +285,7 @@ async def help_batch(ctx: PipelineContext, batch_id: str, helper: str) -> None:
     started = time.monotonic()
     try:
         batch = await rec.get()
-        if batch.status != S.PROCESSING or batch.options.atomic:
+        if batch.status != S.PROCESSING or batch.options.atomic or batch.options.dry_run:
             return
         dataset, manifest = await _dataset(rec, batch), await _manifest(rec, batch)
         applied = await Processing(rec, batch, dataset, manifest).help()

@@ -11,9 +11,10 @@ When validation ends, the streams apply what is queued and stop; every chunk is 
 Only a batch that validation cannot refuse on the error count takes part: ``options.atomic``
 applies all or nothing, and ``options.max_errors`` promises that nothing is applied when it is
 exceeded, so both validate everything first (staging the valid records) and apply in
-processing. Resume stays exact because a validation that runs again cuts the same chunks under
-the same numbers (the chunk size is pinned per batch, see stage_validate), and the apply engine
-skips the chunks the ledger holds.
+processing; so does a dry run (``options.dry_run``), which applies all its chunks in one
+transaction that is rolled back (pipeline/dry_run.py). Resume stays exact because a
+validation that runs again cuts the same chunks under the same numbers (the chunk size is
+pinned per batch, see stage_validate), and the apply engine skips the chunks the ledger holds.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from batchyard.pipeline.stage_process import Processing
 def overlaps(batch: Batch) -> bool:
     """Whether the batch's chunks may be applied while it is still being validated."""
     options = batch.options
-    return not options.atomic and options.max_errors is None and options.max_error_rate is None
+    if options.atomic or options.dry_run:
+        return False
+    return options.max_errors is None and options.max_error_rate is None
 
 
 class EarlyApply:

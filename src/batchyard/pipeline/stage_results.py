@@ -9,6 +9,7 @@ from batchyard.domain.errors import BatchNotFound
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import BatchRecorder
+from batchyard.pipeline.dry_run import outcome_source
 from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.originals import InputReader
@@ -65,7 +66,7 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> None:
         async with ctx.store.begin() as conn:
             dataset = await dataset_rows.get_dataset(conn, batch.dataset)
         writer = results_writer(rec, batch, dataset, manifest, not_processed_reason(status))
-        await writer.write(ctx.target)
+        await writer.write(outcome_source(ctx, batch))
     except BatchNotFound:
         raise
     except Exception as error:

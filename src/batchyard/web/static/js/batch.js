@@ -147,11 +147,14 @@ async function refreshLinkIfExpired(event) {
 function showLineage(batch) {
   const earlier = batch.retry_of || batch.resubmits;
   const lineage = $("b-lineage");
-  lineage.hidden = !earlier;
-  if (!earlier) return;
-  const label = batch.retry_of ? "retry of" : "resends the failed records of";
-  lineage.replaceChildren(` · ${label} `,
-    h("a", { href: `/ui/batches/${encodeURIComponent(earlier)}`, class: "mono" }, earlier.slice(0, 8)));
+  lineage.hidden = !earlier && !batch.dry_run;
+  const parts = batch.dry_run ? [" · dry run: nothing was written"] : [];
+  if (earlier) {
+    const label = batch.retry_of ? "retry of" : "resends the failed records of";
+    parts.push(` · ${label} `,
+      h("a", { href: `/ui/batches/${encodeURIComponent(earlier)}`, class: "mono" }, earlier.slice(0, 8)));
+  }
+  lineage.replaceChildren(...parts);
 }
 
 async function retryBatch() {

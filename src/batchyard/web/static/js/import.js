@@ -82,8 +82,16 @@ function batchFields() {
   return fields;
 }
 
+/** The batch's options: only what the form sets (a dry run), so the server's defaults apply. */
+function batchOptions() {
+  return $("dry-run").checked ? { dry_run: true } : null;
+}
+
 function uploadUrl() {
-  return `/batches?${new URLSearchParams(batchFields())}`;
+  const params = new URLSearchParams(batchFields());
+  const options = batchOptions();
+  if (options) params.set("options", JSON.stringify(options));
+  return `/batches?${params}`;
 }
 
 function isSourceUrl(text) {
@@ -200,7 +208,10 @@ function renderCopy(batch) {
 
 async function importUrls(sources) {
   try {
-    const batch = await api("/batches", { method: "POST", json: { ...batchFields(), sources } });
+    const body = { ...batchFields(), sources };
+    const options = batchOptions();
+    if (options) body.options = options;
+    const batch = await api("/batches", { method: "POST", json: body });
     followProcessing(batch);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return; // api() went to sign in
@@ -220,6 +231,7 @@ function renderRun(batch) {
   setProgress($("run-progress"), percent);
   $("run-progress").dataset.status = batch.status;
   $("run-text").textContent =
+    (batch.dry_run ? "Dry run, nothing is written. " : "") +
     `${statusLabel(batch.status)}: ${formatNumber(batch.processed_operations)} of ` +
     `${formatNumber(batch.total_operations)} records processed, ` +
     `${formatNumber(batch.failed_operations)} failed` +
