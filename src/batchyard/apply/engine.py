@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
-from batchyard.apply.operations import OperationContext, RecordOperation
+from batchyard.apply.operations import OperationContext, RecordOperation, split_result
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, TargetTransaction
+from batchyard.domain.batches import LogLevel
 from batchyard.domain.errors import AtomicRollback, CancelRequested, StopSignal
 from batchyard.domain.outcomes import ChunkOutcome
 from batchyard.domain.schema import Dataset
@@ -30,6 +32,8 @@ from batchyard.domain.statuses import BatchStatus, stop_signal_for
 StatusReader = Callable[[], Awaitable[BatchStatus]]
 #: A chunk's records, read only when the chunk still needs applying (in a worker thread).
 Records = Callable[[], pa.Table]
+#: Writes a line an operation logged into the batch's log (in the event loop).
+LogSink = Callable[[LogLevel, str], Awaitable[None]]
 
 
 class ApplyKind(enum.StrEnum):
@@ -83,6 +87,8 @@ class ChunkApplier:
         operation: RecordOperation,
         read_status: StatusReader,
         during: BatchStatus,
+        settings: Mapping[str, Any] | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.target = target
         self.batch_id = batch_id
@@ -90,6 +96,8 @@ class ChunkApplier:
         self.operation = operation
         self.read_status = read_status
         self.during = during
+        self.settings = dict(settings or {})
+        self.log_sink = log_sink
         #: Set once any stream of this applier stops (a stop signal, an error): threads see it.
         self.stopping = threading.Event()
 
@@ -120,34 +128,62 @@ class ChunkApplier:
                 else ApplyKind.BATCH_LEFT
             )
             return Applied(kind, work.index, signal=signal)
-        outcome = await asyncio.to_thread(self._apply_claimed, claimed, work)
+        lines: list[tuple[LogLevel, str]] = []
+        try:
+            outcome = await asyncio.to_thread(self._apply_claimed, claimed, work, lines)
+        finally:
+            await self._write_log(lines)
         return Applied(ApplyKind.APPLIED, work.index, outcome)
 
-    def _apply_claimed(self, claim: ChunkClaim, work: ChunkWork) -> ChunkOutcome:
+    def _apply_claimed(
+        self, claim: ChunkClaim, work: ChunkWork, lines: list[tuple[LogLevel, str]]
+    ) -> ChunkOutcome:
         try:
-            outcome = self._run_operation(claim.transaction, work)
+            outcome = self._run_operation(claim.transaction, work, lines)
             claim.commit(outcome)
         except BaseException:
             claim.release()
             raise
         return outcome
 
-    def _run_operation(self, tx: TargetTransaction, work: ChunkWork) -> ChunkOutcome:
+    def _run_operation(
+        self, tx: TargetTransaction, work: ChunkWork, lines: list[tuple[LogLevel, str]]
+    ) -> ChunkOutcome:
         records = work.records()
         context = OperationContext(
-            self.batch_id, self.dataset, work.index, tx, self.stopping.is_set
+            self.batch_id,
+            self.dataset,
+            work.index,
+            tx,
+            self.stopping.is_set,
+            settings=self.settings,
+            log_writer=lambda level, message: lines.append((level, message)),
         )
-        failures = self.operation.apply(records, context)
-        return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures)
+        failures, outputs = split_result(self.operation.apply(records, context))
+        return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures, outputs)
+
+    async def _write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:
+        """The lines an operation logged, written once its thread is done (no thread calls
+        back into the event loop)."""
+        if self.log_sink is None:
+            return
+        for level, message in lines:
+            await self.log_sink(level, message)
 
     async def apply_atomically(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
         """Every chunk in one transaction; rolled back whole if the target refuses a record."""
         signal = await self.stop_signal()
         if signal is not None:
             raise signal
-        return await asyncio.to_thread(self._apply_all, chunks)
+        lines: list[tuple[LogLevel, str]] = []
+        try:
+            return await asyncio.to_thread(self._apply_all, chunks, lines)
+        finally:
+            await self._write_log(lines)
 
-    def _apply_all(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
+    def _apply_all(
+        self, chunks: Sequence[ChunkWork], lines: list[tuple[LogLevel, str]]
+    ) -> list[ChunkOutcome]:
         outcomes: list[ChunkOutcome] = []
         with self.target.transaction() as tx:
             for work in chunks:
@@ -155,7 +191,7 @@ class ChunkApplier:
                 if done is not None:
                     outcomes.append(done)
                     continue
-                outcome = self._run_operation(tx, work)
+                outcome = self._run_operation(tx, work, lines)
                 if outcome.failures.num_rows:
                     first = outcome.failures.slice(0, 1).to_pylist()[0]
                     raise AtomicRollback(

@@ -56,7 +56,8 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     #: Name of the user who created the batch.
     owner: str | None = None
     dataset: str
-    operation: Operation
+    #: insert, upsert, delete, http, or an operation a package registers on the server.
+    operation: str
     status: BatchStatus
     format: InputFormat | None = None
     created_ts: datetime

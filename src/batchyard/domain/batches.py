@@ -12,7 +12,11 @@ from batchyard.domain.statuses import TERMINAL, BatchStatus
 
 
 class Operation(enum.StrEnum):
-    """What a batch does with each record."""
+    """The built-in operations that write into the dataset's table.
+
+    A batch's ``operation`` is a name: one of these, or one a package registers
+    (``batchyard.operations``), such as the built-in ``http``.
+    """
 
     INSERT = "insert"
     UPSERT = "upsert"  #: by the dataset's primary key
@@ -63,6 +67,8 @@ class BatchOptions:
     resubmits: str | None = None
     #: The batch this one was made from by POST /batches/{id}/retry (never set by a client).
     retry_of: str | None = None
+    #: The operation's own settings, checked against the JSON schema it publishes.
+    operation: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Stored options come back from JSON as a list and a dict.
@@ -70,6 +76,8 @@ class BatchOptions:
             object.__setattr__(self, "null_markers", tuple(self.null_markers))
         if self.columns is not None:
             object.__setattr__(self, "columns", dict(self.columns))
+        if self.operation is not None:
+            object.__setattr__(self, "operation", dict(self.operation))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -86,6 +94,8 @@ class BatchOptions:
             out["columns"] = dict(self.columns)
         if self.null_markers is not None:
             out["null_markers"] = list(self.null_markers)
+        if self.operation is not None:
+            out["operation"] = dict(self.operation)
         return out
 
 
@@ -112,7 +122,8 @@ class Batch:
     id: str
     owner_id: str
     dataset: str
-    operation: Operation
+    #: An operation's name: an ``Operation`` or one a package registers.
+    operation: str
     status: BatchStatus
     format: InputFormat | None
     sources: tuple[Source, ...]

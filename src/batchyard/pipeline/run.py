@@ -44,7 +44,11 @@ from batchyard.store import datasets as dataset_rows
 
 logger = logging.getLogger("batchyard.pipeline")
 S = BatchStatus
-_VERBS = {Operation.INSERT: "Inserted", Operation.UPSERT: "Upserted", Operation.DELETE: "Deleted"}
+_VERBS: dict[str, str] = {
+    Operation.INSERT: "Inserted",
+    Operation.UPSERT: "Upserted",
+    Operation.DELETE: "Deleted",
+}
 
 
 def final_status_for(error: BaseException) -> BatchStatus:
@@ -204,7 +208,8 @@ async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(rec.ctx.target)
     counts = counts_so_far(manifest, committed)
     await rec.log(
-        f"Finished. {_VERBS[batch.operation]}: {counts.successful}, Invalid: {counts.failed}"
+        f"Finished. {_VERBS.get(batch.operation, 'Succeeded')}: {counts.successful},"
+        f" Invalid: {counts.failed}"
     )
     await rec.transition(S.COMPLETED, counts=counts)
 
