@@ -159,7 +159,7 @@ class ChunkApplier:
             settings=self.settings,
             log_writer=lambda level, message: lines.append((level, message)),
         )
-        failures, outputs = split_result(self.operation.apply(records, context))
+        failures, outputs = split_result(self.operation.apply(records, context), records)
         return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures, outputs)
 
     async def _write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:

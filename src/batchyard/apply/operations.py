@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchyard.apply.ports import RecordWriter
 from batchyard.domain.batches import LogLevel, Operation
@@ -30,6 +31,9 @@ from batchyard.domain.outcomes import (
 )
 from batchyard.domain.schema import Dataset
 
+#: The code of a record the operation gave no outcome.
+NO_OUTCOME = "no_outcome"
+_NO_OUTCOME = "the operation gave no outcome for this record (it stopped before it)"
 #: Writes one line into the batch's log (buffered, written when the chunk is done).
 LogWriter = Callable[[LogLevel, str], None]
 
@@ -66,18 +70,25 @@ class OperationContext:
 
 
 class Outcomes:
-    """Collects one chunk's per-record outcomes; a record not named as failed succeeded."""
+    """Collects one chunk's per-record outcomes.
+
+    A record given no outcome at all (an operation that stopped early, say on a cancel) is
+    failed with the code ``no_outcome``: a record is never counted as done by omission.
+    """
 
     def __init__(self) -> None:
         self._failed: list[dict[str, Any]] = []
         self._outputs: list[dict[str, Any]] = []
+        self._named: set[int] = set()
 
     def succeeded(self, record_number: int, output: Any = None) -> None:
         """The record succeeded; ``output`` (anything JSON can hold) goes to its results row."""
+        self._named.add(record_number)
         self._keep_output(record_number, output)
 
     def failed(self, record_number: int, code: str, message: str, output: Any = None) -> None:
         """The record failed with ``code`` (a short identifier) and a message a user can act on."""
+        self._named.add(record_number)
         self._failed.append(
             {"record_number": record_number, "code": code, "message": message, "column": None}
         )
@@ -88,10 +99,19 @@ class Outcomes:
             text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, default=str)
             self._outputs.append({"record_number": record_number, "output": text})
 
-    def failures(self) -> pa.Table:
-        if not self._failed:
+    def failures(self, record_numbers: pa.ChunkedArray[Any] | None = None) -> pa.Table:
+        """The failed records; with ``record_numbers`` (the chunk's), those given no outcome too."""
+        failed = list(self._failed)
+        if record_numbers is not None:
+            named = pa.array(sorted(self._named), pa.int64())
+            missing = record_numbers.filter(pc.invert(pc.is_in(record_numbers, value_set=named)))
+            failed += [
+                {"record_number": n, "code": NO_OUTCOME, "message": _NO_OUTCOME, "column": None}
+                for n in missing.to_pylist()
+            ]
+        if not failed:
             return empty_errors()
-        return pa.Table.from_pylist(self._failed, schema=ERRORS_SCHEMA)
+        return pa.Table.from_pylist(failed, schema=ERRORS_SCHEMA)
 
     def outputs(self) -> pa.Table:
         if not self._outputs:
@@ -118,10 +138,10 @@ class RecordOperation(Protocol):
     def apply(self, records: pa.Table, context: OperationContext) -> OperationResult: ...
 
 
-def split_result(result: OperationResult) -> tuple[pa.Table, pa.Table]:
-    """(failures, outputs) of what an operation returned."""
+def split_result(result: OperationResult, records: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(failures, outputs) of what an operation returned for ``records``."""
     if isinstance(result, Outcomes):
-        return result.failures(), result.outputs()
+        return result.failures(records[RECORD_NUMBER]), result.outputs()
     return result, empty_outputs()
 
 
