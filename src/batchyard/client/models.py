@@ -159,6 +159,18 @@ class BatchPage(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
+class OperationInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation the server has: what it does, and the JSON Schema of its settings."""
+
+    name: str
+    description: str
+    settings_schema: dict[str, Any]
+
+
+class OperationList(msgspec.Struct, frozen=True):
+    operations: list[OperationInfo]
+
+
 class DatasetList(msgspec.Struct, frozen=True):
     """One page of GET /datasets (the clients fetch every page for the caller)."""
 
