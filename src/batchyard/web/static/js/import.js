@@ -82,8 +82,47 @@ function batchFields() {
   return fields;
 }
 
+/** options.operation from the settings box: an object, null when empty; throws when not JSON. */
+function operationSettings() {
+  const text = $("operation-settings").value.trim();
+  if ($("settings-panel").hidden || !text) return null;
+  const value = JSON.parse(text);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new SyntaxError("not a JSON object");
+  return value;
+}
+
 function uploadUrl() {
-  return `/batches?${new URLSearchParams(batchFields())}`;
+  const params = new URLSearchParams(batchFields());
+  const settings = operationSettings();
+  if (settings) params.set("options", JSON.stringify({ operation: settings }));
+  return `/batches?${params}`;
+}
+
+/** The server's operations in the select; the settings box for those that take settings. */
+const operations = new Map();
+async function loadOperations() {
+  const select = $("operation");
+  try {
+    const listed = (await api("/operations")).operations;
+    for (const op of listed) {
+      operations.set(op.name, op);
+      if (![...select.options].some((o) => o.value === op.name)) select.append(new Option(`${op.name}: ${op.description}`, op.name));
+    }
+  } catch (error) {
+    showNotice(`Could not load the operations: ${error.message}`);
+  }
+  select.addEventListener("change", showSettings);
+  showSettings();
+}
+
+function showSettings() {
+  const op = operations.get($("operation").value);
+  const keys = Object.keys(op?.settings_schema?.properties || {});
+  $("settings-panel").hidden = keys.length === 0;
+  const required = new Set(op?.settings_schema?.required || []);
+  $("settings-help").textContent = keys.length
+    ? `${op.description} Settings: ${keys.map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ")}.`
+    : "";
 }
 
 function isSourceUrl(text) {
@@ -200,7 +239,9 @@ function renderCopy(batch) {
 
 async function importUrls(sources) {
   try {
-    const batch = await api("/batches", { method: "POST", json: { ...batchFields(), sources } });
+    const settings = operationSettings();
+    const options = settings ? { options: { operation: settings } } : {};
+    const batch = await api("/batches", { method: "POST", json: { ...batchFields(), ...options, sources } });
     followProcessing(batch);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return; // api() went to sign in
@@ -300,6 +341,7 @@ function startUrlImport() {
 if (startPage()) {
   wireDropzone();
   loadDatasets();
+  loadOperations();
   showSourceKind();
   for (const radio of form.elements.source) radio.addEventListener("change", showSourceKind);
   urlsInput.addEventListener("input", () => urlsInput.removeAttribute("aria-invalid"));
@@ -307,9 +349,18 @@ if (startPage()) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     $("form-error").textContent = "";
+    let settingsOk = true;
+    try {
+      operationSettings();
+    } catch {
+      settingsOk = false;
+    }
     if (!$("dataset").value) {
       $("form-error").textContent = "Choose a dataset.";
       $("dataset").focus();
+    } else if (!settingsOk) {
+      $("form-error").textContent = "The operation settings must be a JSON object.";
+      $("operation-settings").focus();
     } else if (sourceKind() === "urls") {
       startUrlImport();
     } else {
