@@ -3,9 +3,11 @@ receiver's answers as the results (CSV and JSON Lines), retries logged, secrets 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from support.operation_receiver import OperationReceiver, answer_for
-from support.waiting import wait_for_status
+from support.waiting import wait_for_status, wait_until_sync
 
 ITEMS = {
     "name": "items",
@@ -205,3 +207,52 @@ async def test_operations_are_listed_with_their_settings_schema(
     assert http["properties"]["concurrency"]["default"] == 8
     assert http["properties"]["headers"]["writeOnly"] is True
     assert by_name["insert"]["settings_schema"] == {"type": "object", "additionalProperties": False}
+
+
+async def test_cancel_stops_sending_at_once(client: httpx.AsyncClient, items: None) -> None:
+    def slow(record_id: int) -> tuple[str, float | None]:
+        return "slow", 0.1
+
+    records = 200  # one chunk: the cancel must act inside it, not at its end
+    body = ("id,name\n" + "".join(f"{i},n{i}\n" for i in range(1, records + 1))).encode()
+    with OperationReceiver(slow) as receiver:
+        created = await create_http_batch(
+            client, {"url": receiver.url, "concurrency": 1}, body=body
+        )
+        batch_id = created.json()["batch"]
+        await asyncio.to_thread(
+            wait_until_sync,
+            lambda: len(receiver.requests()) >= 5 or None,
+            30,
+            "the receiver's first requests",
+        )
+        assert (await client.post(f"/batches/{batch_id}/cancel")).status_code == 202
+        batch = await wait_for_status(client, batch_id, within=60)
+        sent = {r.record["id"] for r in receiver.requests()}
+    assert batch["status"] == "cancelled"
+    assert len(sent) < records / 2, "sending went on long after the cancel"
+    rows = [
+        json.loads(line)
+        for line in (
+            await client.get(f"/batches/{batch_id}/results?format=jsonl")
+        ).text.splitlines()
+    ]
+    succeeded = {r["record_number"] for r in rows if r["outcome"] == "succeeded"}
+    not_sent = {r["record_number"] for r in rows if r["code"] == "not_sent"}
+    assert succeeded == sent and not_sent == set(range(1, records + 1)) - sent
+    assert batch["successful_operations"] == len(sent)
+    assert batch["processed_operations"] == records
+
+
+async def test_rate_per_second_spaces_the_requests(client: httpx.AsyncClient, items: None) -> None:
+    body = ("id,name\n" + "".join(f"{i},n{i}\n" for i in range(1, 11))).encode()
+    with OperationReceiver(lambda _: ("ok", None)) as receiver:
+        started = time.monotonic()
+        created = await create_http_batch(
+            client, {"url": receiver.url, "rate_per_second": 10}, body=body
+        )
+        batch = await wait_for_status(client, created.json()["batch"], within=60)
+        elapsed = time.monotonic() - started
+    assert batch["successful_operations"] == 10
+    assert len(receiver.requests()) == 10
+    assert elapsed >= 0.9  # 10 requests at 10 per second: the last starts 0.9 s after the first

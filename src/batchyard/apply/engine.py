@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,7 +21,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from batchyard.apply.operations import OperationContext, RecordOperation, split_result
+from batchyard.apply.operations import (
+    OperationContext,
+    RecordOperation,
+    TableOperation,
+    split_result,
+)
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, TargetTransaction
 from batchyard.domain.batches import LogLevel
 from batchyard.domain.errors import AtomicRollback, CancelRequested, StopSignal
@@ -28,10 +34,14 @@ from batchyard.domain.outcomes import ChunkOutcome
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus, stop_signal_for
 
+logger = logging.getLogger("batchyard.apply")
+
 #: Reads the batch's current status (from the metadata store, in the event loop).
 StatusReader = Callable[[], Awaitable[BatchStatus]]
 #: A chunk's records, read only when the chunk still needs applying (in a worker thread).
 Records = Callable[[], pa.Table]
+#: How often a chunk of an operation with effects elsewhere looks for a cancel while it runs.
+CANCEL_POLL_SECONDS = 0.5
 #: Writes a line an operation logged into the batch's log (in the event loop).
 LogSink = Callable[[LogLevel, str], Awaitable[None]]
 
@@ -129,11 +139,35 @@ class ChunkApplier:
             )
             return Applied(kind, work.index, signal=signal)
         lines: list[tuple[LogLevel, str]] = []
+        applying = asyncio.ensure_future(
+            asyncio.to_thread(self._apply_claimed, claimed, work, lines)
+        )
+        watching = None
+        if not isinstance(self.operation, TableOperation):
+            watching = asyncio.create_task(self._watch_cancel(applying))
         try:
-            outcome = await asyncio.to_thread(self._apply_claimed, claimed, work, lines)
+            outcome = await applying
         finally:
+            if watching is not None:
+                watching.cancel()
             await self._write_log(lines)
         return Applied(ApplyKind.APPLIED, work.index, outcome)
+
+    async def _watch_cancel(self, applying: asyncio.Future[ChunkOutcome]) -> None:
+        """While an operation with effects elsewhere works through a chunk, read the batch's
+        status every CANCEL_POLL_SECONDS: a cancel sets ``stopping``, which the operation sees
+        (``context.cancelled()``) and stops sending at once, not at the chunk's end."""
+        while not applying.done():
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if isinstance(await self.stop_signal(), CancelRequested):
+                    return
+            except Exception:  # read again next time, and by the next claim in any case
+                logger.warning(
+                    "batch %s: status read failed while watching for a cancel",
+                    self.batch_id,
+                    exc_info=True,
+                )
 
     def _apply_claimed(
         self, claim: ChunkClaim, work: ChunkWork, lines: list[tuple[LogLevel, str]]
