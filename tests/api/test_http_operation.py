@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from batchyard.settings import Settings
+from support.accounts import open_accounts
 from support.operation_receiver import OperationReceiver, answer_for
 from support.waiting import wait_for_status, wait_until_sync
 
@@ -256,3 +258,36 @@ async def test_rate_per_second_spaces_the_requests(client: httpx.AsyncClient, it
     assert batch["successful_operations"] == 10
     assert len(receiver.requests()) == 10
     assert elapsed >= 0.9  # 10 requests at 10 per second: the last starts 0.9 s after the first
+
+
+async def test_roles_allow_or_deny_the_http_operation(settings: Settings) -> None:
+    async with open_accounts(settings) as acc:
+        assert (await acc.call("admin", "POST", "/datasets", json=ITEMS)).status_code == 201
+        for name, operations in (("loader", ["insert"]), ("sender", ["http"])):
+            role = {
+                "name": name,
+                "statements": [
+                    {"actions": ["create_batch", "get_batch"], "operations": operations}
+                ],
+            }
+            assert (await acc.call("admin", "POST", "/roles", json=role)).status_code == 201
+            await acc.add_user(f"{name}_user", name)
+        with OperationReceiver(lambda _: ("ok", None)) as receiver:
+            params = {
+                "dataset": "items",
+                "operation": "http",
+                "options": json.dumps({"operation": {"url": receiver.url}}),
+            }
+            body = b"id,name\n1,a\n"
+            refused = await acc.call("loader_user", "POST", "/batches", params=params, content=body)
+            assert refused.status_code == 403
+            assert refused.json()["error"]["code"] == "operation_not_allowed"
+            allowed = await acc.call("sender_user", "POST", "/batches", params=params, content=body)
+            assert allowed.status_code == 202, allowed.text
+            done = await acc.finished("sender_user", allowed.json()["batch"])
+            assert done["successful_operations"] == 1
+            assert len(receiver.requests()) == 1
+            insert = await acc.call(
+                "sender_user", "POST", "/batches", params={"dataset": "items"}, content=body
+            )
+            assert insert.status_code == 403
