@@ -190,6 +190,22 @@ async def test_wrong_settings_are_a_422(
         assert error["details"]["field"] == field
 
 
+async def test_atomic_is_refused_for_effects_outside_the_database(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    response = await client.post(
+        "/batches",
+        params={
+            "dataset": "items",
+            "operation": "http",
+            "options": json.dumps({"atomic": True, "operation": {"url": "http://127.0.0.1/x"}}),
+        },
+        content=b"id,name\n1,a\n",
+    )
+    assert response.status_code == 422
+    assert "options.atomic applies to insert, upsert and delete" in response.text
+
+
 async def test_unknown_operation_is_a_422(client: httpx.AsyncClient, items: None) -> None:
     response = await client.post(
         "/batches?dataset=items&operation=teleport", content=b"id,name\n1,a\n"

@@ -159,6 +159,12 @@ async def _admit(
     require_operation(principal, request.dataset, str(request.operation))
     operation = operation_named(request.operation)
     operation.check(request.options.operation, reach_of(svc.settings))
+    if request.options.atomic and not operation.writes_table:
+        raise InvalidRequest(
+            f"options.atomic applies to insert, upsert and delete: {operation.name} has effects "
+            "outside the database, which a rollback cannot take back",
+            details={"operation": operation.name},
+        )
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
         earlier = await _earlier(conn, principal, request, fingerprint)
