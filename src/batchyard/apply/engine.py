@@ -181,8 +181,12 @@ class ChunkApplier:
         return outcome
 
     def _run_operation(
-        self, tx: TargetTransaction, work: ChunkWork, lines: list[tuple[LogLevel, str]]
+        self,
+        tx: TargetTransaction,
+        work: ChunkWork,
+        lines: list[tuple[LogLevel, str]] | None = None,
     ) -> ChunkOutcome:
+        """Run the operation on one chunk; what it logs goes to ``lines`` (None: Python's log)."""
         records = work.records()
         context = OperationContext(
             self.batch_id,
@@ -191,10 +195,17 @@ class ChunkApplier:
             tx,
             self.stopping.is_set,
             settings=self.settings,
-            log_writer=lambda level, message: lines.append((level, message)),
+            log_writer=self._log_writer(lines),
         )
         failures, outputs = split_result(self.operation.apply(records, context), records)
         return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures, outputs)
+
+    def _log_writer(
+        self, lines: list[tuple[LogLevel, str]] | None
+    ) -> Callable[[LogLevel, str], None]:
+        if lines is not None:
+            return lambda level, message: lines.append((level, message))
+        return lambda level, message: logger.info("batch %s: %s", self.batch_id, message)
 
     async def _write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:
         """The lines an operation logged, written once its thread is done (no thread calls
