@@ -46,6 +46,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/metrics"): Rule(None, 200, public=True),
     ("POST", "/datasets"): Rule(A.CREATE_DATASET, 201),
     ("GET", "/datasets"): Rule(A.LIST_DATASETS, 200),
+    ("GET", "/operations"): Rule(A.LIST_DATASETS, 200),
     ("GET", "/datasets/{name}"): Rule(A.GET_DATASET, 200),
     ("DELETE", "/datasets/{name}"): Rule(A.DELETE_DATASET, 200),
     ("POST", "/batches"): Rule(A.CREATE_BATCH, 202),

@@ -23,6 +23,7 @@ from batchyard.api.routes import (
     files,
     health,
     metrics,
+    operations,
     users,
 )
 from batchyard.service.auth import announce_admin_token, ensure_admin
@@ -75,7 +76,7 @@ def create_app(
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_upload_bytes)
-    for module in (health, metrics, datasets, batches, files, events, users):
+    for module in (health, metrics, datasets, batches, files, events, operations, users):
         app.include_router(module.router)
     mount_dashboard(app)
     # Outermost, so every answer (a guard's 413 too) carries its request id.

@@ -22,6 +22,7 @@ from batchyard.domain.schema import (
     Dataset,
 )
 from batchyard.domain.statuses import BatchStatus
+from batchyard.operations.registry import available_operations
 
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 #: The most columns a dataset may declare (PostgreSQL's limit on a table's columns).
@@ -30,6 +31,7 @@ MAX_COLUMNS = 1600
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FIELD_NAME)]
 NullMarker = Annotated[str, StringConstraints(max_length=MAX_NULL_MARKER_LENGTH)]
 NullMarkers = Annotated[list[NullMarker], Field(max_length=MAX_NULL_MARKERS)]
+OPERATION_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -50,6 +52,12 @@ class OptionsIn(BaseModel):
     )
     null_markers: NullMarkers | None = Field(
         default=None, description="CSV texts read as null for this batch (default: the dataset's)"
+    )
+    operation: dict[str, Any] | None = Field(
+        default=None,
+        description="The operation's settings, checked against the schema GET /operations "
+        "publishes for it (http: url, method, headers, timeout, concurrency, rate_per_second, "
+        "max_attempts)",
     )
     max_error_rate: float | None = Field(
         default=None,
@@ -90,7 +98,11 @@ class BatchCreate(BaseModel):
     dataset: str = Field(min_length=1, max_length=63)
     sources: list[str | SourceIn] = Field(min_length=1, max_length=1000)
     format: InputFormat | None = None
-    operation: Operation = Operation.INSERT
+    operation: str = Field(
+        default=Operation.INSERT,
+        pattern=OPERATION_PATTERN,
+        description="insert, upsert, delete, http or another operation GET /operations lists",
+    )
     hash: str | None = Field(default=None, pattern=SHA256_PATTERN)
     options: OptionsIn = Field(default_factory=OptionsIn)
     notify_url: str | None = Field(default=None, max_length=4096)
@@ -197,7 +209,7 @@ class BatchPublic(BaseModel):
     batch: str
     owner: str | None = Field(description="Name of the user who created the batch")
     dataset: str
-    operation: Operation
+    operation: str
     status: BatchStatus
     format: InputFormat | None
     created_ts: float
@@ -247,13 +259,22 @@ class BatchPublic(BaseModel):
             hash=batch.hash,
             error_message=bounded_message(batch.error_message) if batch.error_message else None,
             sources=[s.to_json() for s in batch.sources],
-            options=batch.options.to_json(),
+            options=shown_options(batch),
             notify_url=batch.notify_url,
             retry_of=batch.options.retry_of,
             resubmits=batch.options.resubmits or batch.options.retry_of,
             dry_run=batch.options.dry_run,
             download=download,
         )
+
+
+def shown_options(batch: Batch) -> dict[str, Any]:
+    """The batch's options with the operation's secret settings (``writeOnly``) redacted."""
+    options = batch.options.to_json()
+    if "operation" in options:
+        known = available_operations().get(batch.operation)
+        options["operation"] = known.shown(options["operation"]) if known else {}
+    return options
 
 
 class BatchList(BaseModel):

@@ -15,9 +15,10 @@ from batchyard.apply.engine import (
 )
 from batchyard.apply.operations import (
     OperationContext,
+    Outcomes,
     RecordOperation,
     TableOperation,
-    operation_for,
+    split_result,
 )
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, RecordWriter, TargetTransaction
 from batchyard.apply.streams import NextChunk, apply_in_streams, from_list
@@ -31,6 +32,7 @@ __all__ = [
     "ChunkWork",
     "NextChunk",
     "OperationContext",
+    "Outcomes",
     "RecordOperation",
     "RecordWriter",
     "StatusReader",
@@ -38,6 +40,6 @@ __all__ = [
     "TargetTransaction",
     "apply_in_streams",
     "from_list",
-    "operation_for",
     "settle",
+    "split_result",
 ]

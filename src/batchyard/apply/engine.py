@@ -12,19 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
-from batchyard.apply.operations import OperationContext, RecordOperation
+from batchyard.apply.operations import (
+    OperationContext,
+    RecordOperation,
+    TableOperation,
+    split_result,
+)
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, TargetTransaction
+from batchyard.domain.batches import LogLevel
 from batchyard.domain.errors import AtomicRollback, CancelRequested, StopSignal
 from batchyard.domain.outcomes import ChunkOutcome
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus, stop_signal_for
+
+logger = logging.getLogger("batchyard.apply")
 
 #: Reads the batch's current status (from the metadata store, in the event loop).
 StatusReader = Callable[[], Awaitable[BatchStatus]]
@@ -32,6 +42,10 @@ StatusReader = Callable[[], Awaitable[BatchStatus]]
 Records = Callable[[], pa.Table]
 #: Hears of each chunk's outcome in a dry run, as soon as it is known (before the rollback).
 OnRehearsed = Callable[[ChunkOutcome], Awaitable[None]]
+#: How often a chunk of an operation with effects elsewhere looks for a cancel while it runs.
+CANCEL_POLL_SECONDS = 0.5
+#: Writes a line an operation logged into the batch's log (in the event loop).
+LogSink = Callable[[LogLevel, str], Awaitable[None]]
 
 
 class ApplyKind(enum.StrEnum):
@@ -85,6 +99,8 @@ class ChunkApplier:
         operation: RecordOperation,
         read_status: StatusReader,
         during: BatchStatus,
+        settings: Mapping[str, Any] | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.target = target
         self.batch_id = batch_id
@@ -92,6 +108,8 @@ class ChunkApplier:
         self.operation = operation
         self.read_status = read_status
         self.during = during
+        self.settings = dict(settings or {})
+        self.log_sink = log_sink
         #: Set once any stream of this applier stops (a stop signal, an error): threads see it.
         self.stopping = threading.Event()
 
@@ -122,34 +140,97 @@ class ChunkApplier:
                 else ApplyKind.BATCH_LEFT
             )
             return Applied(kind, work.index, signal=signal)
-        outcome = await asyncio.to_thread(self._apply_claimed, claimed, work)
+        lines: list[tuple[LogLevel, str]] = []
+        applying = asyncio.ensure_future(
+            asyncio.to_thread(self._apply_claimed, claimed, work, lines)
+        )
+        watching = None
+        if not isinstance(self.operation, TableOperation):
+            watching = asyncio.create_task(self._watch_cancel(applying))
+        try:
+            outcome = await applying
+        finally:
+            if watching is not None:
+                watching.cancel()
+            await self._write_log(lines)
         return Applied(ApplyKind.APPLIED, work.index, outcome)
 
-    def _apply_claimed(self, claim: ChunkClaim, work: ChunkWork) -> ChunkOutcome:
+    async def _watch_cancel(self, applying: asyncio.Future[ChunkOutcome]) -> None:
+        """While an operation with effects elsewhere works through a chunk, read the batch's
+        status every CANCEL_POLL_SECONDS: a cancel sets ``stopping``, which the operation sees
+        (``context.cancelled()``) and stops sending at once, not at the chunk's end."""
+        while not applying.done():
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if isinstance(await self.stop_signal(), CancelRequested):
+                    return
+            except Exception:  # read again next time, and by the next claim in any case
+                logger.warning(
+                    "batch %s: status read failed while watching for a cancel",
+                    self.batch_id,
+                    exc_info=True,
+                )
+
+    def _apply_claimed(
+        self, claim: ChunkClaim, work: ChunkWork, lines: list[tuple[LogLevel, str]]
+    ) -> ChunkOutcome:
         try:
-            outcome = self._run_operation(claim.transaction, work)
+            outcome = self._run_operation(claim.transaction, work, lines)
             claim.commit(outcome)
         except BaseException:
             claim.release()
             raise
         return outcome
 
-    def _run_operation(self, tx: TargetTransaction, work: ChunkWork) -> ChunkOutcome:
+    def _run_operation(
+        self,
+        tx: TargetTransaction,
+        work: ChunkWork,
+        lines: list[tuple[LogLevel, str]] | None = None,
+    ) -> ChunkOutcome:
+        """Run the operation on one chunk; what it logs goes to ``lines`` (None: Python's log)."""
         records = work.records()
         context = OperationContext(
-            self.batch_id, self.dataset, work.index, tx, self.stopping.is_set
+            self.batch_id,
+            self.dataset,
+            work.index,
+            tx,
+            self.stopping.is_set,
+            settings=self.settings,
+            log_writer=self._log_writer(lines),
         )
-        failures = self.operation.apply(records, context)
-        return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures)
+        failures, outputs = split_result(self.operation.apply(records, context), records)
+        return ChunkOutcome(work.index, records.num_rows - failures.num_rows, failures, outputs)
+
+    def _log_writer(
+        self, lines: list[tuple[LogLevel, str]] | None
+    ) -> Callable[[LogLevel, str], None]:
+        if lines is not None:
+            return lambda level, message: lines.append((level, message))
+        return lambda level, message: logger.info("batch %s: %s", self.batch_id, message)
+
+    async def _write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:
+        """The lines an operation logged, written once its thread is done (no thread calls
+        back into the event loop)."""
+        if self.log_sink is None:
+            return
+        for level, message in lines:
+            await self.log_sink(level, message)
 
     async def apply_atomically(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
         """Every chunk in one transaction; rolled back whole if the target refuses a record."""
         signal = await self.stop_signal()
         if signal is not None:
             raise signal
-        return await asyncio.to_thread(self._apply_all, chunks)
+        lines: list[tuple[LogLevel, str]] = []
+        try:
+            return await asyncio.to_thread(self._apply_all, chunks, lines)
+        finally:
+            await self._write_log(lines)
 
-    def _apply_all(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
+    def _apply_all(
+        self, chunks: Sequence[ChunkWork], lines: list[tuple[LogLevel, str]]
+    ) -> list[ChunkOutcome]:
         outcomes: list[ChunkOutcome] = []
         with self.target.transaction() as tx:
             for work in chunks:
@@ -157,7 +238,7 @@ class ChunkApplier:
                 if done is not None:
                     outcomes.append(done)
                     continue
-                outcome = self._run_operation(tx, work)
+                outcome = self._run_operation(tx, work, lines)
                 if outcome.failures.num_rows:
                     first = outcome.failures.slice(0, 1).to_pylist()[0]
                     raise AtomicRollback(

@@ -5,6 +5,7 @@ Each command is a thin shell over the SDK (``batchyard.client``); see docs/cli.m
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -26,6 +27,7 @@ from batchyard.cli.connection import (
     outcome,
 )
 from batchyard.cli.dataset_commands import datasets_app
+from batchyard.cli.operation_commands import operations_app
 from batchyard.cli.progress import ImportProgress
 from batchyard.cli.reading_options import ColumnMap, Delimiter, NullMarkers, with_reading_options
 from batchyard.client import Batch, BatchStatus, Client, InputFormat, Operation
@@ -69,6 +71,22 @@ def _options(raw: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise typer.BadParameter("must be a JSON object", param_hint="--options")
     return value
+
+
+def operation_settings(pairs: list[str] | None) -> dict[str, Any] | None:
+    """``--set KEY=VALUE`` options as the operation's settings (None when there are none)."""
+    if not pairs:
+        return None
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
 
 
 def failed_records_name(batch: Batch) -> str:
@@ -128,8 +146,22 @@ def import_batch(
     ],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="The dataset to load into.")],
     operation: Annotated[
-        Operation, typer.Option(help="What to do with each record.")
+        str,
+        typer.Option(
+            help="What to do with each record: insert, upsert, delete, http, or an operation "
+            "a package registers ('batchyard operations list')."
+        ),
     ] = Operation.INSERT,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="A setting of the operation (options.operation), repeatable: "
+            "--set url=https://example.com/hook --set concurrency=16. A VALUE that is JSON "
+            "(a number, true, an object) is taken as such, anything else as text.",
+        ),
+    ] = None,
     format: Annotated[
         InputFormat | None, typer.Option(help="Input format (default: detected).")
     ] = None,
@@ -187,6 +219,7 @@ def import_batch(
         "hash": hash,
         "options": _dry_run(_resubmitting(reading, path, resubmits), dry_run),
         "idempotency_key": idempotency_key,
+        "operation_options": operation_settings(setting),
     }
     name = path.name if path else f"{len(urls)} URL(s)"
     with connect(url, token) as client:
@@ -363,14 +396,22 @@ def results(
     failed: Annotated[
         bool, typer.Option("--failed", help="The failed records as sent (+ error) instead.")
     ] = False,
+    jsonl: Annotated[
+        bool,
+        typer.Option("--jsonl", help="The results as JSON Lines (outputs stay nested)."),
+    ] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Download a batch's per-record results as CSV (or its failed records as sent: CSV, or
-    JSON Lines for a JSON Lines input), streamed."""
+    """Download a batch's per-record results as CSV or JSON Lines (or its failed records as
+    sent: CSV, or JSON Lines for a JSON Lines input), streamed."""
     with connect(url, token) as client:
         download = (
-            client.ingest.download_failed_records if failed else client.ingest.download_results
+            client.ingest.download_failed_records
+            if failed
+            else functools.partial(
+                client.ingest.download_results, format="jsonl" if jsonl else "csv"
+            )
         )
         if output == "-":
             download(batch_id, sys.stdout.buffer)
@@ -394,3 +435,4 @@ def register(app: typer.Typer) -> None:
     app.command()(delete)
     app.command()(results)
     app.add_typer(datasets_app, name="datasets")
+    app.add_typer(operations_app, name="operations")

@@ -120,7 +120,7 @@ def batch_summary(batch: Batch) -> Table:
     rows: list[tuple[str, str]] = [
         ("batch", batch.id),
         ("dataset", batch.dataset),
-        ("operation", batch.operation.value),
+        ("operation", str(batch.operation)),
         ("status", status_text(batch)),
         ("records", number(batch.total_operations)),
         ("processed", f"{number(batch.processed_operations)} ({batch.progress_percentage:g}%)"),
@@ -171,7 +171,7 @@ def batch_list(batches: Iterable[Batch]) -> Table:
             batch.id,
             batch.owner or "-",
             batch.dataset,
-            batch.operation.value,
+            str(batch.operation),
             status_text(batch),
             number(batch.total_operations),
             number(batch.failed_operations),

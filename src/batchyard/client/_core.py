@@ -28,6 +28,8 @@ from batchyard.client.models import (
     DatasetSchema,
     HistoryEntry,
     IssuedToken,
+    OperationInfo,
+    OperationList,
     Role,
     RoleList,
     Statement,
@@ -107,6 +109,24 @@ def check_one_input(file: object, sources: object) -> None:
 
 def _options_json(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(options) if options else {}
+
+
+def with_operation_options(
+    options: Mapping[str, Any] | None, operation_options: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """``options`` with the operation's settings as ``options.operation``."""
+    if operation_options is None:
+        return options
+    return {**(options or {}), "operation": dict(operation_options)}
+
+
+def list_operations() -> Call[list[OperationInfo]]:
+    """GET /operations: the operations this server has."""
+
+    def parse(response: httpx.Response) -> list[OperationInfo]:
+        return _decoder(OperationList)(response).operations
+
+    return Call("GET", "/operations", parse)
 
 
 def create_batch_from_sources(
@@ -209,9 +229,10 @@ def delete_batch(batch_id: str) -> Call[Batch]:
     return Call("DELETE", _batch_path(batch_id), parse_batch)
 
 
-def result_file(batch_id: str, which: ResultFile) -> str:
-    """Path of a batch's results or failed-records file (streamed by the caller)."""
-    return _batch_path(batch_id, f"/{which}")
+def result_file(batch_id: str, which: ResultFile, *, jsonl: bool = False) -> str:
+    """Path of a batch's results or failed-records file (streamed by the caller); ``jsonl``:
+    the results as JSON Lines."""
+    return _batch_path(batch_id, f"/{which}") + ("?format=jsonl" if jsonl else "")
 
 
 def events_path(batch_id: str) -> str:

@@ -28,6 +28,7 @@ from batchyard.client.models import (
     DatasetSchema,
     HistoryEntry,
     IssuedToken,
+    OperationInfo,
     Role,
     Token,
     User,
@@ -82,15 +83,19 @@ class Ingest:
         operation: str = "insert",
         hash: str | None = None,
         options: Mapping[str, Any] | None = None,
+        operation_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         on_upload: UploadProgress | None = None,
     ) -> Batch:
         """Start importing ``file`` (a path or binary file object, streamed) or ``sources`` (URLs).
 
         ``hash="auto"`` computes the file's SHA-256 in a first streaming pass so the server
-        verifies the copy. Returns at once; follow the batch with ``wait``.
+        verifies the copy. ``operation`` is insert (default), upsert, delete, http or one a
+        package registers on the server (``list_operations``); ``operation_options`` are its
+        settings (``options.operation``). Returns at once; follow the batch with ``wait``.
         """
         _core.check_one_input(file, sources)
+        options = _core.with_operation_options(options, operation_options)
         if sources is not None:
             call = _core.create_batch_from_sources(
                 dataset,
@@ -197,9 +202,15 @@ class Ingest:
             tracker.check()
         return None
 
-    def download_results(self, batch_id: str, path: FileArg) -> None:
-        """Stream the per-record results CSV to ``path`` (a path or binary file object)."""
-        self._download(_core.result_file(batch_id, "results"), path)
+    def download_results(self, batch_id: str, path: FileArg, *, format: str = "csv") -> None:
+        """Stream the per-record results to ``path`` (a path or binary file object): CSV, or
+        ``format="jsonl"`` for one JSON object per record (outputs stay nested)."""
+        url_path = _core.result_file(batch_id, "results", jsonl=format == "jsonl")
+        self._download(url_path, path)
+
+    def list_operations(self) -> builtins.list[OperationInfo]:
+        """The operations the server has (name, description, settings schema)."""
+        return _send(self._http, _core.list_operations())
 
     def download_failed_records(self, batch_id: str, path: FileArg) -> None:
         """Stream the failed records (original fields plus ``error``) to ``path``."""

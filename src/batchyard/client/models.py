@@ -56,7 +56,8 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     #: Name of the user who created the batch.
     owner: str | None = None
     dataset: str
-    operation: Operation
+    #: insert, upsert, delete, http, or an operation a package registers on the server.
+    operation: str
     status: BatchStatus
     format: InputFormat | None = None
     created_ts: datetime
@@ -159,6 +160,18 @@ class BatchPage(msgspec.Struct, frozen=True):
 
     batches: list[Batch]
     next_cursor: str | None = None
+
+
+class OperationInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An operation the server has: what it does, and the JSON Schema of its settings."""
+
+    name: str
+    description: str
+    settings_schema: dict[str, Any]
+
+
+class OperationList(msgspec.Struct, frozen=True):
+    operations: list[OperationInfo]
 
 
 class DatasetList(msgspec.Struct, frozen=True):

@@ -12,7 +12,11 @@ from batchyard.domain.statuses import TERMINAL, BatchStatus
 
 
 class Operation(enum.StrEnum):
-    """What a batch does with each record."""
+    """The built-in operations that write into the dataset's table.
+
+    A batch's ``operation`` is a name: one of these, or one a package registers
+    (``batchyard.operations``), such as the built-in ``http``.
+    """
 
     INSERT = "insert"
     UPSERT = "upsert"  #: by the dataset's primary key
@@ -66,6 +70,8 @@ class BatchOptions:
     #: Everything but the lasting effect: records are applied in a transaction that is rolled
     #: back, so the results say what a real run would do and the table is left as it was.
     dry_run: bool = False
+    #: The operation's own settings, checked against the JSON schema it publishes.
+    operation: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Stored options come back from JSON as a list and a dict.
@@ -73,6 +79,8 @@ class BatchOptions:
             object.__setattr__(self, "null_markers", tuple(self.null_markers))
         if self.columns is not None:
             object.__setattr__(self, "columns", dict(self.columns))
+        if self.operation is not None:
+            object.__setattr__(self, "operation", dict(self.operation))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +98,8 @@ class BatchOptions:
             out["columns"] = dict(self.columns)
         if self.null_markers is not None:
             out["null_markers"] = list(self.null_markers)
+        if self.operation is not None:
+            out["operation"] = dict(self.operation)
         return out
 
 
@@ -116,7 +126,8 @@ class Batch:
     id: str
     owner_id: str
     dataset: str
-    operation: Operation
+    #: An operation's name: an ``Operation`` or one a package registers.
+    operation: str
     status: BatchStatus
     format: InputFormat | None
     sources: tuple[Source, ...]

@@ -158,6 +158,18 @@ class UnsupportedFormat(InvalidRequest):
     code = "unsupported_format"
 
 
+class UnknownOperation(InvalidRequest):
+    """This server has no operation by that name."""
+
+    code = "unknown_operation"
+
+
+class InvalidOperationSettings(InvalidRequest):
+    """options.operation does not match the operation's settings schema."""
+
+    code = "invalid_operation_settings"
+
+
 class PayloadTooLarge(BatchyardError):
     """The input is larger than this server accepts."""
 

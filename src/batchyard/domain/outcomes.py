@@ -6,7 +6,7 @@ ledger, the results files), so it lives in the domain, below all of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import pyarrow as pa
@@ -32,8 +32,24 @@ ERRORS_SCHEMA: pa.Schema = pa.schema(
 )
 
 
+#: One row per record whose operation produced an output: the output as JSON text.
+OUTPUTS_SCHEMA: pa.Schema = pa.schema(
+    cast(
+        "list[pa.Field[Any]]",
+        [
+            pa.field("record_number", pa.int64(), nullable=False),
+            pa.field("output", pa.string(), nullable=False),
+        ],
+    )
+)
+
+
 def empty_errors() -> pa.Table:
     return ERRORS_SCHEMA.empty_table()
+
+
+def empty_outputs() -> pa.Table:
+    return OUTPUTS_SCHEMA.empty_table()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +60,8 @@ class ChunkOutcome:
     succeeded: int
     #: Records the target refused: ERRORS_SCHEMA rows (``raw`` may be null).
     failures: pa.Table
+    #: What the operation answered per record, where it answers anything (OUTPUTS_SCHEMA rows).
+    outputs: pa.Table = field(default_factory=OUTPUTS_SCHEMA.empty_table)
 
 
 class OutcomeSource(Protocol):

@@ -46,7 +46,7 @@ class Reading:
         cls,
         dataset: Dataset,
         options: BatchOptions | None = None,
-        operation: Operation = Operation.INSERT,
+        operation: str = Operation.INSERT,
     ) -> Reading:
         """The reading for a batch; InvalidRequest if its options.columns cannot apply."""
         options = options if options is not None else BatchOptions()

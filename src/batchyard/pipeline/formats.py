@@ -140,7 +140,7 @@ def read_chunks(
     gzip: bool,
     dataset: Dataset,
     options: BatchOptions,
-    operation: Operation = Operation.INSERT,
+    operation: str = Operation.INSERT,
     chunk_bytes: int = 16 * 2**20,
     max_decompressed_bytes: int | None = None,
     max_record_bytes: int = 16 * 2**20,

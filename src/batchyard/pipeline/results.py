@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from batchyard.domain.outcomes import OutcomeSource
+from batchyard.domain.outcomes import OutcomeSource, empty_outputs
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, read_table
@@ -107,6 +107,8 @@ class ResultsWriter:
         inputs: reads the stored input again for what was sent of records the target refused;
             without it, their typed values are written as text.
         delimiter: the input's CSV delimiter, which the failed-records file keeps.
+        with_output: add an ``output`` column (each record's output as JSON text), for
+            operations that answer per record (not insert, upsert, delete).
         unapplied: for a batch that ended before applying everything (cancelled, failed,
             refused in validation), why its records were not applied: a chunk the ledger does
             not know, and the records validation never read, are then ``not_processed``.
@@ -122,6 +124,7 @@ class ResultsWriter:
         inputs: InputReader | None = None,
         delimiter: str = ",",
         unapplied: str | None = None,
+        with_output: bool = False,
     ):
         self.blobs = blobs
         self.batch_id = batch_id
@@ -130,6 +133,7 @@ class ResultsWriter:
         self.inputs = inputs
         self.delimiter = delimiter
         self.unapplied = unapplied
+        self.with_output = with_output
         self.counts: Counter[str] = Counter()
         columns = list(manifest.input_columns) or list(dataset.column_names)
         self.failed_format = FailedRecordsFormat(manifest.input_format, columns, delimiter)
@@ -153,7 +157,10 @@ class ResultsWriter:
             failed_path.open("w", newline="", encoding="utf-8") as failed_file,
             ThreadPoolExecutor(RESULTS_THREADS, thread_name_prefix="results") as pool,
         ):
-            pacsv.write_csv(RESULTS_SCHEMA.empty_table(), results_file, PLAIN_HEADER)
+            header = RESULTS_SCHEMA.empty_table()
+            if self.with_output:
+                header = with_outputs(header, empty_outputs())
+            pacsv.write_csv(header, results_file, PLAIN_HEADER)
             failed_file.write(failed_format.header())
             pending: deque[Future[ChunkText]] = deque()
 
@@ -217,25 +224,35 @@ class ResultsWriter:
     ) -> ChunkText:
         """The part of an applied chunk."""
         valid, errors = self._staged(entry)
-        return _as_text(*chunk_results(valid, errors, outcome, self.dataset, originals))
+        rows, failed = chunk_results(valid, errors, outcome, self.dataset, originals)
+        return _as_text(self._output_column(rows, outcome.outputs), failed)
 
     def _clean_unapplied_text(self, entry: ChunkEntry, reason: str, fields: pa.Table) -> ChunkText:
         """The part of a never applied chunk without an invalid record: its failed-records
         text made column-wise from what was sent."""
         valid, _ = self._staged(entry)
         rows = result_rows(valid[RECORD_NUMBER], NOT_PROCESSED, key=key_text(valid, self.dataset))
+        rows = self._output_column(rows)
         text = self.failed_format.csv_rows(fields, f"{NOT_PROCESSED}: {reason}")
         return _as_text(rows, ERRORS_SCHEMA.empty_table())[0], text, Counter(outcome_counts(rows))
 
     def _unapplied_text(self, entry: ChunkEntry, reason: str, sent: dict[int, str]) -> ChunkText:
         """The part of a chunk the batch staged but never applied."""
         valid, errors = self._staged(entry)
-        return _as_text(*unapplied_chunk_results(valid, errors, self.dataset, reason, sent))
+        rows, failed = unapplied_chunk_results(valid, errors, self.dataset, reason, sent)
+        return _as_text(self._output_column(rows), failed)
 
-    @staticmethod
-    def _unread_text(unread: Unread, reason: str, failed_format: FailedRecordsFormat) -> ChunkText:
+    def _output_column(self, rows: pa.Table, outputs: pa.Table | None = None) -> pa.Table:
+        if not self.with_output:
+            return rows
+        return with_outputs(rows, empty_outputs() if outputs is None else outputs)
+
+    def _unread_text(
+        self, unread: Unread, reason: str, failed_format: FailedRecordsFormat
+    ) -> ChunkText:
         """The part of records validation never reached."""
         rows, failed = unread_results(unread.numbers, unread.sent, reason)
+        rows = self._output_column(rows)
         if unread.fields is not None and not failed_format.jsonl:
             text = failed_format.csv_rows(unread.fields, f"{NOT_PROCESSED}: {reason}")
             return _as_text(rows, failed)[0], text, Counter(outcome_counts(rows))
@@ -260,6 +277,14 @@ class ResultsWriter:
             )
         summary = ResultsSummary.of(self.counts, extension(input_format))
         await put_bytes(self.blobs, keys.results_summary_key(self.batch_id), summary.encode())
+
+
+def with_outputs(rows: pa.Table, outputs: pa.Table) -> pa.Table:
+    """``rows`` plus an ``output`` column: each record's output (JSON text), null where none."""
+    if not outputs.num_rows:
+        return rows.append_column("output", pa.nulls(rows.num_rows, pa.string()))
+    where = pc.index_in(rows["record_number"], value_set=outputs["record_number"])
+    return rows.append_column("output", pc.take(outputs["output"], where))
 
 
 def _as_text(rows: pa.Table, failed: pa.Table) -> ChunkText:

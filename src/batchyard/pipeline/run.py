@@ -45,7 +45,11 @@ from batchyard.store import datasets as dataset_rows
 
 logger = logging.getLogger("batchyard.pipeline")
 S = BatchStatus
-_VERBS = {Operation.INSERT: "Inserted", Operation.UPSERT: "Upserted", Operation.DELETE: "Deleted"}
+_VERBS: dict[str, str] = {
+    Operation.INSERT: "Inserted",
+    Operation.UPSERT: "Upserted",
+    Operation.DELETE: "Deleted",
+}
 
 
 def final_status_for(error: BaseException) -> BatchStatus:
@@ -217,7 +221,7 @@ async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     committed = await asyncio.to_thread(source.committed_counts, batch.id)
     await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(source)
     counts = counts_so_far(manifest, committed)
-    verb = _VERBS[batch.operation]
+    verb = _VERBS.get(batch.operation, "Succeeded")
     if batch.options.dry_run:
         await rec.log(
             f"Finished dry run: nothing was written. Would be {verb.lower()}: "

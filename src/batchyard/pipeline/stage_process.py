@@ -27,13 +27,13 @@ from batchyard.apply import (
     NextChunk,
     apply_in_streams,
     from_list,
-    operation_for,
     settle,
 )
-from batchyard.domain.batches import Batch, Counts
+from batchyard.domain.batches import Batch, Counts, LogLevel
 from batchyard.domain.errors import PipelineError
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
+from batchyard.operations.registry import operation_named
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
 from batchyard.pipeline.context import BatchRecorder
@@ -77,7 +77,7 @@ class Processing:
         #: The status the batch must still be in for a chunk to be applied (validating when
         #: chunks are applied while validation goes on; the manifest then still grows).
         self.during = during
-        self.operation = operation_for(batch.operation)
+        self.operation = operation_named(batch.operation).bound(rec.ctx.settings)
         self.applier = ChunkApplier(
             rec.ctx.target,
             batch_id=batch.id,
@@ -85,6 +85,8 @@ class Processing:
             operation=self.operation,
             read_status=self._status,
             during=during,
+            settings=batch.options.operation,
+            log_sink=self._log,
         )
         #: Records applied per committed chunk, as far as this participant knows (the ledger's
         #: word at start, plus every outcome since): no ledger read per chunk where this job
@@ -100,6 +102,9 @@ class Processing:
 
     async def _status(self) -> BatchStatus:
         return (await self.rec.get()).status
+
+    async def _log(self, level: LogLevel, message: str) -> None:
+        await self.rec.log(message, level)
 
     async def run(self) -> Counts:
         """The batch's own job: apply every chunk; the counts once all of them are committed."""

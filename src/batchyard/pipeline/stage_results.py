@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from batchyard.domain.batches import Batch, LogLevel
+from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import BatchNotFound
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
@@ -46,6 +46,7 @@ def results_writer(
         inputs=inputs,
         delimiter=batch.options.delimiter,
         unapplied=unapplied,
+        with_output=batch.operation not in set(Operation),
     )
 
 

@@ -36,6 +36,7 @@ from batchyard.domain.errors import (
 from batchyard.domain.permissions import Action
 from batchyard.domain.reading import check_batch_mapping
 from batchyard.domain.statuses import BatchStatus
+from batchyard.operations.registry import operation_named
 from batchyard.pipeline import keys
 from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.sources import validate_source_url
@@ -60,7 +61,8 @@ class NewBatch:
     """What a client asks for when creating a batch (already shape-checked by the API)."""
 
     dataset: str
-    operation: Operation = Operation.INSERT
+    #: An operation's name (GET /operations lists them).
+    operation: str = Operation.INSERT
     format: InputFormat | None = None
     sources: tuple[Source, ...] = ()
     hash: str | None = None
@@ -108,7 +110,7 @@ def _fingerprint(request: NewBatch, kind: str) -> str | None:
     asked = {
         "kind": kind,
         "dataset": request.dataset,
-        "operation": request.operation.value,
+        "operation": str(request.operation),
         "format": request.format.value if request.format else None,
         "sources": [s.to_json() for s in request.sources],
         "hash": request.hash,
@@ -154,7 +156,19 @@ async def _admit(
 ) -> Batch | None:
     """Checks shared by both create forms; returns the earlier batch for a repeated key."""
     require(principal, Action.CREATE_BATCH, request.dataset)
-    require_operation(principal, request.dataset, request.operation.value)
+    require_operation(principal, request.dataset, str(request.operation))
+    operation = operation_named(request.operation)
+    operation.check(request.options.operation, reach_of(svc.settings))
+    for option, chosen in (
+        ("atomic", request.options.atomic),
+        ("dry_run", request.options.dry_run),
+    ):
+        if chosen and not operation.writes_table:
+            raise InvalidRequest(
+                f"options.{option} applies to insert, upsert and delete: {operation.name} has "
+                "effects outside the database, which a rollback cannot take back",
+                details={"operation": operation.name, "field": f"options.{option}"},
+            )
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
         earlier = await _earlier(conn, principal, request, fingerprint)
@@ -162,9 +176,9 @@ async def _admit(
             return earlier
         await _check_batch_quota(svc, conn, principal)
         await _check_resubmits(conn, principal, request)
-    if request.operation != Operation.INSERT and not dataset.primary_key:
+    if request.operation in {Operation.UPSERT, Operation.DELETE} and not dataset.primary_key:
         raise InvalidRequest(
-            f"{request.operation.value} needs a primary key, and dataset {dataset.name!r} has none"
+            f"{request.operation} needs a primary key, and dataset {dataset.name!r} has none"
         )
     check_batch_mapping(dataset, request.options)
     return None

@@ -10,6 +10,7 @@ from batchyard.domain.errors import NoResults, ResultsNotReady
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline import failed_records, keys
 from batchyard.pipeline.manifest import read_manifest
+from batchyard.pipeline.results_jsonl import JSONL_CONTENT_TYPE, results_as_jsonl
 from batchyard.pipeline.results_summary import ResultsSummary, read_results_summary
 from batchyard.service.container import Services
 
@@ -55,10 +56,14 @@ def _result_key(batch_id: str, which: ResultFile) -> str:
 
 
 async def open_result_file(
-    svc: Services, batch: Batch, which: ResultFile
+    svc: Services, batch: Batch, which: ResultFile, *, jsonl: bool = False
 ) -> tuple[AsyncIterator[bytes], str, str]:
-    """(the file's bytes, streamed; its media type; its file extension)."""
+    """(the file's bytes, streamed; its media type; its file extension); ``jsonl``: the
+    results as JSON Lines rather than CSV."""
     summary = await results_summary(svc, batch)
+    if which == "results" and jsonl:
+        stream = results_as_jsonl(svc.blobs, _result_key(batch.id, which))
+        return stream, JSONL_CONTENT_TYPE, "jsonl"
     if which == "results":
         media_type, extension = failed_records.CSV_CONTENT_TYPE, "csv"
     else:

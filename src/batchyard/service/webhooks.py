@@ -111,7 +111,7 @@ def payload(batch: Batch) -> dict[str, Any]:
         "event": "batch.finished",
         "batch": batch.id,
         "dataset": batch.dataset,
-        "operation": batch.operation.value,
+        "operation": str(batch.operation),
         "status": batch.status.value,
         "created_ts": batch.created_ts,
         "updated_ts": batch.updated_ts,

@@ -14,7 +14,6 @@ from batchyard.domain.batches import (
     BatchOptions,
     Counts,
     InputFormat,
-    Operation,
     Source,
 )
 from batchyard.domain.statuses import BatchStatus
@@ -64,7 +63,7 @@ def batch_values(batch: Batch) -> dict[str, Any]:
         "id": batch.id,
         "owner_id": batch.owner_id,
         "dataset": batch.dataset,
-        "operation": batch.operation.value,
+        "operation": str(batch.operation),
         "status": batch.status.value,
         "format": batch.format.value if batch.format else None,
         "sources": json.dumps([s.to_json() for s in batch.sources]),
@@ -86,7 +85,7 @@ def batch_from_row(row: RowMapping) -> Batch:
         id=row["id"],
         owner_id=row["owner_id"],
         dataset=row["dataset"],
-        operation=Operation(row["operation"]),
+        operation=str(row["operation"]),
         status=BatchStatus(row["status"]),
         format=InputFormat(row["format"]) if row["format"] else None,
         sources=tuple(

@@ -152,6 +152,7 @@ class Target:
             self._dialect.serialize_ddl(session)
             self._dialect.prepare(session)
             session.execute(ledger.ledger_ddl(self._dialect))
+            ledger.add_outputs_column(session, self._dialect)
         self._prepared = True
 
     def ensure_table(self, dataset: Dataset) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from batchyard.api.deps import LimitsDep, PrincipalDep, ServicesDep
 from batchyard.api.routes import error_responses, json_response
 from batchyard.api.schemas import (
+    OPERATION_PATTERN,
     SHA256_PATTERN,
     BatchCreate,
     BatchList,
@@ -117,7 +118,11 @@ async def create_batch(
     ] = None,
     format: Annotated[InputFormat | None, Query(description="Input format (uploads)")] = None,
     operation: Annotated[
-        Operation, Query(description="insert, upsert or delete (uploads)")
+        str,
+        Query(
+            pattern=OPERATION_PATTERN,
+            description="insert, upsert, delete or an operation GET /operations lists (uploads)",
+        ),
     ] = Operation.INSERT,
     hash: Annotated[
         str | None, Query(pattern=SHA256_PATTERN, description="SHA-256 of the upload")

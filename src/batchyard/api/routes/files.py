@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -57,9 +57,13 @@ async def _file(
     credentials: HTTPAuthorizationCredentials | None,
     expires: int | None,
     signature: str | None,
+    *,
+    jsonl: bool = False,
 ) -> StreamingResponse:
     batch = await _authorised_batch(svc, request, batch_id, credentials, expires, signature)
-    stream, media_type, extension = await result_files.open_result_file(svc, batch, which)
+    stream, media_type, extension = await result_files.open_result_file(
+        svc, batch, which, jsonl=jsonl
+    )
     filename = f"{batch.dataset}-{batch.id}-{which}.{extension}"
     return StreamingResponse(
         stream,
@@ -68,7 +72,9 @@ async def _file(
     )
 
 
-@router.get("/batches/{batch_id}/results", response_class=StreamingResponse, responses=_CSV)
+@router.get(
+    "/batches/{batch_id}/results", response_class=StreamingResponse, responses=_CSV_OR_JSONL
+)
 async def get_results(
     batch_id: str,
     request: Request,
@@ -76,12 +82,18 @@ async def get_results(
     credentials: OptionalCredentials,
     expires: Annotated[int | None, Query()] = None,
     signature: Annotated[str | None, Query(max_length=200)] = None,
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv (default) or jsonl")] = "csv",
 ) -> StreamingResponse:
     """One row per input record.
 
-    Columns: record_number, outcome, error_code, error_column, error_message, key.
+    CSV columns: record_number, outcome, error_code, error_column, error_message, key, and
+    ``output`` for operations that answer per record (http, plugins). ``format=jsonl``: one
+    JSON object per record (record_number, outcome, code, column, message, key, output), so
+    nested outputs stay nested.
     """
-    return await _file(svc, request, batch_id, "results", credentials, expires, signature)
+    return await _file(
+        svc, request, batch_id, "results", credentials, expires, signature, jsonl=format == "jsonl"
+    )
 
 
 @router.get(

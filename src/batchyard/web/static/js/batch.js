@@ -7,6 +7,7 @@ import {
   setProgress, statusLabel, timeElement,
 } from "./format.js";
 import { showInvalidRecords } from "./invalid.js";
+import { showOutputs } from "./outputs.js";
 
 const batchId = document.getElementById("batch").dataset.batch;
 const base = `/batches/${encodeURIComponent(batchId)}`;
@@ -126,6 +127,9 @@ async function enableDownloads() {
     link.removeAttribute("aria-disabled");
     link.removeAttribute("role");
     link.removeAttribute("tabindex");
+  }
+  if (!["insert", "upsert", "delete"].includes(current.operation)) {
+    showOutputs(current).catch((error) => showNotice(`Could not read the outputs: ${error.message}`));
   }
   if (current.failed_operations > 0 || current.status !== "completed") {
     showInvalidRecords(current).catch((error) => showNotice(`Could not read the invalid records: ${error.message}`));

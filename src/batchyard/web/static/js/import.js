@@ -82,9 +82,25 @@ function batchFields() {
   return fields;
 }
 
-/** The batch's options: only what the form sets (a dry run), so the server's defaults apply. */
+/**
+ * The batch's options: only what the form sets (a dry run, the operation's settings), so the
+ * server's defaults apply; throws when the settings box is not a JSON object.
+ */
 function batchOptions() {
-  return $("dry-run").checked ? { dry_run: true } : null;
+  const options = {};
+  if ($("dry-run").checked) options.dry_run = true;
+  const settings = operationSettings();
+  if (settings) options.operation = settings;
+  return Object.keys(options).length ? options : null;
+}
+
+/** options.operation from the settings box: an object, null when empty; throws when not JSON. */
+function operationSettings() {
+  const text = $("operation-settings").value.trim();
+  if ($("settings-panel").hidden || !text) return null;
+  const value = JSON.parse(text);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new SyntaxError("not a JSON object");
+  return value;
 }
 
 function uploadUrl() {
@@ -92,6 +108,33 @@ function uploadUrl() {
   const options = batchOptions();
   if (options) params.set("options", JSON.stringify(options));
   return `/batches?${params}`;
+}
+
+/** The server's operations in the select; the settings box for those that take settings. */
+const operations = new Map();
+async function loadOperations() {
+  const select = $("operation");
+  try {
+    const listed = (await api("/operations")).operations;
+    for (const op of listed) {
+      operations.set(op.name, op);
+      if (![...select.options].some((o) => o.value === op.name)) select.append(new Option(`${op.name}: ${op.description}`, op.name));
+    }
+  } catch (error) {
+    showNotice(`Could not load the operations: ${error.message}`);
+  }
+  select.addEventListener("change", showSettings);
+  showSettings();
+}
+
+function showSettings() {
+  const op = operations.get($("operation").value);
+  const keys = Object.keys(op?.settings_schema?.properties || {});
+  $("settings-panel").hidden = keys.length === 0;
+  const required = new Set(op?.settings_schema?.required || []);
+  $("settings-help").textContent = keys.length
+    ? `${op.description} Settings: ${keys.map((k) => (required.has(k) ? `${k} (required)` : k)).join(", ")}.`
+    : "";
 }
 
 function isSourceUrl(text) {
@@ -312,6 +355,7 @@ function startUrlImport() {
 if (startPage()) {
   wireDropzone();
   loadDatasets();
+  loadOperations();
   showSourceKind();
   for (const radio of form.elements.source) radio.addEventListener("change", showSourceKind);
   urlsInput.addEventListener("input", () => urlsInput.removeAttribute("aria-invalid"));
@@ -319,9 +363,18 @@ if (startPage()) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     $("form-error").textContent = "";
+    let settingsOk = true;
+    try {
+      operationSettings();
+    } catch {
+      settingsOk = false;
+    }
     if (!$("dataset").value) {
       $("form-error").textContent = "Choose a dataset.";
       $("dataset").focus();
+    } else if (!settingsOk) {
+      $("form-error").textContent = "The operation settings must be a JSON object.";
+      $("operation-settings").focus();
     } else if (sourceKind() === "urls") {
       startUrlImport();
     } else {
