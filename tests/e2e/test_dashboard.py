@@ -14,22 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
-from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
+from playwright.sync_api import Locator, Page, Request, expect
 
-from support.browser import OfflineContext, launch_chromium, offline_context
+from support.browser import offline_context
 from support.servers import ADMIN_TOKEN, BatchyardServer, FileServer
 
 LONG = 120_000  # ms: generous under a loaded CI machine
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -53,13 +43,6 @@ def http(server: BatchyardServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
         assert client.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
         yield client
-
-
-@pytest.fixture
-def offline(browser: Browser, server: BatchyardServer) -> Iterator[OfflineContext]:
-    with offline_context(browser, server.url) as context:
-        yield context
-    assert context.blocked == [], f"the page tried to leave the server: {context.blocked}"
 
 
 def sign_in(page: Page) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
-from support.browser import OfflineContext, launch_chromium, offline_context
 from support.servers import ADMIN_TOKEN, BatchyardServer
 
 LONG = 120_000  # ms: generous under a loaded CI machine
@@ -27,16 +26,6 @@ CONTACTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[BatchyardServer]:
     running = BatchyardServer(tmp_path / "data").start()
@@ -48,13 +37,6 @@ def server(tmp_path: Path) -> Iterator[BatchyardServer]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def offline(browser: Browser, server: BatchyardServer) -> Iterator[OfflineContext]:
-    with offline_context(browser, server.url) as context:
-        yield context
-    assert context.blocked == [], f"the page tried to leave the server: {context.blocked}"
 
 
 def test_the_datasets_page_shows_input_fields_defaults_and_null_markers(offline, tmp_path):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
-from support.browser import OfflineContext, launch_chromium, offline_context
+from support.browser import OfflineContext
 from support.operation_receiver import OperationReceiver, answer_for
 from support.servers import ADMIN_TOKEN, BatchyardServer
 
@@ -21,16 +21,6 @@ ITEMS = {
     "name": "items",
     "columns": [{"name": "id", "type": "integer"}, {"name": "name", "type": "string"}],
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -44,13 +34,6 @@ def server(tmp_path: Path) -> Iterator[BatchyardServer]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def offline(browser: Browser, server: BatchyardServer) -> Iterator[OfflineContext]:
-    with offline_context(browser, server.url) as context:
-        yield context
-    assert context.blocked == [], f"the page tried to leave the server: {context.blocked}"
 
 
 def refuse_fourth(record_id: int) -> tuple[str, float | None]:
