@@ -27,6 +27,9 @@ async def test_max_errors_results_name_invalid_and_unread_records(
     batch = await upload(client, body, max_errors=2)
     ended = await wait_for_status(client, batch["batch"])
     assert ended["status"] == "validation_failed", ended
+    # The counters say what the results file says: three invalid records found, none applied.
+    assert (ended["failed_operations"], ended["successful_operations"]) == (3, 0), ended
+    assert ended["processed_operations"] == 3, ended
 
     rows = await results_of(client, batch["batch"])
     assert [int(r["record_number"]) for r in rows] == list(range(1, 6001))
