@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import ADMIN_TOKEN
 
 LONG = 120_000  # ms: generous under a loaded CI machine
 CONTACTS = {
@@ -26,17 +24,10 @@ CONTACTS = {
 }
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[BatchyardServer]:
-    running = BatchyardServer(tmp_path / "data").start()
-    try:
-        with httpx.Client(
-            base_url=running.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        ) as http:
-            assert http.post("/datasets", json=CONTACTS).status_code == 201
-        yield running
-    finally:
-        running.stop()
+@pytest.fixture(autouse=True)
+def contacts(http: httpx.Client) -> None:
+    """The dataset the pages show, on conftest's ``server`` before any page loads."""
+    assert http.post("/datasets", json=CONTACTS).status_code == 201
 
 
 def test_the_datasets_page_shows_input_fields_defaults_and_null_markers(offline, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from playwright.sync_api import expect
 
 from support.browser import OfflineContext
 from support.operation_receiver import OperationReceiver, answer_for
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import ADMIN_TOKEN
 
 LONG = 120_000
 ITEMS = {
@@ -23,17 +22,10 @@ ITEMS = {
 }
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[BatchyardServer]:
-    running = BatchyardServer(tmp_path / "data").start()
-    try:
-        with httpx.Client(
-            base_url=running.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        ) as client:
-            assert client.post("/datasets", json=ITEMS).status_code == 201
-        yield running
-    finally:
-        running.stop()
+@pytest.fixture(autouse=True)
+def items(http: httpx.Client) -> None:
+    """The dataset the pages show, on conftest's ``server`` before any page loads."""
+    assert http.post("/datasets", json=ITEMS).status_code == 201
 
 
 def refuse_fourth(record_id: int) -> tuple[str, float | None]:
