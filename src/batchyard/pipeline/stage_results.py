@@ -50,10 +50,9 @@ def results_writer(
     )
 
 
-async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[str, int] | None:
+async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> None:
     """Results of a batch about to end in ``status`` (cancelled, failed, validation_failed):
-    which records were applied, which failed and which were not processed; the records per
-    outcome, or None when no results were written.
+    which records were applied, which failed and which were not processed.
 
     Written before the batch ends, so its results are there as soon as it has. A batch that
     never read a record has none (its results answer 409). Results that cannot be written (the
@@ -63,7 +62,7 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[s
     try:
         manifest = await read_ended_manifest(ctx.blobs, rec.batch_id)
         if manifest is None:
-            return None
+            return
         batch = await rec.get()
         async with ctx.store.begin() as conn:
             dataset = await dataset_rows.get_dataset(conn, batch.dataset)
@@ -74,10 +73,9 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[s
     except Exception as error:
         logger.warning("batch %s: results not written", rec.batch_id, exc_info=True)
         await rec.log(f"Results not written: {type(error).__name__}: {error}", LogLevel.WARNING)
-        return None
+        return
     counts = writer.counts
     await rec.log(
         f"Results written: {counts['succeeded']} succeeded, {counts['failed']} failed, "
         f"{counts['not_processed']} not processed"
     )
-    return dict(counts)
