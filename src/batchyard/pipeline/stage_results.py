@@ -10,7 +10,6 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.dry_run import outcome_source
-from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.originals import InputReader
 from batchyard.pipeline.results import ResultsWriter
@@ -28,16 +27,7 @@ def results_writer(
     unapplied: str | None = None,
 ) -> ResultsWriter:
     """The writer of ``batch``'s results, reading its input again as validation read it."""
-    settings = rec.ctx.settings
-    inputs = InputReader(
-        rec.ctx.blobs,
-        batch,
-        dataset,
-        settings.chunk_bytes,
-        settings.max_upload_bytes,
-        settings.max_record_bytes,
-        HeaderLimits(settings.max_header_columns, settings.max_header_bytes),
-    )
+    inputs = InputReader.of(rec.ctx.blobs, batch, dataset, rec.ctx.settings)
     return ResultsWriter(
         rec.ctx.blobs,
         batch.id,

@@ -1,0 +1,25 @@
+"""What a dataset's table holds, read straight from the target database of a test's server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import adbc_driver_sqlite.dbapi
+import psycopg
+
+from batchyard.settings import Settings
+
+
+def stored(settings: Settings, table: str, order: str = "id") -> list[tuple[Any, ...]]:
+    """The rows the dataset's table holds, read straight from the target database."""
+    url = settings.resolved_target_url()
+    query = f'SELECT * FROM "{table}" ORDER BY {order}'
+    if url.startswith("sqlite"):
+        # Through the same SQLite library as the server in this process (ADBC's): a second copy
+        # of SQLite in one process releases the other's file locks, and its reads can miss commits.
+        path = url.removeprefix("sqlite:///")
+        with adbc_driver_sqlite.dbapi.connect(path) as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            return [tuple(row) for row in cursor.fetchall()]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return [tuple(row) for row in conn.execute(query).fetchall()]
