@@ -23,3 +23,32 @@ def stored(settings: Settings, table: str, order: str = "id") -> list[tuple[Any,
             return [tuple(row) for row in cursor.fetchall()]
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return [tuple(row) for row in conn.execute(query).fetchall()]
+
+
+def execute(settings: Settings, statement: str) -> None:
+    """Run ``statement`` in the target database, as someone changing it by hand would."""
+    url = settings.resolved_target_url()
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        with adbc_driver_sqlite.dbapi.connect(path) as conn:
+            with conn.cursor() as cursor:
+                cursor.execute(statement)
+            conn.commit()
+        return
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute(statement)
+
+
+def has_table(settings: Settings, table: str) -> bool:
+    """Whether the target database holds a table of that name."""
+    url = settings.resolved_target_url()
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        with adbc_driver_sqlite.dbapi.connect(path) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            )
+            return bool(cursor.fetchone()[0])
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (f'"{table}"',)).fetchone()
+        return found is not None and found[0] is not None

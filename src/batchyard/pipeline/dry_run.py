@@ -93,8 +93,8 @@ async def rehearse_batch(
     """
     outcomes = DryRunOutcomes(rec.ctx.blobs, batch.id)
     await outcomes.clear()
-    await asyncio.to_thread(rec.ctx.target.ensure_table, dataset)
     processing = Processing(rec, batch, dataset, manifest)
+    await processing.ensure_table()
 
     async def heard(outcome: ChunkOutcome) -> None:
         await outcomes.put(outcome)

@@ -86,7 +86,10 @@ class Processing:
         #: The status the batch must still be in for a chunk to be applied (validating when
         #: chunks are applied while validation goes on; the manifest then still grows).
         self.during = during
-        self.operation = operation_named(batch.operation).bound(rec.ctx.settings)
+        registered = operation_named(batch.operation)
+        self.operation = registered.bound(rec.ctx.settings)
+        #: Whether the operation writes the dataset's table (insert, upsert, delete).
+        self.writes_table = registered.writes_table
         self.applier = ChunkApplier(
             rec.ctx.target,
             batch_id=batch.id,
@@ -115,9 +118,16 @@ class Processing:
     async def _log(self, level: LogLevel, message: str) -> None:
         await self.rec.log(message, level)
 
+    async def ensure_table(self) -> None:
+        """Create the dataset's table if it is missing (or refuse one of other columns), for an
+        operation that writes it: one that only reads the records (http, a plugin's) leaves
+        the table alone, so it neither creates an empty one nor fails on its shape."""
+        if self.writes_table:
+            await asyncio.to_thread(self.target.ensure_table, self.dataset)
+
     async def run(self) -> Counts:
         """The batch's own job: apply every chunk; the counts once all of them are committed."""
-        await asyncio.to_thread(self.target.ensure_table, self.dataset)
+        await self.ensure_table()
         committed = await self._committed()
         if 0 < len(committed) < len(self.manifest.chunks):  # all of them: said when validated
             await self.rec.log(f"{len(committed)} chunk(s) already committed: skipping them")
