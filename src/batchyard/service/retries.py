@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from batchyard.domain.batches import Batch, InputFormat
-from batchyard.domain.errors import NothingToRetry
+from batchyard.domain.errors import InputRejected, NothingToRetry
 from batchyard.domain.permissions import Action
 from batchyard.pipeline import keys
 from batchyard.pipeline.manifest import read_ended_manifest
@@ -85,7 +85,8 @@ async def _retry_input(
 
 async def _unapplied_parquet(svc: Services, original: Batch, path: Path) -> bool:
     """Whether the original's unapplied records were written to ``path`` as Parquet; where its
-    sources do not read back as one Parquet schema, the failed-records file is what is left."""
+    sources do not read back as one Parquet schema (or no longer as validation read them), the
+    failed-records file is what is left."""
     async with svc.store.begin() as conn:
         dataset = await dataset_rows.get_dataset(conn, original.dataset)
     inputs = InputReader.of(svc.blobs, original, dataset, svc.settings)
@@ -96,7 +97,7 @@ async def _unapplied_parquet(svc: Services, original: Batch, path: Path) -> bool
 
     try:
         written = await asyncio.to_thread(write)
-    except NotOneParquetSchema as reason:
+    except (NotOneParquetSchema, InputRejected) as reason:
         logger.info("batch %s: retry sends its failed-records file: %s", original.id, reason)
         return False
     logger.info("batch %s: retry sends %d record(s) as Parquet", original.id, written)
