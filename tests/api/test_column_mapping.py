@@ -8,9 +8,7 @@ import io
 import json
 from typing import Any
 
-import adbc_driver_sqlite.dbapi
 import httpx
-import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,8 +16,8 @@ import pytest
 from batchyard import AsyncClient
 from batchyard.api.app import create_app
 from batchyard.client.models import Column, DatasetSchema
-from batchyard.settings import Settings
 from support.servers import ADMIN_TOKEN
+from support.target_rows import stored
 from support.waiting import wait_for_status
 
 CONTACTS = {
@@ -32,21 +30,6 @@ CONTACTS = {
         {"name": "score", "type": "float", "from": "Score", "default": 0},
     ],
 }
-
-
-def stored(settings: Settings, table: str, order: str = "id") -> list[tuple[Any, ...]]:
-    """The rows the dataset's table holds, read straight from the target database."""
-    url = settings.resolved_target_url()
-    query = f'SELECT * FROM "{table}" ORDER BY {order}'
-    if url.startswith("sqlite"):
-        # Through the same SQLite library as the server in this process (ADBC's): a second copy
-        # of SQLite in one process releases the other's file locks, and its reads can miss commits.
-        path = url.removeprefix("sqlite:///")
-        with adbc_driver_sqlite.dbapi.connect(path) as conn, conn.cursor() as cursor:
-            cursor.execute(query)
-            return [tuple(row) for row in cursor.fetchall()]
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        return [tuple(row) for row in conn.execute(query).fetchall()]
 
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:

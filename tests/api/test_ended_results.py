@@ -4,19 +4,53 @@ options.max_error_rate, on each backend through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
 
 from support.items import ITEMS, failed_records_of, items_csv, results_of, row_count, upload
+from support.waiting import TERMINAL as TERMINAL_STATUSES
 from support.waiting import wait_for_status
+
+COUNTERS = (
+    "total_operations",
+    "processed_operations",
+    "successful_operations",
+    "failed_operations",
+)
 
 
 @pytest.fixture
 async def items(client: httpx.AsyncClient) -> None:
     response = await client.post("/datasets", json=ITEMS)
     assert response.status_code == 201, response.text
+
+
+async def counters_agreed(client: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
+    """The ended batch, once its counters were checked against its results file, its newest
+    history snapshot and the last state its events stream sent: all four say the same."""
+    batch: dict[str, Any] = (await client.get(f"/batches/{batch_id}")).json()
+    outcomes = Counter(r["outcome"] for r in await results_of(client, batch_id))
+    succeeded, failed = outcomes["succeeded"], outcomes["failed"]
+    assert (
+        batch["successful_operations"],
+        batch["failed_operations"],
+        batch["processed_operations"],
+    ) == (succeeded, failed, succeeded + failed), (batch, outcomes)
+    counters = {name: batch[name] for name in COUNTERS}
+    newest = (await client.get(f"/batches/{batch_id}/history")).json()[0]
+    assert newest["status"] == batch["status"]
+    assert {name: newest[name] for name in COUNTERS} == counters, newest
+    events = (await client.get(f"/batches/{batch_id}/events")).text
+    sent = [line[len("data:") :] for line in events.splitlines() if line.startswith("data:")]
+    last = json.loads(sent[-1])
+    assert last["status"] == batch["status"]
+    assert {name: last[name] for name in COUNTERS} == counters, last
+    return batch
 
 
 async def test_max_errors_results_name_invalid_and_unread_records(
@@ -28,8 +62,10 @@ async def test_max_errors_results_name_invalid_and_unread_records(
     ended = await wait_for_status(client, batch["batch"])
     assert ended["status"] == "validation_failed", ended
     # The counters say what the results file says: three invalid records found, none applied.
+    ended = await counters_agreed(client, batch["batch"])
     assert (ended["failed_operations"], ended["successful_operations"]) == (3, 0), ended
     assert ended["processed_operations"] == 3, ended
+    assert ended["total_operations"] is None, "it stopped reading before the input's end"
 
     rows = await results_of(client, batch["batch"])
     assert [int(r["record_number"]) for r in rows] == list(range(1, 6001))
@@ -69,6 +105,8 @@ async def test_max_error_rate_judged_on_all_records_at_the_end(
     rows = await results_of(client, over["batch"])
     assert [r["outcome"] for r in rows].count("failed") == 2
     assert [r["outcome"] for r in rows].count("not_processed") == 8
+    over = await counters_agreed(client, over["batch"])
+    assert (over["total_operations"], over["failed_operations"]) == (10, 2), over
 
     under = await wait_for_status(client, (await upload(client, body, max_error_rate=0.2))["batch"])
     assert under["status"] == "completed", under
@@ -86,6 +124,62 @@ async def test_max_error_rate_stops_early_once_enough_records_are_read(
     assert "so far" not in ended["error_message"]
     assert "Validated" not in log  # stopped after a chunk, not at the end of the input
     assert await row_count(client) == 0
+    ended = await counters_agreed(client, batch["batch"])
+    assert ended["failed_operations"] >= 500 and ended["successful_operations"] == 0, ended
+
+
+async def test_atomic_refusal_counts_the_invalid_record_it_found(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    batch = await upload(client, items_csv(6000, bad={3}), atomic=True)
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "validation_failed", ended
+    ended = await counters_agreed(client, batch["batch"])
+    assert (ended["processed_operations"], ended["failed_operations"]) == (1, 1), ended
+    assert await row_count(client) == 0
+
+
+async def test_cancelled_in_validation_counts_the_invalid_records_it_found(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    # max_errors: validation reads on to the end before anything is applied, so the cancel
+    # meets the batch while it validates, with records 5 and 9 found invalid in its first chunk.
+    batch = await upload(client, items_csv(150_000, bad={5, 9}), max_errors=100)
+    await wait_for_status(client, batch["batch"], {"validating", *TERMINAL_STATUSES})
+    assert (await client.post(f"/batches/{batch['batch']}/cancel")).status_code == 202
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "cancelled", ended
+    ended = await counters_agreed(client, batch["batch"])
+    assert ended["failed_operations"] == 2, ended
+    assert ended["successful_operations"] == await row_count(client)
+
+
+async def test_cancelled_in_processing_counts_invalid_records_of_chunks_never_applied(
+    client: httpx.AsyncClient, items: None
+) -> None:
+    total = 120_000
+    # Record 119,999 is in one of the last chunks: invalid, and never applied by a cancel.
+    batch = await upload(client, items_csv(total, bad={5, total - 1}), max_errors=100)
+    await _wait_until_applied(client, batch["batch"])
+    assert (await client.post(f"/batches/{batch['batch']}/cancel")).status_code == 202
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "cancelled", ended
+    ended = await counters_agreed(client, batch["batch"])
+    assert ended["failed_operations"] == 2, ended
+    assert ended["total_operations"] == total, ended
+    assert 0 < ended["successful_operations"] == await row_count(client) < total - 2
+
+
+async def _wait_until_applied(client: httpx.AsyncClient, batch_id: str) -> None:
+    """Returns once some chunks of the batch are committed, long before the last."""
+    deadline = time.monotonic() + 60
+    while True:
+        seen = (await client.get(f"/batches/{batch_id}")).json()
+        if seen["successful_operations"] > 0:
+            return
+        assert seen["status"] not in TERMINAL_STATUSES, seen
+        assert time.monotonic() < deadline, seen
+        await asyncio.sleep(0.01)
 
 
 async def test_hash_mismatch_has_no_results_409(client: httpx.AsyncClient, items: None) -> None:
@@ -134,18 +228,12 @@ async def test_cancelled_batch_results_match_the_table(
 ) -> None:
     total = 120_000
     batch = await upload(client, items_csv(total, bad={5}))
-    deadline = time.monotonic() + 60
-    while True:  # cancel once some chunks are committed, long before the last
-        seen = (await client.get(f"/batches/{batch['batch']}")).json()
-        if seen["successful_operations"] > 0:
-            break
-        assert seen["status"] not in ("completed", "failed"), seen
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await _wait_until_applied(client, batch["batch"])
     assert (await client.post(f"/batches/{batch['batch']}/cancel")).status_code == 202
     ended = await wait_for_status(client, batch["batch"])
     assert ended["status"] == "cancelled", ended
 
+    ended = await counters_agreed(client, batch["batch"])
     rows = await results_of(client, batch["batch"])
     outcomes = [r["outcome"] for r in rows]
     succeeded = outcomes.count("succeeded")
@@ -179,6 +267,8 @@ async def test_failed_batch_results_say_nothing_was_applied(
     assert len(rows) == 3001
     assert {r["outcome"] for r in rows} == {"not_processed"}
     assert await row_count(client) == 0
+    failed = await counters_agreed(client, failed["batch"])
+    assert (failed["processed_operations"], failed["total_operations"]) == (0, 3001), failed
     records = await failed_records_of(client, failed["batch"])
     assert records[3000]["note"] == "repeated key"
     assert records[0]["error"] == "not_processed: the batch failed before this record was applied"

@@ -17,6 +17,7 @@ import pytest
 from batchyard.settings import Settings
 from support.accounts import open_accounts
 from support.operation_receiver import OperationReceiver, answer_for
+from support.target_rows import execute, has_table
 from support.waiting import wait_for_status, wait_until_sync
 
 ITEMS = {
@@ -310,3 +311,34 @@ async def test_roles_allow_or_deny_the_http_operation(settings: Settings) -> Non
                 "sender_user", "POST", "/batches", params={"dataset": "items"}, content=body
             )
             assert insert.status_code == 403
+
+
+async def test_http_batches_leave_the_datasets_table_alone(
+    client: httpx.AsyncClient, items: None, settings: Settings
+) -> None:
+    """The http operation reads records; it neither creates the dataset's table where it is
+    missing (dropped by hand, a new target database) nor fails on a table of other columns."""
+
+    async def sent() -> dict[str, Any]:
+        created = await create_http_batch(client, {"url": receiver.url}, items_csv(5))
+        assert created.status_code == 202, created.text
+        return await wait_for_status(client, created.json()["batch"])
+
+    execute(settings, 'DROP TABLE "items"')
+    with OperationReceiver(lambda _: ("ok", None)) as receiver:
+        done = await sent()
+        assert (done["status"], done["successful_operations"]) == ("completed", 5), done
+        assert not has_table(settings, "items")
+
+        execute(settings, 'CREATE TABLE "items" (id integer, other_column text)')
+        done = await sent()
+        assert (done["status"], done["successful_operations"]) == ("completed", 5), done
+    assert len(receiver.seen) == 10
+
+    # An insert batch still checks the table it writes.
+    refused = await client.post(
+        "/batches", params={"dataset": "items", "format": "csv"}, content=b"id,name\n1,a\n"
+    )
+    ended = await wait_for_status(client, refused.json()["batch"])
+    assert ended["status"] in ("failed", "validation_failed"), ended
+    assert "other_column" in ended["error_message"], ended

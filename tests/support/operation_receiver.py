@@ -37,6 +37,10 @@ class OperationReceiver:
     def __init__(self, script: Script, *, retry_after: bool = False) -> None:
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
+        #: Requests being answered now, the most there ever were at once, and when each began.
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.started: list[float] = []
         tries: Counter[int] = Counter()
         receiver = self
 
@@ -44,6 +48,13 @@ class OperationReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                with receiver.lock:
+                    receiver.started.append(time.monotonic())
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                self._answer()
+
+            def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 record = json.loads(body)
                 kind, arg = script(int(record["id"]))
@@ -75,6 +86,8 @@ class OperationReceiver:
                             status,
                         )
                     )
+                    # Counted out before the answer: till then the client holds its slot.
+                    receiver.in_flight -= 1
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -1,7 +1,8 @@
 """The built-in ``http`` operation: each valid record sent as JSON to one URL.
 
-A chunk's records are sent with at most ``concurrency`` requests in flight (and at most
-``rate_per_second`` started per second, when set), each with the header ``Idempotency-Key:
+A batch's records are sent with at most ``concurrency`` requests in flight (and at most
+``rate_per_second`` started per second, when set), however many streams apply its chunks in
+this process (operations/http_limits.py), each with the header ``Idempotency-Key:
 <batch id>:<record number>``, so a receiver can recognise a record sent again after a crash.
 5xx, 429 (after its ``Retry-After``), timeouts and connection errors are retried with backoff up
 to ``max_attempts``; a 4xx is the record's failure. The URL obeys the same address rules as URL
@@ -22,6 +23,7 @@ import pyarrow as pa
 from batchyard.apply.operations import OperationContext, Outcomes, record_dicts
 from batchyard.domain.batches import LogLevel
 from batchyard.domain.errors import InvalidOperationSettings
+from batchyard.operations.http_limits import BatchLimits, LimitsByBatch
 from batchyard.operations.http_send import RecordSender, SendSettings
 from batchyard.pipeline.addresses import AddressNotAllowed, Reach
 from batchyard.pipeline.http_guard import guarded_client, reach_of
@@ -58,13 +60,13 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "minimum": 1,
             "maximum": 256,
             "default": 8,
-            "description": "Requests in flight at most.",
+            "description": "Requests in flight at most, for the whole batch.",
         },
         "rate_per_second": {
             "type": "number",
             "exclusiveMinimum": 0,
             "maximum": 100000,
-            "description": "Requests started per second at most.",
+            "description": "Requests started per second at most, for the whole batch.",
         },
         "max_attempts": {
             "type": "integer",
@@ -90,13 +92,18 @@ class HttpOperation:
     settings_schema = SETTINGS_SCHEMA
     keeps_input_order = False
 
-    def __init__(self, reach: Reach | None = None) -> None:
+    def __init__(self, reach: Reach | None = None, shared: LimitsByBatch | None = None) -> None:
         #: Where requests may go; None until bound to a server's settings.
         self.reach = reach
+        #: Every batch's limits in this process, shared by all the operation's bound copies.
+        self.shared = shared or LimitsByBatch()
+        #: The limits of the batches this copy sends, kept while it lives (the shared ones are
+        #: held only as long as someone sending the batch holds them).
+        self.held: dict[str, BatchLimits] = {}
 
     def bind(self, settings: Settings) -> HttpOperation:
         """This operation for a server with ``settings`` (its address rules)."""
-        return HttpOperation(reach_of(settings))
+        return HttpOperation(reach_of(settings), self.shared)
 
     def check(self, settings: Mapping[str, Any], reach: Reach) -> None:
         """At create time, without the network: an http(s) URL not spelling a private address."""
@@ -126,10 +133,16 @@ class HttpOperation:
         self, records: pa.Table, context: OperationContext, reach: Reach
     ) -> Outcomes:
         settings = SendSettings.of(context.settings)
+        limits = self.held.get(context.batch_id)
+        if limits is None:
+            limits = self.shared.of(
+                context.batch_id, settings.concurrency, settings.rate_per_second
+            )
+            self.held[context.batch_id] = limits
         outcomes = Outcomes()
         timeout = httpx.Timeout(settings.timeout)
         async with guarded_client(reach, timeout=timeout, headers=settings.headers) as client:
-            sender = RecordSender(client, settings, context, outcomes)
+            sender = RecordSender(client, settings, context, outcomes, limits)
             await sender.send_all(record_dicts(records))
         if sender.retried:
             context.log(

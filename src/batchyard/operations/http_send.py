@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from batchyard.apply.operations import OperationContext, Outcomes
 from batchyard.domain.batches import LogLevel
+from batchyard.operations.http_limits import BatchLimits
 from batchyard.pipeline.addresses import AddressNotAllowed
 
 #: The most of a response body kept as a record's output (and of an error body, its message).
@@ -56,25 +57,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class _Pacer:
-    """Starts at most ``rate`` requests per second, evenly spaced."""
-
-    def __init__(self, rate: float | None) -> None:
-        self._interval = 1.0 / rate if rate else 0.0
-        self._next = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def wait_turn(self) -> None:
-        if not self._interval:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self._interval
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
 class RecordSender:
     """Sends records one request each and notes each one's outcome in ``outcomes``."""
 
@@ -84,12 +66,14 @@ class RecordSender:
         settings: SendSettings,
         context: OperationContext,
         outcomes: Outcomes,
+        limits: BatchLimits,
     ) -> None:
         self.client = client
         self.settings = settings
         self.context = context
         self.outcomes = outcomes
-        self.pacer = _Pacer(settings.rate_per_second)
+        #: The batch's concurrency and rate, shared with its other streams in this process.
+        self.limits = limits
         #: Attempts made again, for the chunk's log line.
         self.retried = 0
 
@@ -135,16 +119,16 @@ class RecordSender:
             )
 
     async def _attempt(self, number: int, body: bytes, headers: dict[str, str]) -> None:
-        await self.pacer.wait_turn()
         request = self.client.build_request(
             self.settings.method, self.settings.url, content=body, headers=headers
         )
         try:
-            response = await self.client.send(request, stream=True)
-            try:
-                content = await _read_capped(response)
-            finally:
-                await response.aclose()
+            async with self.limits.request():
+                response = await self.client.send(request, stream=True)
+                try:
+                    content = await _read_capped(response)
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException:
             raise _Retryable(
                 "http_timeout", f"no answer within {self.settings.timeout:g} s"

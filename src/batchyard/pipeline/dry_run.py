@@ -26,7 +26,7 @@ from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, put_table, read_table
 from batchyard.pipeline.context import BatchRecorder, PipelineContext
-from batchyard.pipeline.manifest import Manifest, read_manifest
+from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.stage_process import Processing, chunks_settled, counts_so_far
 from batchyard.storage.blobs import BlobStore
 
@@ -93,8 +93,8 @@ async def rehearse_batch(
     """
     outcomes = DryRunOutcomes(rec.ctx.blobs, batch.id)
     await outcomes.clear()
-    await asyncio.to_thread(rec.ctx.target.ensure_table, dataset)
     processing = Processing(rec, batch, dataset, manifest)
+    await processing.ensure_table()
 
     async def heard(outcome: ChunkOutcome) -> None:
         await outcomes.put(outcome)
@@ -114,9 +114,10 @@ async def outcomes_settled(rec: BatchRecorder) -> AsyncIterator[Counts | None]:
         async with chunks_settled(rec) as counts:
             yield counts
         return
-    if not await rec.ctx.blobs.exists(keys.manifest_key(batch.id)):
+    manifest = await read_ended_manifest(rec.ctx.blobs, batch.id)
+    if manifest is None:
         yield None
         return
-    manifest = await read_manifest(rec.ctx.blobs, batch.id)
     source = DryRunOutcomes(rec.ctx.blobs, batch.id)
-    yield counts_so_far(manifest, await asyncio.to_thread(source.committed_counts, batch.id))
+    committed = await asyncio.to_thread(source.committed_counts, batch.id)
+    yield counts_so_far(manifest, committed, ended=True)

@@ -30,6 +30,7 @@ from batchyard.pipeline.formats_common import (
     line_raw,
     to_json,
 )
+from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
 
 logger = logging.getLogger("batchyard.pipeline")
@@ -103,6 +104,21 @@ class InputReader:
     max_decompressed_bytes: int | None
     max_record_bytes: int = 16 * 2**20
     header_limits: HeaderLimits = DEFAULT_HEADER_LIMITS
+
+    @classmethod
+    def of(
+        cls, blobs: BlobStore, batch: Batch, dataset: Dataset, settings: Settings
+    ) -> InputReader:
+        """The reader of ``batch``'s input under the server's reading limits."""
+        return cls(
+            blobs,
+            batch,
+            dataset,
+            settings.chunk_bytes,
+            settings.max_upload_bytes,
+            settings.max_record_bytes,
+            HeaderLimits(settings.max_header_columns, settings.max_header_bytes),
+        )
 
     def originals(self, wanted: set[int]) -> dict[int, str]:
         """The original fields (ERRORS_SCHEMA.raw) of the ``wanted`` record numbers."""

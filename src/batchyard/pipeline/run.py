@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import replace
 
 from batchyard import metrics
-from batchyard.domain.batches import Batch, Counts, LogLevel, Operation
+from batchyard.domain.batches import Batch, LogLevel, Operation
 from batchyard.domain.errors import (
     BatchLeft,
     BatchNotFound,
@@ -265,19 +264,10 @@ async def _fail(rec: BatchRecorder, error: BatchyardError, status: BatchStatus) 
             except Exception:  # the target itself may be what failed: end without its word
                 logger.warning("batch %s: counters not settled from the ledger", rec.batch_id)
                 counts = None
-            written = await write_ended_results(rec, status)
-            if status == S.VALIDATION_FAILED and written is not None:
-                counts = _with_refused_records(counts or batch.counts, written)
+            await write_ended_results(rec, status)
             await rec.transition(status, error_message=message, counts=counts)
     except (BatchNotFound, InvalidTransition):
         return
-
-
-def _with_refused_records(counts: Counts, written: dict[str, int]) -> Counts:
-    """A batch refused in validation (max_errors, max_error_rate) counts the invalid records it
-    found as failed, as its results file lists them: the counters and the file agree."""
-    failed = max(counts.failed, written.get("failed", 0))
-    return replace(counts, failed=failed, processed=counts.successful + failed)
 
 
 def _with_code(error: BatchyardError) -> str:

@@ -49,7 +49,6 @@ class EarlyApply:
 
     def __init__(self, rec: BatchRecorder, batch: Batch, dataset: Dataset, manifest: Manifest):
         self.rec = rec
-        self.dataset = dataset
         self.processing = Processing(rec, batch, dataset, manifest, during=BatchStatus.VALIDATING)
         self.width = self.processing.streams()
         self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue()
@@ -65,7 +64,7 @@ class EarlyApply:
         nothing.
         """
         if self.streams is None:  # the first chunk: only now is there something to apply
-            await asyncio.to_thread(self.rec.ctx.target.ensure_table, self.dataset)
+            await self.processing.ensure_table()
             self.streams = asyncio.create_task(
                 self.processing.apply_in_streams(self._next, streams=self.width, wait=True)
             )

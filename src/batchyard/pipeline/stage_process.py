@@ -37,25 +37,34 @@ from batchyard.operations.registry import operation_named
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
 from batchyard.pipeline.context import BatchRecorder
-from batchyard.pipeline.manifest import ChunkEntry, Manifest, read_manifest
+from batchyard.pipeline.manifest import ChunkEntry, Manifest, read_ended_manifest
 from batchyard.targets import Target
 
 
-def counts_so_far(manifest: Manifest, committed: Mapping[int, int]) -> Counts:
+def counts_so_far(
+    manifest: Manifest, committed: Mapping[int, int], *, ended: bool = False
+) -> Counts:
     """Counters as implied by the committed chunks (``committed``: index → records applied).
 
     Each chunk's invalid records count as failed, and so do its valid records the target
-    refused: a chunk's valid records either succeeded or were refused.
+    refused: a chunk's valid records either succeeded or were refused. Once the batch has
+    ended (``ended``: cancelled, failed, refused in validation), a chunk that was never applied
+    counts its invalid records as failed too, as its results list them (its valid records are
+    not processed); and a manifest validation left part way does not know the total.
     """
     processed = successful = failed = 0
     for entry in manifest.chunks:
         succeeded = committed.get(entry.index)
         if succeeded is None:
+            if ended:
+                processed += entry.invalid_count
+                failed += entry.invalid_count
             continue
         processed += entry.record_count
         successful += succeeded
         failed += entry.invalid_count + entry.valid_count - succeeded
-    return Counts(manifest.total, processed, successful, failed)
+    total = manifest.total if manifest.complete or not ended else None
+    return Counts(total, processed, successful, failed)
 
 
 class Processing:
@@ -77,7 +86,10 @@ class Processing:
         #: The status the batch must still be in for a chunk to be applied (validating when
         #: chunks are applied while validation goes on; the manifest then still grows).
         self.during = during
-        self.operation = operation_named(batch.operation).bound(rec.ctx.settings)
+        registered = operation_named(batch.operation)
+        self.operation = registered.bound(rec.ctx.settings)
+        #: Whether the operation writes the dataset's table (insert, upsert, delete).
+        self.writes_table = registered.writes_table
         self.applier = ChunkApplier(
             rec.ctx.target,
             batch_id=batch.id,
@@ -106,9 +118,16 @@ class Processing:
     async def _log(self, level: LogLevel, message: str) -> None:
         await self.rec.log(message, level)
 
+    async def ensure_table(self) -> None:
+        """Create the dataset's table if it is missing (or refuse one of other columns), for an
+        operation that writes it: one that only reads the records (http, a plugin's) leaves
+        the table alone, so it neither creates an empty one nor fails on its shape."""
+        if self.writes_table:
+            await asyncio.to_thread(self.target.ensure_table, self.dataset)
+
     async def run(self) -> Counts:
         """The batch's own job: apply every chunk; the counts once all of them are committed."""
-        await asyncio.to_thread(self.target.ensure_table, self.dataset)
+        await self.ensure_table()
         committed = await self._committed()
         if 0 < len(committed) < len(self.manifest.chunks):  # all of them: said when validated
             await self.rec.log(f"{len(committed)} chunk(s) already committed: skipping them")
@@ -216,16 +235,16 @@ class Processing:
 async def chunks_settled(rec: BatchRecorder) -> AsyncIterator[Counts | None]:
     """The counts the ledger implies, with no chunk of the batch in flight anywhere.
 
-    For a batch that ends (cancelled, failed) while helpers may hold its chunks: see
-    ``batchyard.apply.settle``. None when the batch never got as far as processing (no
-    manifest: no chunk can have been applied).
+    For a batch that ends (cancelled, failed, refused in validation) while helpers may hold its
+    chunks: see ``batchyard.apply.settle``. Counted from the manifest, or the one validation
+    left when it stopped part way, as the batch's results are. None when no record was read.
     """
     ctx, batch_id = rec.ctx, rec.batch_id
-    if not await ctx.blobs.exists(keys.manifest_key(batch_id)):
+    manifest = await read_ended_manifest(ctx.blobs, batch_id)
+    if manifest is None:
         yield None
         return
-    manifest = await read_manifest(ctx.blobs, batch_id)
     committed = await asyncio.to_thread(ctx.target.committed_counts, batch_id)
     pending = [e.index for e in manifest.chunks if e.index not in committed]
     async with settle(ctx.target, batch_id, pending) as settled:
-        yield counts_so_far(manifest, settled)
+        yield counts_so_far(manifest, settled, ended=True)

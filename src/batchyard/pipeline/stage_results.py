@@ -10,7 +10,6 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.dry_run import outcome_source
-from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.originals import InputReader
 from batchyard.pipeline.results import ResultsWriter
@@ -28,16 +27,7 @@ def results_writer(
     unapplied: str | None = None,
 ) -> ResultsWriter:
     """The writer of ``batch``'s results, reading its input again as validation read it."""
-    settings = rec.ctx.settings
-    inputs = InputReader(
-        rec.ctx.blobs,
-        batch,
-        dataset,
-        settings.chunk_bytes,
-        settings.max_upload_bytes,
-        settings.max_record_bytes,
-        HeaderLimits(settings.max_header_columns, settings.max_header_bytes),
-    )
+    inputs = InputReader.of(rec.ctx.blobs, batch, dataset, rec.ctx.settings)
     return ResultsWriter(
         rec.ctx.blobs,
         batch.id,
@@ -50,10 +40,9 @@ def results_writer(
     )
 
 
-async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[str, int] | None:
+async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> None:
     """Results of a batch about to end in ``status`` (cancelled, failed, validation_failed):
-    which records were applied, which failed and which were not processed; the records per
-    outcome, or None when no results were written.
+    which records were applied, which failed and which were not processed.
 
     Written before the batch ends, so its results are there as soon as it has. A batch that
     never read a record has none (its results answer 409). Results that cannot be written (the
@@ -63,7 +52,7 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[s
     try:
         manifest = await read_ended_manifest(ctx.blobs, rec.batch_id)
         if manifest is None:
-            return None
+            return
         batch = await rec.get()
         async with ctx.store.begin() as conn:
             dataset = await dataset_rows.get_dataset(conn, batch.dataset)
@@ -74,10 +63,9 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> dict[s
     except Exception as error:
         logger.warning("batch %s: results not written", rec.batch_id, exc_info=True)
         await rec.log(f"Results not written: {type(error).__name__}: {error}", LogLevel.WARNING)
-        return None
+        return
     counts = writer.counts
     await rec.log(
         f"Results written: {counts['succeeded']} succeeded, {counts['failed']} failed, "
         f"{counts['not_processed']} not processed"
     )
-    return dict(counts)
