@@ -66,7 +66,7 @@ class SqliteDialect(Dialect):
     def __init__(self, path: Path) -> None:
         self.path = path.resolve()
         self._lock = writer_lock_for(self.path)
-        self._checkpoints = WalCheckpoints(self.connect, _checkpoint_lock_for(self.path))
+        self._checkpoints = WalCheckpoints(self.path, self.connect, _checkpoint_lock_for(self.path))
 
     def connect(self) -> Session:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,10 @@ class SqliteDialect(Dialect):
         # With WAL, NORMAL survives a process crash (kill -9); only an OS crash can lose the last
         # commits, and then a chunk's rows and its ledger row are lost together.
         session.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run beside the writer instead of inside its COMMIT (sqlite_checkpoints).
+        # Checkpoints run beside the writer instead of inside its COMMIT, and the log file's
+        # size is the log's (sqlite_checkpoints).
         session.rows("PRAGMA wal_autocheckpoint=0")
+        session.rows("PRAGMA journal_size_limit=0")
         return session
 
     def dataset_table(self, name: str) -> str:

@@ -10,9 +10,11 @@ moves pages that are committed already.
 
 The log starts again from its beginning only when a write transaction begins after a complete
 checkpoint, which a writer that never waits would seldom see: the log would grow with the whole
-batch. So a writer that finds more than WAL_LIMIT_BYTES in the log completes the checkpoint
+batch. So a writer that finds the log file larger than WAL_LIMIT_BYTES completes the checkpoint
 itself before it begins (little is left: the thread has copied most of it), and the log stays
-near that size whatever the batch's size, even if the thread cannot checkpoint at all.
+near that size whatever the batch's size, even if the thread cannot checkpoint at all. The
+file's size is the log's because the connections set ``journal_size_limit`` to 0: the first
+commit after the log starts again cuts the file to what that commit wrote.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from batchyard.targets.session import DatabaseError, Session
 
@@ -34,20 +37,22 @@ class WalCheckpoints:
     """Checkpoints of one database file's log: in a thread after commits, by a writer if late.
 
     Args:
+        database: the database file; its log is beside it (``-wal``).
         connect: opens a session on the file (with automatic checkpoints off).
         lock: held around every checkpoint of the file in this process, so that a writer that
             must complete one waits for the thread's instead of finding the file busy.
     """
 
-    def __init__(self, connect: Callable[[], Session], lock: threading.Lock) -> None:
+    def __init__(
+        self, database: Path, connect: Callable[[], Session], lock: threading.Lock
+    ) -> None:
+        self._log = database.with_name(f"{database.name}-wal")
         self._connect = connect
         self._lock = lock
         self._wake = threading.Condition()
         self._due = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        #: Bytes in the log as the last checkpoint found it (frames times the page size).
-        self._logged_bytes = 0
 
     def committed(self) -> None:
         """A write transaction committed: checkpoint it soon, in the thread."""
@@ -67,9 +72,13 @@ class WalCheckpoints:
 
         Called outside any transaction, with the file's writer lock held.
         """
-        if self._logged_bytes > WAL_LIMIT_BYTES:
+        try:
+            logged = self._log.stat().st_size
+        except FileNotFoundError:  # no log yet: nothing to checkpoint
+            return
+        if logged > WAL_LIMIT_BYTES:
             with self._lock:
-                self._checkpoint(session)
+                session.rows(_CHECKPOINT_SQL)
 
     def close(self) -> None:
         """Stop the thread (after the checkpoint it is running, if any)."""
@@ -87,7 +96,7 @@ class WalCheckpoints:
                 try:
                     session = session or self._connect()
                     with self._lock:
-                        self._checkpoint(session)
+                        session.rows(_CHECKPOINT_SQL)
                 except DatabaseError:  # writers still bound the log; the next commit retries
                     logger.warning("SQLite target: a background checkpoint failed", exc_info=True)
                     if session is not None:
@@ -104,8 +113,3 @@ class WalCheckpoints:
                 self._wake.wait()
             self._due = False
             return not self._closed
-
-    def _checkpoint(self, session: Session) -> None:
-        _busy, frames, _copied = session.rows(_CHECKPOINT_SQL)[0]
-        page_size = session.rows("PRAGMA page_size")[0][0]
-        self._logged_bytes = max(int(frames), 0) * int(page_size)
