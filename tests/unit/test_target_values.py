@@ -37,3 +37,21 @@ def test_sqlite_refuses_a_timestamp_its_text_cannot_hold() -> None:
     beyond = pa.chunked_array([pa.array([2**62], pa.int64()).cast(pa.timestamp("us", tz="UTC"))])
     with pytest.raises(PipelineError, match="years 1 to 9999"):
         sqlite_timestamp_text(beyond)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [[5, None], [None, 7, -3]],  # several chunks, nulls inside
+        [[None, None]],  # nothing but nulls
+        [[]],  # no value at all
+    ],
+)
+def test_sqlite_timestamp_text_of_chunked_sliced_and_null_values(pieces: list[list[int]]) -> None:
+    arrays = [pa.array(p, pa.int64()).cast(pa.timestamp("us", tz="UTC")) for p in pieces]
+    sliced = pa.array([1, 2, *EDGES_US, None], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    values = pa.chunked_array([*arrays, sliced.slice(2)], pa.timestamp("us", tz="UTC"))
+
+    fast = sqlite_timestamp_text(values)
+
+    assert fast.to_pylist() == pc.strftime(values, format=SQLITE_TIMESTAMP_FORMAT).to_pylist()

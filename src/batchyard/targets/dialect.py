@@ -85,6 +85,15 @@ class Dialect(abc.ABC):
         """Held around every write transaction (SQLite allows one writer per file)."""
         return _NO_LOCK
 
+    def before_write(self, session: Session) -> None:  # noqa: B027 (optional hook)
+        """Runs on ``session`` just before a write transaction begins, with writer_lock held."""
+
+    def after_commit(self) -> None:  # noqa: B027 (optional hook)
+        """Runs once a write transaction has committed (writer_lock still held)."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Stop what the dialect runs beside the sessions (the Target is closing)."""
+
     def serialize_ddl(self, session: Session) -> None:  # noqa: B027 (optional hook)
         """Make concurrent ensure_table calls wait for each other inside the transaction.
 

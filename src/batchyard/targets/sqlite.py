@@ -1,5 +1,10 @@
 """SQLite targets: one file, one writer per process, WAL so readers never wait for it.
 
+Durability: WAL with synchronous=NORMAL. A committed chunk (its rows and its ledger row) survives
+a crash of the process (kill -9); an OS crash or power loss can lose the last commits, always a
+chunk's rows together with its ledger row, so the chunk is applied again on resume, never twice.
+The file is never left corrupt. Checkpoints run beside the writer (sqlite_checkpoints).
+
 The file holds the datasets' tables and the chunk ledger; the ledger's name is not an
 identifier (it has a space), so no dataset can be named like it. The metadata is another file.
 """
@@ -17,6 +22,7 @@ from batchyard.domain.schema import Column, ColumnType, Dataset
 from batchyard.targets import values
 from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.session import Session
+from batchyard.targets.sqlite_checkpoints import WalCheckpoints
 
 #: How long a writer of another process may hold the file before a statement gives up.
 BUSY_TIMEOUT_MS = 60_000
@@ -35,6 +41,7 @@ LEGACY_LEDGER_NAME = "_batchyard_ledger"
 _RESERVED_PREFIX = "sqlite_"
 
 _locks: dict[Path, threading.Lock] = {}
+_checkpoint_locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
@@ -42,6 +49,12 @@ def writer_lock_for(path: Path) -> threading.Lock:
     """The process-wide lock of one database file, keyed by its resolved path."""
     with _locks_guard:
         return _locks.setdefault(path, threading.Lock())
+
+
+def _checkpoint_lock_for(path: Path) -> threading.Lock:
+    """The process-wide lock around checkpoints of one database file."""
+    with _locks_guard:
+        return _checkpoint_locks.setdefault(path, threading.Lock())
 
 
 class SqliteDialect(Dialect):
@@ -53,6 +66,7 @@ class SqliteDialect(Dialect):
     def __init__(self, path: Path) -> None:
         self.path = path.resolve()
         self._lock = writer_lock_for(self.path)
+        self._checkpoints = WalCheckpoints(self.path, self.connect, _checkpoint_lock_for(self.path))
 
     def connect(self) -> Session:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +77,10 @@ class SqliteDialect(Dialect):
         # With WAL, NORMAL survives a process crash (kill -9); only an OS crash can lose the last
         # commits, and then a chunk's rows and its ledger row are lost together.
         session.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run beside the writer instead of inside its COMMIT, and the log file's
+        # size is the log's (sqlite_checkpoints).
+        session.rows("PRAGMA wal_autocheckpoint=0")
+        session.rows("PRAGMA journal_size_limit=0")
         return session
 
     def dataset_table(self, name: str) -> str:
@@ -107,3 +125,12 @@ class SqliteDialect(Dialect):
 
     def writer_lock(self) -> threading.Lock:
         return self._lock
+
+    def before_write(self, session: Session) -> None:
+        self._checkpoints.before_write(session)
+
+    def after_commit(self) -> None:
+        self._checkpoints.committed()
+
+    def close(self) -> None:
+        self._checkpoints.close()

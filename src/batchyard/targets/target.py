@@ -285,12 +285,14 @@ class Target:
         with self._idle_lock:
             self._closed = True
             idle, self._idle = self._idle, []
+        self._dialect.close()
         for session in idle:
             session.close()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
         with self._dialect.writer_lock(), self._session() as session:
+            self._dialect.before_write(session)
             session.execute(self._dialect.begin_sql)
             try:
                 yield session
@@ -298,6 +300,7 @@ class Target:
                 session.execute("ROLLBACK")
                 raise
             session.execute("COMMIT")
+            self._dialect.after_commit()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

