@@ -106,9 +106,10 @@ async def test_memory_is_bounded_by_dropping_aged_entries_first() -> None:
     assert kept.calls == 1
 
 
-async def test_a_write_of_one_batch_forgets_that_batch_and_the_datasets_only() -> None:
+async def test_a_write_of_one_batch_forgets_that_batch_and_the_row_counts_only() -> None:
     cache = FreshCache(ttl=60)
-    loads = {key: Loader() for key in [KEY, ("history", "b1"), ("batch", "b2"), ("dataset", "d")]}
+    keys = [KEY, ("history", "b1"), ("batch", "b2"), ("dataset", "d"), ("row_count", "d")]
+    loads = {key: Loader() for key in keys}
     for key, load in loads.items():
         assert await cache.load(key, load) == 1
     cache.forget_batch("b1")
@@ -118,7 +119,8 @@ async def test_a_write_of_one_batch_forgets_that_batch_and_the_datasets_only() -
         KEY: 2,
         ("history", "b1"): 2,
         ("batch", "b2"): 1,  # another batch's status is still remembered
-        ("dataset", "d"): 2,  # its row count may have moved with the batch's chunks
+        ("dataset", "d"): 1,  # a dataset's definition does not change with its batches
+        ("row_count", "d"): 2,  # its row count may have moved with the batch's chunks
     }
 
 

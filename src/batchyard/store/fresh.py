@@ -4,7 +4,7 @@ Polling clients ask for the same batch hundreds of times a second; the answer ch
 when something writes. Every write of this process goes through ``MetadataStore.begin``, which
 forgets once it has committed, so a read after a write made here always sees it: a write of one
 batch's own rows (the pipeline's counters, log lines, transitions) forgets that batch and the
-datasets' row counts (``forget_batch``), any other write forgets everything (``forget_all``);
+tables' row counts (``forget_batch``), any other write forgets everything (``forget_all``);
 during an import, the status of every other batch stays remembered. A write made by *another*
 process (a queue worker, a second API server) reaches this one within ``STATUS_CACHE_SECONDS``
 (documented in docs/production.md). Concurrent misses of one key share one load, so the moment
@@ -143,7 +143,7 @@ class FreshCache:
 
     def forget_batch(self, batch_id: str) -> None:
         """After this process committed a write of one batch's own rows: that batch and its
-        history are read again, and every dataset (its row count may have moved with it)."""
+        history are read again, and every table's row count (its chunks may have moved one)."""
         self._generation += 1
         if not self._loading:
             # Forget counts only matter to loads under way: none, so none are kept.
@@ -153,12 +153,12 @@ class FreshCache:
             self._all_forgotten = self._generation  # bounded: no load under way is kept
             self._keys_forgotten.clear()
         else:
-            self._kinds_forgotten["dataset"] = self._generation
+            self._kinds_forgotten["row_count"] = self._generation
             for key in (("batch", batch_id), ("history", batch_id)):
                 self._keys_forgotten[key] = self._generation
         self._entries.pop(("batch", batch_id), None)
         self._entries.pop(("history", batch_id), None)
-        self._entries = {k: e for k, e in self._entries.items() if k[0] != "dataset"}
+        self._entries = {k: e for k, e in self._entries.items() if k[0] != "row_count"}
 
 
 def _being_cancelled() -> bool:
