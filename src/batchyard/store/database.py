@@ -64,7 +64,7 @@ class MetadataStore:
         field: that is the client's error (422), not the server's. Whatever it wrote, the
         status reads this process remembers are forgotten once it ends: with ``writes_batch``
         (the transaction writes only that batch's own rows: status, counters, log, format),
-        that batch's and the datasets' row counts; without it, all of them.
+        that batch's and the tables' row counts; without it, all of them.
         """
         try:
             async with self._engine.begin() as conn:
