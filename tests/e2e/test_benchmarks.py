@@ -28,7 +28,7 @@ BENCHMARKS = ROOT / "benchmarks"
 LIBRARIES = {"__init__", "harness"}
 #: Runs sharing the cores at once: enough to overlap the servers' start-up waits, few enough
 #: that a 2-core machine does not time them out.
-PARALLEL = 4
+PARALLEL = 3
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,10 @@ def run_benchmark(run: Run, workdir: Path, env: dict[str, str]) -> Outcome:
 def outcomes(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     """Every run at once (a few at a time), so the module costs about its longest benchmark."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHYARD_", "PYTEST_"))}
+    # Each run starts Python processes (servers, workers) that import the whole service: where
+    # the environment forbids caching bytecode, each would compile every module again, which
+    # on a busy machine outlasts a server's start-up deadline.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["BATCHYARD_TEST_PG"] = pg_server
     workdir = tmp_path_factory.mktemp("benchmarks")
     with ThreadPoolExecutor(PARALLEL) as pool:
