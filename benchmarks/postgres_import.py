@@ -220,7 +220,7 @@ def main() -> None:
         measured = [baseline, batchyard, *workers]
         if args.invalid_every:
             bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
-            with fresh_database() as bad_url:
+            with postgres_server() as server, fresh_database(server) as bad_url:
                 invalid, invalid_workers = run_batchyard(
                     bad_path,
                     bad_url,

@@ -6,7 +6,9 @@ a URL source held back until every follower's stream has its first event, then r
 it runs, ``wrk`` drives ``GET /batches/{id}`` of that batch with 50 connections, after 3 s in
 which (PostgreSQL) the database's transactions per second are counted. Printed per run: the
 import's duration, wrk's req/s and p50/p99, how many streams saw the batch end, the events they
-got, the watcher's reads per second (``batchyard_event_reads`` on /metrics), the transactions.
+got, the watcher's reads per second (``batchyard_event_reads`` on /metrics), the transactions,
+and the server's CPU time per status request while wrk ran (the followers' share included: what
+200 followers add to each status read's cost, whatever else shares the cores).
 
     uv run --group dev python -m benchmarks.sse_load --backend sqlite
     uv run --group dev python -m benchmarks.sse_load --backend postgresql
@@ -143,7 +145,8 @@ def follow_one_import(
         transactions_before = database_transactions(server)
         time.sleep(_QUIET_SECONDS)
         transactions_after = database_transactions(server)
-        status = run_wrk(server.url, f"/batches/{batch_id}", 50, seconds)
+        pid = server.process.pid if server.process else None
+        status = run_wrk(server.url, f"/batches/{batch_id}", 50, seconds, pid)
         ended_as = wait_for_end(http, batch_id)
         import_seconds = time.monotonic() - started
         reads = event_reads(server) - reads_before
@@ -169,7 +172,8 @@ def print_runs(title: str, runs: list[Run]) -> None:
     print(f"\n{title}")
     header = (
         f"{'followers':>9} {'import s':>9} {'status req/s':>13} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'streams ended':>14} {'events':>8} {'reads/s':>8} {'db tx/s':>8}"
+        f"{'errors':>7} {'CPU µs/req':>11} {'streams ended':>14} {'events':>8} {'reads/s':>8} "
+        f"{'db tx/s':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -178,7 +182,7 @@ def print_runs(title: str, runs: list[Run]) -> None:
         print(
             f"{run.followers:9d} {run.import_seconds:9.1f} "
             f"{run.status.requests_per_second:13,.0f} {run.status.p50_ms:8.1f} "
-            f"{run.status.p99_ms:8.1f} {run.status.errors:7d} "
+            f"{run.status.p99_ms:8.1f} {run.status.errors:7d} {run.status.cpu_us:11,.0f} "
             f"{run.ended_streams:>8d}/{run.followers:<5d} {run.events:8,d} "
             f"{run.reads_per_second:8.1f} {tx}"
         )

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from tests.support.uploads import file_chunks
 
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 from benchmarks.harness import TERMINAL, timed_import
-from benchmarks.postgres_import import fresh_database
+from benchmarks.postgres_import import fresh_database, postgres_server
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -115,8 +115,10 @@ def print_table(title: str, loads: list[Load]) -> None:
 
 @contextmanager
 def running_server(backend: str, workdir: Path) -> Iterator[BatchyardServer]:
-    database = fresh_database() if backend == "postgresql" else nullcontext(None)
-    with database as pg_url:
+    with ExitStack() as stack:
+        pg_url = None
+        if backend == "postgresql":
+            pg_url = stack.enter_context(fresh_database(stack.enter_context(postgres_server())))
         env = {"BATCHYARD_RATE_LIMIT_PER_MINUTE": "0"}
         if pg_url:
             env["BATCHYARD_DATABASE_URL"] = pg_url.replace("postgresql://", "postgresql+psycopg://")

@@ -73,3 +73,17 @@ async def test_a_change_made_by_another_process_shows_within_the_bound(
         # Generous for a loaded machine; the documented bound is STATUS_CACHE_SECONDS.
         assert time.monotonic() - changed_at < STATUS_CACHE_SECONDS + 5
         await asyncio.sleep(0.05)
+
+
+async def test_row_counts_of_both_dataset_reads_match_a_batch_as_soon_as_it_ends(
+    acc: Accounts,
+) -> None:
+    async def counts() -> tuple[int, int]:
+        one = (await acc.call("admin", "GET", "/datasets/orders")).json()["row_count"]
+        listed = (await acc.call("admin", "GET", "/datasets")).json()["datasets"]
+        return one, next(d["row_count"] for d in listed if d["name"] == "orders")
+
+    assert await counts() == (0, 0)  # both remembered now
+    batch = await acc.finished("alice", (await acc.upload("alice"))["batch"])
+    assert batch["successful_operations"] > 0
+    assert await counts() == (batch["successful_operations"],) * 2

@@ -104,3 +104,38 @@ async def test_memory_is_bounded_by_dropping_aged_entries_first() -> None:
     assert len(cache) == 1
     await cache.load(("batch", "new"), kept)
     assert kept.calls == 1
+
+
+async def test_a_write_of_one_batch_forgets_that_batch_and_the_row_counts_only() -> None:
+    cache = FreshCache(ttl=60)
+    keys = [KEY, ("history", "b1"), ("batch", "b2"), ("dataset", "d"), ("row_count", "d")]
+    loads = {key: Loader() for key in keys}
+    for key, load in loads.items():
+        assert await cache.load(key, load) == 1
+    cache.forget_batch("b1")
+    for key, load in loads.items():
+        await cache.load(key, load)
+    assert {key: load.calls for key, load in loads.items()} == {
+        KEY: 2,
+        ("history", "b1"): 2,
+        ("batch", "b2"): 1,  # another batch's status is still remembered
+        ("dataset", "d"): 1,  # a dataset's definition does not change with its batches
+        ("row_count", "d"): 2,  # its row count may have moved with the batch's chunks
+    }
+
+
+async def test_a_load_under_way_when_its_batch_is_written_is_neither_kept_nor_joined() -> None:
+    cache, mine, other = FreshCache(ttl=60), Loader(), Loader()
+    mine.gate.clear()
+    other.gate.clear()
+    before = asyncio.create_task(cache.load(KEY, mine))
+    unrelated = asyncio.create_task(cache.load(("batch", "b2"), other))
+    await asyncio.sleep(0)
+    cache.forget_batch("b1")
+    after = asyncio.create_task(cache.load(KEY, mine))
+    await asyncio.sleep(0)
+    mine.gate.set()
+    other.gate.set()
+    assert (await before, await after, await unrelated) == (1, 2, 1)
+    assert await cache.load(KEY, mine) == 2  # the load from before the write was not kept
+    assert await cache.load(("batch", "b2"), other) == 1  # the other batch's load was kept

@@ -39,7 +39,8 @@ class PipelineContext:
 
 
 class BatchRecorder:
-    """Writes one batch's transitions, counters and log lines, each in its own short transaction."""
+    """Writes one batch's transitions, counters and log lines, each in its own short transaction
+    (which forgets only that batch's remembered status reads: see store.fresh)."""
 
     def __init__(self, ctx: PipelineContext, batch_id: str) -> None:
         self.ctx = ctx
@@ -52,7 +53,7 @@ class BatchRecorder:
         self._stage: tuple[BatchStatus, float] | None = None
 
     async def get(self) -> Batch:
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             return await batch_rows.get_batch(conn, self.batch_id, owner_id=None)
 
     async def transition(
@@ -62,7 +63,7 @@ class BatchRecorder:
         counts: Counts | None = None,
         error_message: str | None = None,
     ) -> Batch:
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             batch = await batch_rows.transition_batch(
                 conn, self.batch_id, to, counts=counts, error_message=error_message
             )
@@ -83,26 +84,26 @@ class BatchRecorder:
             metrics.RECORDS_FAILED.inc(batch.counts.failed)
 
     async def counts(self, counts: Counts) -> None:
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             await batch_rows.update_counts(conn, self.batch_id, counts)
         self.ctx.notify(self.batch_id)
 
     async def advance(self, counts: Counts) -> None:
         """Progress reported by one of several workers: counters only ever move forward."""
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             moved = await batch_rows.advance_counts(conn, self.batch_id, counts)
         if moved:
             self.ctx.notify(self.batch_id)
 
     async def detected(self, fmt: InputFormat) -> None:
         """The input's format, as detected (kept only where the batch named none)."""
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             await batch_rows.record_format(conn, self.batch_id, fmt.value)
         self.ctx.notify(self.batch_id)
 
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         logger.log(_LEVELS[level], "batch %s: %s", self.batch_id, message)
-        async with self.ctx.store.begin() as conn:
+        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             await batch_rows.append_log(conn, self.batch_id, level, message)
         self.ctx.notify(self.batch_id)
 

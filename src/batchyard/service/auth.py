@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -85,12 +86,25 @@ def require(principal: Principal, action: Action, dataset: str | None = None) ->
 
 
 def require_visible(principal: Principal, batch: Batch, action: Action) -> None:
-    """BatchNotFound for another user's batch (unless the role sees everyone's), exactly as for
-    one that does not exist; Forbidden unless the role allows ``action`` on its dataset."""
+    """The one visibility rule for a batch: BatchNotFound for another user's batch (unless the
+    role sees everyone's), exactly as for one that does not exist, so ids cannot be probed;
+    Forbidden unless the role allows ``action`` on its dataset."""
     require(principal, action)
     if not sees_all_batches(principal) and batch.owner_id != principal.user_id:
         raise BatchNotFound()
     require(principal, action, batch.dataset)
+
+
+async def visible_batch(
+    principal: Principal, action: Action, load: Callable[[], Awaitable[Batch]]
+) -> Batch:
+    """The batch ``load`` reads (whoever owns it), if ``require_visible`` lets the principal
+    ``action`` it. The permission is checked before the read: a role without ``action`` gets
+    Forbidden whether or not the batch exists."""
+    require(principal, action)
+    batch = await load()
+    require_visible(principal, batch, action)
+    return batch
 
 
 def require_operation(principal: Principal, dataset: str, operation: str) -> None:

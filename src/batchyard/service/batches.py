@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from batchyard.service.auth import (
     require,
     require_operation,
     sees_all_batches,
+    visible_batch,
 )
 from batchyard.service.container import Services
 from batchyard.service.webhooks import validate_notify_url
@@ -318,14 +319,9 @@ async def _finish_upload(svc: Services, batch: Batch, size: int, sha256: str) ->
     return await get_batch_unscoped(svc, batch.id)
 
 
-async def _visible_batch(
-    conn: AsyncConnection, principal: Principal, batch_id: str, action: Action
-) -> Batch:
-    """The batch if the principal may ``action`` it; another user's batch is BatchNotFound."""
-    require(principal, action)
-    batch = await batch_rows.get_batch(conn, batch_id, owner_id=owner_filter(principal))
-    require(principal, action, batch.dataset)
-    return batch
+def _read_batch(conn: AsyncConnection, batch_id: str) -> Callable[[], Awaitable[Batch]]:
+    """A loader of the batch as it is in ``conn``'s transaction, whoever owns it."""
+    return lambda: batch_rows.get_batch(conn, batch_id, owner_id=None)
 
 
 async def _cached_batch(svc: Services, batch_id: str) -> Batch:
@@ -338,25 +334,14 @@ async def _cached_batch(svc: Services, batch_id: str) -> Batch:
     return await svc.store.reads.load(("batch", batch_id), load)
 
 
-async def _visible_cached_batch(
-    svc: Services, principal: Principal, batch_id: str, action: Action
-) -> Batch:
-    """``_visible_batch`` for reads: the same rules (another user's batch is BatchNotFound,
-    exactly like a missing one), applied to the remembered batch."""
-    require(principal, action)
-    batch = await _cached_batch(svc, batch_id)
-    owner = owner_filter(principal)
-    if owner is not None and batch.owner_id != owner:
-        raise BatchNotFound()
-    require(principal, action, batch.dataset)
-    return batch
-
-
 async def get_batch(
     svc: Services, principal: Principal, batch_id: str, action: Action = Action.GET_BATCH
 ) -> Batch:
-    """The batch, if it exists and the principal may see it; else BatchNotFound, identically."""
-    return await _visible_cached_batch(svc, principal, batch_id, action)
+    """The batch, if it exists and the principal may see it; else BatchNotFound, identically.
+
+    Read from this process's status reads: the visibility rule applies to the remembered batch
+    exactly as to a fresh one (a batch's owner and dataset never change)."""
+    return await visible_batch(principal, action, lambda: _cached_batch(svc, batch_id))
 
 
 async def list_batches(
@@ -390,7 +375,7 @@ async def list_batches(
 
 async def get_history(svc: Services, principal: Principal, batch_id: str) -> list[HistoryEntry]:
     """The batch's snapshots, newest first (remembered like the batch: see store.fresh)."""
-    await _visible_cached_batch(svc, principal, batch_id, Action.GET_BATCH_STATUS)
+    await get_batch(svc, principal, batch_id, Action.GET_BATCH_STATUS)
 
     async def load() -> list[HistoryEntry]:
         async with svc.store.read() as conn:
@@ -401,14 +386,14 @@ async def get_history(svc: Services, principal: Principal, batch_id: str) -> lis
 
 async def get_log(svc: Services, principal: Principal, batch_id: str) -> list[LogLine]:
     async with svc.store.read() as conn:
-        await _visible_batch(conn, principal, batch_id, Action.GET_BATCH_LOG)
+        await visible_batch(principal, Action.GET_BATCH_LOG, _read_batch(conn, batch_id))
         return await batch_rows.get_log(conn, batch_id)
 
 
 async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
     """Ask the pipeline to stop at its next chunk; committed chunks stay applied."""
     async with svc.store.begin() as conn:
-        await _visible_batch(conn, principal, batch_id, Action.CANCEL_BATCH)
+        await visible_batch(principal, Action.CANCEL_BATCH, _read_batch(conn, batch_id))
         await batch_rows.append_log(
             conn, batch_id, LogLevel.INFO, f"Cancel requested by {principal.name}"
         )
@@ -422,7 +407,7 @@ async def cancel_batch(svc: Services, principal: Principal, batch_id: str) -> Ba
 async def delete_batch(svc: Services, principal: Principal, batch_id: str) -> Batch:
     """Start removing a finished batch's input, results and history; the loaded rows stay."""
     async with svc.store.begin() as conn:
-        await _visible_batch(conn, principal, batch_id, Action.DELETE_BATCH)
+        await visible_batch(principal, Action.DELETE_BATCH, _read_batch(conn, batch_id))
         batch = await batch_rows.transition_batch(conn, batch_id, S.DELETING)
         await svc.runner.enqueue_delete(conn, batch_id)
     svc.events.notify(batch_id)

@@ -44,20 +44,15 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
 
 
 async def get_dataset(svc: Services, principal: Principal, name: str) -> tuple[Dataset, int]:
-    """The dataset and how many rows its table holds.
-
-    The count is remembered like a batch's status (see store.fresh): it is at most
-    STATUS_CACHE_SECONDS old, and counted afresh after any write of this process (a chunk's
-    progress, a batch's end), so polling clients do not each count a table of millions of rows.
-    """
+    """The dataset and how many rows its table holds (both remembered: see ``_row_count``)."""
     require(principal, Action.GET_DATASET, name)
 
-    async def load() -> tuple[Dataset, int]:
+    async def load() -> Dataset:
         async with svc.store.read() as conn:
-            dataset = await dataset_rows.get_dataset(conn, name)
-        return dataset, await asyncio.to_thread(svc.target.row_count, name)
+            return await dataset_rows.get_dataset(conn, name)
 
-    return await svc.store.reads.load(("dataset", name), load)
+    dataset = await svc.store.reads.load(("dataset", name), load)
+    return dataset, await _row_count(svc, name)
 
 
 async def list_datasets(
@@ -72,8 +67,18 @@ async def list_datasets(
             cursor=cursor,
             name_patterns=principal.grants.dataset_scope(Action.LIST_DATASETS),
         )
-    counts = await asyncio.to_thread(lambda: [svc.target.row_count(d.name) for d in page])
+    counts = [await _row_count(svc, dataset.name) for dataset in page]
     return list(zip(page, counts, strict=True)), next_cursor
+
+
+async def _row_count(svc: Services, name: str) -> int:
+    """The rows of the dataset's table, remembered like a batch's status (see store.fresh): at
+    most STATUS_CACHE_SECONDS old, and counted afresh after any write of this process to a
+    batch (a chunk's progress, a batch's end), so polling clients of ``GET /datasets/{name}``
+    or ``GET /datasets`` do not each count tables of millions of rows."""
+    return await svc.store.reads.load(
+        ("row_count", name), lambda: asyncio.to_thread(svc.target.row_count, name)
+    )
 
 
 async def _check_dataset_quota(svc: Services, conn: AsyncConnection, principal: Principal) -> None:

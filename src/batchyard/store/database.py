@@ -57,12 +57,14 @@ class MetadataStore:
         return cls(engine, create_read_engine(url))
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, *, writes_batch: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error.
 
         PostgreSQL refuses text holding a NUL character, which a client can put in any name or
         field: that is the client's error (422), not the server's. Whatever it wrote, the
-        status reads this process remembers are forgotten once it ends.
+        status reads this process remembers are forgotten once it ends: with ``writes_batch``
+        (the transaction writes only that batch's own rows: status, counters, log, format),
+        that batch's and the tables' row counts; without it, all of them.
         """
         try:
             async with self._engine.begin() as conn:
@@ -72,7 +74,10 @@ class MetadataStore:
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
         finally:
-            self.reads.forget_all()
+            if writes_batch is None:
+                self.reads.forget_all()
+            else:
+                self.reads.forget_batch(writes_batch)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -2,10 +2,13 @@
 
 Polling clients ask for the same batch hundreds of times a second; the answer changes only
 when something writes. Every write of this process goes through ``MetadataStore.begin``, which
-calls ``forget_all`` once it has committed, so a read after a write made here always sees it.
-A write made by *another* process (a queue worker, a second API server) reaches this one within
-``STATUS_CACHE_SECONDS`` (documented in docs/production.md). Concurrent misses of one key share
-one load, so the moment after a write costs one query, not one per waiting client.
+forgets once it has committed, so a read after a write made here always sees it: a write of one
+batch's own rows (the pipeline's counters, log lines, transitions) forgets that batch and the
+tables' row counts (``forget_batch``), any other write forgets everything (``forget_all``);
+during an import, the status of every other batch stays remembered. A write made by *another*
+process (a queue worker, a second API server) reaches this one within ``STATUS_CACHE_SECONDS``
+(documented in docs/production.md). Concurrent misses of one key share one load, so the moment
+after a write costs one query, not one per waiting client.
 """
 
 from __future__ import annotations
@@ -25,73 +28,106 @@ _MAX_ENTRIES = 1_000
 T = TypeVar("T")
 
 
+Key = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     value: Any
     fresh_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """A load under way, and the forget count when it started (what it may have missed)."""
+
+    future: asyncio.Future[Any]
     generation: int
 
 
 class FreshCache:
-    """key → the last value loaded for it, trusted for ``ttl`` seconds and until ``forget_all``.
+    """key → the last value loaded for it, trusted for ``ttl`` seconds and until forgotten.
 
     Keys are tuples whose first item names what is cached (``("batch", id)``), so one cache
-    serves every kind of status read, and one ``forget_all`` clears them together.
+    serves every kind of status read. A load that started before a forget of its key is never
+    remembered nor joined: it may have read what that write replaced.
     """
 
     def __init__(self, ttl: float = STATUS_CACHE_SECONDS) -> None:
         self._ttl = ttl
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._loading: dict[tuple[tuple[str, str], int], asyncio.Future[Any]] = {}
+        self._entries: dict[Key, _Entry] = {}
+        self._loading: dict[Key, _Flight] = {}
+        #: How many forgets there have been; with, while loads are under way, the count at the
+        #: last forget of everything, of a kind of key, and of a key.
         self._generation = 0
+        self._all_forgotten = 0
+        self._kinds_forgotten: dict[str, int] = {}
+        self._keys_forgotten: dict[Key, int] = {}
 
-    async def load(self, key: tuple[str, str], loader: Callable[[], Awaitable[T]]) -> T:
+    async def load(self, key: Key, loader: Callable[[], Awaitable[T]]) -> T:
         """The value remembered for ``key``, else what ``loader`` returns (then remembered).
 
         A loader's error reaches every caller waiting on it and is not remembered.
         """
-        entry = self._entries.get(key)
+        entry = self._fresh_entry(key)
         if entry is not None:
-            if entry.generation == self._generation and entry.fresh_until > time.monotonic():
-                return entry.value  # type: ignore[no-any-return]
-            self._entries.pop(key, None)
-        # Joining only a load started in this generation: one started before a write of this
-        # process may have read what that write replaced.
-        flight = (key, self._generation)
-        while (pending := self._loading.get(flight)) is not None:
+            return entry.value  # type: ignore[no-any-return]
+        while (pending := self._loading.get(key)) is not None and self._current(key, pending):
             try:
-                return await asyncio.shield(pending)
+                return await asyncio.shield(pending.future)
             except asyncio.CancelledError:
-                if not pending.cancelled() or _being_cancelled():
+                if not pending.future.cancelled() or _being_cancelled():
                     raise
                 # The request that was loading went away: load for ourselves.
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._loading[flight] = future
+        return await self._load_in_flight(key, loader)
+
+    def _fresh_entry(self, key: Key) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.fresh_until <= time.monotonic():
+            del self._entries[key]
+            return None
+        return entry
+
+    async def _load_in_flight(self, key: Key, loader: Callable[[], Awaitable[T]]) -> T:
+        """Load ``key`` where later callers can join, and remember it unless forgotten since."""
+        flight = _Flight(asyncio.get_running_loop().create_future(), self._generation)
+        self._loading[key] = flight
         try:
             value = await loader()
         except asyncio.CancelledError:
-            future.cancel()
+            flight.future.cancel()
             raise
         except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            flight.future.set_exception(error)
+            flight.future.exception()  # retrieved: no "never retrieved" warning when nobody waited
             raise
         else:
-            future.set_result(value)
-            self._remember(key, value, flight[1])
+            flight.future.set_result(value)
+            if self._current(key, flight):
+                self._remember(key, value)
             return value
         finally:
-            self._loading.pop(flight, None)
+            if self._loading.get(key) is flight:
+                del self._loading[key]
 
-    def _remember(self, key: tuple[str, str], value: Any, generation: int) -> None:
-        if generation != self._generation or self._ttl <= 0:
+    def _current(self, key: Key, flight: _Flight) -> bool:
+        """Whether no forget of ``key`` came after ``flight`` started."""
+        last = max(
+            self._all_forgotten,
+            self._kinds_forgotten.get(key[0], 0),
+            self._keys_forgotten.get(key, 0),
+        )
+        return flight.generation >= last
+
+    def _remember(self, key: Key, value: Any) -> None:
+        if self._ttl <= 0:
             return
         moment = time.monotonic()
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries = {k: e for k, e in self._entries.items() if e.fresh_until > moment}
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
-        self._entries[key] = _Entry(value, moment + self._ttl, generation)
+        self._entries[key] = _Entry(value, moment + self._ttl)
 
     def __len__(self) -> int:
         """How many values are remembered (aged ones included until they are dropped)."""
@@ -100,7 +136,29 @@ class FreshCache:
     def forget_all(self) -> None:
         """After this process committed a write: every later read goes to the database."""
         self._generation += 1
+        self._all_forgotten = self._generation
+        self._kinds_forgotten.clear()
+        self._keys_forgotten.clear()
         self._entries.clear()
+
+    def forget_batch(self, batch_id: str) -> None:
+        """After this process committed a write of one batch's own rows: that batch and its
+        history are read again, and every table's row count (its chunks may have moved one)."""
+        self._generation += 1
+        if not self._loading:
+            # Forget counts only matter to loads under way: none, so none are kept.
+            self._kinds_forgotten.clear()
+            self._keys_forgotten.clear()
+        elif len(self._keys_forgotten) >= _MAX_ENTRIES:
+            self._all_forgotten = self._generation  # bounded: no load under way is kept
+            self._keys_forgotten.clear()
+        else:
+            self._kinds_forgotten["row_count"] = self._generation
+            for key in (("batch", batch_id), ("history", batch_id)):
+                self._keys_forgotten[key] = self._generation
+        self._entries.pop(("batch", batch_id), None)
+        self._entries.pop(("history", batch_id), None)
+        self._entries = {k: e for k, e in self._entries.items() if k[0] != "row_count"}
 
 
 def _being_cancelled() -> bool:
