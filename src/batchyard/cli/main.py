@@ -71,6 +71,9 @@ def serve(
     Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
     answered on); set it behind a proxy.
     """
+    from batchyard.pipeline.arrow_runtime import keep_pandas_out
+
+    keep_pandas_out()  # first: the app's modules build Arrow constants as they are imported
     import uvicorn
 
     from batchyard.api.app import create_app

@@ -1,0 +1,68 @@
+"""The long-running processes keep pandas out, though pyarrow would import it on first use.
+
+Each check runs in a fresh interpreter: pandas, once imported, cannot be unloaded, and the test
+process itself imports it for reference data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_pyarrow_alone_imports_pandas_on_its_first_conversion():
+    """The premise: without keep_pandas_out, pyarrow pulls pandas in (it is installed here)."""
+    assert _run("import sys, pyarrow as pa; pa.array([0]); print('pandas' in sys.modules)") == (
+        "True"
+    )
+
+
+def test_the_server_and_worker_modules_and_a_pipeline_run_leave_pandas_unloaded():
+    """What `batchyard serve` and `batchyard worker` import, and Arrow work of every kind the
+    pipeline does (Python values, compute, CSV, Parquet, IPC), never bring pandas in."""
+    out = _run(
+        """
+        import datetime as dt, io, sys
+        from batchyard.pipeline.arrow_runtime import keep_pandas_out
+        keep_pandas_out()
+        import batchyard.api.app, batchyard.runner.queue_tasks, batchyard.cli.main
+        import pyarrow as pa, pyarrow.compute as pc, pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+        table = pcsv.read_csv(io.BytesIO(b"a,b\\n1,x\\n2,y\\n"))
+        table = table.append_column("t", pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC)] * 2))
+        pc.add(table["a"], pa.scalar(1))
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        pq.read_table(io.BytesIO(sink.getvalue())).to_pylist()
+        print('pandas' in sys.modules)
+        """
+    )
+    assert out == "False"
+
+
+def test_pandas_still_comes_when_asked_for():
+    """Code that wants pandas (an operation plugin, to_pandas) gets it as usual."""
+    out = _run(
+        """
+        from batchyard.pipeline.arrow_runtime import keep_pandas_out
+        keep_pandas_out()
+        import pyarrow as pa
+        frame = pa.table({"a": [1, 2]}).to_pandas()
+        import pandas
+        print(type(frame).__name__, pa.Table.from_pandas(frame).num_rows)
+        """
+    )
+    assert out == "DataFrame 2"
