@@ -71,9 +71,9 @@ def serve(
     Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
     answered on); set it behind a proxy.
     """
-    from batchyard.pipeline.arrow_runtime import keep_pandas_out
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
 
-    keep_pandas_out()  # first: the app's modules build Arrow constants as they are imported
+    prepare_arrow()  # first: the app's modules build Arrow constants as they are imported
     import uvicorn
 
     from batchyard.api.app import create_app

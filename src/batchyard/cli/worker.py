@@ -50,9 +50,9 @@ def worker(
     `batchyard serve --no-worker`. A worker killed outright is noticed after
     BATCHYARD_QUEUE_STALLED_SECONDS without a heartbeat, and its jobs resume elsewhere.
     """
-    from batchyard.pipeline.arrow_runtime import keep_pandas_out
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
 
-    keep_pandas_out()  # first: the pipeline's modules build Arrow constants as they are imported
+    prepare_arrow()  # first: the pipeline's modules build Arrow constants as they are imported
     from batchyard.runner.queue_tasks import run_worker
     from batchyard.service.container import open_pipeline_context
     from batchyard.settings import Settings

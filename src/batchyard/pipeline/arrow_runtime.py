@@ -1,5 +1,12 @@
 """Process-wide Arrow setup for the long-running processes (``batchyard serve``, ``worker``).
 
+Memory: pyarrow's default pool (mimalloc) keeps the pages a chunk freed for later, so a server
+that applied one batch stayed about 130 MiB above what it holds; jemalloc told to hand freed
+pages back at once (decay 0) returns them, and keeps the peak of a batch near what is live.
+Measured on the 1M-row benchmark: validation alone grew RSS by 162 MiB on mimalloc, 111 MiB
+on jemalloc with decay 0, 212 MiB on the system allocator, at the same speed.
+
+Pandas:
 pyarrow imports pandas, when it is installed, the first time it converts any Python value
 (``pa.array([1])``, ``pa.scalar(0)``): its lazy pandas shim looks for pandas to tell whether
 the value is a pandas object. batchyard never hands pandas objects to pyarrow, yet in an
@@ -29,6 +36,25 @@ class _NoPandas:
         if name == "pandas":
             raise ModuleNotFoundError("pandas is kept out of this process", name=name)
         return None
+
+
+def prepare_arrow() -> None:
+    """Set up Arrow for a long-running process: pandas kept out, freed memory given back."""
+    keep_pandas_out()
+    release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Allocate Arrow buffers with jemalloc, returning freed pages to the system at once.
+
+    Where pyarrow was built without jemalloc, its default pool stays (it only retains more).
+    """
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return
+    pa.set_memory_pool(pool)
+    pa.jemalloc_set_decay_ms(0)
 
 
 def keep_pandas_out() -> None:
