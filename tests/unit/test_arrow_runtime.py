@@ -6,6 +6,7 @@ process itself imports it for reference data.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -66,3 +67,51 @@ def test_pandas_still_comes_when_asked_for():
         """
     )
     assert out == "DataFrame 2"
+
+
+_CHURN = """
+    import os, sys
+    import pyarrow as pa, pyarrow.compute as pc
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
+    if sys.argv[1] == "prepared":
+        prepare_arrow()
+
+    def rss():
+        with open(f"/proc/{os.getpid()}/status") as status:
+            line = next(line for line in status if line.startswith("VmRSS"))
+        return int(line.split()[1]) * 1024
+
+    numbers = pa.array(range(1_000_000), pa.int64())
+    before = rss()
+    for _ in range(20):  # chunk-sized tables made and dropped, as the pipeline does
+        text = pc.cast(numbers, pa.string())
+        upper = pc.utf8_upper(text)
+        del text, upper
+    print(pa.default_memory_pool().backend_name, (rss() - before) // 2**20)
+"""
+
+
+def _churn(mode: str, **env: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CHURN), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    backend, retained = done.stdout.split()
+    return backend, int(retained)
+
+
+def test_memory_arrow_freed_goes_back_to_the_system():
+    """After chunk-sized tables come and go, the process is not left holding their pages."""
+    backend, retained_mib = _churn("prepared")
+    assert backend == "jemalloc"
+    assert retained_mib < 16
+
+
+def test_an_operators_choice_of_arrow_allocator_is_kept():
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+    assert _churn("prepared", **env)[0] == "system"

@@ -18,6 +18,7 @@ stays importable for whatever asks for it explicitly (``Table.to_pandas`` import
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
@@ -47,8 +48,11 @@ def prepare_arrow() -> None:
 def release_freed_memory() -> None:
     """Allocate Arrow buffers with jemalloc, returning freed pages to the system at once.
 
-    Where pyarrow was built without jemalloc, its default pool stays (it only retains more).
+    Where pyarrow was built without jemalloc, its default pool stays (it only retains more);
+    an operator's own choice (ARROW_DEFAULT_MEMORY_POOL, read by pyarrow) is left alone.
     """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:
