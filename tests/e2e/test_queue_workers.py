@@ -82,10 +82,10 @@ WORKER_PEAK_RSS_BOUND = 300 * 10**6
 
 
 def test_a_worker_stays_under_300_mb_at_default_settings(tmp_path, pg_url):
-    """The worker processes that run a 1M-row (100 MB) batch between them, API-only server in
+    """The worker processes that run a 500k-row (50 MB) batch between them, API-only server in
     front, each peak under 300 MB at default settings: chunks stream through them."""
     path = tmp_path / "orders.csv"
-    expected = write_orders_csv(path, 1_000_000, bad_every=0)
+    expected = write_orders_csv(path, 500_000, bad_every=0)
     with (
         queue_deployment(pg_url, tmp_path / "data", chunk_bytes=None) as (api, workers),
         httpx.Client(base_url=api.url, headers=_ADMIN, timeout=120) as http,
