@@ -72,7 +72,9 @@ def serve(
     answered on); set it behind a proxy.
     """
     from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from batchyard.pipeline.process_memory import return_large_blocks
 
+    return_large_blocks()
     prepare_arrow()  # first: the app's modules build Arrow constants as they are imported
     import uvicorn
 

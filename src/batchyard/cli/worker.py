@@ -51,7 +51,9 @@ def worker(
     BATCHYARD_QUEUE_STALLED_SECONDS without a heartbeat, and its jobs resume elsewhere.
     """
     from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from batchyard.pipeline.process_memory import return_large_blocks
 
+    return_large_blocks()
     prepare_arrow()  # first: the pipeline's modules build Arrow constants as they are imported
     from batchyard.runner.queue_tasks import run_worker
     from batchyard.service.container import open_pipeline_context
