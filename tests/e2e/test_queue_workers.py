@@ -77,6 +77,29 @@ def test_a_dry_run_on_the_workers_writes_nothing_and_reports_what_a_real_run_wou
     assert len(dry_results) == 30_001 and dry_results == real_results
 
 
+#: The most a worker may hold at its peak, at default settings (issue #15).
+WORKER_PEAK_RSS_BOUND = 300 * 10**6
+
+
+def test_a_worker_stays_under_300_mb_at_default_settings(tmp_path, pg_url):
+    """The worker processes that run a 500k-row (50 MB) batch between them, API-only server in
+    front, each peak under 300 MB at default settings: chunks stream through them."""
+    path = tmp_path / "orders.csv"
+    expected = write_orders_csv(path, 500_000, bad_every=0)
+    with (
+        queue_deployment(pg_url, tmp_path / "data", chunk_bytes=None) as (api, workers),
+        httpx.Client(base_url=api.url, headers=_ADMIN, timeout=120) as http,
+    ):
+        assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+        batch = wait_for_status_sync(http, str(upload(http, path)["batch"]), timeout=300)
+        peaks = [worker.peak_rss_bytes() for worker in workers]
+    assert batch["status"] == "completed"
+    assert batch["successful_operations"] == expected.good
+    assert max(peaks) < WORKER_PEAK_RSS_BOUND, (
+        f"workers' peak RSS: {[p // 10**6 for p in peaks]} MB"
+    )
+
+
 def test_a_big_batch_is_shared_by_both_workers(tmp_path, pg_url):
     """One job per worker at a time: the batch's own job holds one worker, so the chunks the
     other worker applies can only come from a helper job it took from the queue.

@@ -93,12 +93,14 @@ def queue_deployment(
     pg_url: str,
     data_dir: Path,
     *,
-    chunk_bytes: int,
+    chunk_bytes: int | None,
     workers: int = 2,
     worker_args: Sequence[str] = (),
 ) -> Iterator[tuple[BatchyardServer, list[WorkerProcess]]]:
-    """An API-only server and ``workers`` worker processes sharing one PostgreSQL database."""
-    env = queue_env(pg_url, data_dir, BATCHYARD_CHUNK_BYTES=str(chunk_bytes))
+    """An API-only server and ``workers`` worker processes sharing one PostgreSQL database
+    (``chunk_bytes`` None: the default chunk size)."""
+    sizes = {} if chunk_bytes is None else {"BATCHYARD_CHUNK_BYTES": str(chunk_bytes)}
+    env = queue_env(pg_url, data_dir, **sizes)
     api = BatchyardServer(data_dir, env=env)
     pool = [WorkerProcess(data_dir, env, f"worker-{n}", args=worker_args) for n in range(workers)]
     try:

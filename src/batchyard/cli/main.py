@@ -71,6 +71,11 @@ def serve(
     Signed download links start with BATCHYARD_PUBLIC_URL (default: the address the server
     answered on); set it behind a proxy.
     """
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from batchyard.pipeline.process_memory import return_large_blocks
+
+    return_large_blocks()
+    prepare_arrow()  # first: the app's modules build Arrow constants as they are imported
     import uvicorn
 
     from batchyard.api.app import create_app

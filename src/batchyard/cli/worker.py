@@ -50,6 +50,11 @@ def worker(
     `batchyard serve --no-worker`. A worker killed outright is noticed after
     BATCHYARD_QUEUE_STALLED_SECONDS without a heartbeat, and its jobs resume elsewhere.
     """
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from batchyard.pipeline.process_memory import return_large_blocks
+
+    return_large_blocks()
+    prepare_arrow()  # first: the pipeline's modules build Arrow constants as they are imported
     from batchyard.runner.queue_tasks import run_worker
     from batchyard.service.container import open_pipeline_context
     from batchyard.settings import Settings

@@ -14,7 +14,6 @@ from batchyard.pipeline.http_guard import guarded_client, reach_of
 from batchyard.runner.base import Runner
 from batchyard.runner.embedded import EmbeddedRunner
 from batchyard.runner.events import BatchEvents
-from batchyard.runner.queue import QueueRunner
 from batchyard.service.auth import load_secret
 from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
@@ -77,6 +76,9 @@ def make_runner(ctx: PipelineContext) -> Runner:
         raise ValueError(
             "BATCHYARD_RUNNER=queue needs BATCHYARD_DATABASE_URL to be a PostgreSQL database"
         )
+    # Imported here: procrastinate and psycopg are about 9 MiB an embedded server never needs.
+    from batchyard.runner.queue import QueueRunner
+
     return QueueRunner(ctx, work_here=settings.serve_worker)
 
 
