@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import tempfile
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -226,7 +225,7 @@ class ResultsWriter:
         return results_part(rows, failed, self.failed_format)
 
     async def write(self, target: OutcomeSource) -> None:
-        with tempfile.TemporaryDirectory(prefix="batchyard-results-") as tmp:
+        with self.blobs.scratch_directory() as tmp:
             results_path, failed_path = await asyncio.to_thread(self.build, target, Path(tmp))
             name = f"{self.dataset.name}-{self.batch_id}"
             await self.blobs.write_file(
@@ -234,6 +233,7 @@ class ResultsWriter:
                 results_path,
                 content_type=CSV_CONTENT_TYPE,
                 filename=f"{name}-results.csv",
+                move=True,
             )
             input_format = self.manifest.input_format
             await self.blobs.write_file(
@@ -241,6 +241,7 @@ class ResultsWriter:
                 failed_path,
                 content_type=content_type(input_format),
                 filename=f"{name}-failed-records.{extension(input_format)}",
+                move=True,
             )
         summary = ResultsSummary.of(self.counts, extension(input_format))
         await put_bytes(self.blobs, keys.results_summary_key(self.batch_id), summary.encode())
