@@ -86,10 +86,6 @@ class ResultsParts:
         """Keep chunk ``index``'s records in memory until ``write`` makes its part."""
         self._held[index] = records
 
-    def release(self, index: int) -> None:
-        """Forget a held chunk that will not be reported here (another participant has it)."""
-        self._held.pop(index, None)
-
     async def write(self, outcome: ChunkOutcome) -> None:
         """Store the part of the chunk whose committed ``outcome`` this is.
 

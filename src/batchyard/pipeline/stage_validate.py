@@ -144,7 +144,7 @@ class Validation:
             )
             offset = self.records_before
             async for raw in iterate_in_thread(chunks):
-                if not self.manifest.input_columns:  # before any chunk is applied: results parts
+                if not self.manifest.input_columns:  # known before a chunk's results part is made
                     self.manifest.input_columns = [
                         n for n in raw.table.column_names if n != RECORD_NUMBER
                     ]
