@@ -183,6 +183,24 @@ async def test_write_file_uploads_a_local_file(blobs: BlobStore, tmp_path: Path)
     assert b"".join([p async for p in blobs.read_stream("batches/0b6f4c1e/results.csv")]) == CSV
 
 
+async def test_a_scratch_file_is_moved_into_a_local_store_not_copied(
+    blobs: BlobStore, root: Path
+) -> None:
+    """Results are built in scratch_directory and stored with move: on the store's own disk,
+    the very file (same inode) becomes the object, and the scratch space is left empty."""
+    with blobs.scratch_directory() as scratch:
+        local = Path(scratch) / "results.csv"
+        local.write_bytes(CSV)
+        inode = local.stat().st_ino
+        await blobs.write_file("batches/0b6f4c1e/results.csv", local, move=True)
+        assert not local.exists()
+
+    stored = root / "batches" / "0b6f4c1e" / "results.csv"
+    assert stored.read_bytes() == CSV
+    assert stored.stat().st_ino == inode
+    assert files_under(root) == ["batches/0b6f4c1e/results.csv"]
+
+
 async def test_delete_prefix_removes_whole_segments_only(blobs: BlobStore, root: Path) -> None:
     for key in ["batches/ab/input/0", "batches/ab/chunks/0.arrow", "batches/ab/results.csv"]:
         await blobs.write_stream(key, chunked(b"x"))

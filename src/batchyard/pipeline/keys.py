@@ -35,6 +35,12 @@ def partial_manifest_key(batch_id: str) -> str:
     return f"{batch_prefix(batch_id)}/staged/partial-manifest.json"
 
 
+def results_part_key(batch_id: str, chunk_index: int) -> str:
+    """A chunk's part of the results files, written as the chunk commits (staged: the results
+    files are made of the parts once the batch ends)."""
+    return f"{batch_prefix(batch_id)}/staged/results/{chunk_index}.part"
+
+
 def manifest_key(batch_id: str) -> str:
     return f"batches/{batch_id}/manifest.json"
 

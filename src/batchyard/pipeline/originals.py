@@ -226,7 +226,7 @@ class OriginalsWalker:
             end = raw.first_record + offset + raw.record_count
             inside = [n for n in remaining if n < end]
             if inside:
-                found.update(_originals_in(raw, offset, inside))
+                found.update(originals_in(raw, offset, inside))
             remaining = [n for n in remaining if n >= end]
             if remaining:
                 self._current = None
@@ -269,7 +269,9 @@ def _unread_in(raw: RawChunk, offset: int, after: int) -> Unread | None:
     return Unread(ordered, sent=[records[n] for n in ordered])
 
 
-def _originals_in(raw: RawChunk, offset: int, wanted: list[int]) -> dict[int, str]:
+def originals_in(raw: RawChunk, offset: int, wanted: list[int]) -> dict[int, str]:
+    """What was sent of the ``wanted`` record numbers among ``raw``'s records, numbered across
+    sources (``offset``); records ``raw`` does not hold are left out."""
     numbers = pc.add(raw.table[RECORD_NUMBER], offset)
     hit = pc.is_in(numbers, value_set=pa.array(wanted, pa.int64()))
     indices = cast("list[int]", pc.indices_nonzero(hit).to_pylist())

@@ -24,8 +24,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pyarrow as pa
-
 from batchyard.apply import ChunkWork
 from batchyard.domain.batches import Batch
 from batchyard.domain.errors import PipelineError
@@ -33,6 +31,7 @@ from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
+from batchyard.pipeline.results_parts import ChunkRecords
 from batchyard.pipeline.stage_process import Processing
 
 
@@ -56,8 +55,9 @@ class EarlyApply:
         self.room = asyncio.Semaphore(1)
         self.streams: asyncio.Task[int] | None = None
 
-    async def staged(self, entry: ChunkEntry, valid: pa.Table) -> None:
-        """Validation checked ``entry`` (and added it to the manifest): apply ``valid`` soon.
+    async def staged(self, entry: ChunkEntry, records: ChunkRecords) -> None:
+        """Validation checked ``entry`` (and added it to the manifest): apply its valid
+        ``records`` soon (kept, with the rest of ``records``, for its results part).
 
         Waits while every stream is busy and a chunk already waits. Raises what stopped the
         streams (the target refused a chunk, a cancel), so validation does not read on for
@@ -74,7 +74,7 @@ class EarlyApply:
             room.cancel()
             self.streams.result()
             raise PipelineError("the streams applying chunks stopped before validation ended")
-        self.queue.put_nowait(self.processing.work(entry, valid))
+        self.queue.put_nowait(self.processing.work(entry, records))
 
     async def _next(self) -> ChunkWork | None:
         work = await self.queue.get()

@@ -18,8 +18,6 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import pyarrow as pa
-
 from batchyard.apply import (
     Applied,
     ChunkApplier,
@@ -38,6 +36,7 @@ from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, read_ended_manifest
+from batchyard.pipeline.results_parts import ChunkRecords, ResultsParts
 from batchyard.targets import Target
 
 
@@ -107,6 +106,8 @@ class Processing:
         #: Whether other participants may commit chunks too (helpers): then counters come
         #: from the ledger, which holds every participant's chunks.
         self.shared = False
+        #: Each chunk's part of the results, written as its outcome comes in.
+        self.parts = ResultsParts(rec.ctx.blobs, batch, dataset, manifest)
 
     @property
     def target(self) -> Target:
@@ -194,11 +195,12 @@ class Processing:
     def _works(self, entries: list[ChunkEntry]) -> NextChunk:
         return from_list(self.work(entry) for entry in entries)
 
-    def work(self, entry: ChunkEntry, records: pa.Table | None = None) -> ChunkWork:
-        """``entry`` as the engine's unit of work: its records as given, or as validation
-        staged them (read only if the chunk still needs applying)."""
+    def work(self, entry: ChunkEntry, records: ChunkRecords | None = None) -> ChunkWork:
+        """``entry`` as the engine's unit of work: its records as given (kept for its results
+        part), or as validation staged them (read only if the chunk still needs applying)."""
         if records is not None:
-            table = records
+            self.parts.hold(entry.index, records)
+            table = records.valid
             return ChunkWork(entry.index, lambda: table)
         blobs, key = self.rec.ctx.blobs, keys.chunk_key(self.batch.id, entry.index)
         return ChunkWork(entry.index, lambda: read_table(blobs, key))
@@ -216,6 +218,8 @@ class Processing:
         if self.during == BatchStatus.VALIDATING:
             counts = Counts(None, counts.processed, counts.successful, counts.failed)
         await self.rec.advance(counts)
+        if applied.outcome is not None:
+            await self.parts.write(applied.outcome)
 
     async def apply_in_streams(self, next_chunk: NextChunk, *, streams: int, wait: bool) -> int:
         """Apply chunks from ``next_chunk`` in ``streams`` streams; how many were applied here."""

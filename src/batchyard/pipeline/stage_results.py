@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from batchyard.domain.batches import Batch, LogLevel, Operation
+from batchyard.domain.batches import Batch, LogLevel
 from batchyard.domain.errors import BatchNotFound
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
@@ -13,6 +13,7 @@ from batchyard.pipeline.dry_run import outcome_source
 from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.originals import InputReader
 from batchyard.pipeline.results import ResultsWriter
+from batchyard.pipeline.results_parts import has_output
 from batchyard.pipeline.results_unapplied import not_processed_reason
 from batchyard.store import datasets as dataset_rows
 
@@ -36,7 +37,7 @@ def results_writer(
         inputs=inputs,
         delimiter=batch.options.delimiter,
         unapplied=unapplied,
-        with_output=batch.operation not in set(Operation),
+        with_output=has_output(batch),
     )
 
 

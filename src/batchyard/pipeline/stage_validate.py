@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable
 
@@ -30,8 +31,9 @@ from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
 from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
-from batchyard.pipeline.originals import name_hint
+from batchyard.pipeline.originals import name_hint, originals_in
 from batchyard.pipeline.patterns import require_runnable_patterns
+from batchyard.pipeline.results_parts import ChunkRecords, Originals
 from batchyard.pipeline.validate import validate_chunk
 
 HEAD_BYTES = 64 * 1024
@@ -66,8 +68,8 @@ def _shift(chunk: ValidatedChunk, index: int, offset: int) -> ValidatedChunk:
 class Validation:
     """One validation pass over all of a batch's sources.
 
-    ``on_staged`` hears of each chunk, with its valid records, once it is in the manifest (to
-    apply it while validation reads on); ``manifest`` is the one to fill.
+    ``on_staged`` hears of each chunk, with its records, once it is in the manifest (to apply
+    it while validation reads on); ``manifest`` is the one to fill.
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class Validation:
         batch: Batch,
         dataset: Dataset,
         manifest: Manifest | None = None,
-        on_staged: Callable[[ChunkEntry, pa.Table], Awaitable[None]] | None = None,
+        on_staged: Callable[[ChunkEntry, ChunkRecords], Awaitable[None]] | None = None,
     ) -> None:
         self.rec = rec
         self.batch = batch
@@ -142,12 +144,12 @@ class Validation:
             )
             offset = self.records_before
             async for raw in iterate_in_thread(chunks):
-                await self._validate_pieces(raw, offset)
-                if not self.manifest.input_columns:
+                if not self.manifest.input_columns:  # known before a chunk's results part is made
                     self.manifest.input_columns = [
                         n for n in raw.table.column_names if n != RECORD_NUMBER
                     ]
                     self.manifest.input_format = fmt.value
+                await self._validate_pieces(raw, offset)
         finally:
             reader.close()
 
@@ -160,15 +162,16 @@ class Validation:
         """
         pieces = split_records(raw, self.chunk_records)
 
-        def next_checked() -> ValidatedChunk | None:
+        def next_checked() -> tuple[ValidatedChunk, RawChunk] | None:
             piece = next(pieces, None)
             if piece is None:
                 return None
             checked = validate_chunk(piece, self.dataset, self.reading)
-            return _shift(checked, len(self.manifest.chunks), offset)
+            return _shift(checked, len(self.manifest.chunks), offset), piece
 
-        while (chunk := await asyncio.to_thread(next_checked)) is not None:
-            await self._stage(chunk)
+        while (checked := await asyncio.to_thread(next_checked)) is not None:
+            chunk, piece = checked
+            await self._stage(chunk, functools.partial(originals_in, piece, offset))
 
     async def _pinned_chunking(self) -> tuple[int, int | None]:
         """The chunk size (bytes, records) of this batch's first validation run, recorded for
@@ -187,7 +190,8 @@ class Validation:
         await put_bytes(blobs, key, json.dumps(chunking).encode())
         return self.chunk_bytes, self.chunk_records
 
-    async def _stage(self, chunk: ValidatedChunk) -> None:
+    async def _stage(self, chunk: ValidatedChunk, originals: Originals) -> None:
+        """Stage ``chunk`` and hand it on; ``originals`` gives what was sent of its records."""
         blobs = self.rec.ctx.blobs
         staged = chunk.valid
         if self.on_staged is not None:  # applied from memory: keep what the results read
@@ -208,7 +212,7 @@ class Validation:
         self._check_error_budget()
         await raise_if_cancel_requested(self.rec)
         if self.on_staged is not None:
-            await self.on_staged(entry, chunk.valid)
+            await self.on_staged(entry, ChunkRecords(chunk.valid, chunk.errors, originals))
 
     async def _log_first_errors(self, errors: pa.Table) -> None:
         """Put the first few invalid records in the log, so a reader sees at once what is wrong."""

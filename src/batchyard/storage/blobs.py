@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
+import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +36,8 @@ PART_CONCURRENCY = 4
 READ_BUFFER_BYTES = 2**20
 #: Read-ahead of open_reader on a remote store: each refill is one ranged GET.
 REMOTE_READ_BUFFER_BYTES = 8 * 2**20
+#: Where a local store keeps scratch_directory's directories (beside, never under, batches/).
+SCRATCH = ".scratch"
 #: Keys deleted per request by delete_prefix (S3's DeleteObjects takes up to 1000).
 DELETE_BATCH = 1000
 _KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
@@ -195,15 +199,37 @@ class BlobStore:
             raise
         return WriteResult(key=key, size=digest.size, sha256=digest.sha256)
 
+    def scratch_directory(self) -> tempfile.TemporaryDirectory[str]:
+        """A temporary directory for files to store with ``write_file(..., move=True)``: on
+        the store's own disk when it is local, so that they are moved into place, not copied."""
+        parent = None
+        if self._root is not None:
+            parent = self._root / SCRATCH
+            parent.mkdir(exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix="batchyard-", dir=parent)
+
     async def write_file(
-        self, key: str, path: Path, *, content_type: str | None = None, filename: str | None = None
+        self,
+        key: str,
+        path: Path,
+        *,
+        content_type: str | None = None,
+        filename: str | None = None,
+        move: bool = False,
     ) -> None:
         """Upload a finished local file (results are built on local disk, then stored).
 
         ``content_type`` and ``filename`` are stored with remote objects, so that a presigned
-        download is served as that type and saved under that name.
+        download is served as that type and saved under that name. With ``move``, a local
+        store takes the file itself where it can (a rename, atomic, no copy): it is gone after.
         """
         check_key(key)
+        if move and self._root is not None:
+            destination = self._root / key
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # another disk: copied below
+                os.replace(path, destination)
+                return
         attributes: Attributes = {}
         if self._root is None:  # obstore's LocalStore keeps no attributes
             if content_type:

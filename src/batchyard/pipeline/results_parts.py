@@ -1,0 +1,129 @@
+"""Results written as chunks commit: each chunk's part of the results files is stored as soon as
+its outcome is committed, by the participant that applied it (or found it already done), so that
+writing the results after the last chunk only joins the parts in order (pipeline/results.py).
+
+A part is made from what the stream holds at commit: the chunk's valid records (or, where
+validation staged them for processing, their staged copy), its invalid records, its outcome,
+and what was sent of the records the target refused, taken from the chunk's raw records still
+in memory. A part is written whole or not at all (blob writes are atomic), under the chunk's
+number: writing it again (a chunk found already done after a crash) replaces it, never adds a
+second copy. Parts live under the batch's staged prefix, removed once the batch has ended.
+
+A part that is missing (its participant died between commit and part, or the chunk's refused
+records were valid ones whose text only the input still holds: the two-pass modes) is made by
+the results writer from the staged chunk and the ledger, exactly as a written part would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from batchyard.domain.batches import Batch, Operation
+from batchyard.domain.outcomes import ChunkOutcome
+from batchyard.domain.schema import Dataset
+from batchyard.pipeline import keys
+from batchyard.pipeline.arrow_io import put_bytes, read_table
+from batchyard.pipeline.failed_records import FailedRecordsFormat
+from batchyard.pipeline.manifest import Manifest
+from batchyard.pipeline.results_chunk import ResultsPart, applied_part, refused_without_text
+from batchyard.storage.blobs import BlobStore
+
+logger = logging.getLogger("batchyard.pipeline")
+
+#: What was sent of the records numbered in the list (ascending), by record number.
+Originals = Callable[[list[int]], dict[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecords:
+    """A chunk's records as validation left them, kept in memory until its outcome is known."""
+
+    valid: pa.Table
+    errors: pa.Table
+    originals: Originals
+
+
+def failed_records_format(
+    manifest: Manifest, dataset: Dataset, delimiter: str
+) -> FailedRecordsFormat:
+    """The failed-records file's format: the first source's format, fields and delimiter."""
+    columns = list(manifest.input_columns) or list(dataset.column_names)
+    return FailedRecordsFormat(manifest.input_format, columns, delimiter)
+
+
+def has_output(batch: Batch) -> bool:
+    """Whether results.csv has an ``output`` column: for operations that answer per record."""
+    return batch.operation not in set(Operation)
+
+
+def read_part(blobs: BlobStore, batch_id: str, index: int) -> ResultsPart | None:
+    """The stored part of chunk ``index``, or None (call from a worker thread)."""
+    try:
+        data = blobs.read_whole(keys.results_part_key(batch_id, index))
+    except FileNotFoundError:
+        return None
+    return ResultsPart.decode(data)
+
+
+class ResultsParts:
+    """Writes one batch's results parts as its chunks' outcomes come in."""
+
+    def __init__(self, blobs: BlobStore, batch: Batch, dataset: Dataset, manifest: Manifest):
+        self.blobs = blobs
+        self.batch = batch
+        self.dataset = dataset
+        #: Validation's manifest while chunks are applied as it goes: the input's fields are in
+        #: it before the first chunk is handed over.
+        self.manifest = manifest
+        self._held: dict[int, ChunkRecords] = {}
+
+    def hold(self, index: int, records: ChunkRecords) -> None:
+        """Keep chunk ``index``'s records in memory until ``write`` makes its part."""
+        self._held[index] = records
+
+    async def write(self, outcome: ChunkOutcome) -> None:
+        """Store the part of the chunk whose committed ``outcome`` this is.
+
+        A part that cannot be made or stored is logged and left to the results writer, which
+        makes any missing part itself: the batch goes on either way.
+        """
+        records = self._held.pop(outcome.index, None)
+        try:
+            part = await asyncio.to_thread(self._make, outcome, records)
+            if part is not None:
+                key = keys.results_part_key(self.batch.id, outcome.index)
+                await put_bytes(self.blobs, key, part.encode())
+        except Exception:
+            logger.warning(
+                "batch %s: results part of chunk %d not written; made with the results",
+                self.batch.id,
+                outcome.index,
+                exc_info=True,
+            )
+
+    def _make(self, outcome: ChunkOutcome, records: ChunkRecords | None) -> ResultsPart | None:
+        """The chunk's part; None where what was sent of a refused record is not at hand."""
+        refused = refused_without_text(outcome)
+        if records is None:
+            if refused:
+                return None
+            valid = read_table(self.blobs, keys.chunk_key(self.batch.id, outcome.index))
+            errors = read_table(self.blobs, keys.errors_key(self.batch.id, outcome.index))
+            sent: dict[int, str] = {}
+        else:
+            valid, errors = records.valid, records.errors
+            sent = records.originals(refused) if refused else {}
+        return applied_part(
+            valid,
+            errors,
+            outcome,
+            self.dataset,
+            failed_records_format(self.manifest, self.dataset, self.batch.options.delimiter),
+            originals=sent,
+            with_output=has_output(self.batch),
+        )
