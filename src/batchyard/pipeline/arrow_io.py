@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TypeVar
 
 import pyarrow as pa
@@ -48,10 +48,24 @@ async def read_bytes(blobs: BlobStore, key: str) -> bytes:
     return b"".join(parts)
 
 
-async def iterate_in_thread(items: Iterator[T]) -> AsyncIterator[T]:
-    """Drive a blocking iterator (a streaming reader) from async code, one item per thread hop."""
-    while True:
-        item = await asyncio.to_thread(next, items, _DONE)
-        if item is _DONE:
-            return
-        yield item  # type: ignore[misc]
+async def read_ahead(items: Iterator[T]) -> AsyncGenerator[T, None]:
+    """Drive a blocking iterator (a streaming reader) from async code, one item ahead.
+
+    The next item is read in a worker thread while the caller works on this one, so reading
+    (parsing a block of input) and what the caller does with each item (validating it) use
+    two cores instead of taking turns; memory grows by that one item. Only one thread reads at
+    a time, in order. Use it under ``contextlib.aclosing``: leaving early then waits for the
+    read in flight, which cannot be interrupted, before the caller closes what it reads from.
+    """
+    pending = asyncio.ensure_future(asyncio.to_thread(next, items, _DONE))
+    try:
+        while True:
+            item = await asyncio.shield(pending)
+            if item is _DONE:
+                return
+            pending = asyncio.ensure_future(asyncio.to_thread(next, items, _DONE))
+            yield item  # type: ignore[misc]
+    finally:
+        await asyncio.wait({pending})
+        if not pending.cancelled():
+            pending.exception()  # the caller is leaving on an error of its own: that one wins

@@ -25,7 +25,7 @@ from batchyard.domain.reading import Reading
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import stop_signal_for
 from batchyard.pipeline import keys
-from batchyard.pipeline.arrow_io import iterate_in_thread, put_bytes, put_table, read_bytes
+from batchyard.pipeline.arrow_io import put_bytes, put_table, read_ahead, read_bytes
 from batchyard.pipeline.chunks import RECORD_NUMBER, RawChunk, ValidatedChunk, split_records
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.formats import detect_format, read_chunks
@@ -143,13 +143,14 @@ class Validation:
                 ),
             )
             offset = self.records_before
-            async for raw in iterate_in_thread(chunks):
-                if not self.manifest.input_columns:  # known before a chunk's results part is made
-                    self.manifest.input_columns = [
-                        n for n in raw.table.column_names if n != RECORD_NUMBER
-                    ]
-                    self.manifest.input_format = fmt.value
-                await self._validate_pieces(raw, offset)
+            async with contextlib.aclosing(read_ahead(chunks)) as raws:
+                async for raw in raws:
+                    if not self.manifest.input_columns:  # known before a results part is made
+                        self.manifest.input_columns = [
+                            n for n in raw.table.column_names if n != RECORD_NUMBER
+                        ]
+                        self.manifest.input_format = fmt.value
+                    await self._validate_pieces(raw, offset)
         finally:
             reader.close()
 

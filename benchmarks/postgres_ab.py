@@ -1,0 +1,116 @@
+"""A/B rounds on PostgreSQL: this checkout's server against another checkout's, and ``psql \\copy``.
+
+On a shared machine one run says little: the same build's wall time can double from one minute
+to the next. This alternates the contenders round after round on the same file, each on a fresh
+database, and prints every run and the medians of wall time and CPU seconds (own processes plus
+PostgreSQL backends, benchmarks/cpu.py). The other checkout's ``src`` goes first on the server's
+PYTHONPATH; the dependencies are this one's.
+
+    git -C /path/to/repo archive main src | tar -x -C /tmp/main-src
+    uv run --group dev python -m benchmarks.postgres_ab --rows 1000000 --before /tmp/main-src/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import httpx
+from tests.support.servers import ADMIN_TOKEN, BatchyardServer
+from tests.support.workers import WorkerProcess, queue_env
+
+from benchmarks.cpu import CpuMeter
+from benchmarks.datagen import ORDERS_SCHEMA
+from benchmarks.harness import generated_orders, sha256_of, timed_import
+from benchmarks.postgres_import import (
+    CPU,
+    fresh_database,
+    postgres_server,
+    run_psql_copy,
+    wait_for_workers,
+)
+
+#: (wall seconds, own CPU seconds, PostgreSQL CPU seconds) of one run.
+Run = tuple[float, float, float]
+
+
+def run_server(csv_path: Path, url: str, rows: int, workers: int, env: dict[str, str]) -> Run:
+    """One import through a server (and ``workers``) started with ``env`` on top of the usual."""
+    data = csv_path.parent / f"ab-data-{len(list(csv_path.parent.glob('ab-data-*')))}"
+    env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true", **env)
+    server = BatchyardServer(data, env=env)
+    pool = [WorkerProcess(data, env, f"ab-worker-{n}") for n in range(workers)]
+    try:
+        server.start()
+        for worker in pool:
+            worker.start()
+        wait_for_workers(url, workers)
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
+        ) as http:
+            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            pids = [p.process.pid for p in (server, *pool) if p.process is not None]
+            with CpuMeter(url, pids) as meter:
+                _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path))
+        return seconds, meter.process_seconds, meter.postgres_seconds
+    finally:
+        for worker in pool:
+            worker.stop()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=0, help="0: serve with its own worker")
+    parser.add_argument("--before", type=Path, required=True, help="the other checkout's src")
+    parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
+    args = parser.parse_args()
+    contenders: dict[str, dict[str, str] | None] = {
+        "psql \\copy": None,
+        "before": {"PYTHONPATH": str(args.before.resolve())},
+        "after": {},
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in contenders}
+    with generated_orders(args.rows, args.workdir) as csv_path, postgres_server() as server:
+        for round_number in range(args.rounds):
+            for name, env in contenders.items():
+                with fresh_database(server) as url:
+                    if env is None:
+                        wall = run_psql_copy(csv_path, url, args.rows).seconds
+                        run: Run = (wall, *CPU["psql \\copy"])
+                    else:
+                        run = run_server(csv_path, url, args.rows, args.workers, env)
+                runs[name].append(run)
+                print(
+                    f"round {round_number}: {name:<12} wall {run[0]:6.2f} s, CPU own "
+                    f"{run[1]:5.2f} s + PostgreSQL {run[2]:5.2f} s",
+                    flush=True,
+                )
+    report(runs)
+
+
+def report(runs: dict[str, list[Run]]) -> None:
+    """Medians per contender, and each one's ratio to ``psql \\copy``'s."""
+    medians = {
+        name: [statistics.median(r[i] for r in rs) for i in range(3)] for name, rs in runs.items()
+    }
+    base_wall, base_own, base_pg = medians["psql \\copy"]
+    print()
+    header = (
+        f"{'medians':<14} {'wall':>7} {'x':>6} {'own CPU':>8} {'PG CPU':>7} {'CPU':>6} {'x':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, (wall, own, postgres) in medians.items():
+        cpu = own + postgres
+        print(
+            f"{name:<14} {wall:7.2f} {wall / base_wall:6.2f} {own:8.2f} {postgres:7.2f} "
+            f"{cpu:6.2f} {cpu / (base_own + base_pg):6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
