@@ -26,6 +26,7 @@ from batchyard.pipeline.validate_text import fast_cast, parse_text
 from batchyard.pipeline.validate_types import PARSERS, all_false, mask, refuse_unstorable
 
 _UTC = dt.UTC
+CANONICAL = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 PLAIN: dict[ColumnType, st.SearchStrategy[str]] = {
     ColumnType.INTEGER: st.integers(-(10**18) + 1, 10**18 - 1).map(str),
     ColumnType.FLOAT: st.floats(allow_nan=False, allow_infinity=False).map(repr),
@@ -57,6 +58,11 @@ HOSTILE = [
 def whole_column(values: pa.Array, column: Column) -> tuple[Any, Any]:
     """The reference: one cast of the whole column, else the exact parsers over all of it."""
     typed = fast_cast(values, column)
+    if (
+        column.type == ColumnType.UUID
+        and pc.all(pc.match_substring_regex(values, CANONICAL)).as_py()
+    ):
+        typed = values  # canonical text is kept as it is
     if typed is not None:
         return refuse_unstorable(typed, all_false(len(values)), column)
     typed, bad = PARSERS[column.type](pc.utf8_trim_whitespace(values), arrow_type(column))

@@ -51,7 +51,6 @@ _PLAIN = {
     ColumnType.DATE: _DAY + "$",
     ColumnType.TIMESTAMP: _DAY
     + r"[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9]{2}:?[0-9]{2})?$",
-    ColumnType.UUID: _UUID_CANONICAL,
 }
 #: Types whose Arrow cast from a whole typed or text column is tried first.
 CAST_TYPES = frozenset(
@@ -69,11 +68,16 @@ def parse_text(values: Arr, column: Column) -> tuple[Arr, Arr]:
     """Typed values and the mask of values that are not valid for the column's type."""
     if column.type == ColumnType.STRING:
         return parse_string(values, pa.string())
-    typed = fast_cast(values, column)
-    if typed is not None:
-        return refuse_unstorable(typed, all_false(len(values)), column)
-    split = _parse_split(values, column)
-    typed, bad = split if split is not None else _parse_exact(values, column)
+    fast = _cast_fast(values, column)
+    if fast is None:
+        typed, bad = _parse_exact(values, column)
+        return refuse_unstorable(typed, bad, column)
+    typed, rest = fast
+    bad = all_false(len(values))
+    if rest is not None:
+        few_typed, few_bad = _parse_exact(values.filter(rest), column)
+        typed = pc.replace_with_mask(typed, rest, few_typed)
+        bad = pc.replace_with_mask(bad, rest, few_bad)
     return refuse_unstorable(typed, bad, column)
 
 
@@ -84,21 +88,31 @@ def _parse_exact(values: Arr, column: Column) -> tuple[Arr, Arr]:
     return typed, mask(bad)
 
 
-def _parse_split(values: Arr, column: Column) -> tuple[Arr, Arr] | None:
-    """Values in the plain form cast at once, the others parsed the exact way; None if a plain
-    one fails the cast (or the type has no plain form to tell)."""
+def _cast_fast(values: Arr, column: Column) -> tuple[Arr, Arr | None] | None:
+    """What the fast path takes: (typed values, the mask of values it leaves to the exact path,
+    None if none), or None if it cannot take the column.
+
+    The whole column is cast first; if that fails, only its values in the plain form are.
+    """
+    if column.type == ColumnType.UUID:  # canonical text is kept as it is, value by value
+        rest = _not_plain(values, _UUID_CANONICAL)
+        return values, rest if pc.any(rest).as_py() else None
+    typed = fast_cast(values, column)
+    if typed is not None:
+        return typed, None
     plain = _plain_form(column)
     if plain is None:
         return None
-    rest: Arr = pc.and_(pc.is_valid(values), pc.invert(matches(values, plain)))
+    rest = _not_plain(values, plain)
     if not pc.any(rest).as_py():
         return None  # all plain, yet the whole cast failed
     typed = fast_cast(pc.if_else(rest, pa.nulls(len(values), values.type), values), column)
-    if typed is None:
-        return None
-    few_typed, few_bad = _parse_exact(values.filter(rest), column)
-    bad = pc.replace_with_mask(all_false(len(values)), rest, few_bad)
-    return pc.replace_with_mask(typed, rest, few_typed), bad
+    return None if typed is None else (typed, rest)
+
+
+def _not_plain(values: Arr, plain: str) -> Arr:
+    not_plain: Arr = pc.and_(pc.is_valid(values), pc.invert(matches(values, plain)))
+    return not_plain
 
 
 def _plain_form(column: Column) -> str | None:
@@ -116,10 +130,6 @@ def _plain_form(column: Column) -> str | None:
 def fast_cast(values: Arr, column: Column) -> Arr | None:
     """The whole column cast at once, if the cast accepts exactly what the type's grammar does."""
     ctype = column.type
-    if ctype == ColumnType.UUID:
-        # pc.all skips nulls: true when every value present is already canonical.
-        canonical = pc.all(pc.match_substring_regex(values, _UUID_CANONICAL)).as_py()
-        return values if canonical else None
     if ctype not in CAST_TYPES:
         return None
     if (
