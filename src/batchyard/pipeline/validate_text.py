@@ -132,10 +132,7 @@ def fast_cast(values: Arr, column: Column) -> Arr | None:
     ctype = column.type
     if ctype not in CAST_TYPES:
         return None
-    if (
-        ctype == ColumnType.INTEGER
-        and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py()
-    ):
+    if ctype == ColumnType.INTEGER and _has_x(values):
         return None  # arrow reads hex; we do not
     if ctype == ColumnType.TIMESTAMP:
         return _fast_timestamp(values)
@@ -145,6 +142,11 @@ def fast_cast(values: Arr, column: Column) -> Arr | None:
     if ctype == ColumnType.FLOAT and pc.any(overflowed(values, typed)).as_py():
         return None
     return typed
+
+
+def _has_x(values: Arr) -> bool:
+    """Whether a value holds an "x" or "X" (two plain searches: ignore_case would be a regex)."""
+    return any(pc.any(pc.match_substring(values, x)).as_py() for x in "xX")
 
 
 def _fast_timestamp(values: Arr) -> Arr | None:

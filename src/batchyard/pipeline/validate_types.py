@@ -76,6 +76,11 @@ def matches(values: Arr, pattern: str) -> Arr:
     return mask(pc.match_substring_regex(values, pattern))
 
 
+#: Failing pieces this short are cast value by value: halving them costs about two casts per
+#: value when most of them fail (as among the values a column's plain form leaves out).
+_ONE_BY_ONE = 16
+
+
 def cast_each(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     """Cast ``values``; those that cannot be cast become null and are flagged in the mask."""
     failed: list[int] = []
@@ -95,6 +100,12 @@ def _cast_parts(values: Arr, target: Any, offset: int, failed: list[int]) -> lis
         if len(values) == 1:
             failed.append(offset)
             return [pa.nulls(1, target)]
+    if len(values) <= _ONE_BY_ONE:
+        return [
+            part
+            for at in range(len(values))
+            for part in _cast_parts(values.slice(at, 1), target, offset + at, failed)
+        ]
     half = len(values) // 2
     return _cast_parts(values.slice(0, half), target, offset, failed) + _cast_parts(
         values.slice(half), target, offset + half, failed
