@@ -217,21 +217,21 @@ def main() -> None:
             )
             print(f"  batchyard: {batchyard.seconds:.2f} s")
             pandas = run_pandas(csv_path, url, args.rows, args.pandas_rows)
-        measured = [baseline, batchyard, *workers]
-        if args.invalid_every:
-            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
-            with fresh_database() as bad_url:
-                invalid, invalid_workers = run_batchyard(
-                    bad_path,
-                    bad_url,
-                    workdir,
-                    args.rows,
-                    sha256_of(bad_path),
-                    args.workers,
-                    args.parallel_streams,
-                    good,
-                )
-            measured += [invalid, *invalid_workers]
+            measured = [baseline, batchyard, *workers]
+            if args.invalid_every:
+                bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
+                with fresh_database(server) as bad_url:
+                    invalid, invalid_workers = run_batchyard(
+                        bad_path,
+                        bad_url,
+                        workdir,
+                        args.rows,
+                        sha256_of(bad_path),
+                        args.workers,
+                        args.parallel_streams,
+                        good,
+                    )
+                measured += [invalid, *invalid_workers]
         report([*measured, pandas], baseline, csv_path.stat().st_size)
 
 
