@@ -52,8 +52,9 @@ class _Rejections:
                 if originals is None
                 else as_text(originals.take(part)).to_pylist()
             )
-            for index, value in zip(part.to_pylist(), shown, strict=True):
-                self.rows.append((index, column, failure.code.value, failure.reason(value)))
+            reasons = failure.explain(shown)
+            for index, reason in zip(part.to_pylist(), reasons, strict=True):
+                self.rows.append((index, column, failure.code.value, reason))
         self.failed = pc.or_(self.failed, failure.mask)
 
 

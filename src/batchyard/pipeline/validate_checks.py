@@ -1,7 +1,9 @@
 """One column's checks: its type, its nullability, its constraints, each as a vectorized mask.
 
-A check yields a Failure: which records fail (a boolean mask) and how to say why for one value.
-Messages are only built for failing values, so their cost is proportional to the bad records.
+A check yields a Failure: which records fail (a boolean mask) and how to say why for the failing
+values. Messages are only built for failing values, so their cost is proportional to the bad
+records; where a message needs Arrow's judgement of the value (dates, timestamps, floats), the
+failing values are parsed together, not with one Arrow call each.
 """
 
 from __future__ import annotations
@@ -22,27 +24,41 @@ from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType
 from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.formats_common import to_json
 from batchyard.pipeline.patterns import anchored
+from batchyard.pipeline.validate_text import parse_text
 from batchyard.pipeline.validate_types import (
     PARSERS,
     Arr,
     all_false,
+    cast_each,
     json_error,
     mask,
     overflowed,
-    parse_text,
     refuse_unstorable,
 )
 
 _SHOWN = 100
 
 
+#: Why each of a list of failing values fails, in order.
+Explain = Callable[[list[Any]], list[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Records failing one check: ``mask`` (no nulls), their code, and why for one value."""
+    """Records failing one check: ``mask`` (no nulls), their code, and why they fail."""
 
     mask: Arr
     code: Code
-    reason: Callable[[Any], str]
+    explain: Explain
+
+    def reason(self, value: Any) -> str:
+        """Why ``value`` fails this check."""
+        return self.explain([value])[0]
+
+
+def each(reason: Callable[[Any], str]) -> Explain:
+    """An Explain from a reason for one value (for reasons that cost no Arrow call)."""
+    return lambda values: [reason(value) for value in values]
 
 
 def show(value: Any) -> str:
@@ -66,8 +82,12 @@ def check_column(values: Arr | None, column: Column, length: int) -> tuple[Arr, 
 
 
 def _named(failure: Failure, name: str) -> Failure:
-    reason = failure.reason
-    return Failure(failure.mask, failure.code, lambda value: f"column {name!r}: {reason(value)}")
+    explain = failure.explain
+    return Failure(
+        failure.mask,
+        failure.code,
+        lambda values: [f"column {name!r}: {reason}" for reason in explain(values)],
+    )
 
 
 def convert(values: Arr, column: Column) -> tuple[Arr, Arr]:
@@ -204,19 +224,19 @@ _TYPE_REASONS = {
 _YEARS = "is outside the years 1 to 9999 (in UTC), which not every target can store"
 
 
-def _type_reason(column: Column) -> Callable[[Any], str]:
+def _type_reason(column: Column) -> Explain:
     if column.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
-        return lambda value: _calendar_reason(value, column)
+        return lambda values: _calendar_reasons(values, column)
     if column.type == ColumnType.INTEGER:
-        return _integer_reason
+        return each(_integer_reason)
     if column.type == ColumnType.FLOAT:
-        return _float_reason
+        return _float_reasons
     if column.type == ColumnType.DECIMAL:
-        return lambda value: decimal_reason(value, column)
+        return each(lambda value: decimal_reason(value, column))
     if column.type == ColumnType.JSON:
-        return lambda value: f"{show(value)} is not valid JSON ({json_error(str(value))})"
+        return each(lambda value: f"{show(value)} is not valid JSON ({json_error(str(value))})")
     reason = _TYPE_REASONS.get(column.type, "is not valid")
-    return lambda value: f"{show(value)} {reason}"
+    return each(lambda value: f"{show(value)} {reason}")
 
 
 def _integer_reason(value: Any) -> str:
@@ -225,14 +245,23 @@ def _integer_reason(value: Any) -> str:
     return f"{show(value)} is not an integer"
 
 
-def _calendar_reason(value: Any, column: Column) -> str:
-    """Out of the years 1 to 9999, or not a date/timestamp at all."""
-    text = str(value).strip()
-    typed, bad = PARSERS[column.type](pa.array([text], pa.string()), arrow_type(column))
+def _calendar_reasons(values: list[Any], column: Column) -> list[str]:
+    """Out of the years 1 to 9999, or not a date/timestamp at all; the texts parsed together."""
+    texts = [str(value).strip() for value in values]
+    typed, bad = PARSERS[column.type](pa.array(texts, pa.string()), arrow_type(column))
+    parsed: Arr = pc.and_(pc.is_valid(typed), pc.invert(mask(bad)))
+    return [
+        _calendar_reason(value, text, ok, column)
+        for value, text, ok in zip(values, texts, parsed.to_pylist(), strict=True)
+    ]
+
+
+def _calendar_reason(value: Any, text: str, parsed: bool, column: Column) -> str:
+    """Why ``value`` (``text`` once trimmed, which ``parsed`` or not) is no date/timestamp."""
     beyond = re.match(r"^[+-]?[0-9]{5,}-", text) or re.fullmatch(
         r"-?[0-9]+ (?:s|ms|us) since the epoch", text
     )
-    if beyond or (typed.null_count == 0 and not bad[0].as_py()):
+    if beyond or parsed:
         return f"{show(value)} {_YEARS}"
     if re.search(r":[0-9]{2}\.[0-9]{7,}", text):
         return f"{show(value)} has more than 6 fractional digits (never rounded)"
@@ -241,15 +270,19 @@ def _calendar_reason(value: Any, column: Column) -> str:
     return f"{show(value)} {_TYPE_REASONS[column.type]}"
 
 
-def _float_reason(value: Any) -> str:
+def _float_reasons(values: list[Any]) -> list[str]:
+    """NaN, out of float64's range, or not a number; the texts cast together."""
+    texts = pa.array([str(value).strip() for value in values], pa.string())
+    typed, _ = cast_each(texts, pa.float64())
+    too_large = overflowed(texts, typed).to_pylist()
+    return [_float_reason(value, over) for value, over in zip(values, too_large, strict=True)]
+
+
+def _float_reason(value: Any, too_large: bool) -> str:
     if re.fullmatch(r"(?i)\s*[+-]?nan\s*", str(value)):
         return f"{show(value)} is refused: NaN is not stored (SQLite cannot hold it)"
-    text = pa.array([str(value).strip()], pa.string())
-    try:
-        if pc.any(overflowed(text, pc.cast(text, pa.float64()))).as_py():
-            return f"{show(value)} is out of range for a 64-bit float"
-    except pa.ArrowInvalid:
-        pass
+    if too_large:
+        return f"{show(value)} is out of range for a 64-bit float"
     return f"{show(value)} is not a number"
 
 
@@ -272,7 +305,9 @@ def decimal_reason(value: Any, column: Column) -> str:
 
 def _missing(typed: Arr, column: Column) -> Failure:
     return Failure(
-        mask(pc.is_null(typed)), Code.MISSING_VALUE, lambda _: f"column {column.name!r} is required"
+        mask(pc.is_null(typed)),
+        Code.MISSING_VALUE,
+        each(lambda _: f"column {column.name!r} is required"),
     )
 
 
@@ -282,19 +317,21 @@ def _constraints(typed: Arr, column: Column) -> Iterator[Failure]:
         text: Any = typed  # a string column (the schema allows max_length on strings only)
         too_long = mask(pc.greater(pc.utf8_length(text), pa.scalar(limit)))
         yield Failure(
-            too_long, Code.TOO_LONG, lambda v: f"{show(v)} is longer than {limit} characters"
+            too_long, Code.TOO_LONG, each(lambda v: f"{show(v)} is longer than {limit} characters")
         )
     if column.pattern is not None:
         pattern = column.pattern
         mismatch = pc.and_(pc.is_valid(typed), pc.invert(pattern_matches(typed, pattern)))
         yield Failure(
-            mismatch, Code.PATTERN_MISMATCH, lambda v: f"{show(v)} does not match {pattern!r}"
+            mismatch, Code.PATTERN_MISMATCH, each(lambda v: f"{show(v)} does not match {pattern!r}")
         )
     if column.enum is not None:
         allowed = pa.array(column.enum, pa.string())
         outside = pc.and_(pc.is_valid(typed), pc.invert(pc.is_in(typed, value_set=allowed)))
         listed = ", ".join(column.enum)
-        yield Failure(outside, Code.NOT_IN_ENUM, lambda v: f"{show(v)} is not one of: {listed}")
+        yield Failure(
+            outside, Code.NOT_IN_ENUM, each(lambda v: f"{show(v)} is not one of: {listed}")
+        )
     yield from _bounds(typed, column)
 
 
@@ -318,8 +355,8 @@ def _bounds(typed: Arr, column: Column) -> Iterator[Failure]:
         yield Failure(above, Code.ABOVE_MAXIMUM, _bound_reason("above the maximum", column.max))
 
 
-def _bound_reason(where: str, bound: Any) -> Callable[[Any], str]:
-    return lambda value: f"{show(value)} is {where} {bound}"
+def _bound_reason(where: str, bound: Any) -> Explain:
+    return each(lambda value: f"{show(value)} is {where} {bound}")
 
 
 def _comparable(typed: Arr, bound: Any, column: Column) -> tuple[Arr, pa.Scalar[Any]]:

@@ -1,9 +1,9 @@
-"""Text to typed Arrow values, whole columns at a time.
+"""Text to typed Arrow values, whole columns at a time: the exact (slow) path of each type.
 
-Each parser first tries one vectorized cast of the whole column (the happy path: no Python per
-value). Only if that fails does it trim whitespace, pick out bad values with vectorized regex
-masks, and cast the rest; values that still fail are found by bisection, O(k log n) casts for
-k bad values, never a Python loop over the whole column.
+validate_text tries one vectorized cast first and sends here only what that cast cannot take.
+Each parser trims whitespace, picks out bad values with vectorized regex masks, and casts the
+rest; values that still fail are found by bisection, O(k log n) casts for k bad values, never a
+Python loop over the whole column.
 
 Decisions (docs/data-rules.md has them all, with examples): a value is never silently changed.
 Floats accept "inf", "infinity" (any case, signed) but refuse "nan" (SQLite cannot hold NaN, and
@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchyard.domain.schema import Column, ColumnType
-from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.validate_json import unstorable_json
 
 #: A pyarrow array of any type. The stubs type compute functions per concrete array class, which a
@@ -47,12 +46,7 @@ _TIMESTAMP = (
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 )
 _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
-#: A time of day followed by a zone: what an aware timestamp's text ends with.
-_TIME_WITH_OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
-#: How many leading values decide which cast is tried first.
-_SAMPLE = 1024
 _HEX = "[0-9a-f]"
-_UUID_CANONICAL = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _UUID_ANY = (
     rf"(?i)^\{{?({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}})\}}?$"
 )
@@ -82,6 +76,11 @@ def matches(values: Arr, pattern: str) -> Arr:
     return mask(pc.match_substring_regex(values, pattern))
 
 
+#: Failing pieces this short are cast value by value: halving them costs about two casts per
+#: value when most of them fail (as among the values a column's plain form leaves out).
+_ONE_BY_ONE = 16
+
+
 def cast_each(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     """Cast ``values``; those that cannot be cast become null and are flagged in the mask."""
     failed: list[int] = []
@@ -101,6 +100,12 @@ def _cast_parts(values: Arr, target: Any, offset: int, failed: list[int]) -> lis
         if len(values) == 1:
             failed.append(offset)
             return [pa.nulls(1, target)]
+    if len(values) <= _ONE_BY_ONE:
+        return [
+            part
+            for at in range(len(values))
+            for part in _cast_parts(values.slice(at, 1), target, offset + at, failed)
+        ]
     half = len(values) // 2
     return _cast_parts(values.slice(0, half), target, offset, failed) + _cast_parts(
         values.slice(half), target, offset + half, failed
@@ -248,30 +253,6 @@ PARSERS: dict[ColumnType, Parser] = {
 }
 
 
-def fast_cast(values: Arr, column: Column) -> Arr | None:
-    """The whole column cast at once, if the cast accepts exactly what the type's grammar does."""
-    ctype = column.type
-    if ctype == ColumnType.UUID:
-        # pc.all skips nulls: true when every value present is already canonical.
-        canonical = pc.all(pc.match_substring_regex(values, _UUID_CANONICAL)).as_py()
-        return values if canonical else None
-    if ctype not in CAST_TYPES:
-        return None
-    if (
-        ctype == ColumnType.INTEGER
-        and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py()
-    ):
-        return None  # arrow reads hex; we do not
-    if ctype == ColumnType.TIMESTAMP:
-        return _fast_timestamp(values)
-    typed = _try_cast(values, arrow_type(column))
-    if typed is None:
-        return None
-    if ctype == ColumnType.FLOAT and pc.any(overflowed(values, typed)).as_py():
-        return None
-    return typed
-
-
 def refuse_unstorable(typed: Arr, bad: Arr, column: Column) -> tuple[Arr, Arr]:
     """Flag the values that parse but that not every target can store exactly.
 
@@ -295,51 +276,3 @@ def refuse_unstorable(typed: Arr, bad: Arr, column: Column) -> tuple[Arr, Arr]:
 def outside(typed: Arr, first: pa.Scalar[Any], last: pa.Scalar[Any]) -> Arr:
     """Values before ``first`` or after ``last``."""
     return mask(pc.or_(pc.less(typed, first), pc.greater(typed, last)))
-
-
-def _fast_timestamp(values: Arr) -> Arr | None:
-    """All with an offset, or all naive (taken as UTC); a mix goes the slow way.
-
-    A failed cast costs about as much as a whole one, so the kind the first values show is
-    tried first: naive text no longer pays for a failed aware cast on every chunk.
-    """
-    head = values.slice(0, _SAMPLE)
-    aware_first = pc.any(pc.match_substring_regex(head, _TIME_WITH_OFFSET)).as_py()
-    order = (_TIMESTAMP_UTC, pa.timestamp("us"))
-    for target in order if aware_first else reversed(order):
-        typed = _try_cast(values, target)
-        if typed is not None:
-            return typed if target == _TIMESTAMP_UTC else pc.cast(typed, _TIMESTAMP_UTC)
-    return None
-
-
-def _try_cast(values: Arr, target: pa.DataType) -> Arr | None:
-    try:
-        return pc.cast(values, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
-#: Types whose Arrow cast from a whole typed or text column is tried first.
-CAST_TYPES = frozenset(
-    {
-        ColumnType.INTEGER,
-        ColumnType.FLOAT,
-        ColumnType.DECIMAL,
-        ColumnType.DATE,
-        ColumnType.TIMESTAMP,
-    }
-)
-
-
-def parse_text(values: Arr, column: Column) -> tuple[Arr, Arr]:
-    """Typed values and the mask of values that are not valid for the column's type."""
-    if column.type == ColumnType.STRING:
-        return parse_string(values, pa.string())
-    typed = fast_cast(values, column)
-    if typed is not None:
-        return refuse_unstorable(typed, all_false(len(values)), column)
-    # Whitespace around a value is trimmed; an empty text is left to fail the type's grammar.
-    trimmed = pc.utf8_trim_whitespace(values)
-    typed, bad = PARSERS[column.type](trimmed, arrow_type(column))
-    return refuse_unstorable(typed, mask(bad), column)
