@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 #: Modules of benchmarks/ that are libraries of the others, not programs.
-LIBRARIES = {"__init__", "harness"}
+LIBRARIES = {"__init__", "harness", "cpu"}
 #: Runs sharing the cores at once: enough to overlap the servers' start-up waits, few enough
 #: that a 2-core machine does not time them out.
 PARALLEL = 3
@@ -82,6 +82,25 @@ RUNS = [
     Run("http_operation", "http_operation", ("--records", "2000"), r"2,000 of 2,000 records"),
     Run("csv_reader", "csv_reader", ("--rows", "2000"), r"reader +\d+ MB/s of CPU"),
     Run("datagen", "datagen", ("orders.csv", "2000"), r"wrote 2000 records \(20 bad\)"),
+    Run(
+        "validation_cpu",
+        "validation_cpu",
+        ("--rows", "2000", "--repeat", "1"),
+        r"1 in 100 invalid +[\d.]+ +[\d.]+ +20 ",
+    ),
+    Run(
+        "sqlite_writer",
+        "sqlite_writer",
+        ("--rows", "2000", "--rounds", "1"),
+        r"batchyard's writer, chunk by chunk +[\d.]+ s",
+    ),
+    # This checkout against itself: the A/B machinery runs, whatever it compares.
+    Run(
+        "postgres_ab",
+        "postgres_ab",
+        ("--rows", "2000", "--rounds", "1", "--before", str(ROOT / "src")),
+        r"medians +wall.*\n-+\npsql \\copy +[\d.]+ +1\.00",
+    ),
 ]
 
 
