@@ -11,22 +11,14 @@ from benchmarks.datagen import ORDERS_SCHEMA
 
 from batchyard.api.app import create_app
 from batchyard.settings import Settings
+from support.backend_settings import backend_settings
 from support.servers import ADMIN_TOKEN
 
 
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    database_url = None
-    if backend == "postgresql":
-        database_url = str(request.getfixturevalue("pg_url")).replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        admin_token=ADMIN_TOKEN,
-        allow_private_sources=True,
-        chunk_bytes=64 * 1024,
+    return backend_settings(
+        backend, request, tmp_path, allow_private_sources=True, chunk_bytes=64 * 1024
     )
 
 

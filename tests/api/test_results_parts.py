@@ -25,7 +25,7 @@ from batchyard.pipeline import results as results_module
 from batchyard.pipeline.results import ResultsWriter
 from batchyard.pipeline.results_parts import ResultsParts
 from batchyard.settings import Settings
-from support.servers import ADMIN_TOKEN
+from support.backend_settings import backend_settings
 from support.waiting import wait_for_status
 
 COLUMNS = [
@@ -45,15 +45,10 @@ READ_PART = results_module.read_part
 
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    database_url = None
-    if backend == "postgresql":
-        database_url = str(request.getfixturevalue("pg_url")).replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        admin_token=ADMIN_TOKEN,
+    return backend_settings(
+        backend,
+        request,
+        tmp_path,
         allow_private_sources=True,
         chunk_bytes=4096,
         chunk_records=CHUNK_RECORDS,

@@ -16,8 +16,8 @@ from benchmarks.datagen import write_orders_csv
 from batchyard.pipeline import deletion
 from batchyard.settings import Settings
 from batchyard.storage import blobs as blobs_module
+from support.backend_settings import backend_settings
 from support.s3server import STORAGE_BUCKET, S3Server
-from support.servers import ADMIN_TOKEN
 from support.waiting import wait_for_status
 
 
@@ -29,15 +29,10 @@ def settings(
     s3_env: S3Server,
     s3_prefix: str,
 ) -> Settings:
-    database_url = None
-    if backend == "postgresql":
-        database_url = str(request.getfixturevalue("pg_url")).replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        admin_token=ADMIN_TOKEN,
+    return backend_settings(
+        backend,
+        request,
+        tmp_path,
         chunk_bytes=64 * 1024,
         storage_url=f"s3://{STORAGE_BUCKET}/{s3_prefix}",
         s3_endpoint=s3_env.endpoint,
