@@ -21,13 +21,17 @@ from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import split_records
 from batchyard.pipeline.formats import read_chunks
 from batchyard.pipeline.validate import validate_chunk
+from batchyard.settings import Settings
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
-CHUNK_BYTES = 8 << 20  # the default BATCHYARD_CHUNK_BYTES
-CHUNK_RECORDS = 100_000  # the default BATCHYARD_CHUNK_RECORDS
+#: The default BATCHYARD_CHUNK_BYTES and BATCHYARD_CHUNK_RECORDS.
+CHUNK_BYTES = Settings.model_fields["chunk_bytes"].default
+CHUNK_RECORDS = Settings.model_fields["chunk_records"].default
 
 
-def read_and_validate(path: Path, dataset: Dataset) -> tuple[float, float, int]:
+def read_and_validate(
+    path: Path, dataset: Dataset, chunk_bytes: int = CHUNK_BYTES
+) -> tuple[float, float, int]:
     """(CPU seconds reading, CPU seconds validating, invalid records) of one pass."""
     reading = Reading.of(dataset)
     read_seconds = validate_seconds = 0.0
@@ -40,7 +44,7 @@ def read_and_validate(path: Path, dataset: Dataset) -> tuple[float, float, int]:
                 gzip=False,
                 dataset=dataset,
                 options=BatchOptions(),
-                chunk_bytes=CHUNK_BYTES,
+                chunk_bytes=chunk_bytes,
             )
         )
         while True:
@@ -55,8 +59,10 @@ def read_and_validate(path: Path, dataset: Dataset) -> tuple[float, float, int]:
             validate_seconds += time.process_time() - started
 
 
-def best_of(path: Path, dataset: Dataset, repeat: int) -> tuple[float, float, int]:
-    runs = [read_and_validate(path, dataset) for _ in range(repeat)]
+def best_of(
+    path: Path, dataset: Dataset, repeat: int, chunk_bytes: int
+) -> tuple[float, float, int]:
+    runs = [read_and_validate(path, dataset, chunk_bytes) for _ in range(repeat)]
     return min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2]
 
 
@@ -65,6 +71,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--invalid-every", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES)
     args = parser.parse_args()
     dataset = Dataset.from_dict(ORDERS_SCHEMA)
     with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
@@ -73,8 +80,11 @@ def main() -> None:
         write_orders_csv(clean, args.rows, bad_every=0)
         write_orders_csv(invalid, args.rows, bad_every=args.invalid_every)
         measured = [
-            ("clean", *best_of(clean, dataset, args.repeat)),
-            (f"1 in {args.invalid_every} invalid", *best_of(invalid, dataset, args.repeat)),
+            ("clean", *best_of(clean, dataset, args.repeat, args.chunk_bytes)),
+            (
+                f"1 in {args.invalid_every} invalid",
+                *best_of(invalid, dataset, args.repeat, args.chunk_bytes),
+            ),
         ]
     base = measured[0][1] + measured[0][2]
     print(f"\n{'':<20} {'read CPU s':>10} {'validate CPU s':>15} {'invalid':>8} {'x clean':>8}")

@@ -61,7 +61,9 @@ class _Rejections:
 def _column(table: pa.Table, name: str | None) -> Arr | None:
     if name is None or name not in table.column_names:
         return None
-    return table.column(name).combine_chunks()
+    values = table.column(name)
+    # combine_chunks copies even a single chunk: a chunk of the default size is one already.
+    return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
 
 
 def _originals(table: pa.Table, column: Column, reading: Reading) -> Arr | None:
@@ -95,10 +97,11 @@ def validate_chunk(
             rejections.add(failure, column.name, originals)
     numbers = _column(table, RECORD_NUMBER)
     numbers = numbers if numbers is not None else pa.array([], pa.int64())
-    keep: Arr = pc.invert(rejections.failed)
-    valid = pa.Table.from_arrays(
-        [pc.filter(a, keep) for a in [*typed_columns, numbers]], schema=valid_schema(dataset)
-    )
+    columns = [*typed_columns, numbers]
+    if pc.any(rejections.failed).as_py():  # a clean chunk keeps its columns, uncopied
+        keep: Arr = pc.invert(rejections.failed)
+        columns = [pc.filter(a, keep) for a in columns]
+    valid = pa.Table.from_arrays(columns, schema=valid_schema(dataset))
     errors = _error_table(rejections.rows, raw, reading)
     all_errors = pa.concat_tables([raw.errors, errors]).sort_by("record_number")
     return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, all_errors)

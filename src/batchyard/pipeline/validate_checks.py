@@ -315,7 +315,14 @@ def _constraints(typed: Arr, column: Column) -> Iterator[Failure]:
     if column.max_length is not None:
         limit = column.max_length
         text: Any = typed  # a string column (the schema allows max_length on strings only)
-        too_long = mask(pc.greater(pc.utf8_length(text), pa.scalar(limit)))
+        # A text has at least as many bytes as characters: most columns are decided by their
+        # longest byte length, without counting characters.
+        longest = pc.max(pc.binary_length(text)).as_py()
+        too_long = (
+            all_false(len(text))
+            if longest is None or longest <= limit
+            else mask(pc.greater(pc.utf8_length(text), pa.scalar(limit)))
+        )
         yield Failure(
             too_long, Code.TOO_LONG, each(lambda v: f"{show(v)} is longer than {limit} characters")
         )

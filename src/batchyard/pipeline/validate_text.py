@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchyard.domain.schema import Column, ColumnType
+from batchyard.domain.uuid_text import all_canonical
 from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.validate_types import (
     PARSERS,
@@ -95,6 +96,8 @@ def _cast_fast(values: Arr, column: Column) -> tuple[Arr, Arr | None] | None:
     The whole column is cast first; if that fails, only its values in the plain form are.
     """
     if column.type == ColumnType.UUID:  # canonical text is kept as it is, value by value
+        if all_canonical(values):  # the common case, checked as one block of bytes
+            return values, None
         rest = _not_plain(values, _UUID_CANONICAL)
         return values, rest if pc.any(rest).as_py() else None
     typed = fast_cast(values, column)

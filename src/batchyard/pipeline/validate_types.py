@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -236,8 +237,26 @@ def json_error(text: str) -> str | None:
 
 def parse_string(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     """Any text but one with a NUL character, which PostgreSQL cannot store."""
+    if not _holds_nul(values):
+        return values, all_false(len(values))
     nul = mask(pc.match_substring(values, "\x00"))
     return _only(values, pc.invert(nul)), nul
+
+
+def _holds_nul(values: Arr) -> bool:
+    """Whether the characters behind a string array hold a NUL byte, or cannot be looked at.
+
+    One count of non-zero bytes over the whole block (numpy, no copy), about thirty times
+    cheaper than Arrow's per-value substring search; only a block holding a NUL pays for that.
+    """
+    if not pa.types.is_string(values.type) or not len(values):
+        return not pa.types.is_string(values.type)
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, 4 * values.offset)
+    start, size = int(offsets[0]), int(offsets[-1]) - int(offsets[0])
+    data = values.buffers()[2]
+    if data is None or not size:
+        return False
+    return bool(np.count_nonzero(np.frombuffer(data, np.uint8, size, start)) != size)
 
 
 PARSERS: dict[ColumnType, Parser] = {

