@@ -103,16 +103,37 @@ def _cast_fast(values: Arr, column: Column) -> tuple[Arr, Arr | None] | None:
     plain = _plain_form(column)
     if plain is None:
         return None
-    rest = _not_plain(values, plain)
+    rest = _not_plain(values, plain, _surely_plain(values, column))
     if not pc.any(rest).as_py():
         return None  # all plain, yet the whole cast failed
     typed = fast_cast(pc.if_else(rest, pa.nulls(len(values), values.type), values), column)
     return None if typed is None else (typed, rest)
 
 
-def _not_plain(values: Arr, plain: str) -> Arr:
-    not_plain: Arr = pc.and_(pc.is_valid(values), pc.invert(matches(values, plain)))
+def _not_plain(values: Arr, plain: str, surely: Arr | None = None) -> Arr:
+    """The values not in the ``plain`` form; the regex runs only where ``surely`` is not true.
+
+    ``surely`` marks values a cheaper kernel proves plain (a subset of what the regex matches),
+    so the mask is the regex's own, only found sooner.
+    """
+    unsure: Arr = pc.is_valid(values)
+    if surely is not None:
+        unsure = pc.and_(unsure, pc.invert(mask(surely)))
+        if not pc.any(unsure).as_py():
+            return unsure
+        odd = pc.invert(matches(values.filter(unsure), plain))
+        return pc.replace_with_mask(unsure, unsure, odd)
+    not_plain: Arr = pc.and_(unsure, pc.invert(matches(values, plain)))
     return not_plain
+
+
+def _surely_plain(values: Arr, column: Column) -> Arr | None:
+    """Values a kernel ten times cheaper than the regex finds plain, where there is one: for an
+    integer, 1 to 18 ASCII digits (the regex then runs on the negative and the odd ones)."""
+    if column.type != ColumnType.INTEGER:
+        return None
+    short = pc.less_equal(pc.binary_length(values), pa.scalar(18, pa.int32()))
+    return pc.and_(pc.ascii_is_decimal(values), short)
 
 
 def _plain_form(column: Column) -> str | None:
