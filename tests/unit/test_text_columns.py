@@ -142,6 +142,9 @@ REASONS = {
         ("1700000000", "is a number, not a timestamp (no epoch or unit is assumed)"),
         ("2024-01-05T24:00:00", _ISO),
         ("0001-01-01T00:00:00+01:00", _YEARS),
+        ("9999-12-31T23:59:59-01:00", _YEARS),
+        (" 0000-01-01T10:00:00 ", _YEARS),
+        ("2024-12-31T23:59:59-99:00", _ISO),
     ],
     "float": [
         ("nan", "is refused: NaN is not stored (SQLite cannot hold it)"),

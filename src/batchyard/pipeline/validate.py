@@ -21,7 +21,7 @@ from batchyard.domain.schema import Column, Dataset
 from batchyard.pipeline.arrow_types import arrow_type, valid_schema
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk, ValidatedChunk
 from batchyard.pipeline.defaults import default_values
-from batchyard.pipeline.originals import as_text, field_values, original_fields
+from batchyard.pipeline.originals import as_text, original_fields
 from batchyard.pipeline.validate_checks import Failure, check_column
 from batchyard.pipeline.validate_types import Arr, all_false
 
@@ -123,28 +123,45 @@ def _error_table(
 def _error_rows(rows: list[tuple[int, str, str, str]], raw: RawChunk, reading: Reading) -> pa.Table:
     indices = [row[0] for row in rows]
     picked = raw.table.take(pa.array(indices, pa.int64()))
-    raws = original_fields(raw, indices)
-    originals = field_values(picked)
     return pa.table(
         {
             "record_number": picked.column(RECORD_NUMBER),
             "column": [row[1] for row in rows],
             "code": [row[2] for row in rows],
             "message": [row[3] for row in rows],
-            "key": [_key(record, reading) for record in originals],
-            "raw": raws,
+            "key": _keys(picked, reading),
+            "raw": original_fields(raw, indices),
         },
         schema=ERRORS_SCHEMA,
     )
 
 
-def _key(record: dict[str, Any], reading: Reading) -> str | None:
-    """The record's primary key as sent (composite keys joined with ",")."""
+def _keys(picked: pa.Table, reading: Reading) -> Arr:
+    """Each record's primary key as sent (composite keys joined with ","), or null.
+
+    Column-wise: only the key fields are read, and a text key field is the key as it is.
+    """
     keys = reading.dataset.primary_key
     if not keys:
-        return None
-    fields = [reading.fields.get(name) for name in keys]
-    parts = [None if field is None else record.get(field) for field in fields]
+        return pa.nulls(picked.num_rows, pa.string())
+    parts = [_key_field(picked, reading.fields.get(name)) for name in keys]
+    if len(parts) == 1 and pa.types.is_string(parts[0].type):
+        return parts[0]
+    lists = [part.to_pylist() for part in parts]
+    return pa.array([_joined(values) for values in zip(*lists, strict=True)], pa.string())
+
+
+def _key_field(picked: pa.Table, name: str | None) -> Arr:
+    """A key field's values (dates and timestamps as text); nulls if the input lacks it."""
+    if name is None or name == RECORD_NUMBER or name not in picked.column_names:
+        return pa.nulls(picked.num_rows, pa.string())
+    values = as_text(picked.column(name).combine_chunks())
+    if pa.types.is_large_string(values.type) or pa.types.is_string_view(values.type):
+        return values.cast(pa.string())
+    return values
+
+
+def _joined(parts: tuple[Any, ...]) -> str | None:
     if all(part is None for part in parts):
         return None
     return ",".join("" if part is None else str(part) for part in parts)

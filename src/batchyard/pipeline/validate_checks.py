@@ -245,14 +245,30 @@ def _integer_reason(value: Any) -> str:
     return f"{show(value)} is not an integer"
 
 
+#: The years whose values may parse yet fall outside the years 1 to 9999 in UTC: year 0, and
+#: years 1 and 9999 moved across the edge by a zone offset (at most a few days).
+_EDGE_YEAR = re.compile(r"(0000|0001|9999)-")
+
+
 def _calendar_reasons(values: list[Any], column: Column) -> list[str]:
-    """Out of the years 1 to 9999, or not a date/timestamp at all; the texts parsed together."""
+    """Out of the years 1 to 9999, or not a date/timestamp at all; the texts parsed together.
+
+    Only texts starting with an edge year are parsed: a failing value of any other year (every
+    grammar starts with four digits) either does not parse or lies inside the years, so it
+    fails for being no date/timestamp, and a failed parse costs a raised Arrow error each.
+    """
     texts = [str(value).strip() for value in values]
-    typed, bad = PARSERS[column.type](pa.array(texts, pa.string()), arrow_type(column))
-    parsed: Arr = pc.and_(pc.is_valid(typed), pc.invert(mask(bad)))
+    edge = [at for at, text in enumerate(texts) if _EDGE_YEAR.match(text)]
+    parsed = [False] * len(texts)
+    if edge:
+        candidates = pa.array([texts[at] for at in edge], pa.string())
+        typed, bad = PARSERS[column.type](candidates, arrow_type(column))
+        ok: Arr = pc.and_(pc.is_valid(typed), pc.invert(mask(bad)))
+        for at, flag in zip(edge, ok.to_pylist(), strict=True):
+            parsed[at] = flag
     return [
-        _calendar_reason(value, text, ok, column)
-        for value, text, ok in zip(values, texts, parsed.to_pylist(), strict=True)
+        _calendar_reason(value, text, flag, column)
+        for value, text, flag in zip(values, texts, parsed, strict=True)
     ]
 
 
