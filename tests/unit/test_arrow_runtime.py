@@ -109,7 +109,9 @@ def test_memory_arrow_freed_goes_back_to_the_system():
     """After chunk-sized tables come and go, the process is not left holding their pages."""
     backend, retained_mib = _churn("prepared")
     assert backend == "jemalloc"
-    assert retained_mib < 16
+    # 6-9 MiB on an idle machine, up to 16 MiB when the cores are busy (jemalloc's purge lags);
+    # pyarrow's default allocator keeps 43-46 MiB of the same churn.
+    assert retained_mib < 28
 
 
 def test_an_operators_choice_of_arrow_allocator_is_kept():
