@@ -68,6 +68,8 @@ async def apply_in_streams(
         applier.stopping.set()
         await asyncio.wait(tasks)  # the chunks in flight commit (and are reported) first
         raise
+    finally:
+        await applier.status.quiet()  # no status read outlives the streams
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise next((e for e in errors if isinstance(e, CancelRequested)), errors[0])
