@@ -142,3 +142,19 @@ async def test_a_chunk_claimed_after_settle_meets_the_new_status_though_its_read
     late = await engine.apply(ChunkWork(1, lambda: blobs.read(1)), wait=True)
     assert late.kind == ApplyKind.BATCH_LEFT
     assert counts == {0: 10} and sorted(target.rows) == list(range(1, 11))
+
+
+async def test_kept_fresh_a_stop_is_seen_without_a_read_in_the_way_however_long_chunks_take():
+    store = Store()
+    watch = StatusWatch(store.read, fresh_for=0.2)
+    async with watch.kept_fresh():
+        await asyncio.sleep(0.5)  # a long chunk: the first read is long past its bound
+        store.status = BatchStatus.CANCEL
+        await asyncio.sleep(0.25)
+        store.release.clear()  # a check that had to read now would hang
+        assert await asyncio.wait_for(watch.current(), 1.0) == BatchStatus.CANCEL
+        store.release.set()
+    assert store.reads >= 4  # about one read per 0.1 s while kept fresh
+    reads = store.reads
+    await asyncio.sleep(0.3)
+    assert store.reads == reads  # and none after the block

@@ -4,8 +4,9 @@ Reading the status from the metadata store before each chunk, while the chunk's 
 kept the target's writer waiting for the event loop on every chunk (about a tenth of the time
 chunks were applied). A ``StatusWatch`` keeps the last status read and when that read BEGAN;
 a check answers from it while it is younger than ``fresh_for``, and starts a new read in the
-background once it is half that old, so a stream that applies chunks back to back almost never
-waits. A status older than ``fresh_for`` is read again before it is answered.
+background once it is half that old; while streams apply chunks (``kept_fresh``) a read also
+starts every ``fresh_for / 2`` seconds, so a stream almost never waits, however long its chunks
+take. A status older than ``fresh_for`` is read again before it is answered.
 
 What this costs is a bound, not a guarantee: a stop (a cancel, the batch leaving the status the
 work belongs to) committed at time T is seen by every check made after T + ``fresh_for``, since
@@ -19,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from batchyard.domain.statuses import BatchStatus
 
@@ -64,6 +66,24 @@ class StatusWatch:
     async def read(self) -> BatchStatus:
         """The status read now (or by a read that began since the last answer was given)."""
         return await asyncio.shield(self._start_reading())
+
+    @asynccontextmanager
+    async def kept_fresh(self) -> AsyncIterator[None]:
+        """For the length of the block, a read every ``fresh_for / 2`` seconds (one at a time),
+        so checks made then find a young status; no read outlives the block."""
+        refreshing = asyncio.create_task(self._refresh_every()) if self.fresh_for > 0 else None
+        try:
+            yield
+        finally:
+            if refreshing is not None:
+                refreshing.cancel()
+                await asyncio.wait({refreshing})
+            await self.quiet()
+
+    async def _refresh_every(self) -> None:
+        while True:
+            self._start_reading()  # or the read under way
+            await asyncio.sleep(self.fresh_for / 2)
 
     async def quiet(self) -> None:
         """Wait for a read under way, so none outlives the work that checked (its error is
