@@ -89,6 +89,9 @@ def applier(target: FakeTarget, status: Status, operation: object = None) -> Chu
         operation=operation or TableOperation(Operation.INSERT),  # type: ignore[arg-type]
         read_status=status.read,
         during=BatchStatus.PROCESSING,
+        # Every check reads the status here: these tests are about claims and outcomes; how
+        # long a status read stays good is test_status_watch.py's.
+        status_fresh_for=0,
     )
 
 

@@ -10,7 +10,6 @@ from batchyard.apply.engine import (
     ApplyKind,
     ChunkApplier,
     ChunkWork,
-    StatusReader,
     settle,
 )
 from batchyard.apply.operations import (
@@ -21,9 +20,11 @@ from batchyard.apply.operations import (
     split_result,
 )
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, RecordWriter, TargetTransaction
+from batchyard.apply.status_watch import STATUS_FRESH_SECONDS, StatusReader, StatusWatch
 from batchyard.apply.streams import NextChunk, apply_in_streams, from_list
 
 __all__ = [
+    "STATUS_FRESH_SECONDS",
     "Applied",
     "ApplyKind",
     "ChunkApplier",
@@ -36,6 +37,7 @@ __all__ = [
     "RecordOperation",
     "RecordWriter",
     "StatusReader",
+    "StatusWatch",
     "TableOperation",
     "TargetTransaction",
     "apply_in_streams",

@@ -1,11 +1,12 @@
 """Applying one chunk exactly once, with an explicit outcome for every way it can go.
 
 A chunk is claimed (``ChunkTarget.claim_chunk``: its lock and its ledger row, in one open
-transaction), then the batch's status is read once, in the event loop, while the claim is held:
-a batch that ended and then waited for its chunks' locks (``settle``) can be sure nobody applies
-one of them afterwards. Only then are the records loaded and handed to the operation, and the
-outcome committed with the ledger row. The blocking parts run in worker threads; no thread ever
-calls back into the event loop.
+transaction), then the batch's status is checked while the claim is held, as read at most
+``STATUS_FRESH_SECONDS`` earlier (apply/status_watch.py: no round trip to the metadata store
+per chunk): a batch that ended and then held its chunks' locks for that long (``settle``) can be
+sure nobody applies one of them afterwards. Only then are the records loaded and handed to the
+operation, and the outcome committed with the ledger row. The blocking parts run in worker
+threads; no thread ever calls back into the event loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import enum
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from batchyard.apply.operations import (
     split_result,
 )
 from batchyard.apply.ports import ChunkClaim, ChunkTarget, TargetTransaction
+from batchyard.apply.status_watch import STATUS_FRESH_SECONDS, StatusReader, StatusWatch
 from batchyard.domain.batches import LogLevel
 from batchyard.domain.errors import AtomicRollback, CancelRequested, StopSignal
 from batchyard.domain.outcomes import ChunkOutcome
@@ -36,8 +39,6 @@ from batchyard.domain.statuses import BatchStatus, stop_signal_for
 
 logger = logging.getLogger("batchyard.apply")
 
-#: Reads the batch's current status (from the metadata store, in the event loop).
-StatusReader = Callable[[], Awaitable[BatchStatus]]
 #: A chunk's records, read only when the chunk still needs applying (in a worker thread).
 Records = Callable[[], pa.Table]
 #: Hears of each chunk's outcome in a dry run, as soon as it is known (before the rollback).
@@ -87,7 +88,8 @@ class ChunkApplier:
     """Applies one batch's chunks to a target, one claim per chunk (or one transaction: atomic).
 
     ``during`` is the status the batch must still be in for a chunk to be applied (validating
-    while chunks are applied as validation goes on, processing after it).
+    while chunks are applied as validation goes on, processing after it). ``status_fresh_for``
+    bounds how old the status a chunk is checked against may be (see ``StatusWatch``).
     """
 
     def __init__(
@@ -101,21 +103,27 @@ class ChunkApplier:
         during: BatchStatus,
         settings: Mapping[str, Any] | None = None,
         log_sink: LogSink | None = None,
+        status_fresh_for: float = STATUS_FRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self.batch_id = batch_id
         self.dataset = dataset
         self.operation = operation
-        self.read_status = read_status
+        self.status = StatusWatch(read_status, fresh_for=status_fresh_for, clock=clock)
         self.during = during
         self.settings = dict(settings or {})
         self.log_sink = log_sink
         #: Set once any stream of this applier stops (a stop signal, an error): threads see it.
         self.stopping = threading.Event()
 
-    async def stop_signal(self) -> StopSignal | None:
-        """Why this batch's work must stop now, or None (the one predicate, domain/statuses)."""
-        signal = stop_signal_for(await self.read_status(), self.during)
+    async def stop_signal(self, *, read_now: bool = False) -> StopSignal | None:
+        """Why this batch's work must stop now, or None (the one predicate, domain/statuses).
+
+        The status as read at most ``status.fresh_for`` ago, or as read now (``read_now``).
+        """
+        status = await (self.status.read() if read_now else self.status.current())
+        signal = stop_signal_for(status, self.during)
         if signal is not None:
             self.stopping.set()
         return signal
@@ -162,7 +170,7 @@ class ChunkApplier:
         while not applying.done():
             await asyncio.sleep(CANCEL_POLL_SECONDS)
             try:
-                if isinstance(await self.stop_signal(), CancelRequested):
+                if isinstance(await self.stop_signal(read_now=True), CancelRequested):
                     return
             except Exception:  # read again next time, and by the next claim in any case
                 logger.warning(
@@ -219,7 +227,7 @@ class ChunkApplier:
 
     async def apply_atomically(self, chunks: Sequence[ChunkWork]) -> list[ChunkOutcome]:
         """Every chunk in one transaction; rolled back whole if the target refuses a record."""
-        signal = await self.stop_signal()
+        signal = await self.stop_signal(read_now=True)
         if signal is not None:
             raise signal
         lines: list[tuple[LogLevel, str]] = []
@@ -303,17 +311,26 @@ async def _claim(
 
 @asynccontextmanager
 async def settle(
-    target: ChunkTarget, batch_id: str, pending: Sequence[int]
+    target: ChunkTarget,
+    batch_id: str,
+    pending: Sequence[int],
+    *,
+    linger: float = STATUS_FRESH_SECONDS,
 ) -> AsyncIterator[dict[int, int]]:
     """The committed counts with none of ``pending`` in flight anywhere, until the block exits.
 
-    Entering waits for every chunk being applied; until exit nobody can claim one, and a chunk
-    claimed afterwards meets the batch's new status (``ChunkApplier.apply`` reads it under the
-    claim) and is not applied. So counts read here, and a status set inside the block, stay true.
+    Entering waits for every chunk being applied; until exit nobody can claim one. The batch's
+    new status is committed before the block exits (a cancel before it is entered, the end set
+    inside it), and the chunks stay held ``linger`` seconds more: so a chunk claimed afterwards
+    is checked against a status read after the new one was committed (``ChunkApplier.apply``
+    checks one at most ``STATUS_FRESH_SECONDS`` old under the claim) and is not applied. So
+    counts read here, and a status set inside the block, stay true.
     """
     holding = target.holding_chunks(batch_id, pending)
     await asyncio.to_thread(holding.__enter__)
     try:
         yield await asyncio.to_thread(target.committed_counts, batch_id)
+        if pending:
+            await asyncio.sleep(linger)
     finally:
         await asyncio.to_thread(holding.__exit__, None, None, None)

@@ -61,13 +61,14 @@ async def apply_in_streams(
             applier.stopping.set()
             raise
 
-    tasks = [asyncio.create_task(stream()) for _ in range(streams)]
-    try:
-        outcomes = await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
-    except asyncio.CancelledError:
-        applier.stopping.set()
-        await asyncio.wait(tasks)  # the chunks in flight commit (and are reported) first
-        raise
+    async with applier.status.kept_fresh():  # no status read in a stream's way
+        tasks = [asyncio.create_task(stream()) for _ in range(streams)]
+        try:
+            outcomes = await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        except asyncio.CancelledError:
+            applier.stopping.set()
+            await asyncio.wait(tasks)  # the chunks in flight commit (and are reported) first
+            raise
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise next((e for e in errors if isinstance(e, CancelRequested)), errors[0])

@@ -15,6 +15,7 @@ moves on, every chunk is committed; a batch that ends early settles with ``chunk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ from batchyard.domain.statuses import BatchStatus
 from batchyard.operations.registry import operation_named
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import read_table
+from batchyard.pipeline.coalesce import Coalesced
 from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, read_ended_manifest
 from batchyard.pipeline.results_parts import ChunkRecords, ResultsParts
@@ -108,6 +110,10 @@ class Processing:
         self.shared = False
         #: Each chunk's part of the results, written as its outcome comes in.
         self.parts = ResultsParts(rec.ctx.blobs, batch, dataset, manifest)
+        #: The part being written while the next chunk is applied (one at a time).
+        self._part: asyncio.Task[None] | None = None
+        #: The counters, written at most every PROGRESS_INTERVAL_SECONDS and at the end.
+        self.progress = Coalesced(self._write_progress)
 
     @property
     def target(self) -> Target:
@@ -206,26 +212,54 @@ class Processing:
         return ChunkWork(entry.index, lambda: read_table(blobs, key))
 
     async def _report(self, applied: Applied) -> None:
-        """Move the counters by what a stream applied (or found done).
+        """Move the counters by what a stream applied (or found done), and make its part.
+
+        Neither is waited for by the stream, which claims its next chunk at once: the counters
+        are written by ``progress`` (coalesced), the part while the next chunk is applied. Only
+        a part still in the making when the next one is due holds the stream (so at most one
+        chunk's records wait for their part).
+        """
+        if not self.shared and applied.outcome is not None:
+            self.committed[applied.index] = applied.outcome.succeeded
+        self.progress.mark()
+        if applied.outcome is not None:
+            while self._part is not None and not self._part.done():
+                await asyncio.wait({self._part})
+            self._part = asyncio.create_task(self.parts.write(applied.outcome))
+
+    async def _write_progress(self) -> None:
+        """The counters as the committed chunks imply them now (from the ledger when shared).
 
         While validation goes on, the number of records in all is not known yet.
         """
         if self.shared:
             await self._committed()
-        elif applied.outcome is not None:
-            self.committed[applied.index] = applied.outcome.succeeded
         counts = counts_so_far(self.manifest, self.committed)
         if self.during == BatchStatus.VALIDATING:
             counts = Counts(None, counts.processed, counts.successful, counts.failed)
         await self.rec.advance(counts)
-        if applied.outcome is not None:
-            await self.parts.write(applied.outcome)
+
+    async def _reported(self) -> None:
+        """Wait for the last part and write the counters as they stand."""
+        if self._part is not None:
+            await asyncio.wait({self._part})
+        await self.progress.flush()
 
     async def apply_in_streams(self, next_chunk: NextChunk, *, streams: int, wait: bool) -> int:
-        """Apply chunks from ``next_chunk`` in ``streams`` streams; how many were applied here."""
-        return await apply_in_streams(
-            self.applier, next_chunk, streams=streams, wait=wait, on_outcome=self._report
-        )
+        """Apply chunks from ``next_chunk`` in ``streams`` streams; how many were applied here.
+
+        Returns (or raises) once every chunk committed here has its counters and part written.
+        """
+        try:
+            applied = await apply_in_streams(
+                self.applier, next_chunk, streams=streams, wait=wait, on_outcome=self._report
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # what stopped the streams is what matters
+                await self._reported()
+            raise
+        await self._reported()
+        return applied
 
     async def _apply_atomically(self, committed: dict[int, int]) -> dict[int, int]:
         if committed:  # the one transaction already committed before a crash
