@@ -2,7 +2,8 @@
 
 The API process only records jobs (in the same transaction as the batch change that needs them);
 workers run them. When the API process also works (``serve`` without ``--no-worker``), it runs a
-worker of its own beside the HTTP server.
+worker of its own beside the HTTP server. Either way it hears the transitions workers commit
+(runner/batch_changes.py), so its status reads and event streams show them at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard.pipeline.context import PipelineContext
 from batchyard.runner.base import share_gil_with_requests
+from batchyard.runner.batch_changes import TransitionListener
 from batchyard.runner.queue_schema import apply_queue_schema, libpq_url
 from batchyard.runner.queue_sql import DELETE_BATCH, RUN_BATCH, abort_running_jobs, defer_job
 from batchyard.runner.queue_tasks import run_worker, sweep_orphans
@@ -30,10 +32,16 @@ class QueueRunner:
         self.work_here = work_here
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._transitions = TransitionListener(
+            libpq_url(ctx.settings.resolved_database_url()),
+            self._changed,
+            ctx.store.reads.forget_all,
+        )
 
     async def start(self) -> None:
         """Create the queue's schema if needed, queue orphaned batches, start the local worker."""
         await apply_queue_schema(libpq_url(self.ctx.settings.resolved_database_url()))
+        await self._transitions.start()
         async with self.ctx.store.begin() as conn:
             queued = await sweep_orphans(conn)
         if queued:
@@ -51,6 +59,12 @@ class QueueRunner:
         if self._worker is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        await self._transitions.stop()
+
+    def _changed(self, batch_id: str) -> None:
+        """Another process (or this one) committed a transition of the batch: read it again."""
+        self.ctx.store.reads.forget_batch(batch_id)
+        self.ctx.notify(batch_id)
 
     async def enqueue(self, conn: AsyncConnection, batch_id: str) -> None:
         await defer_job(conn, RUN_BATCH, batch_id)

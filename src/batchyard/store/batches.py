@@ -45,7 +45,7 @@ from batchyard.store.rows import (
     name_like,
     select_batches,
 )
-from batchyard.store.tables import batch_history, batch_log, batches, users
+from batchyard.store.tables import SCHEMA, batch_history, batch_log, batches, users
 
 _COUNT_COLUMNS = (
     "total_operations",
@@ -186,6 +186,10 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
     return float(created_ts), last_id
 
 
+#: The PostgreSQL channel a committed transition is announced on, with the batch id as payload.
+TRANSITIONS_CHANNEL = f"{SCHEMA}_transitions"
+
+
 async def transition_batch(
     conn: AsyncConnection,
     batch_id: str,
@@ -212,6 +216,10 @@ async def transition_batch(
     if row is None:
         await _refuse_transition(conn, batch_id, to)
     await _record_snapshot(conn, batch_id)
+    if conn.dialect.name == "postgresql":
+        # Delivered at commit, to the processes that serve this batch's status (a queue
+        # worker's transition reaches the API's status reads at once: runner/batch_changes).
+        await conn.execute(sa.select(sa.func.pg_notify(TRANSITIONS_CHANNEL, batch_id)))
     return batch_from_row(row)
 
 
