@@ -246,3 +246,24 @@ async def test_closing_stops_the_refreshes_under_way() -> None:
     load.gate.set()
     await settle()
     assert await cache.load(KEY, load) == 1  # the cancelled refresh replaced nothing
+
+
+async def test_many_requests_seeing_a_value_age_at_once_start_one_refresh() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    assert await asyncio.gather(*(cache.load(KEY, load) for _ in range(50))) == [1] * 50
+    await settle()
+    assert load.calls == 2
+
+
+async def test_a_refresh_stopped_before_it_ran_leaves_no_load_to_wait_on() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    assert await cache.load(KEY, load) == 1
+    await cache.close()  # at once: the refresh never started reading
+    clock.now += 0.5
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 2

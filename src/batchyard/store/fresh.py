@@ -103,7 +103,7 @@ class FreshCache:
                 if not pending.future.cancelled() or _being_cancelled():
                     raise
                 # The request that was loading went away: load for ourselves.
-        return await self._load_in_flight(key, loader)
+        return await self._run_flight(key, self._start_flight(key), loader)
 
     def _fresh_entry(self, key: Key) -> _Entry | None:
         entry = self._entries.get(key)
@@ -112,12 +112,16 @@ class FreshCache:
             return None
         return entry
 
-    async def _load_in_flight(self, key: Key, loader: Callable[[], Awaitable[T]]) -> T:
-        """Load ``key`` where later callers can join, and remember it unless forgotten since."""
+    def _start_flight(self, key: Key) -> _Flight:
+        """A load of ``key`` that later callers join, registered before any of them can ask."""
         flight = _Flight(
             asyncio.get_running_loop().create_future(), self._generation, self._clock()
         )
         self._loading[key] = flight
+        return flight
+
+    async def _run_flight(self, key: Key, flight: _Flight, loader: Callable[[], Awaitable[T]]) -> T:
+        """Run ``flight``'s load, and remember its value unless ``key`` was forgotten since."""
         try:
             value = await loader()
         except asyncio.CancelledError:
@@ -139,12 +143,16 @@ class FreshCache:
     def _refresh(self, key: Key, loader: Callable[[], Awaitable[Any]]) -> None:
         """Load ``key`` in a task of its own: no request waits for it, and a request that
         misses meanwhile joins it."""
-        task = asyncio.ensure_future(self._load_in_flight(key, loader))
+        flight = self._start_flight(key)
+        task = asyncio.ensure_future(self._run_flight(key, flight, loader))
         self._refreshes.add(task)
-        task.add_done_callback(self._refreshed)
+        task.add_done_callback(lambda done: self._refreshed(key, flight, done))
 
-    def _refreshed(self, task: asyncio.Task[Any]) -> None:
+    def _refreshed(self, key: Key, flight: _Flight, task: asyncio.Task[Any]) -> None:
         self._refreshes.discard(task)
+        if self._loading.get(key) is flight:  # cancelled before it ran: no one may wait on it
+            del self._loading[key]
+            flight.future.cancel()
         if not task.cancelled() and (error := task.exception()) is not None:
             # The remembered value ages out as if no refresh had run; the next miss retries.
             logger.debug("background refresh failed: %r", error)
