@@ -167,3 +167,17 @@ async def test_private_receivers_are_refused_unless_allowed(settings: Settings) 
         assert receiver.deliveries == []
         assert "which is not a public address" in log
         assert log.count("Webhook to") == 2  # refused on connect, and not tried again
+
+
+async def test_polling_an_empty_outbox_keeps_remembered_status_reads(
+    acc: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher looks for due webhooks twice a second; finding none writes nothing, so it
+    must not forget every status read this process remembers (each poll made all polling
+    clients wait for the database)."""
+    forgets: list[str] = []
+    store = acc.services.store
+    monkeypatch.setattr(store.reads, "forget_all", lambda: forgets.append("all"))
+    monkeypatch.setattr(store.reads, "forget_batch", lambda batch_id: forgets.append(batch_id))
+    await asyncio.sleep(1.5)  # three polls of the outbox
+    assert forgets == []

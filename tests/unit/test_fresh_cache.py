@@ -139,3 +139,131 @@ async def test_a_load_under_way_when_its_batch_is_written_is_neither_kept_nor_jo
     assert (await before, await after, await unrelated) == (1, 2, 1)
     assert await cache.load(KEY, mine) == 2  # the load from before the write was not kept
     assert await cache.load(("batch", "b2"), other) == 1  # the other batch's load was kept
+
+
+class Clock:
+    """Monotonic time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def settle() -> None:
+    """Let tasks started in the background run to their end (their loader's gate is open)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_hot_key_is_read_afresh_in_the_background_while_its_value_serves() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.4
+    assert await cache.load(KEY, load) == 1 and load.calls == 1  # young: no read at all
+    clock.now += 0.2
+    load.gate.clear()  # the database is slow to answer the refresh
+    # Answered at once from memory, though a read is under way: no request waits for it.
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
+    assert load.calls == 2  # one refresh, however many requests saw the value age
+    load.gate.set()
+    await settle()
+    clock.now += 0.9  # 1.5 s after the first read, 0.9 s after the refresh started
+    load.gate.clear()
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 2  # the refresh's value
+    assert load.calls == 3  # which, in its turn past half its life, is being read afresh
+    load.gate.set()
+    await settle()
+
+
+async def test_a_value_is_never_served_later_than_ttl_after_its_read_started() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+
+    async def slow() -> int:
+        clock.now += 0.3  # the read took 0.3 s: what it saw is that old when it returns
+        return await load()
+
+    assert await cache.load(KEY, slow) == 1
+    clock.now = 101.0  # 1.0 s after that read started, 0.7 s after it returned
+    load.gate.clear()
+    waiting = asyncio.create_task(cache.load(KEY, load))
+    await settle()
+    assert not waiting.done()  # it waits for the database: nothing in memory is young enough
+    load.gate.set()
+    assert await waiting == 2
+
+
+async def test_a_failed_refresh_leaves_the_value_to_age_out_then_the_error_shows() -> None:
+    clock, calls = Clock(), 0
+    cache = FreshCache(ttl=1.0, clock=clock)
+
+    async def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ConnectionError("database unreachable")
+        return calls
+
+    assert await cache.load(KEY, flaky) == 1
+    clock.now += 0.6
+    assert await cache.load(KEY, flaky) == 1
+    await settle()
+    assert calls == 2
+    assert await cache.load(KEY, flaky) == 1  # still within its bound
+    await settle()
+    clock.now += 0.5
+    with pytest.raises(ConnectionError):
+        await cache.load(KEY, flaky)
+
+
+async def test_a_refresh_under_way_when_its_batch_is_written_is_not_kept() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()
+    assert await cache.load(KEY, load) == 1  # starts a refresh, which reads before the write
+    await settle()
+    cache.forget_batch("b1")
+    load.gate.set()
+    await settle()
+    assert await cache.load(KEY, load) == 3  # neither the old value nor the refresh's
+    assert load.calls == 3
+
+
+async def test_closing_stops_the_refreshes_under_way() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()
+    assert await cache.load(KEY, load) == 1
+    await asyncio.wait_for(cache.close(), timeout=1)
+    load.gate.set()
+    await settle()
+    assert await cache.load(KEY, load) == 1  # the cancelled refresh replaced nothing
+
+
+async def test_many_requests_seeing_a_value_age_at_once_start_one_refresh() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    assert await asyncio.gather(*(cache.load(KEY, load) for _ in range(50))) == [1] * 50
+    await settle()
+    assert load.calls == 2
+
+
+async def test_a_refresh_stopped_before_it_ran_leaves_no_load_to_wait_on() -> None:
+    clock, load = Clock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    assert await cache.load(KEY, load) == 1
+    await cache.close()  # at once: the refresh never started reading
+    clock.now += 0.5
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 2

@@ -265,6 +265,12 @@ class WebhookDispatcher:
         if free <= 0:
             return
         ts = now()
+        # Looked for first with a read: a transaction from ``begin`` forgets every status read
+        # this process remembers (store.fresh), and twice a second that made polling clients
+        # wait for the database whatever the cache's bound (the p99 of issue #19).
+        async with self.svc.store.read() as conn:
+            if not await outbox.any_due(conn, now=ts):
+                return
         async with self.svc.store.begin() as conn:
             due = await outbox.claim_due(conn, now=ts, lease_until=ts + LEASE_SECONDS, limit=free)
         for batch in due:

@@ -94,6 +94,8 @@ class MetadataStore:
             yield conn
 
     async def close(self) -> None:
+        await self.reads.close()
+        await self.principals.close()
         await self._engine.dispose()
         if self._own_reader is not None:
             await self._own_reader.dispose()

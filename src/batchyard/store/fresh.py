@@ -9,11 +9,18 @@ during an import, the status of every other batch stays remembered. A write made
 process (a queue worker, a second API server) reaches this one within ``STATUS_CACHE_SECONDS``
 (documented in docs/production.md). Concurrent misses of one key share one load, so the moment
 after a write costs one query, not one per waiting client.
+
+A key read again in the second half of its life is read afresh in the background while the
+remembered value is still served: under steady polling the entry is replaced before it ages out,
+so no request waits for the database on a hot key (before, every expiry held all of them for a
+query on a busy event loop, tens of ms: the p99 of status reads on PostgreSQL). The bound holds
+as before: a value is never served later than ``ttl`` after its load *started*.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,11 +28,15 @@ from typing import Any, TypeVar
 
 #: The longest a change made by another process takes to show in this process's status reads.
 STATUS_CACHE_SECONDS = 0.5
+#: From this share of its life on, a remembered value is read afresh in the background.
+_REFRESH_AT = 0.5
 #: At this many entries the aged ones are dropped, and all of them if none had aged: a history
 #: can hold a long log, and polling many batches must not grow memory without bound.
 _MAX_ENTRIES = 1_000
 
 T = TypeVar("T")
+
+logger = logging.getLogger("batchyard.store.fresh")
 
 
 Key = tuple[str, str]
@@ -35,14 +46,18 @@ Key = tuple[str, str]
 class _Entry:
     value: Any
     fresh_until: float
+    #: From then on, a read of the entry also starts a load that replaces it.
+    refresh_from: float
 
 
 @dataclass(frozen=True, slots=True)
 class _Flight:
-    """A load under way, and the forget count when it started (what it may have missed)."""
+    """A load under way, the forget count when it started (what it may have missed), and when
+    it started (what its value's age is counted from)."""
 
     future: asyncio.Future[Any]
     generation: int
+    started: float
 
 
 class FreshCache:
@@ -53,8 +68,13 @@ class FreshCache:
     remembered nor joined: it may have read what that write replaced.
     """
 
-    def __init__(self, ttl: float = STATUS_CACHE_SECONDS) -> None:
+    def __init__(
+        self, ttl: float = STATUS_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl
+        self._clock = clock
+        #: Background refreshes under way, held here so they are not collected mid-flight.
+        self._refreshes: set[asyncio.Task[Any]] = set()
         self._entries: dict[Key, _Entry] = {}
         self._loading: dict[Key, _Flight] = {}
         #: How many forgets there have been; with, while loads are under way, the count at the
@@ -67,10 +87,14 @@ class FreshCache:
     async def load(self, key: Key, loader: Callable[[], Awaitable[T]]) -> T:
         """The value remembered for ``key``, else what ``loader`` returns (then remembered).
 
-        A loader's error reaches every caller waiting on it and is not remembered.
+        A loader's error reaches every caller waiting on it and is not remembered. A value in
+        the second half of its life is returned at once and ``loader`` runs in the background
+        to replace it (its error then only leaves the value to age out).
         """
         entry = self._fresh_entry(key)
         if entry is not None:
+            if entry.refresh_from <= self._clock() and key not in self._loading:
+                self._refresh(key, loader)
             return entry.value  # type: ignore[no-any-return]
         while (pending := self._loading.get(key)) is not None and self._current(key, pending):
             try:
@@ -79,19 +103,25 @@ class FreshCache:
                 if not pending.future.cancelled() or _being_cancelled():
                     raise
                 # The request that was loading went away: load for ourselves.
-        return await self._load_in_flight(key, loader)
+        return await self._run_flight(key, self._start_flight(key), loader)
 
     def _fresh_entry(self, key: Key) -> _Entry | None:
         entry = self._entries.get(key)
-        if entry is not None and entry.fresh_until <= time.monotonic():
+        if entry is not None and entry.fresh_until <= self._clock():
             del self._entries[key]
             return None
         return entry
 
-    async def _load_in_flight(self, key: Key, loader: Callable[[], Awaitable[T]]) -> T:
-        """Load ``key`` where later callers can join, and remember it unless forgotten since."""
-        flight = _Flight(asyncio.get_running_loop().create_future(), self._generation)
+    def _start_flight(self, key: Key) -> _Flight:
+        """A load of ``key`` that later callers join, registered before any of them can ask."""
+        flight = _Flight(
+            asyncio.get_running_loop().create_future(), self._generation, self._clock()
+        )
         self._loading[key] = flight
+        return flight
+
+    async def _run_flight(self, key: Key, flight: _Flight, loader: Callable[[], Awaitable[T]]) -> T:
+        """Run ``flight``'s load, and remember its value unless ``key`` was forgotten since."""
         try:
             value = await loader()
         except asyncio.CancelledError:
@@ -104,11 +134,34 @@ class FreshCache:
         else:
             flight.future.set_result(value)
             if self._current(key, flight):
-                self._remember(key, value)
+                self._remember(key, value, flight.started)
             return value
         finally:
             if self._loading.get(key) is flight:
                 del self._loading[key]
+
+    def _refresh(self, key: Key, loader: Callable[[], Awaitable[Any]]) -> None:
+        """Load ``key`` in a task of its own: no request waits for it, and a request that
+        misses meanwhile joins it."""
+        flight = self._start_flight(key)
+        task = asyncio.ensure_future(self._run_flight(key, flight, loader))
+        self._refreshes.add(task)
+        task.add_done_callback(lambda done: self._refreshed(key, flight, done))
+
+    def _refreshed(self, key: Key, flight: _Flight, task: asyncio.Task[Any]) -> None:
+        self._refreshes.discard(task)
+        if self._loading.get(key) is flight:  # cancelled before it ran: no one may wait on it
+            del self._loading[key]
+            flight.future.cancel()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # The remembered value ages out as if no refresh had run; the next miss retries.
+            logger.debug("background refresh failed: %r", error)
+
+    async def close(self) -> None:
+        """Stop the background refreshes under way (before the database they read is closed)."""
+        for task in list(self._refreshes):
+            task.cancel()
+        await asyncio.gather(*self._refreshes, return_exceptions=True)
 
     def _current(self, key: Key, flight: _Flight) -> bool:
         """Whether no forget of ``key`` came after ``flight`` started."""
@@ -119,15 +172,17 @@ class FreshCache:
         )
         return flight.generation >= last
 
-    def _remember(self, key: Key, value: Any) -> None:
+    def _remember(self, key: Key, value: Any, started: float) -> None:
+        """Keep ``value`` until ``ttl`` after its load started: it may show the database as it
+        was then, and the bound is on how old what a client sees can be."""
         if self._ttl <= 0:
             return
-        moment = time.monotonic()
+        moment = self._clock()
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries = {k: e for k, e in self._entries.items() if e.fresh_until > moment}
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
-        self._entries[key] = _Entry(value, moment + self._ttl)
+        self._entries[key] = _Entry(value, started + self._ttl, started + self._ttl * _REFRESH_AT)
 
     def __len__(self) -> int:
         """How many values are remembered (aged ones included until they are dropped)."""

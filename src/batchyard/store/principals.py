@@ -7,6 +7,9 @@ process (a second server, ``batchyard users`` on the command line) takes effect 
 bound. Changes made through this process call ``forget_all`` and take effect at once.
 Lookups of one token that miss together share one query: two hundred event streams (or polling
 clients) of one token whose answer just expired cost the database one read, not two hundred.
+A token used again in the second half of its answer's life is looked up afresh in the
+background while that answer still serves, so a steadily used token never makes a request wait
+for the database; an answer is still never used later than the bound after its lookup started.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from batchyard.store.users import Principal
 
 #: The longest a revocation made elsewhere takes to reach this process (documented).
 PRINCIPAL_CACHE_SECONDS = 1.0
+#: From this share of an answer's life on, a use of the token also looks it up afresh.
+_REFRESH_AT = 0.5
 #: Entries beyond this are dropped wholesale: a flood of distinct tokens cannot grow memory.
 _MAX_ENTRIES = 10_000
 
@@ -28,14 +33,18 @@ _MAX_ENTRIES = 10_000
 class _Entry:
     principal: Principal
     fresh_until: float
+    refresh_from: float
     generation: int
 
 
 class PrincipalCache:
     """token hash → principal, each answer trusted for ``ttl`` seconds of monotonic time."""
 
-    def __init__(self, ttl: float = PRINCIPAL_CACHE_SECONDS) -> None:
+    def __init__(
+        self, ttl: float = PRINCIPAL_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
         self._lookups: dict[tuple[str, int], asyncio.Task[Principal | None]] = {}
@@ -47,13 +56,17 @@ class PrincipalCache:
         return self._generation
 
     def get(self, token_hash: str) -> Principal | None:
+        entry = self._valid_entry(token_hash)
+        return None if entry is None else entry.principal
+
+    def _valid_entry(self, token_hash: str) -> _Entry | None:
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
-        if entry.generation != self._generation or entry.fresh_until <= time.monotonic():
+        if entry.generation != self._generation or entry.fresh_until <= self._clock():
             self._entries.pop(token_hash, None)
             return None
-        return entry.principal
+        return entry
 
     async def resolve(
         self, token_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
@@ -63,34 +76,62 @@ class PrincipalCache:
 
         A lookup started before ``forget_all`` is not joined: it may have read what that change
         replaced. The lookup runs as its own task, so a caller that goes away (a closed stream)
-        does not cancel it for the others.
+        does not cancel it for the others. A remembered answer in the second half of its life
+        is returned at once, and the token looked up afresh in the background.
         """
-        cached = self.get(token_hash)
+        cached = self._valid_entry(token_hash)
         if cached is not None:
-            return cached
+            if cached.refresh_from <= self._clock():
+                self._lookup_task(token_hash, lookup)
+            return cached.principal
+        return await asyncio.shield(self._lookup_task(token_hash, lookup))
+
+    def _lookup_task(
+        self, token_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
+    ) -> asyncio.Task[Principal | None]:
+        """The lookup of ``token_hash`` under way since the last change here, else a new one."""
         key = (token_hash, self._generation)
         task = self._lookups.get(key)
         if task is None:
             task = asyncio.ensure_future(self._look_up(key, lookup))
             self._lookups[key] = task
-            task.add_done_callback(lambda done: self._lookups.pop(key, None))
-        return await asyncio.shield(task)
+            task.add_done_callback(lambda done: self._looked_up(key, done))
+        return task
+
+    def _looked_up(self, key: tuple[str, int], task: asyncio.Task[Principal | None]) -> None:
+        self._lookups.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a background lookup's error only lets the answer age
 
     async def _look_up(
         self, key: tuple[str, int], lookup: Callable[[], Awaitable[Principal | None]]
     ) -> Principal | None:
+        started = self._clock()
         principal = await lookup()
         if principal is not None:
-            self.remember(key[0], principal, key[1])
+            self.remember(key[0], principal, key[1], started)
+        elif key[1] == self._generation:
+            self._entries.pop(key[0], None)  # revoked: refused from now on, not at the bound
         return principal
 
-    def remember(self, token_hash: str, principal: Principal, generation: int) -> None:
+    def remember(
+        self, token_hash: str, principal: Principal, generation: int, started: float
+    ) -> None:
+        """Keep ``principal`` until ``ttl`` after the lookup that found it ``started``."""
         if generation != self._generation or self._ttl <= 0:
             return
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
-        fresh_until = time.monotonic() + self._ttl
-        self._entries[token_hash] = _Entry(principal, fresh_until, generation)
+        self._entries[token_hash] = _Entry(
+            principal, started + self._ttl, started + self._ttl * _REFRESH_AT, generation
+        )
+
+    async def close(self) -> None:
+        """Stop the lookups under way (before the database they read is closed)."""
+        tasks = list(self._lookups.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def forget_all(self) -> None:
         """After a token, user or role changed in this process: nothing remembered is used."""

@@ -28,6 +28,12 @@ def _due(now: float) -> sa.ColumnElement[bool]:
     )
 
 
+async def any_due(conn: AsyncConnection, *, now: float) -> bool:
+    """Whether some batch's webhook is due: a read, so polling an empty outbox writes nothing."""
+    query = sa.select(batches.c.id).where(_due(now)).limit(1)
+    return (await conn.scalar(query)) is not None
+
+
 async def claim_due(
     conn: AsyncConnection, *, now: float, lease_until: float, limit: int
 ) -> list[Batch]:
