@@ -16,19 +16,14 @@ import argparse
 import statistics
 from pathlib import Path
 
-import httpx
-from tests.support.servers import ADMIN_TOKEN, BatchyardServer
-from tests.support.workers import WorkerProcess, queue_env
-
 from benchmarks.cpu import CpuMeter
-from benchmarks.datagen import ORDERS_SCHEMA
 from benchmarks.harness import generated_orders, sha256_of, timed_import
 from benchmarks.postgres_import import (
     CPU,
+    deployment,
     fresh_database,
     postgres_server,
     run_psql_copy,
-    wait_for_workers,
 )
 
 #: (wall seconds, own CPU seconds, PostgreSQL CPU seconds) of one run.
@@ -38,26 +33,11 @@ Run = tuple[float, float, float]
 def run_server(csv_path: Path, url: str, rows: int, workers: int, env: dict[str, str]) -> Run:
     """One import through a server (and ``workers``) started with ``env`` on top of the usual."""
     data = csv_path.parent / f"ab-data-{len(list(csv_path.parent.glob('ab-data-*')))}"
-    env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true", **env)
-    server = BatchyardServer(data, env=env)
-    pool = [WorkerProcess(data, env, f"ab-worker-{n}") for n in range(workers)]
-    try:
-        server.start()
-        for worker in pool:
-            worker.start()
-        wait_for_workers(url, workers)
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
-        ) as http:
-            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            pids = [p.process.pid for p in (server, *pool) if p.process is not None]
-            with CpuMeter(url, pids) as meter:
-                _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path))
+    with deployment(url, data, workers, **env) as (http, server, pool):
+        pids = [p.process.pid for p in (server, *pool) if p.process is not None]
+        with CpuMeter(url, pids) as meter:
+            _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path))
         return seconds, meter.process_seconds, meter.postgres_seconds
-    finally:
-        for worker in pool:
-            worker.stop()
-        server.stop()
 
 
 def main() -> None:

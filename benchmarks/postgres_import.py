@@ -148,29 +148,18 @@ def run_batchyard(
 ) -> tuple[Measurement, list[Measurement]]:
     """Upload (streamed, hash checked) → completed with results, API + workers as processes."""
     data = workdir / f"batchyard-data-{csv_path.stem}"
-    env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true")
-    server = BatchyardServer(data, env=env)
-    pool = [WorkerProcess(data, env, f"bench-worker-{n}") for n in range(workers)]
-    try:
-        server.start()
-        for worker in pool:
-            worker.start()
-        wait_for_workers(url, workers)
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
-        ) as http:
-            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
-            pids = [p.process.pid for p in (server, *pool) if p.process is not None]
-            with CpuMeter(url, pids) as meter:
-                batch_id, seconds = timed_import(
-                    http,
-                    csv_path,
-                    rows,
-                    digest=digest,
-                    options={"parallel_streams": streams},
-                    good=good,
-                )
-            print_stage_times(http, batch_id)
+    with deployment(url, data, workers) as (http, server, pool):
+        pids = [p.process.pid for p in (server, *pool) if p.process is not None]
+        with CpuMeter(url, pids) as meter:
+            batch_id, seconds = timed_import(
+                http,
+                csv_path,
+                rows,
+                digest=digest,
+                options={"parallel_streams": streams},
+                good=good,
+            )
+        print_stage_times(http, batch_id)
         label = f"batchyard ({workers} worker{'s' * (workers != 1)})" if workers else "batchyard"
         if good is not None and good != rows:
             label += f", {rows - good} invalid"
@@ -181,6 +170,28 @@ def run_batchyard(
             for n, w in enumerate(pool)
         ]
         return total, rss
+
+
+@contextmanager
+def deployment(
+    url: str, data: Path, workers: int, **env: str
+) -> Iterator[tuple[httpx.Client, BatchyardServer, list[WorkerProcess]]]:
+    """A server on ``url`` (serving its own worker when ``workers`` is 0, else API only) and
+    ``workers`` worker processes, all registered, with the orders dataset created: an admin
+    client, the server and the workers (for their peak RSS). Stopped on the way out."""
+    env = queue_env(url, data, BATCHYARD_SERVE_WORKER="false" if workers else "true", **env)
+    server = BatchyardServer(data, env=env)
+    pool = [WorkerProcess(data, env, f"{data.name}-worker-{n}") for n in range(workers)]
+    try:
+        server.start()
+        for worker in pool:
+            worker.start()
+        wait_for_workers(url, workers)
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
+        ) as http:
+            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            yield http, server, pool
     finally:
         for worker in pool:
             worker.stop()
