@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from batchyard.store.fresh import FreshCache
+from support.manual_time import ManualClock, run_background_tasks
 
 KEY = ("batch", "b1")
 
@@ -141,24 +142,8 @@ async def test_a_load_under_way_when_its_batch_is_written_is_neither_kept_nor_jo
     assert await cache.load(("batch", "b2"), other) == 1  # the other batch's load was kept
 
 
-class Clock:
-    """Monotonic time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def settle() -> None:
-    """Let tasks started in the background run to their end (their loader's gate is open)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 async def test_a_hot_key_is_read_afresh_in_the_background_while_its_value_serves() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.4
@@ -170,17 +155,17 @@ async def test_a_hot_key_is_read_afresh_in_the_background_while_its_value_serves
     assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
     assert load.calls == 2  # one refresh, however many requests saw the value age
     load.gate.set()
-    await settle()
+    await run_background_tasks()
     clock.now += 0.9  # 1.5 s after the first read, 0.9 s after the refresh started
     load.gate.clear()
     assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 2  # the refresh's value
     assert load.calls == 3  # which, in its turn past half its life, is being read afresh
     load.gate.set()
-    await settle()
+    await run_background_tasks()
 
 
 async def test_a_value_is_never_served_later_than_ttl_after_its_read_started() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
 
     async def slow() -> int:
@@ -191,14 +176,14 @@ async def test_a_value_is_never_served_later_than_ttl_after_its_read_started() -
     clock.now = 101.0  # 1.0 s after that read started, 0.7 s after it returned
     load.gate.clear()
     waiting = asyncio.create_task(cache.load(KEY, load))
-    await settle()
+    await run_background_tasks()
     assert not waiting.done()  # it waits for the database: nothing in memory is young enough
     load.gate.set()
     assert await waiting == 2
 
 
 async def test_a_failed_refresh_leaves_the_value_to_age_out_then_the_error_shows() -> None:
-    clock, calls = Clock(), 0
+    clock, calls = ManualClock(), 0
     cache = FreshCache(ttl=1.0, clock=clock)
 
     async def flaky() -> int:
@@ -211,32 +196,32 @@ async def test_a_failed_refresh_leaves_the_value_to_age_out_then_the_error_shows
     assert await cache.load(KEY, flaky) == 1
     clock.now += 0.6
     assert await cache.load(KEY, flaky) == 1
-    await settle()
+    await run_background_tasks()
     assert calls == 2
     assert await cache.load(KEY, flaky) == 1  # still within its bound
-    await settle()
+    await run_background_tasks()
     clock.now += 0.5
     with pytest.raises(ConnectionError):
         await cache.load(KEY, flaky)
 
 
 async def test_a_refresh_under_way_when_its_batch_is_written_is_not_kept() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.6
     load.gate.clear()
     assert await cache.load(KEY, load) == 1  # starts a refresh, which reads before the write
-    await settle()
+    await run_background_tasks()
     cache.forget_batch("b1")
     load.gate.set()
-    await settle()
+    await run_background_tasks()
     assert await cache.load(KEY, load) == 3  # neither the old value nor the refresh's
     assert load.calls == 3
 
 
 async def test_closing_stops_the_refreshes_under_way() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.6
@@ -244,22 +229,22 @@ async def test_closing_stops_the_refreshes_under_way() -> None:
     assert await cache.load(KEY, load) == 1
     await asyncio.wait_for(cache.close(), timeout=1)
     load.gate.set()
-    await settle()
+    await run_background_tasks()
     assert await cache.load(KEY, load) == 1  # the cancelled refresh replaced nothing
 
 
 async def test_many_requests_seeing_a_value_age_at_once_start_one_refresh() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.6
     assert await asyncio.gather(*(cache.load(KEY, load) for _ in range(50))) == [1] * 50
-    await settle()
+    await run_background_tasks()
     assert load.calls == 2
 
 
 async def test_a_refresh_stopped_before_it_ran_leaves_no_load_to_wait_on() -> None:
-    clock, load = Clock(), Loader()
+    clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.6

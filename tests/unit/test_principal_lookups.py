@@ -6,6 +6,7 @@ import asyncio
 
 from batchyard.store.principals import PrincipalCache
 from batchyard.store.users import Principal
+from support.manual_time import ManualClock, run_background_tasks
 
 ALICE = Principal(user_id="u1", name="alice", role="member")
 
@@ -94,23 +95,8 @@ async def test_a_failed_lookup_reaches_every_caller_and_is_not_remembered() -> N
     assert await cache.resolve("h", lookup) == ALICE
 
 
-class Clock:
-    """Monotonic time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 async def test_a_token_in_steady_use_is_looked_up_again_without_anyone_waiting() -> None:
-    clock, lookup = Clock(), Lookups()
+    clock, lookup = ManualClock(), Lookups()
     cache = PrincipalCache(ttl=1.0, clock=clock)
     lookup.release.set()
     assert await cache.resolve("h", lookup) == ALICE
@@ -120,26 +106,26 @@ async def test_a_token_in_steady_use_is_looked_up_again_without_anyone_waiting()
     assert await asyncio.wait_for(cache.resolve("h", lookup), timeout=1) == ALICE
     assert lookup.count == 2  # one lookup in the background, however many requests
     lookup.release.set()
-    await settle()
+    await run_background_tasks()
     clock.now += 0.9  # past the first answer's bound, not the background lookup's
     assert await asyncio.wait_for(cache.resolve("h", lookup), timeout=1) == ALICE
 
 
 async def test_a_revocation_found_in_the_background_is_refused_at_once() -> None:
-    clock, lookup = Clock(), Lookups()
+    clock, lookup = ManualClock(), Lookups()
     cache = PrincipalCache(ttl=1.0, clock=clock)
     lookup.release.set()
     assert await cache.resolve("h", lookup) == ALICE
     clock.now += 0.6
     lookup.answer = None  # revoked by another process
     assert await cache.resolve("h", lookup) == ALICE  # within the bound, answered from memory
-    await settle()
+    await run_background_tasks()
     assert await cache.resolve("h", lookup) is None  # the background lookup saw it
     assert cache.get("h") is None
 
 
 async def test_an_answer_is_never_used_later_than_the_bound_after_its_lookup_started() -> None:
-    clock, lookup = Clock(), Lookups()
+    clock, lookup = ManualClock(), Lookups()
     cache = PrincipalCache(ttl=1.0, clock=clock)
 
     async def slow() -> Principal | None:
@@ -149,7 +135,7 @@ async def test_an_answer_is_never_used_later_than_the_bound_after_its_lookup_sta
     assert await cache.resolve("h", slow) == ALICE
     clock.now = 101.0  # 1.0 s after that lookup started
     waiting = asyncio.create_task(cache.resolve("h", lookup))
-    await settle()
+    await run_background_tasks()
     assert not waiting.done()  # waits for the database: nothing remembered is young enough
     lookup.answer = None
     lookup.release.set()

@@ -11,6 +11,7 @@ import asyncio
 
 import pyarrow as pa
 from tests.support.fake_target import FakeBlobs, FakeTarget
+from tests.support.manual_time import ManualClock
 
 from batchyard.apply import ApplyKind, ChunkApplier, ChunkWork, TableOperation, settle
 from batchyard.apply.status_watch import StatusWatch
@@ -20,14 +21,6 @@ from batchyard.domain.schema import Column, ColumnType, Dataset
 from batchyard.domain.statuses import BatchStatus
 
 ITEMS = Dataset(name="items", columns=(Column(name="id", type=ColumnType.INTEGER),))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Store:
@@ -49,7 +42,7 @@ class Store:
 
 
 async def test_a_young_status_is_answered_without_a_read_and_an_old_one_is_read_again():
-    clock, store = Clock(), Store()
+    clock, store = ManualClock(), Store()
     watch = StatusWatch(store.read, fresh_for=1.0, clock=clock)
     assert await watch.current() == BatchStatus.PROCESSING
     store.status = BatchStatus.CANCEL
@@ -62,7 +55,7 @@ async def test_a_young_status_is_answered_without_a_read_and_an_old_one_is_read_
 
 
 async def test_a_half_old_status_is_refreshed_in_the_background_so_the_next_check_sees_a_stop():
-    clock, store = Clock(), Store()
+    clock, store = ManualClock(), Store()
     watch = StatusWatch(store.read, fresh_for=1.0, clock=clock)
     await watch.current()
     store.status = BatchStatus.CANCEL
@@ -74,7 +67,7 @@ async def test_a_half_old_status_is_refreshed_in_the_background_so_the_next_chec
 
 
 async def test_checks_made_together_share_one_read():
-    clock, store = Clock(), Store()
+    clock, store = ManualClock(), Store()
     watch = StatusWatch(store.read, fresh_for=1.0, clock=clock)
     store.release.clear()
     checks = [asyncio.create_task(watch.current()) for _ in range(5)]
@@ -86,7 +79,7 @@ async def test_checks_made_together_share_one_read():
 
 
 async def test_a_read_that_began_before_a_stop_is_not_taken_for_one_that_began_after():
-    clock, store = Clock(), Store()
+    clock, store = ManualClock(), Store()
     watch = StatusWatch(store.read, fresh_for=1.0, clock=clock)
     store.release.clear()
     slow = asyncio.create_task(watch.current())  # began at 100.0, before the stop
@@ -99,7 +92,7 @@ async def test_a_read_that_began_before_a_stop_is_not_taken_for_one_that_began_a
 
 
 async def test_a_failed_read_is_raised_to_the_check_that_needs_it_and_the_next_reads_again():
-    clock = Clock()
+    clock = ManualClock()
     answers: list[BatchStatus | Exception] = [ConnectionError("down"), BatchStatus.CANCEL]
 
     async def read() -> BatchStatus:
