@@ -16,7 +16,7 @@ from batchyard.domain.outcomes import empty_outputs
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
 from batchyard.pipeline.failed_records import FailedRecordsFormat
-from batchyard.pipeline.results_rows import key_text, raw_or_typed, result_rows
+from batchyard.pipeline.results_rows import failed_rows, key_text, raw_or_typed, result_rows
 from batchyard.pipeline.results_unapplied import outcome_counts
 
 _NO_HEADER = pacsv.WriteOptions(include_header=False)
@@ -114,15 +114,7 @@ def chunk_results(
     if not failures.num_rows and not errors.num_rows:
         return ok_rows, ERRORS_SCHEMA.empty_table()
     failed = pa.concat_tables([errors.cast(ERRORS_SCHEMA), failures]).sort_by("record_number")
-    bad_rows = result_rows(
-        failed["record_number"],
-        "failed",
-        key=failed["key"],
-        code=failed["code"],
-        column=failed["column"],
-        message=failed["message"],
-    )
-    rows = pa.concat_tables([ok_rows, bad_rows]).sort_by("record_number")
+    rows = pa.concat_tables([ok_rows, failed_rows(failed)]).sort_by("record_number")
     return rows, raw_or_typed(failed, valid, originals or {})
 
 

@@ -54,6 +54,18 @@ def result_rows(
     )
 
 
+def failed_rows(failed: pa.Table) -> pa.Table:
+    """RESULTS_SCHEMA rows for ERRORS_SCHEMA rows: each record ``failed`` with its error."""
+    return result_rows(
+        failed["record_number"],
+        "failed",
+        key=failed["key"],
+        code=failed["code"],
+        column=failed["column"],
+        message=failed["message"],
+    )
+
+
 def raw_or_typed(failed: pa.Table, valid: pa.Table, originals: dict[int, str]) -> pa.Table:
     """Fill ``raw`` for records the target refused (validation already filled its own): what was
     sent, else (without the input to read it from) the typed values as text."""

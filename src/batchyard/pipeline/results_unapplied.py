@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from batchyard.domain.schema import Dataset
 from batchyard.domain.statuses import BatchStatus
 from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER
-from batchyard.pipeline.results_rows import key_text, raw_or_typed, result_rows
+from batchyard.pipeline.results_rows import failed_rows, key_text, raw_or_typed, result_rows
 
 #: The outcome (and the failed-records file's error code) of a record the batch never applied.
 NOT_PROCESSED = "not_processed"
@@ -48,14 +48,7 @@ def unapplied_chunk_results(
     rows = pa.concat_tables(
         [
             result_rows(valid[RECORD_NUMBER], NOT_PROCESSED, key=keys),
-            result_rows(
-                failed["record_number"],
-                "failed",
-                key=failed["key"],
-                code=failed["code"],
-                column=failed["column"],
-                message=failed["message"],
-            ),
+            failed_rows(failed),
         ]
     ).sort_by("record_number")
     return rows, pa.concat_tables([failed, waiting]).sort_by("record_number")
