@@ -7,6 +7,7 @@ status cache trusts what it read for an hour here, so only the announcement can 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -96,40 +97,42 @@ async def transition_then_fail(store: MetadataStore, batch_id: str, to: BatchSta
         raise RuntimeError("rolled back")
 
 
-async def test_a_transition_in_another_process_refreshes_the_status_read_at_once(
-    stores: tuple[MetadataStore, MetadataStore], pg_url: str
-) -> None:
-    worker, api = stores
+@contextlib.asynccontextmanager
+async def listening(api: MetadataStore, pg_url: str) -> AsyncIterator[Heard]:
+    """A TransitionListener on ``pg_url`` telling ``api``'s Heard of every change, while inside."""
     heard = Heard(api)
     listener = TransitionListener(libpq_url(pg_url), heard.on_change, heard.on_gap)
     await listener.start()
     try:
+        yield heard
+    finally:
+        await listener.stop()
+
+
+async def test_a_transition_in_another_process_refreshes_the_status_read_at_once(
+    stores: tuple[MetadataStore, MetadataStore], pg_url: str
+) -> None:
+    worker, api = stores
+    async with listening(api, pg_url) as heard:
         batch = await insert(worker)
         assert await cached_status(api, batch.id) == S.NEW
         await transition(worker, batch.id, S.COPYING)
         await asyncio.wait_for(heard.change.wait(), WITHIN)
         assert heard.changed == [batch.id]
         assert await cached_status(api, batch.id) == S.COPYING
-    finally:
-        await listener.stop()
 
 
 async def test_a_rolled_back_transition_is_not_announced(
     stores: tuple[MetadataStore, MetadataStore], pg_url: str
 ) -> None:
     worker, api = stores
-    heard = Heard(api)
-    listener = TransitionListener(libpq_url(pg_url), heard.on_change, heard.on_gap)
-    await listener.start()
-    try:
+    async with listening(api, pg_url) as heard:
         first, second = await insert(worker), await insert(worker)
         with pytest.raises(RuntimeError):
             await transition_then_fail(worker, first.id, S.COPYING)
         await transition(worker, second.id, S.COPYING)  # announcements arrive in commit order
         await asyncio.wait_for(heard.change.wait(), WITHIN)
         assert heard.changed == [second.id]
-    finally:
-        await listener.stop()
 
 
 async def test_a_dropped_connection_forgets_everything_and_listens_again(
@@ -137,10 +140,7 @@ async def test_a_dropped_connection_forgets_everything_and_listens_again(
 ) -> None:
     worker, api = stores
     monkeypatch.setattr(batch_changes, "RELISTEN_SECONDS", 0.05)
-    heard = Heard(api)
-    listener = TransitionListener(libpq_url(pg_url), heard.on_change, heard.on_gap)
-    await listener.start()
-    try:
+    async with listening(api, pg_url) as heard:
         batch = await insert(worker)
         assert await cached_status(api, batch.id) == S.NEW
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
@@ -157,5 +157,3 @@ async def test_a_dropped_connection_forgets_everything_and_listens_again(
         await transition(worker, batch.id, S.COPYING)
         await asyncio.wait_for(heard.change.wait(), WITHIN)
         assert await cached_status(api, batch.id) == S.COPYING
-    finally:
-        await listener.stop()
