@@ -46,6 +46,8 @@ logger = logging.getLogger("batchyard.webhooks")
 SIGNATURE_HEADER = "Batchyard-Signature"
 #: How often the dispatcher looks for batches that just ended.
 POLL_SECONDS = 0.5
+#: How long shutting down waits for a poll under way before cancelling it.
+STOP_SECONDS = 5.0
 #: Attempts in flight at once per process (a delivery waiting for its retry holds none).
 CONCURRENT_DELIVERIES = 8
 #: Of those, the most one user's webhooks may hold: slow receivers of one user leave the rest
@@ -251,14 +253,25 @@ class WebhookDispatcher:
         self.deliverer = Deliverer(svc, http, slots)
         self.svc = svc
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
+        """Poll until ``finish`` is called; a poll under way completes first.
+
+        Stopping between polls, not by cancelling one: a poll cancelled inside its database
+        read can leave that pooled connection checked out when the store closes.
+        """
+        while not self._stopping.is_set():
             try:
                 await self._dispatch_due()
             except Exception:
                 logger.exception("webhook dispatch failed; retrying")
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_SECONDS)
+
+    def finish(self) -> None:
+        """Ask ``run`` to return after the poll under way, if any."""
+        self._stopping.set()
 
     async def _dispatch_due(self) -> None:
         free = CLAIMED_DELIVERIES - len(self._tasks)
@@ -303,7 +316,7 @@ async def run_webhooks(svc: Services) -> AsyncIterator[WebhookDispatcher]:
         try:
             yield dispatcher
         finally:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+            dispatcher.finish()
+            with contextlib.suppress(TimeoutError):  # a poll stuck on the database is cancelled
+                await asyncio.wait_for(loop, STOP_SECONDS)
             await dispatcher.stop()
