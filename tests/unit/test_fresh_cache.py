@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from batchyard.store import fresh
 from batchyard.store.fresh import FreshCache
 from support.manual_time import ManualClock, run_background_tasks
 
@@ -220,7 +221,10 @@ async def test_a_refresh_under_way_when_its_batch_is_written_is_not_kept() -> No
     assert load.calls == 3
 
 
-async def test_closing_stops_the_refreshes_under_way() -> None:
+async def test_closing_stops_a_refresh_stuck_past_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fresh, "CLOSE_WAIT_SECONDS", 0.05)
     clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
@@ -231,6 +235,22 @@ async def test_closing_stops_the_refreshes_under_way() -> None:
     load.gate.set()
     await run_background_tasks()
     assert await cache.load(KEY, load) == 1  # the cancelled refresh replaced nothing
+
+
+async def test_closing_lets_a_refresh_under_way_finish_its_read() -> None:
+    """A read is not cancelled inside the driver (that can strand its pooled connection)."""
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()
+    assert await cache.load(KEY, load) == 1
+    closing = asyncio.create_task(cache.close())
+    await run_background_tasks()
+    assert not closing.done()  # waiting for the read, not cancelling it
+    load.gate.set()
+    await asyncio.wait_for(closing, timeout=1)
+    assert load.calls == 2
 
 
 async def test_many_requests_seeing_a_value_age_at_once_start_one_refresh() -> None:

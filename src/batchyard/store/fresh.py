@@ -158,10 +158,13 @@ class FreshCache:
             logger.debug("background refresh failed: %r", error)
 
     async def close(self) -> None:
-        """Stop the background refreshes under way (before the database they read is closed)."""
-        for task in list(self._refreshes):
-            task.cancel()
-        await asyncio.gather(*self._refreshes, return_exceptions=True)
+        """Let the background refreshes under way end (before the database they read is closed).
+
+        Each is one short read: it is waited for, and cancelled only if it outlasts
+        CLOSE_WAIT_SECONDS, since a read cancelled inside the database driver can leave its
+        pooled connection checked out when the engine is disposed.
+        """
+        await finish_or_cancel(list(self._refreshes))
 
     def _current(self, key: Key, flight: _Flight) -> bool:
         """Whether no forget of ``key`` came after ``flight`` started."""
@@ -219,3 +222,17 @@ class FreshCache:
 def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+#: How long closing a cache waits for a read under way before cancelling it.
+CLOSE_WAIT_SECONDS = 2.0
+
+
+async def finish_or_cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait up to CLOSE_WAIT_SECONDS for ``tasks`` to end, then cancel the ones still running."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECONDS)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

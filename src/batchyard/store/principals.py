@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from batchyard.store.fresh import finish_or_cancel
 from batchyard.store.users import Principal
 
 #: The longest a revocation made elsewhere takes to reach this process (documented).
@@ -127,11 +128,9 @@ class PrincipalCache:
         )
 
     async def close(self) -> None:
-        """Stop the lookups under way (before the database they read is closed)."""
-        tasks = list(self._lookups.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Let the lookups under way end (before the database they read is closed); see
+        ``fresh.finish_or_cancel``."""
+        await finish_or_cancel(list(self._lookups.values()))
 
     def forget_all(self) -> None:
         """After a token, user or role changed in this process: nothing remembered is used."""
