@@ -221,16 +221,22 @@ async def test_a_refresh_under_way_when_its_batch_is_written_is_not_kept() -> No
     assert load.calls == 3
 
 
-async def test_closing_stops_a_refresh_stuck_past_the_wait(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(fresh, "CLOSE_WAIT_SECONDS", 0.05)
+async def refresh_held_open() -> tuple[FreshCache, Loader]:
+    """A cache whose one key is being refreshed in the background, that refresh's read held open."""
     clock, load = ManualClock(), Loader()
     cache = FreshCache(ttl=1.0, clock=clock)
     assert await cache.load(KEY, load) == 1
     clock.now += 0.6
     load.gate.clear()
     assert await cache.load(KEY, load) == 1
+    return cache, load
+
+
+async def test_closing_stops_a_refresh_stuck_past_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fresh, "CLOSE_WAIT_SECONDS", 0.05)
+    cache, load = await refresh_held_open()
     await asyncio.wait_for(cache.close(), timeout=1)
     load.gate.set()
     await run_background_tasks()
@@ -239,12 +245,7 @@ async def test_closing_stops_a_refresh_stuck_past_the_wait(
 
 async def test_closing_lets_a_refresh_under_way_finish_its_read() -> None:
     """A read is not cancelled inside the driver (that can strand its pooled connection)."""
-    clock, load = ManualClock(), Loader()
-    cache = FreshCache(ttl=1.0, clock=clock)
-    assert await cache.load(KEY, load) == 1
-    clock.now += 0.6
-    load.gate.clear()
-    assert await cache.load(KEY, load) == 1
+    cache, load = await refresh_held_open()
     closing = asyncio.create_task(cache.close())
     await run_background_tasks()
     assert not closing.done()  # waiting for the read, not cancelling it
