@@ -6,22 +6,7 @@ process itself imports it for reference data.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
-
-def _run(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+from support.fresh_process import run_script as _run
 
 
 def test_pyarrow_alone_imports_pandas_on_its_first_conversion():
@@ -70,16 +55,12 @@ def test_pandas_still_comes_when_asked_for():
 
 
 _CHURN = """
-    import os, sys
+    import sys
     import pyarrow as pa, pyarrow.compute as pc
     from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from support.fresh_process import rss
     if sys.argv[1] == "prepared":
         prepare_arrow()
-
-    def rss():
-        with open(f"/proc/{os.getpid()}/status") as status:
-            line = next(line for line in status if line.startswith("VmRSS"))
-        return int(line.split()[1]) * 1024
 
     numbers = pa.array(range(1_000_000), pa.int64())
     before = rss()
@@ -92,16 +73,7 @@ _CHURN = """
 
 
 def _churn(mode: str, **env: str) -> tuple[str, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_CHURN), mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr
-    backend, retained = done.stdout.split()
+    backend, retained = _run(_CHURN, mode, env=env).split()
     return backend, int(retained)
 
 
