@@ -39,6 +39,13 @@ def test_the_server_and_worker_modules_and_a_pipeline_run_leave_pandas_unloaded(
     assert out == "False"
 
 
+def test_importing_the_app_alone_leaves_pandas_unloaded():
+    """An app server of one's own imports batchyard.api.app without serve's set-up: its
+    modules make no Arrow value at import and import no database driver (ADBC's DB-API imports
+    pyarrow.dataset), so pandas stays out until something converts a value."""
+    assert _run("import sys, batchyard.api.app; print('pandas' in sys.modules)") == "False"
+
+
 def test_pandas_still_comes_when_asked_for():
     """Code that wants pandas (an operation plugin, to_pandas) gets it as usual."""
     out = _run(
