@@ -36,6 +36,8 @@ DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 _SNIFF_RECORDS = 100
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
+#: How much of a Parquet column chunk is read at a time.
+_PARQUET_BUFFER = 1 << 20
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -249,7 +251,8 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _parquet_sample(source: BinaryIO) -> Sample:
     try:
-        parquet = pq.ParquetFile(source)
+        # Read as the rows are asked for: by default pyarrow would take whole column chunks.
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=_PARQUET_BUFFER)
         schema = parquet.schema_arrow
         rows = max(1, min(SAMPLE_RECORDS, SAMPLE_CELLS // max(1, len(schema))))
         first = next(parquet.iter_batches(batch_size=rows), None)
