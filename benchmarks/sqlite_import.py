@@ -41,8 +41,10 @@ BASELINE_DDL = (
 
 
 def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
-    """``sqlite3 db '.import --csv --skip 1 file orders'`` into a table with the same key."""
+    """``sqlite3 db '.import --csv --skip 1 file orders'`` into a table with the same key, in
+    a database made afresh (a reused ``--workdir`` holds the last run's)."""
     database = workdir / "baseline.db"
+    database.unlink(missing_ok=True)
     script = f"{BASELINE_DDL}\n.import --csv --skip 1 {csv_path} orders\n"
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -76,8 +78,11 @@ def run_batchyard(
     label: str = "batchyard (upload → completed)",
 ) -> Measurement:
     """Upload (streamed, hash checked) → completed, results file written, on a real server
-    of its own (a data directory per run)."""
-    server = BatchyardServer(workdir / f"batchyard-data-{csv_path.stem}").start()
+    of its own (a data directory per run, emptied first: a reused ``--workdir`` holds the last
+    run's, whose dataset already exists)."""
+    data = workdir / f"batchyard-data-{csv_path.stem}"
+    shutil.rmtree(data, ignore_errors=True)
+    server = BatchyardServer(data).start()
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600

@@ -134,15 +134,20 @@ def run_benchmark(run: Run, workdir: Path, env: dict[str, str]) -> Outcome:
     return Outcome(done.returncode, done.stdout, time.monotonic() - started)
 
 
-@pytest.fixture(scope="module")
-def outcomes(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """Every run at once (a few at a time), so the module costs about its longest benchmark."""
+def benchmark_env() -> dict[str, str]:
+    """This environment without the test run's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHYARD_", "PYTEST_"))}
     # Each run starts Python processes (servers, workers) that import the whole service: where
     # the environment forbids caching bytecode, each would compile every module again, which
     # on a busy machine outlasts a server's start-up deadline.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["BATCHYARD_TEST_PG"] = pg_server
+    return env
+
+
+@pytest.fixture(scope="module")
+def outcomes(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every run at once (a few at a time), so the module costs about its longest benchmark."""
+    env = {**benchmark_env(), "BATCHYARD_TEST_PG": pg_server}
     workdir = tmp_path_factory.mktemp("benchmarks")
     with ThreadPoolExecutor(PARALLEL) as pool:
         futures = {
@@ -175,3 +180,22 @@ def test_benchmark_runs_and_prints_its_table(run: Run, outcomes: dict[str, Outco
     outcome = outcomes[run.name]
     assert outcome.returncode == 0, outcome.output[-4000:]
     assert re.search(run.prints, outcome.output), outcome.output[-4000:]
+
+
+def test_a_workdir_can_be_used_again(tmp_path: Path) -> None:
+    """``--workdir`` keeps the files to look at afterwards; the next run there starts afresh
+    (it stopped at the baseline's table, already in the database left behind)."""
+    run = next(run for run in RUNS if run.module == "sqlite_import")
+    args = [*run.args, "--workdir", str(tmp_path / "kept")]
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.sqlite_import", *args],
+            cwd=tmp_path,
+            env={**benchmark_env(), "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=400,
+        )
+        assert done.returncode == 0, done.stdout[-4000:]
+        assert re.search(run.prints, done.stdout), done.stdout[-4000:]

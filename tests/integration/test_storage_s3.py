@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,6 +18,7 @@ import pytest
 from batchyard.domain.errors import HashMismatch, InvalidRequest
 from batchyard.storage.blobs import PART_BYTES, BlobStore
 from batchyard.storage.s3 import S3Connection
+from support.fresh_process import run_script
 from support.s3server import STORAGE_BUCKET, S3Server
 
 CSV = b"id,name\n1,alpha\n2,beta\n3,gamma\n"
@@ -160,15 +159,10 @@ _STREAM_SCRIPT = """
 import asyncio, json, os, sys
 from batchyard.storage.blobs import BlobStore
 from batchyard.storage.s3 import S3Connection
+from support.fresh_process import peak_rss, reset_peak_rss
 
 url, endpoint, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 BLOCK = os.urandom(1 << 20)
-
-def peak():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
 
 async def chunks(count):
     for _ in range(count):
@@ -179,14 +173,13 @@ async def main():
     await blobs.write_stream("warm/up", chunks(12))
     async for _ in blobs.read_stream("warm/up"):
         pass
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-    base = peak()
+    reset_peak_rss()
+    base = peak_rss()
     written = await blobs.write_stream("big/object", chunks(total >> 20))
     read = 0
     async for part in blobs.read_stream("big/object"):
         read += len(part)
-    print(json.dumps({"size": written.size, "read": read, "growth": peak() - base}), flush=True)
+    print(json.dumps({"size": written.size, "read": read, "growth": peak_rss() - base}), flush=True)
 
 asyncio.run(main())
 # obstore's Tokio threads can race interpreter finalization and abort the process (about one
@@ -195,20 +188,11 @@ os._exit(0)
 """
 
 
-def test_streaming_a_large_object_keeps_memory_bounded(
-    s3_env: S3Server, s3_prefix: str, tmp_path: Path
-) -> None:
+def test_streaming_a_large_object_keeps_memory_bounded(s3_env: S3Server, s3_prefix: str) -> None:
     total = 192 * 2**20
-    script = tmp_path / "stream.py"
-    script.write_text(_STREAM_SCRIPT)
     url = f"s3://{STORAGE_BUCKET}/{s3_prefix}"
-    done = subprocess.run(
-        [sys.executable, str(script), url, s3_env.endpoint, str(total)],
-        capture_output=True,
-        check=True,
-        timeout=300,
-    )
-    report = json.loads(done.stdout)
+    out = run_script(_STREAM_SCRIPT, url, s3_env.endpoint, str(total), timeout=300)
+    report = json.loads(out)
 
     assert report["size"] == report["read"] == total
     # Parts in flight (5 MiB x 4) plus buffers: far below the object's size.

@@ -6,22 +6,7 @@ process itself imports it for reference data.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
-
-def _run(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+from support.fresh_process import run_script as _run
 
 
 def test_pyarrow_alone_imports_pandas_on_its_first_conversion():
@@ -54,6 +39,13 @@ def test_the_server_and_worker_modules_and_a_pipeline_run_leave_pandas_unloaded(
     assert out == "False"
 
 
+def test_importing_the_app_alone_leaves_pandas_unloaded():
+    """An app server of one's own imports batchyard.api.app without serve's set-up: its
+    modules make no Arrow value at import and import no database driver (ADBC's DB-API imports
+    pyarrow.dataset), so pandas stays out until something converts a value."""
+    assert _run("import sys, batchyard.api.app; print('pandas' in sys.modules)") == "False"
+
+
 def test_pandas_still_comes_when_asked_for():
     """Code that wants pandas (an operation plugin, to_pandas) gets it as usual."""
     out = _run(
@@ -70,16 +62,12 @@ def test_pandas_still_comes_when_asked_for():
 
 
 _CHURN = """
-    import os, sys
+    import sys
     import pyarrow as pa, pyarrow.compute as pc
     from batchyard.pipeline.arrow_runtime import prepare_arrow
+    from support.fresh_process import rss
     if sys.argv[1] == "prepared":
         prepare_arrow()
-
-    def rss():
-        with open(f"/proc/{os.getpid()}/status") as status:
-            line = next(line for line in status if line.startswith("VmRSS"))
-        return int(line.split()[1]) * 1024
 
     numbers = pa.array(range(1_000_000), pa.int64())
     before = rss()
@@ -92,16 +80,7 @@ _CHURN = """
 
 
 def _churn(mode: str, **env: str) -> tuple[str, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_CHURN), mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr
-    backend, retained = done.stdout.split()
+    backend, retained = _run(_CHURN, mode, env=env).split()
     return backend, int(retained)
 
 

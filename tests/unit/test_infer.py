@@ -14,6 +14,7 @@ import decimal
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +393,33 @@ def test_only_a_bounded_sample_is_read_and_cut_records_are_dropped():
     assert len(rows) - 2 <= inferred.records <= len(rows) - 1
     assert inferred.schema.primary_key == ["id"]
     assert [c.type for c in inferred.schema.columns] == ["integer", "string"]
+
+
+class SeekableCountingReader(CountingReader):
+    """A CountingReader that can seek, as a Parquet reader must."""
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+
+def test_a_parquet_sample_reads_the_first_rows_not_the_whole_row_group():
+    rows = 200_000
+    offsets = pa.array(range(0, (rows + 1) * 100, 100), pa.int32())
+    text = os.urandom(rows * 50).hex().encode()  # 20 MB Parquet cannot compress
+    labels = pa.StringArray.from_buffers(rows, offsets.buffers()[1], pa.py_buffer(text))
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"id": range(rows), "label": labels}), sink, row_group_size=rows)
+    source = SeekableCountingReader(sink.getvalue())
+    inferred = infer_dataset(io.BufferedReader(source, 8192))
+    assert inferred.format == "parquet" and inferred.records == 10_000
+    # 10,000 rows of 100 bytes, and the buffer they are read through: not the 20 MB row group.
+    assert source.taken < 4 * 2**20 < len(sink.getvalue())
 
 
 def test_a_csv_header_starting_with_a_brace_is_still_csv(tmp_path):

@@ -16,6 +16,7 @@ import string
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import assume, given, note, settings
@@ -24,7 +25,11 @@ from hypothesis import strategies as st
 from batchyard.client.infer import infer_dataset
 from batchyard.client.infer_names import SQL_RESERVED
 from batchyard.client.infer_types import NULL_MARKER_CANDIDATES
-from batchyard.domain.schema import IDENTIFIER
+from batchyard.domain.batches import BatchOptions, InputFormat
+from batchyard.domain.reading import Reading
+from batchyard.domain.schema import IDENTIFIER, Dataset
+from batchyard.pipeline.formats import read_chunks
+from batchyard.pipeline.validate import validate_chunk
 from support.infer_reference import csv_reference, survives
 
 VALUES: dict[str, st.SearchStrategy[str]] = {
@@ -92,11 +97,54 @@ def test_every_value_survives_its_inferred_type(case: tuple[str, list[list[str]]
         for value in values:
             if value not in markers:
                 assert survives(column.type, value, column.scale), (column, value)
+        if len(kinds) == 1 and "" in values:
+            # csv.writer quotes the empty field of a one-field record ("" : a line of its own
+            # would be blank), and the import reads a quoted "" as an empty text.
+            assert column.type == "string"
+            continue
         _assert_tight(column, column_kinds, values)
     for key in schema.primary_key:
         keyed = [row[names.index(key)] for row in rows]
         assert "" not in keyed and not markers.intersection(keyed)
         assert len({_key(value, schema, key) for value in keyed}) == len(rows)
+
+
+#: A field of a typed column as a file may hold it, quoted or not, empty or a null marker.
+TYPED_FIELDS = st.one_of(
+    st.integers(-999, 999).map(str),
+    st.dates().map(lambda d: d.isoformat()),
+    st.sampled_from(["", '""', "NA", '"NA"', "N/A", '"7"']),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    columns=st.lists(st.lists(TYPED_FIELDS, min_size=1, max_size=8), min_size=1, max_size=3),
+    delimiter=st.sampled_from([",", ";"]),
+)
+def test_the_import_accepts_every_record_of_the_file_a_schema_was_inferred_from(
+    columns: list[list[str]], delimiter: str
+) -> None:
+    """Quoted "" is an empty text and quoted "NA" the text NA for the import; unquoted, they
+    are missing: inference reads them the same way, so its schema refuses none of them."""
+    rows = min(len(column) for column in columns)
+    lines = [delimiter.join(f"c{i}" for i in range(len(columns)))]
+    lines += [delimiter.join(column[r] for column in columns) for r in range(rows)]
+    text = "\n".join(lines) + "\n"
+    note(repr(text))
+    data = text.encode()
+    schema = infer_dataset(io.BytesIO(data)).schema
+    note(repr(schema))
+    dataset = Dataset.from_dict(msgspec.to_builtins(schema))
+    options = BatchOptions(delimiter=delimiter)
+    records = 0
+    for raw in read_chunks(
+        io.BytesIO(data), InputFormat.CSV, gzip=False, dataset=dataset, options=options
+    ):
+        checked = validate_chunk(raw, dataset, Reading.of(dataset, options))
+        assert checked.errors.num_rows == 0, checked.errors.to_pylist()
+        records += checked.valid.num_rows
+    assert records == len(csv_reference(text, delimiter)[1])
 
 
 def _assert_tight(column: Any, kinds: list[str], values: list[str]) -> None:

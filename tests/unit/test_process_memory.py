@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+from support.fresh_process import run_script
 
 _BLOCKS = """
-    import os, sys
+    import sys
     from batchyard.pipeline.process_memory import return_large_blocks
+    from support.fresh_process import rss
     if sys.argv[1] == "prepared":
         return_large_blocks()
-
-    def rss():
-        with open(f"/proc/{os.getpid()}/status") as status:
-            line = next(line for line in status if line.startswith("VmRSS"))
-        return int(line.split()[1]) * 1024
 
     first = b"x" * (4 << 20)  # one chunk-sized block freed: glibc would raise its threshold
     del first
@@ -27,15 +21,7 @@ _BLOCKS = """
 
 
 def _retained_mib(mode: str) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_BLOCKS), mode],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return int(run_script(_BLOCKS, mode, timeout=60))
 
 
 def test_freed_chunk_sized_blocks_leave_the_process():

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from batchyard.client._uploads import FileArg
 from batchyard.client.infer_keys import propose_primary_key
 from batchyard.client.infer_names import column_names, to_identifier
+from batchyard.client.infer_quoting import QuotedText
 from batchyard.client.infer_sample import (
     DEFAULT_SAMPLE_BYTES,
     DELIMITER_NAMES,
@@ -161,24 +159,29 @@ def _null_markers(sample: Sample) -> dict[str, list[str]]:
     if sample.format != "csv":
         return {}
     found: dict[str, list[str]] = {}
-    candidates = pa.array(NULL_MARKER_CANDIDATES)
     for header, values in zip(sample.fields, sample.columns, strict=True):
-        texts: Any = pc.unique(pc.drop_null(pa.array(values, pa.string())))
-        is_marker: Any = pc.is_in(texts, value_set=candidates)
-        present = set(pc.filter(texts, is_marker).to_pylist())
+        present = {v for v in values if _is_marker(v)}
         seen = [marker for marker in NULL_MARKER_CANDIDATES if marker in present]
-        rest = pc.filter(texts, pc.invert(is_marker)).to_pylist()
+        rest = sorted({str(v) for v in values if v is not None and not _is_marker(v)})
         if seen and rest and guess_texts(rest).type != "string":
             for marker in seen:
                 found.setdefault(marker, []).append(header)
     return {marker: found[marker] for marker in NULL_MARKER_CANDIDATES if marker in found}
 
 
+def _is_marker(value: Any) -> bool:
+    """Whether a CSV value is a null marker candidate: unquoted (``"NA"`` is text)."""
+    return value in _CANDIDATES and not isinstance(value, QuotedText)
+
+
+_CANDIDATES = frozenset(NULL_MARKER_CANDIDATES)
+
+
 def _present(values: list[Any], markers: dict[str, list[str]]) -> list[Any]:
-    """The values as the import will read them: null markers are missing."""
+    """The values as the import will read them: null markers, unquoted, are missing."""
     if not markers:
         return values
-    return [None if isinstance(v, str) and v in markers else v for v in values]
+    return [None if v in markers and not isinstance(v, QuotedText) else v for v in values]
 
 
 def _guess(sample: Sample, index: int, values: Sequence[Any]) -> Guess:

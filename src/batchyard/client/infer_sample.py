@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchyard.client._uploads import FileArg
+from batchyard.client.infer_quoting import QuotedText, mark_quoted
 
 DEFAULT_SAMPLE_BYTES = 4 * 2**20
 SAMPLE_RECORDS = 10_000
@@ -35,6 +36,8 @@ DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 _SNIFF_RECORDS = 100
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
+#: How much of a Parquet column chunk is read at a time.
+_PARQUET_BUFFER = 1 << 20
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -51,7 +54,8 @@ class Sample:
 
     format: Format
     fields: list[str]
-    #: CSV: texts; JSON Lines: str, JsonNumber, bool, dict or list; Parquet: Python values.
+    #: CSV: texts (``QuotedText`` where quoted); JSON Lines: str, JsonNumber, bool, dict or
+    #: list; Parquet: Python values.
     columns: list[list[Any]]
     #: Parquet: each field's own type; CSV and JSON Lines: None.
     arrow_types: list[pa.DataType | None]
@@ -117,7 +121,7 @@ def _delimiter_for_name(file: FileArg) -> str | None:
 
 def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: bool) -> Sample:
     chosen = delimiter if delimiter is not None else detect_delimiter(text)
-    records = _csv_records(text, chosen)
+    records = mark_quoted(_csv_records(text, chosen), text, chosen)
     first = next(records, None)
     if first is None:
         raise ValueError("the sample is empty: no header line to name the columns")
@@ -134,7 +138,7 @@ def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: 
     if truncated and rows:
         rows.pop()
     rows = rows[:SAMPLE_RECORDS]
-    columns = [[row[i] or None for row in rows] for i in range(len(header))]
+    columns = [[_value(row[i]) for row in rows] for i in range(len(header))]
     return Sample(
         format="csv",
         fields=header,
@@ -145,6 +149,11 @@ def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: 
         delimiter_detected=detected,
         skipped=skipped,
     )
+
+
+def _value(field: str) -> str | None:
+    """A field as the import reads it: only an unquoted empty field is missing."""
+    return None if field == "" and not isinstance(field, QuotedText) else field
 
 
 def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:
@@ -242,7 +251,8 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _parquet_sample(source: BinaryIO) -> Sample:
     try:
-        parquet = pq.ParquetFile(source)
+        # Read as the rows are asked for: by default pyarrow would take whole column chunks.
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=_PARQUET_BUFFER)
         schema = parquet.schema_arrow
         rows = max(1, min(SAMPLE_RECORDS, SAMPLE_CELLS // max(1, len(schema))))
         first = next(parquet.iter_batches(batch_size=rows), None)

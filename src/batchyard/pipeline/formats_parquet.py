@@ -17,6 +17,8 @@ from batchyard.pipeline.formats_common import Reader, check_fields, number_recor
 
 #: Spooled gzip'd Parquet stays in memory up to this size, then goes to a temporary file.
 _SPOOL_IN_MEMORY = 8 << 20
+#: How much of a column chunk is read at a time: pages are decoded from a buffer this big.
+_READ_BUFFER = 1 << 20
 
 
 def read_parquet(
@@ -48,8 +50,13 @@ def _copy(stream: Reader, target: IO[bytes]) -> None:
 
 
 def _open(source: Any) -> pq.ParquetFile:
+    """The file, read as its batches are asked for.
+
+    pyarrow's default pre-buffers every column chunk a read will need, and without a buffer
+    reads each column chunk whole: either way a large file (or row group) was held whole.
+    """
     try:
-        return pq.ParquetFile(source)
+        return pq.ParquetFile(source, pre_buffer=False, buffer_size=_READ_BUFFER)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputRejected(f"the input is not a readable Parquet file ({exc})") from exc
 

@@ -26,7 +26,6 @@ __all__ = [
 
 #: Longest pattern accepted: the cost of matching grows with the compiled program's size.
 MAX_PATTERN_LENGTH = 1000
-_PROBE = pa.array([""], pa.string())
 _ENGINE_PREFIX = "Invalid regular expression: "
 
 
@@ -48,7 +47,7 @@ def pattern_problem(pattern: str) -> str | None:
         return f"is longer than {MAX_PATTERN_LENGTH} characters"
     for candidate in (pattern, anchored(pattern)):
         try:
-            pc.match_substring_regex(_PROBE, candidate)
+            pc.match_substring_regex(pa.array([""], pa.string()), candidate)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             reason = str(exc).removeprefix(_ENGINE_PREFIX)
             return f"is not a valid RE2 regular expression ({reason})"

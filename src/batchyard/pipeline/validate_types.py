@@ -51,16 +51,16 @@ _HEX = "[0-9a-f]"
 _UUID_ANY = (
     rf"(?i)^\{{?({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}})\}}?$"
 )
-TRUE_WORDS = pa.array(["true", "t", "1", "yes"])
-FALSE_WORDS = pa.array(["false", "f", "0", "no"])
+# Python values, made Arrow where used: converting any at import would bring pandas in
+# (pipeline/arrow_runtime.py) for whoever imports the app.
+TRUE_WORDS = ("true", "t", "1", "yes")
+FALSE_WORDS = ("false", "f", "0", "no")
 _TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
 #: The instants every target stores: years 1 to 9999 in UTC (SQLite's text has four-digit years).
-_FIRST_INSTANT = pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), _TIMESTAMP_UTC)
-_LAST_INSTANT = pa.scalar(
-    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), _TIMESTAMP_UTC
-)
-_FIRST_DAY = pa.scalar(dt.date(1, 1, 1), pa.date32())
-_LAST_DAY = pa.scalar(dt.date(9999, 12, 31), pa.date32())
+_FIRST_INSTANT = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+_LAST_INSTANT = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+_FIRST_DAY = dt.date(1, 1, 1)
+_LAST_DAY = dt.date(9999, 12, 31)
 
 
 def all_false(n: int) -> Arr:
@@ -156,8 +156,8 @@ def parse_decimal(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
 
 def parse_boolean(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     lower = pc.utf8_lower(values)
-    truthy = pc.is_in(lower, value_set=TRUE_WORDS)
-    known = pc.or_(truthy, pc.is_in(lower, value_set=FALSE_WORDS))
+    truthy = pc.is_in(lower, value_set=pa.array(TRUE_WORDS))
+    known = pc.or_(truthy, pc.is_in(lower, value_set=pa.array(FALSE_WORDS)))
     bad = pc.and_(pc.is_valid(values), pc.invert(known))
     return _only(truthy, known), bad
 
@@ -282,9 +282,15 @@ def refuse_unstorable(typed: Arr, bad: Arr, column: Column) -> tuple[Arr, Arr]:
         unstorable = mask(pc.is_nan(typed))
         typed = pc.add(typed, pa.scalar(0.0))
     elif column.type == ColumnType.TIMESTAMP:
-        unstorable = outside(typed, _FIRST_INSTANT, _LAST_INSTANT)
+        unstorable = outside(
+            typed,
+            pa.scalar(_FIRST_INSTANT, _TIMESTAMP_UTC),
+            pa.scalar(_LAST_INSTANT, _TIMESTAMP_UTC),
+        )
     elif column.type == ColumnType.DATE:
-        unstorable = outside(typed, _FIRST_DAY, _LAST_DAY)
+        unstorable = outside(
+            typed, pa.scalar(_FIRST_DAY, pa.date32()), pa.scalar(_LAST_DAY, pa.date32())
+        )
     else:
         return typed, bad
     if not pc.any(unstorable).as_py():

@@ -23,9 +23,6 @@ from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.session import DatabaseError, Session
 from batchyard.targets.staging import RN, Chunk, apply_staged, key_failures, pin_by_key
 
-_ZERO = pa.scalar(0, pa.int64())
-_ONE = pa.scalar(1, pa.int64())
-
 
 def apply_records(
     session: Session, dialect: Dialect, dataset: Dataset, operation: Operation, valid: pa.Table
@@ -62,7 +59,7 @@ def _insert(chunk: Chunk) -> pa.Table:
     if dataset.primary_key:
         pinned = pin_by_key(chunk, "in_target = 1 OR occurrence > 1")
         suffix = pc.if_else(
-            pc.equal(pinned.column("in_target"), _ONE),
+            pc.equal(pinned.column("in_target"), pa.scalar(1, pa.int64())),
             " already exists",
             " already exists in an earlier record of this input",
         )
@@ -111,7 +108,7 @@ def _delete(chunk: Chunk) -> pa.Table:
     chunk.create_stage(dataset.primary_key)
     pinned = pin_by_key(chunk, "in_target = 0 OR occurrence > 1")
     suffix = pc.if_else(
-        pc.equal(pinned.column("in_target"), _ZERO),
+        pc.equal(pinned.column("in_target"), pa.scalar(0, pa.int64())),
         " not found",
         " not found: an earlier record of this input deleted it",
     )

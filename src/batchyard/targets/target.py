@@ -27,9 +27,7 @@ from batchyard.domain.schema import Dataset, check_identifier
 from batchyard.targets import ledger
 from batchyard.targets.dialect import Dialect, quote
 from batchyard.targets.operations import apply_records
-from batchyard.targets.postgresql import PostgresDialect
 from batchyard.targets.session import Session
-from batchyard.targets.sqlite import SqliteDialect
 
 _SQLITE_PREFIX = "sqlite:///"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -39,15 +37,21 @@ def open_target(url: str, *, schema: str = "public", own_schema: str = "batchyar
     """The target at ``url``: ``sqlite:///path.db`` or a PostgreSQL URL (``+driver`` ignored).
 
     On PostgreSQL the datasets' tables are in ``schema`` and the ledger in ``own_schema``.
+    The dialect's driver is imported here, not with this module: ADBC's DB-API imports
+    ``pyarrow.dataset``, which brings pandas in (pipeline/arrow_runtime.py).
     """
     if url.startswith(_SQLITE_PREFIX):
         path = url.removeprefix(_SQLITE_PREFIX)
         if not path or path.startswith(":memory:"):
             raise InvalidRequest("a SQLite target needs a database file, not :memory:")
+        from batchyard.targets.sqlite import SqliteDialect
+
         return Target(SqliteDialect(Path(path)))
     scheme, sep, rest = url.partition("://")
     plain = f"{scheme.split('+', 1)[0]}{sep}{rest}"
     if plain.startswith(_POSTGRES_SCHEMES):
+        from batchyard.targets.postgresql import PostgresDialect
+
         return Target(PostgresDialect(plain, check_identifier(schema, "schema"), own_schema))
     raise InvalidRequest(f"unsupported target database URL scheme {scheme!r} (sqlite, postgresql)")
 

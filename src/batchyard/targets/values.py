@@ -25,7 +25,6 @@ SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 #: A column's values, whole or in chunks.
 Values: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
-_JSONB_VERSION = pa.scalar(b"\x01", pa.binary())
 
 
 def _single(values: Values) -> pa.Array[Any]:
@@ -70,7 +69,7 @@ def uuid_bytes(values: Values) -> pa.Array[Any]:
 def jsonb_bytes(values: Values) -> Values:
     """JSON text → jsonb's binary COPY form: version byte 1, then the text."""
     join: Any = pc.binary_join_element_wise
-    return cast(Values, join(_JSONB_VERSION, values.cast(pa.binary()), b""))
+    return cast(Values, join(pa.scalar(b"\x01", pa.binary()), values.cast(pa.binary()), b""))
 
 
 def sqlite_timestamp_text(values: pa.ChunkedArray[Any]) -> Values:
@@ -116,7 +115,7 @@ _FILLER = "0001-01-01 00:00:00.000000"
 
 def _check_years(values: Values) -> None:
     """Refuse what SQLite's text cannot hold in order (validation lets none through)."""
-    first, last = _YEARS_1_TO_9999[pa.types.is_date(values.type)]
+    first, last = _years_1_to_9999(pa.types.is_date(values.type))
     typed: Any = values
     outside: Any = pc.or_(pc.less(typed, first), pc.greater(typed, last))
     if pc.any(outside).as_py():
@@ -124,14 +123,17 @@ def _check_years(values: Values) -> None:
 
 
 _UTC_US = pa.timestamp("us", tz="UTC")
-#: (first, last) of the years 1 to 9999, for timestamps (False) and dates (True).
-_YEARS_1_TO_9999: dict[bool, tuple[Any, Any]] = {
-    False: (
-        pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), _UTC_US),
-        pa.scalar(dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), _UTC_US),
-    ),
-    True: (pa.scalar(dt.date(1, 1, 1), pa.date32()), pa.scalar(dt.date(9999, 12, 31), pa.date32())),
-}
+
+
+def _years_1_to_9999(dates: bool) -> tuple[pa.Scalar[Any], pa.Scalar[Any]]:
+    """(first, last) of the years 1 to 9999, for dates or timestamps: made when used, as
+    converting at import would bring pandas in (pipeline/arrow_runtime.py)."""
+    if dates:
+        return pa.scalar(dt.date(1, 1, 1), pa.date32()), pa.scalar(
+            dt.date(9999, 12, 31), pa.date32()
+        )
+    last = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    return pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), _UTC_US), pa.scalar(last, _UTC_US)
 
 
 def _sqlite_column(ctype: ColumnType, values: pa.ChunkedArray[Any]) -> Values:
