@@ -206,15 +206,20 @@ def _fast_timestamp(values: Arr) -> Arr | None:
     """All with an offset, or all naive (taken as UTC); a mix goes the slow way.
 
     The kind the first values show is tried first: naive text no longer pays for a failed
-    aware cast on every chunk.
+    aware cast on every chunk. Arrow casts a text as naive or as zoned, never both, so once a
+    value casts as the first kind the column cannot be all of the other: a column with a bad
+    value does not pay for that second failed cast either.
     """
     head = values.slice(0, _SAMPLE)
     aware_first = pc.any(pc.match_substring_regex(head, _TIME_WITH_OFFSET)).as_py()
+    first = head.drop_null().slice(0, 1)
     order = (_TIMESTAMP_UTC, pa.timestamp("us"))
     for target in order if aware_first else reversed(order):
         typed = _try_cast(values, target)
         if typed is not None:
             return typed if target == _TIMESTAMP_UTC else pc.cast(typed, _TIMESTAMP_UTC)
+        if len(first) and _try_cast(first, target) is not None:
+            return None  # a value of this kind: the other kind cannot take them all
     return None
 
 
