@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchyard.domain.schema import ColumnType
-from batchyard.pipeline.plain_text import plain_calendar, plain_uuid
+from batchyard.pipeline.plain_text import plain_calendar, plain_decimal, plain_uuid
 from batchyard.pipeline.validate_text import _PLAIN, _UUID_CANONICAL
 
 _DIGITS = st.text("0123456789", min_size=1, max_size=4)
@@ -100,3 +100,33 @@ def test_plain_days_and_times_pass_and_impossible_ones_do_not() -> None:
     ]
     passed = plain_calendar(pa.array(texts), with_time=True).tolist()
     assert passed == [True, True, True] + [False] * 9
+
+
+_NUMBERS = st.builds(
+    "{}{}{}".format,
+    st.text("0123456789", max_size=12),
+    st.sampled_from(["", ".", "..", "-", "+", "e"]),
+    st.text("0123456789", max_size=4),
+)
+
+
+@given(
+    st.lists(st.one_of(_near(_NUMBERS.filter(bool)), st.none()), max_size=40),
+    st.integers(0, 3),
+    st.integers(1, 12),
+    st.integers(0, 4),
+)
+def test_a_decimal_passed_is_one_the_regex_passes(
+    texts: list[str | None], head: int, whole: int, scale: int
+) -> None:
+    fraction = rf"(\.[0-9]{{0,{scale}}})?" if scale else ""
+    passed = plain_decimal(_column(texts, head), whole, scale).tolist()
+    _agrees(passed, texts, rf"^[+-]?[0-9]{{1,{whole}}}{fraction}$")
+
+
+def test_plain_decimals_pass_and_others_do_not() -> None:
+    texts = ["12.50", "0", "7.", "1234567890.12", "", "-5.00", "1.234", "12345678901", "1x"]
+    passed = plain_decimal(pa.array([*texts, None]), 10, 2).tolist()
+    assert passed == [True, True, True, True, False, False, False, False, False, False]
+    # A value with two points leaves the whole column to the regex.
+    assert plain_decimal(pa.array(["12.50", "1.2.3"]), 10, 2).tolist() == [False, False]

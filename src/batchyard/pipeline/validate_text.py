@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from batchyard.domain.schema import Column, ColumnType
 from batchyard.domain.uuid_text import all_canonical
 from batchyard.pipeline.arrow_types import arrow_type
-from batchyard.pipeline.plain_text import plain_calendar, plain_uuid
+from batchyard.pipeline.plain_text import plain_calendar, plain_decimal, plain_uuid
 from batchyard.pipeline.validate_types import (
     PARSERS,
     Arr,
@@ -151,15 +151,18 @@ def _not_plain(values: Arr, plain: str, surely: Arr | None = None) -> Arr:
 
 def _surely_plain(values: Arr, column: Column) -> Arr | None:
     """Values a check far cheaper than the regex finds plain, where there is one: for an
-    integer, 1 to 18 ASCII digits (one Arrow kernel); for dates and naive timestamps, their
-    characters looked at with numpy (plain_text). The regex then runs on the others: the
-    negative, the zoned, the odd ones."""
+    integer, 1 to 18 ASCII digits (one Arrow kernel); for dates, naive timestamps and unsigned
+    decimals, their characters looked at with numpy (plain_text). The regex then runs on the
+    others: the negative, the zoned, the odd ones."""
     if column.type == ColumnType.INTEGER:
         short = pc.less_equal(pc.binary_length(values), pa.scalar(18, pa.int32()))
         return pc.and_(pc.ascii_is_decimal(values), short)
     if column.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
         with_time = column.type == ColumnType.TIMESTAMP
         return pa.array(plain_calendar(values, with_time), pa.bool_())
+    if column.type == ColumnType.DECIMAL:
+        whole, scale = _decimal_digits(column)
+        return pa.array(plain_decimal(values, whole, scale), pa.bool_())
     return None
 
 
