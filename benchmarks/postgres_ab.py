@@ -8,6 +8,9 @@ PYTHONPATH; the dependencies are this one's.
 
     git -C /path/to/repo archive main src | tar -x -C /tmp/main-src
     uv run --group dev python -m benchmarks.postgres_ab --rows 1000000 --before /tmp/main-src/src
+
+With ``--invalid-every N`` each checkout also imports, in the same round, the same number of
+records with one in N invalid: what a file with bad records costs, next to the clean file.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.cpu import CpuMeter
-from benchmarks.harness import generated_orders, sha256_of, timed_import
+from benchmarks.harness import generated_orders, invalid_orders, sha256_of, timed_import
 from benchmarks.postgres_import import (
     CPU,
     deployment,
@@ -30,13 +33,21 @@ from benchmarks.postgres_import import (
 Run = tuple[float, float, float]
 
 
-def run_server(csv_path: Path, url: str, rows: int, workers: int, env: dict[str, str]) -> Run:
-    """One import through a server (and ``workers``) started with ``env`` on top of the usual."""
+def run_server(
+    csv_path: Path,
+    url: str,
+    rows: int,
+    workers: int,
+    env: dict[str, str],
+    good: int | None = None,
+) -> Run:
+    """One import through a server (and ``workers``) started with ``env`` on top of the usual;
+    ``good`` is how many records are valid, if not all."""
     data = csv_path.parent / f"ab-data-{len(list(csv_path.parent.glob('ab-data-*')))}"
     with deployment(url, data, workers, **env) as (http, server, pool):
         pids = [p.process.pid for p in (server, *pool) if p.process is not None]
         with CpuMeter(url, pids) as meter:
-            _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path))
+            _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path), good=good)
         return seconds, meter.process_seconds, meter.postgres_seconds
 
 
@@ -47,22 +58,34 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="0: serve with its own worker")
     parser.add_argument("--before", type=Path, required=True, help="the other checkout's src")
     parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
+    parser.add_argument(
+        "--invalid-every", type=int, default=0, help="also import a file with 1 in N invalid"
+    )
     args = parser.parse_args()
-    contenders: dict[str, dict[str, str] | None] = {
-        "psql \\copy": None,
+    checkouts: dict[str, dict[str, str]] = {
         "before": {"PYTHONPATH": str(args.before.resolve())},
         "after": {},
     }
-    runs: dict[str, list[Run]] = {name: [] for name in contenders}
     with generated_orders(args.rows, args.workdir) as csv_path, postgres_server() as server:
+        #: name → (the checkout's environment, or None for psql, the file, its valid records).
+        contenders: dict[str, tuple[dict[str, str] | None, Path, int | None]] = {
+            "psql \\copy": (None, csv_path, None)
+        }
+        for name, checkout in checkouts.items():
+            contenders[name] = (checkout, csv_path, None)
+        if args.invalid_every:
+            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
+            for name, checkout in checkouts.items():
+                contenders[f"{name} invalid"] = (checkout, bad_path, good)
+        runs: dict[str, list[Run]] = {name: [] for name in contenders}
         for round_number in range(args.rounds):
-            for name, env in contenders.items():
+            for name, (env, path, valid) in contenders.items():
                 with fresh_database(server) as url:
                     if env is None:
-                        wall = run_psql_copy(csv_path, url, args.rows).seconds
+                        wall = run_psql_copy(path, url, args.rows).seconds
                         run: Run = (wall, *CPU["psql \\copy"])
                     else:
-                        run = run_server(csv_path, url, args.rows, args.workers, env)
+                        run = run_server(path, url, args.rows, args.workers, env, valid)
                 runs[name].append(run)
                 print(
                     f"round {round_number}: {name:<12} wall {run[0]:6.2f} s, CPU own "

@@ -188,3 +188,29 @@ def _raw(columns: dict[str, list[str | None]], first: int = 1) -> RawChunk:
     length = len(next(iter(arrays.values())))
     arrays[RECORD_NUMBER] = pa.array(range(first, first + length), pa.int64())
     return RawChunk(0, first, length, pa.table(arrays), empty_errors())
+
+
+_ZONED = pa.timestamp("us", tz="UTC")
+
+
+def _casts(text: str, target: pa.DataType) -> bool:
+    try:
+        pc.cast(pa.array([text], pa.string()), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(HOSTILE),
+        PLAIN[ColumnType.TIMESTAMP],
+        st.datetimes(timezones=st.just(_UTC)).map(lambda t: t.isoformat()),
+        st.text(string.printable, max_size=30),
+    )
+)
+def test_no_text_casts_both_as_a_naive_and_as_a_zoned_timestamp(text: str) -> None:
+    """What lets a timestamp column with a bad value skip the second kind's failed cast once
+    a value has cast as the first kind (validate_text._fast_timestamp)."""
+    assert not (_casts(text, pa.timestamp("us")) and _casts(text, _ZONED))

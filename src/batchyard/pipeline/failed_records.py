@@ -27,8 +27,6 @@ CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 JSONL_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 #: The ``error`` member this file adds, at the end of a line sent again as it was.
 _EARLIER_ERROR = re.compile(r'(,\s*)?"error"\s*:\s*"(?:[^"\\]|\\.)*"\s*}$')
-#: Characters that make a CSV field need quotes (besides the delimiter).
-_SPECIAL = ('"', "\r", "\n")
 
 
 def is_error_column(name: str, dataset: Dataset) -> bool:
@@ -141,7 +139,9 @@ def _csv_field(value: str | None, delimiter: str) -> str:
     """A field as CSV text: None (NULL) is left empty, an empty string is quoted ``""``."""
     if value is None:
         return ""
-    if value == "" or delimiter in value or any(c in value for c in _SPECIAL):
+    # A quote or a line break needs quotes too; tested one by one, not with any() over a
+    # generator, as this runs for every field of every failed record.
+    if value == "" or delimiter in value or '"' in value or "\r" in value or "\n" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 

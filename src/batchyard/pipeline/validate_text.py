@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from batchyard.domain.schema import Column, ColumnType
 from batchyard.domain.uuid_text import all_canonical
 from batchyard.pipeline.arrow_types import arrow_type
+from batchyard.pipeline.plain_text import plain_calendar, plain_decimal, plain_uuid
 from batchyard.pipeline.validate_types import (
     PARSERS,
     Arr,
@@ -116,7 +117,7 @@ def _cast_fast(values: Arr, column: Column) -> tuple[Arr, Arr | None] | None:
     if column.type == ColumnType.UUID:  # canonical text is kept as it is, value by value
         if all_canonical(values):  # the common case, checked as one block of bytes
             return values, None
-        rest = _not_plain(values, _UUID_CANONICAL)
+        rest = _not_plain(values, _UUID_CANONICAL, pa.array(plain_uuid(values), pa.bool_()))
         return values, rest if pc.any(rest).as_py() else None
     typed = fast_cast(values, column)
     if typed is not None:
@@ -149,20 +150,33 @@ def _not_plain(values: Arr, plain: str, surely: Arr | None = None) -> Arr:
 
 
 def _surely_plain(values: Arr, column: Column) -> Arr | None:
-    """Values a kernel ten times cheaper than the regex finds plain, where there is one: for an
-    integer, 1 to 18 ASCII digits (the regex then runs on the negative and the odd ones)."""
-    if column.type != ColumnType.INTEGER:
-        return None
-    short = pc.less_equal(pc.binary_length(values), pa.scalar(18, pa.int32()))
-    return pc.and_(pc.ascii_is_decimal(values), short)
+    """Values a check far cheaper than the regex finds plain, where there is one: for an
+    integer, 1 to 18 ASCII digits (one Arrow kernel); for dates, naive timestamps and unsigned
+    decimals, their characters looked at with numpy (plain_text). The regex then runs on the
+    others: the negative, the zoned, the odd ones."""
+    if column.type == ColumnType.INTEGER:
+        short = pc.less_equal(pc.binary_length(values), pa.scalar(18, pa.int32()))
+        return pc.and_(pc.ascii_is_decimal(values), short)
+    if column.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        with_time = column.type == ColumnType.TIMESTAMP
+        return pa.array(plain_calendar(values, with_time), pa.bool_())
+    if column.type == ColumnType.DECIMAL:
+        whole, scale = _decimal_digits(column)
+        return pa.array(plain_decimal(values, whole, scale), pa.bool_())
+    return None
+
+
+def _decimal_digits(column: Column) -> tuple[int, int]:
+    """The digits a decimal column holds before and after its point."""
+    decimal: Any = arrow_type(column)
+    scale: int = decimal.scale
+    return decimal.precision - scale, scale
 
 
 def _plain_form(column: Column) -> str | None:
     if column.type != ColumnType.DECIMAL:
         return _PLAIN.get(column.type)
-    decimal: Any = arrow_type(column)
-    scale: int = decimal.scale
-    whole: int = decimal.precision - scale
+    whole, scale = _decimal_digits(column)
     if whole < 1:
         return None
     fraction = rf"(\.[0-9]{{0,{scale}}})?" if scale else ""
@@ -195,15 +209,20 @@ def _fast_timestamp(values: Arr) -> Arr | None:
     """All with an offset, or all naive (taken as UTC); a mix goes the slow way.
 
     The kind the first values show is tried first: naive text no longer pays for a failed
-    aware cast on every chunk.
+    aware cast on every chunk. Arrow casts a text as naive or as zoned, never both, so once a
+    value casts as the first kind the column cannot be all of the other: a column with a bad
+    value does not pay for that second failed cast either.
     """
     head = values.slice(0, _SAMPLE)
     aware_first = pc.any(pc.match_substring_regex(head, _TIME_WITH_OFFSET)).as_py()
+    first = head.drop_null().slice(0, 1)
     order = (_TIMESTAMP_UTC, pa.timestamp("us"))
     for target in order if aware_first else reversed(order):
         typed = _try_cast(values, target)
         if typed is not None:
             return typed if target == _TIMESTAMP_UTC else pc.cast(typed, _TIMESTAMP_UTC)
+        if len(first) and _try_cast(first, target) is not None:
+            return None  # a value of this kind: the other kind cannot take them all
     return None
 
 
