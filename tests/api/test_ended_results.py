@@ -272,3 +272,31 @@ async def test_failed_batch_results_say_nothing_was_applied(
     records = await failed_records_of(client, failed["batch"])
     assert records[3000]["note"] == "repeated key"
     assert records[0]["error"] == "not_processed: the batch failed before this record was applied"
+
+
+async def test_storage_failing_behind_validation_fails_the_batch_with_exact_counters(
+    client: httpx.AsyncClient, items: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk's staged tables are written while the next chunk is validated: the write that
+    # fails (chunk 2's errors, late) still stops the batch, and its end counts what was applied.
+    from batchyard.pipeline import stage_validate
+
+    put_table = stage_validate.put_table
+
+    async def failing_put(blobs: Any, key: str, table: Any) -> None:
+        if key.endswith("/errors/2.arrow"):
+            await asyncio.sleep(0.05)
+            raise OSError("disk full")
+        await put_table(blobs, key, table)
+
+    monkeypatch.setattr(stage_validate, "put_table", failing_put)
+    total = 60_000
+    batch = await upload(client, items_csv(total, bad={5}))
+    ended = await wait_for_status(client, batch["batch"])
+    assert ended["status"] == "failed", ended
+    assert "disk full" in ended["error_message"]
+    ended = await counters_agreed(client, batch["batch"])
+    assert ended["successful_operations"] == await row_count(client)
+    rows = await results_of(client, batch["batch"])
+    assert [int(r["record_number"]) for r in rows] == list(range(1, total + 1))
+    assert rows[4]["outcome"] == "failed"

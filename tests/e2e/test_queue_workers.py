@@ -71,7 +71,7 @@ def test_a_dry_run_on_the_workers_writes_nothing_and_reports_what_a_real_run_wou
         ).fetchone()
     assert ledger == (0,)  # no chunk of a dry run is ever recorded as applied
     real = wait_for_status_sync(http, str(upload(http, path)["batch"]))
-    assert real["successful_operations"] == expected.good
+    assert real["successful_operations"] == expected.good, real
     dry_results = http.get(f"/batches/{dry['batch']}/results").text.splitlines()
     real_results = http.get(f"/batches/{real['batch']}/results").text.splitlines()
     assert len(dry_results) == 30_001 and dry_results == real_results

@@ -33,6 +33,7 @@ from batchyard.pipeline.context import BatchRecorder
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
 from batchyard.pipeline.results_parts import ChunkRecords
 from batchyard.pipeline.stage_process import Processing
+from batchyard.pipeline.stage_validate import Staging
 
 
 def overlaps(batch: Batch) -> bool:
@@ -50,14 +51,16 @@ class EarlyApply:
         self.rec = rec
         self.processing = Processing(rec, batch, dataset, manifest, during=BatchStatus.VALIDATING)
         self.width = self.processing.streams()
-        self.queue: asyncio.Queue[ChunkWork | None] = asyncio.Queue()
+        #: Each chunk with its staging writes, which must succeed before it is applied.
+        self.queue: asyncio.Queue[tuple[ChunkWork, Staging] | None] = asyncio.Queue()
         #: Room for the one chunk that may wait in the queue; the end-of-work markers need none.
         self.room = asyncio.Semaphore(1)
         self.streams: asyncio.Task[int] | None = None
 
-    async def staged(self, entry: ChunkEntry, records: ChunkRecords) -> None:
+    async def staged(self, entry: ChunkEntry, records: ChunkRecords, staging: Staging) -> None:
         """Validation checked ``entry`` (and added it to the manifest): apply its valid
-        ``records`` soon (kept, with the rest of ``records``, for its results part).
+        ``records`` soon (kept, with the rest of ``records``, for its results part), once
+        ``staging`` has written what the results read of it.
 
         Waits while every stream is busy and a chunk already waits. Raises what stopped the
         streams (the target refused a chunk, a cancel), so validation does not read on for
@@ -74,12 +77,19 @@ class EarlyApply:
             room.cancel()
             self.streams.result()
             raise PipelineError("the streams applying chunks stopped before validation ended")
-        self.queue.put_nowait(self.processing.work(entry, records))
+        self.queue.put_nowait((self.processing.work(entry, records), staging))
 
     async def _next(self) -> ChunkWork | None:
-        work = await self.queue.get()
-        if work is not None:
-            self.room.release()
+        """The next chunk to apply; None at the end, or when its staging failed or found a
+        cancel (validation raises either; a chunk not staged leaves the manifest)."""
+        item = await self.queue.get()
+        if item is None:
+            return None
+        self.room.release()
+        work, staging = item
+        await asyncio.wait({staging})
+        if staging.cancelled() or staging.exception() is not None:
+            return None
         return work
 
     async def finish(self) -> None:
