@@ -110,6 +110,15 @@ async def test_batch_round_trips_and_hides_from_other_owners(store: MetadataStor
                 await rows.get_batch(conn, batch_id, owner_id=owner)
 
 
+async def test_status_alone_reads_as_the_batch_does(store: MetadataStore) -> None:
+    batch = await insert(store, make_batch(status=S.VALIDATING))
+    async with store.read() as conn:
+        assert await rows.get_batch_status(conn, batch.id) == S.VALIDATING
+        for batch_id in ("not-a-uuid", str(uuid.uuid4())):
+            with pytest.raises(BatchNotFound):
+                await rows.get_batch_status(conn, batch_id)
+
+
 async def test_list_pages_newest_first_without_gaps_or_duplicates(store: MetadataStore) -> None:
     created = []
     for i in range(23):
