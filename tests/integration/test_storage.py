@@ -161,6 +161,22 @@ def test_open_reader_of_a_missing_object(store: str, request: pytest.FixtureRequ
         blobs.open_reader("batches/none/input/0")
 
 
+@pytest.mark.parametrize("store", ["blobs", "remote_blobs"])
+async def test_write_bytes_stores_the_object_whole_and_replaces_it(
+    store: str, request: pytest.FixtureRequest, root: Path
+) -> None:
+    target: BlobStore = request.getfixturevalue(store)
+    await target.write_bytes(KEY, b"first version, longer than the second")
+    data = os.urandom(3 * 2**20)
+
+    await target.write_bytes(KEY, data)
+
+    assert (root / KEY).read_bytes() == data
+    assert files_under(root) == [KEY]  # no temporary file left beside it
+    with pytest.raises(ValueError, match="invalid blob key"):
+        await target.write_bytes("../escape", data)
+
+
 async def test_read_stream_size_and_exists(blobs: BlobStore) -> None:
     data = os.urandom(3 * 2**20)
     await blobs.write_stream(KEY, chunked(data))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -24,10 +25,14 @@ from batchyard.domain.batches import (
 )
 from batchyard.domain.errors import BatchNotFound, Conflict, InvalidRequest, InvalidTransition
 from batchyard.domain.statuses import ACTIVE, TERMINAL, TRANSITIONS, BatchStatus
+from batchyard.pipeline.context import BatchRecorder, PipelineContext
+from batchyard.storage.blobs import BlobStore
 from batchyard.store import batches as rows
 from batchyard.store.database import MetadataStore
 from batchyard.store.retention import expire_ended_batches
 from batchyard.store.tables import metadata
+from batchyard.targets import open_target
+from support.backend_settings import backend_settings
 
 S = BatchStatus
 
@@ -108,6 +113,42 @@ async def test_batch_round_trips_and_hides_from_other_owners(store: MetadataStor
         for batch_id, owner in [(batch.id, "bob"), ("not-a-uuid", None), (str(uuid.uuid4()), None)]:
             with pytest.raises(BatchNotFound):
                 await rows.get_batch(conn, batch_id, owner_id=owner)
+
+
+async def test_status_alone_reads_as_the_batch_does(store: MetadataStore) -> None:
+    batch = await insert(store, make_batch(status=S.VALIDATING))
+    async with store.read() as conn:
+        assert await rows.get_batch_status(conn, batch.id) == S.VALIDATING
+        for batch_id in ("not-a-uuid", str(uuid.uuid4())):
+            with pytest.raises(BatchNotFound):
+                await rows.get_batch_status(conn, batch_id)
+
+
+async def test_a_pipeline_status_check_leaves_the_polled_batch_cached(
+    store: MetadataStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    batch = await insert(store, make_batch(status=S.PROCESSING))
+    loads = 0
+
+    async def load() -> Batch:
+        nonlocal loads
+        loads += 1
+        async with store.read() as conn:
+            return await rows.get_batch(conn, batch.id, owner_id=None)
+
+    settings = backend_settings(backend, request, tmp_path)
+    target = open_target(f"sqlite:///{tmp_path / 'target.db'}")
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(
+            settings, store, BlobStore.from_url(str(tmp_path / "blobs")), target, http, print
+        )
+        await store.reads.load(("batch", batch.id), load)
+
+        assert await BatchRecorder(ctx, batch.id).status() == S.PROCESSING
+        await store.reads.load(("batch", batch.id), load)  # a client's poll right after
+
+    target.close()
+    assert loads == 1
 
 
 async def test_list_pages_newest_first_without_gaps_or_duplicates(store: MetadataStore) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import TypeVar
 
 import pyarrow as pa
@@ -22,10 +22,7 @@ def table_to_ipc(table: pa.Table) -> bytes:
 
 
 async def put_bytes(blobs: BlobStore, key: str, data: bytes) -> None:
-    async def one() -> AsyncIterator[bytes]:
-        yield data
-
-    await blobs.write_stream(key, one())
+    await blobs.write_bytes(key, data)
 
 
 async def put_table(blobs: BlobStore, key: str, table: pa.Table) -> None:

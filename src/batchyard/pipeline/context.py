@@ -56,6 +56,16 @@ class BatchRecorder:
         async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
             return await batch_rows.get_batch(conn, self.batch_id, owner_id=None)
 
+    async def status(self) -> BatchStatus:
+        """The batch's committed status, for the checks made before and between chunks.
+
+        A read, not a transaction: no BEGIN and COMMIT round trips, and no remembered status
+        read of the batch forgotten (``get`` is a transaction that may write, so it forgets
+        them: a client polling the batch would then read it again from the database).
+        """
+        async with self.ctx.store.read() as conn:
+            return await batch_rows.get_batch_status(conn, self.batch_id)
+
     async def transition(
         self,
         to: BatchStatus,

@@ -94,10 +94,10 @@ class ResultsParts:
         """
         records = self._held.pop(outcome.index, None)
         try:
-            part = await asyncio.to_thread(self._make, outcome, records)
-            if part is not None:
+            encoded = await asyncio.to_thread(self._encoded, outcome, records)
+            if encoded is not None:
                 key = keys.results_part_key(self.batch.id, outcome.index)
-                await put_bytes(self.blobs, key, part.encode())
+                await put_bytes(self.blobs, key, encoded)
         except Exception:
             logger.warning(
                 "batch %s: results part of chunk %d not written; made with the results",
@@ -105,6 +105,11 @@ class ResultsParts:
                 outcome.index,
                 exc_info=True,
             )
+
+    def _encoded(self, outcome: ChunkOutcome, records: ChunkRecords | None) -> bytes | None:
+        """The part as stored, made and encoded in a worker thread: the loop only stores it."""
+        part = self._make(outcome, records)
+        return None if part is None else part.encode()
 
     def _make(self, outcome: ChunkOutcome, records: ChunkRecords | None) -> ResultsPart | None:
         """The chunk's part; None where what was sent of a refused record is not at hand."""

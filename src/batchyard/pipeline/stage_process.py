@@ -120,7 +120,7 @@ class Processing:
         return self.rec.ctx.target
 
     async def _status(self) -> BatchStatus:
-        return (await self.rec.get()).status
+        return await self.rec.status()
 
     async def _log(self, level: LogLevel, message: str) -> None:
         await self.rec.log(message, level)

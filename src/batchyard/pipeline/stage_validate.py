@@ -45,7 +45,7 @@ LOGGED_ERRORS = 5
 
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
     """Stop validation between chunks once the batch was asked to cancel (CancelRequested)."""
-    signal = stop_signal_for((await rec.get()).status, None)
+    signal = stop_signal_for(await rec.status(), None)
     if signal is not None:
         raise signal
 

@@ -199,6 +199,14 @@ class BlobStore:
             raise
         return WriteResult(key=key, size=digest.size, sha256=digest.sha256)
 
+    async def write_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` whole under ``key``, replacing any object there; atomic like
+        ``write_stream``. For the pipeline's own small objects (staged chunks, results parts,
+        manifests), a few a chunk: one call into obstore instead of a stream it pulls item by
+        item from the event loop, and no SHA-256 nobody reads."""
+        check_key(key)
+        await obstore.put_async(self._store, key, data)
+
     def scratch_directory(self) -> tempfile.TemporaryDirectory[str]:
         """A temporary directory for files to store with ``write_file(..., move=True)``: on
         the store's own disk when it is local, so that they are moved into place, not copied."""

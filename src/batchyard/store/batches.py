@@ -114,6 +114,19 @@ async def get_batch(conn: AsyncConnection, batch_id: str, *, owner_id: str | Non
     return batch_from_row(row)
 
 
+async def get_batch_status(conn: AsyncConnection, batch_id: str) -> BatchStatus:
+    """The batch's status alone (BatchNotFound if there is no such batch): what the pipeline
+    checks before and between chunks, several times a second, without the owner join and the
+    JSON columns ``get_batch`` decodes."""
+    if not _is_batch_id(batch_id):
+        raise BatchNotFound()
+    query = sa.select(batches.c.status).where(batches.c.id == batch_id)
+    status = (await conn.execute(query)).scalar_one_or_none()
+    if status is None:
+        raise BatchNotFound()
+    return BatchStatus(status)
+
+
 async def list_batches(
     conn: AsyncConnection,
     *,
