@@ -66,7 +66,9 @@ class EarlyApply:
         if self.streams is None:  # the first chunk: only now is there something to apply
             await self.processing.ensure_table()
             self.streams = asyncio.create_task(
-                self.processing.apply_in_streams(self._next, streams=self.width, wait=True)
+                self.processing.apply_in_streams(
+                    self._next, streams=self.width, wait=True, ready=self._waiting
+                )
             )
         room = asyncio.ensure_future(self.room.acquire())
         await asyncio.wait({room, self.streams}, return_when=asyncio.FIRST_COMPLETED)
@@ -81,6 +83,10 @@ class EarlyApply:
         if work is not None:
             self.room.release()
         return work
+
+    def _waiting(self) -> bool:
+        """Whether a chunk (or the end of the work) waits in the queue already."""
+        return not self.queue.empty()
 
     async def finish(self) -> None:
         """Apply what is queued, then stop the streams; the error of one is raised here."""
