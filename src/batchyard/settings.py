@@ -113,10 +113,10 @@ class Settings(BaseSettings):
     #: 2 MiB keeps the process running a batch under 300 MB at its peak, at the speed of
     #: 8 MiB chunks (which peak about 90 MiB higher); larger chunks gain no speed.
     chunk_bytes: int = Field(default=2 * 2**20, ge=1024)
-    #: Input bytes a target with one writer (SQLite) commits in one transaction at most: the
-    #: chunks waiting for the writer are committed together (each with its ledger row), which
-    #: saves each commit's own cost without holding larger chunks (docs/pipeline.md).
-    commit_bytes: int = Field(default=8 * 2**20, ge=1024)
+    #: Chunks a target with one writer (SQLite) commits in one transaction at most: the chunks
+    #: waiting for the writer are committed together (each with its ledger row), which saves
+    #: each commit's own cost without holding larger chunks (docs/pipeline.md).
+    commit_chunks: int = Field(default=4, ge=1)
     #: Most records in a chunk: a chunk's memory follows its records as much as its bytes (a
     #: 10 MB file of 5 million two-byte records, each one failing, is one chunk by bytes).
     chunk_records: int = Field(default=100_000, ge=1)

@@ -181,8 +181,7 @@ class Processing:
         """
         if self.target.shares_chunks or not isinstance(self.operation, TableOperation):
             return 1
-        settings = self.rec.ctx.settings
-        return max(1, settings.commit_bytes // settings.chunk_bytes)
+        return self.rec.ctx.settings.commit_chunks
 
     async def _share(self, pending: int) -> tuple[int, int]:
         """(streams in this job, helper jobs on the queue) for ``pending`` chunks.
