@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     #: batch's chunks (options.parallel_streams in all, 3 by default), deletions and the sweep.
     #: The default runs one batch at full width beside one other job.
     worker_concurrency: int = Field(default=4, ge=1)
-    #: Target size of a chunk of input, in bytes (the unit of commit and resume). A chunk is
+    #: Target size of a chunk of input, in bytes (the unit of the ledger and of resume; of
+    #: commit too, except on SQLite, see commit_chunks). A chunk is
     #: held a few times over while it is validated and applied (docs/pipeline.md, "Memory"):
     #: 2 MiB keeps the process running a batch under 300 MB at its peak, at the speed of
     #: 8 MiB chunks (which peak about 90 MiB higher); larger chunks gain no speed.
