@@ -108,11 +108,16 @@ class Settings(BaseSettings):
     #: batch's chunks (options.parallel_streams in all, 3 by default), deletions and the sweep.
     #: The default runs one batch at full width beside one other job.
     worker_concurrency: int = Field(default=4, ge=1)
-    #: Target size of a chunk of input, in bytes (the unit of commit and resume). A chunk is
+    #: Target size of a chunk of input, in bytes (the unit of the ledger and of resume; of
+    #: commit too, except on SQLite, see commit_chunks). A chunk is
     #: held a few times over while it is validated and applied (docs/pipeline.md, "Memory"):
     #: 2 MiB keeps the process running a batch under 300 MB at its peak, at the speed of
     #: 8 MiB chunks (which peak about 90 MiB higher); larger chunks gain no speed.
     chunk_bytes: int = Field(default=2 * 2**20, ge=1024)
+    #: Chunks a target with one writer (SQLite) commits in one transaction at most: the chunks
+    #: waiting for the writer are committed together (each with its ledger row), which saves
+    #: each commit's own cost without holding larger chunks (docs/pipeline.md).
+    commit_chunks: int = Field(default=4, ge=1)
     #: Most records in a chunk: a chunk's memory follows its records as much as its bytes (a
     #: 10 MB file of 5 million two-byte records, each one failing, is one chunk by bytes).
     chunk_records: int = Field(default=100_000, ge=1)

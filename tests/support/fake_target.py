@@ -73,22 +73,37 @@ class FakeClaim:
         self.lock = lock
         self._transaction = FakeTransaction(target)
         self.open = True
+        #: The locks of the chunks added to this claim (held until it ends).
+        self.added: list[threading.Lock] = []
 
     @property
     def transaction(self) -> FakeTransaction:
         return self._transaction
 
-    def commit(self, outcome: ChunkOutcome) -> None:
-        self._transaction.outcomes[(self.target.batch_id, outcome.index)] = outcome
+    def add(self, chunk_index: int) -> ChunkOutcome | None:
+        lock = self.target._lock(self.target.batch_id, chunk_index)
+        lock.acquire()
+        self.added.append(lock)
+        return self.target.ledger.get((self.target.batch_id, chunk_index))
+
+    def commit(self, *outcomes: ChunkOutcome) -> None:
+        for outcome in outcomes:
+            self._transaction.outcomes[(self.target.batch_id, outcome.index)] = outcome
         self._transaction.publish()
+        self.target.commits += 1
         self.open = False
-        self.lock.release()
+        self._unlock()
 
     def release(self) -> None:
         if self.open:
             self.open = False
             self.target.released += 1
-            self.lock.release()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        self.lock.release()
+        for lock in self.added:
+            lock.release()
 
 
 class FakeTarget:
@@ -102,6 +117,8 @@ class FakeTarget:
         self.rows: list[int] = []
         self.refuse: set[int] = set()
         self.released = 0
+        #: Transactions committed by claims (a claim with chunks added to it is one).
+        self.commits = 0
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._guard = threading.Lock()
 

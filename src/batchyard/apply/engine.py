@@ -76,6 +76,14 @@ class Applied:
     signal: StopSignal | None = None
 
 
+def stopped(index: int, signal: StopSignal) -> Applied:
+    """Chunk ``index`` was not applied: the batch's work stops for ``signal``."""
+    kind = (
+        ApplyKind.CANCEL_REQUESTED if isinstance(signal, CancelRequested) else ApplyKind.BATCH_LEFT
+    )
+    return Applied(kind, index, signal=signal)
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkWork:
     """One chunk to apply: its index in the batch, and how to get its records."""
@@ -130,7 +138,7 @@ class ChunkApplier:
 
     async def apply(self, work: ChunkWork, *, wait: bool) -> Applied:
         """Apply ``work`` unless another participant holds it (``wait`` unset) or did it."""
-        claimed = await _claim(self.target, self.batch_id, work.index, wait)
+        claimed = await claim_in_thread(self.target, self.batch_id, work.index, wait)
         if claimed is None:
             return Applied(ApplyKind.HELD_ELSEWHERE, work.index)
         if isinstance(claimed, ChunkOutcome):
@@ -142,12 +150,7 @@ class ChunkApplier:
             raise
         if signal is not None:
             await asyncio.to_thread(claimed.release)
-            kind = (
-                ApplyKind.CANCEL_REQUESTED
-                if isinstance(signal, CancelRequested)
-                else ApplyKind.BATCH_LEFT
-            )
-            return Applied(kind, work.index, signal=signal)
+            return stopped(work.index, signal)
         lines: list[tuple[LogLevel, str]] = []
         applying = asyncio.ensure_future(
             asyncio.to_thread(self._apply_claimed, claimed, work, lines)
@@ -160,7 +163,7 @@ class ChunkApplier:
         finally:
             if watching is not None:
                 watching.cancel()
-            await self._write_log(lines)
+            await self.write_log(lines)
         return Applied(ApplyKind.APPLIED, work.index, outcome)
 
     async def _watch_cancel(self, applying: asyncio.Future[ChunkOutcome]) -> None:
@@ -183,14 +186,14 @@ class ChunkApplier:
         self, claim: ChunkClaim, work: ChunkWork, lines: list[tuple[LogLevel, str]]
     ) -> ChunkOutcome:
         try:
-            outcome = self._run_operation(claim.transaction, work, lines)
+            outcome = self.run_operation(claim.transaction, work, lines)
             claim.commit(outcome)
         except BaseException:
             claim.release()
             raise
         return outcome
 
-    def _run_operation(
+    def run_operation(
         self,
         tx: TargetTransaction,
         work: ChunkWork,
@@ -217,7 +220,7 @@ class ChunkApplier:
             return lambda level, message: lines.append((level, message))
         return lambda level, message: logger.info("batch %s: %s", self.batch_id, message)
 
-    async def _write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:
+    async def write_log(self, lines: Sequence[tuple[LogLevel, str]]) -> None:
         """The lines an operation logged, written once its thread is done (no thread calls
         back into the event loop)."""
         if self.log_sink is None:
@@ -234,7 +237,7 @@ class ChunkApplier:
         try:
             return await asyncio.to_thread(self._apply_all, chunks, lines)
         finally:
-            await self._write_log(lines)
+            await self.write_log(lines)
 
     def _apply_all(
         self, chunks: Sequence[ChunkWork], lines: list[tuple[LogLevel, str]]
@@ -246,7 +249,7 @@ class ChunkApplier:
                 if done is not None:
                     outcomes.append(done)
                     continue
-                outcome = self._run_operation(tx, work, lines)
+                outcome = self.run_operation(tx, work, lines)
                 if outcome.failures.num_rows:
                     first = outcome.failures.slice(0, 1).to_pylist()[0]
                     raise AtomicRollback(
@@ -272,7 +275,7 @@ class ChunkApplier:
                 signal = await self.stop_signal()
                 if signal is not None:
                     raise signal
-                pending = asyncio.ensure_future(asyncio.to_thread(self._run_operation, tx, work))
+                pending = asyncio.ensure_future(asyncio.to_thread(self.run_operation, tx, work))
                 try:
                     outcome = await asyncio.shield(pending)
                 except asyncio.CancelledError:
@@ -293,7 +296,7 @@ def _roll_back(stack: ExitStack) -> None:
     stack.__exit__(_RolledBack, error, None)
 
 
-async def _claim(
+async def claim_in_thread(
     target: ChunkTarget, batch_id: str, index: int, wait: bool
 ) -> ChunkClaim | ChunkOutcome | None:
     """``target.claim_chunk`` in a thread; a claim that arrives after a cancel is released."""

@@ -46,8 +46,17 @@ class ChunkClaim(Protocol):
     @property
     def transaction(self) -> TargetTransaction: ...
 
-    def commit(self, outcome: ChunkOutcome) -> None:
-        """Record ``outcome`` in the ledger and commit it with the records written meanwhile."""
+    def add(self, chunk_index: int) -> ChunkOutcome | None:
+        """Reserve another chunk's ledger row in this claim's transaction, to commit with it;
+        its stored outcome when the ledger already has it.
+
+        Only on a target that does not share chunks (one writer): nobody else can hold it.
+        """
+        ...
+
+    def commit(self, *outcomes: ChunkOutcome) -> None:
+        """Record each outcome in the ledger and commit them with the records written meanwhile
+        (one per chunk claimed: the first and each one added)."""
         ...
 
     def release(self) -> None:

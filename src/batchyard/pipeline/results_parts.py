@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from batchyard.domain.batches import Batch, Operation
-from batchyard.domain.outcomes import ChunkOutcome
+from batchyard.domain.outcomes import RECORD_NUMBER, ChunkOutcome
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, read_table
@@ -83,8 +83,14 @@ class ResultsParts:
         self._held: dict[int, ChunkRecords] = {}
 
     def hold(self, index: int, records: ChunkRecords) -> None:
-        """Keep chunk ``index``'s records in memory until ``write`` makes its part."""
-        self._held[index] = records
+        """Keep what chunk ``index``'s part needs in memory until ``write`` makes it.
+
+        Of the valid records only their numbers and keys, as validation stages them: the rest
+        of their columns is freed once the chunk is applied, though its part may wait for the
+        other chunks committed with it.
+        """
+        numbered = records.valid.select([*self.dataset.primary_key, RECORD_NUMBER])
+        self._held[index] = ChunkRecords(numbered, records.errors, records.originals)
 
     async def write(self, outcome: ChunkOutcome) -> None:
         """Store the part of the chunk whose committed ``outcome`` this is.

@@ -69,7 +69,9 @@ class EarlyApply:
         if self.streams is None:  # the first chunk: only now is there something to apply
             await self.processing.ensure_table()
             self.streams = asyncio.create_task(
-                self.processing.apply_in_streams(self._next, streams=self.width, wait=True)
+                self.processing.apply_in_streams(
+                    self._next, streams=self.width, wait=True, ready=self._waiting
+                )
             )
         room = asyncio.ensure_future(self.room.acquire())
         await asyncio.wait({room, self.streams}, return_when=asyncio.FIRST_COMPLETED)
@@ -91,6 +93,10 @@ class EarlyApply:
         if staging.cancelled() or staging.exception() is not None:
             return None
         return work
+
+    def _waiting(self) -> bool:
+        """Whether a chunk (or the end of the work) waits in the queue already."""
+        return not self.queue.empty()
 
     async def finish(self) -> None:
         """Apply what is queued, then stop the streams; the error of one is raised here."""

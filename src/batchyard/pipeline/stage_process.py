@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from batchyard.apply import (
@@ -24,6 +24,7 @@ from batchyard.apply import (
     ChunkApplier,
     ChunkWork,
     NextChunk,
+    TableOperation,
     apply_in_streams,
     from_list,
     settle,
@@ -110,8 +111,8 @@ class Processing:
         self.shared = False
         #: Each chunk's part of the results, written as its outcome comes in.
         self.parts = ResultsParts(rec.ctx.blobs, batch, dataset, manifest)
-        #: The part being written while the next chunk is applied (one at a time).
-        self._part: asyncio.Task[None] | None = None
+        #: The parts being written while the next chunks are applied (those of one commit).
+        self._parts: set[asyncio.Task[None]] = set()
         #: The counters, written at most every PROGRESS_INTERVAL_SECONDS and at the end.
         self.progress = Coalesced(self._write_progress)
 
@@ -171,6 +172,17 @@ class Processing:
             return 1
         return self.batch.options.parallel_streams
 
+    def together(self) -> int:
+        """How many chunks one transaction may commit (apply/groups.py).
+
+        Several where the target has a single writer (SQLite), so commits are fewer, for the
+        built-in operations (an operation with effects elsewhere is watched chunk by chunk);
+        one elsewhere, where participants share chunks and each holds one at a time.
+        """
+        if self.target.shares_chunks or not isinstance(self.operation, TableOperation):
+            return 1
+        return self.rec.ctx.settings.commit_chunks
+
     async def _share(self, pending: int) -> tuple[int, int]:
         """(streams in this job, helper jobs on the queue) for ``pending`` chunks.
 
@@ -215,17 +227,19 @@ class Processing:
         """Move the counters by what a stream applied (or found done), and make its part.
 
         Neither is waited for by the stream, which claims its next chunk at once: the counters
-        are written by ``progress`` (coalesced), the part while the next chunk is applied. Only
-        a part still in the making when the next one is due holds the stream (so at most one
-        chunk's records wait for their part).
+        are written by ``progress`` (coalesced), the part while the next chunks are applied.
+        Only parts still in the making when as many are due as one commit holds (``together``)
+        hold the stream, so at most one commit's records wait for their parts.
         """
         if not self.shared and applied.outcome is not None:
             self.committed[applied.index] = applied.outcome.succeeded
         self.progress.mark()
         if applied.outcome is not None:
-            while self._part is not None and not self._part.done():
-                await asyncio.wait({self._part})
-            self._part = asyncio.create_task(self.parts.write(applied.outcome))
+            while len(self._parts) >= self.together():
+                _, self._parts = await asyncio.wait(
+                    self._parts, return_when=asyncio.FIRST_COMPLETED
+                )
+            self._parts.add(asyncio.create_task(self.parts.write(applied.outcome)))
 
     async def _write_progress(self) -> None:
         """The counters as the committed chunks imply them now (from the ledger when shared).
@@ -241,18 +255,32 @@ class Processing:
 
     async def _reported(self) -> None:
         """Wait for the last part and write the counters as they stand."""
-        if self._part is not None:
-            await asyncio.wait({self._part})
+        if self._parts:
+            await asyncio.wait(self._parts)
         await self.progress.flush()
 
-    async def apply_in_streams(self, next_chunk: NextChunk, *, streams: int, wait: bool) -> int:
+    async def apply_in_streams(
+        self,
+        next_chunk: NextChunk,
+        *,
+        streams: int,
+        wait: bool,
+        ready: Callable[[], bool] | None = None,
+    ) -> int:
         """Apply chunks from ``next_chunk`` in ``streams`` streams; how many were applied here.
 
+        ``ready`` says whether a chunk is waiting already (None: ``next_chunk`` never waits).
         Returns (or raises) once every chunk committed here has its counters and part written.
         """
         try:
             applied = await apply_in_streams(
-                self.applier, next_chunk, streams=streams, wait=wait, on_outcome=self._report
+                self.applier,
+                next_chunk,
+                streams=streams,
+                wait=wait,
+                on_outcome=self._report,
+                together=self.together(),
+                ready=ready,
             )
         except BaseException:
             with contextlib.suppress(Exception):  # what stopped the streams is what matters

@@ -106,7 +106,8 @@ class _Released(Exception):
 
 
 class ChunkClaim:
-    """A chunk this participant alone holds: its lock and ledger row in an open transaction.
+    """A chunk this participant alone holds: its lock and ledger row in an open transaction,
+    and those of any chunk added to it (``add``), committed together.
 
     Made in one thread and finished in another (never two at once): the session and, on SQLite,
     the writer lock (a plain Lock) allow that.
@@ -122,10 +123,15 @@ class ChunkClaim:
     def transaction(self) -> TargetTransaction:
         return self._transaction
 
-    def commit(self, outcome: ChunkOutcome) -> None:
+    def add(self, chunk_index: int) -> ChunkOutcome | None:
+        self._transaction.lock_chunk(self._batch_id, chunk_index, wait=True)
+        return self._transaction.claim_ledger(self._batch_id, chunk_index)
+
+    def commit(self, *outcomes: ChunkOutcome) -> None:
         self._open = False
         try:
-            self._transaction.record_outcome(self._batch_id, outcome)
+            for outcome in outcomes:
+                self._transaction.record_outcome(self._batch_id, outcome)
         except BaseException as error:
             self._stack.__exit__(type(error), error, error.__traceback__)
             raise
