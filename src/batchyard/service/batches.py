@@ -423,5 +423,5 @@ def download_query(svc: Services, batch: Batch, path: str) -> tuple[str, int]:
 
 async def get_batch_unscoped(svc: Services, batch_id: str) -> Batch:
     """For signed downloads, where the signature itself proves access."""
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         return await batch_rows.get_batch(conn, batch_id, owner_id=None)

@@ -57,14 +57,17 @@ class MetadataStore:
         return cls(engine, create_read_engine(url))
 
     @asynccontextmanager
-    async def begin(self, *, writes_batch: str | None = None) -> AsyncIterator[AsyncConnection]:
+    async def begin(
+        self, *, writes_batch: str | None = None, dataset: str | None = None
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error.
 
         PostgreSQL refuses text holding a NUL character, which a client can put in any name or
         field: that is the client's error (422), not the server's. Whatever it wrote, the
         status reads this process remembers are forgotten once it ends: with ``writes_batch``
         (the transaction writes only that batch's own rows: status, counters, log, format),
-        that batch's and the tables' row counts; without it, all of them.
+        that batch's and the row count of ``dataset`` (the batch's, if the caller knows it;
+        else every table's); without it, all of them.
         """
         try:
             async with self._engine.begin() as conn:
@@ -77,7 +80,7 @@ class MetadataStore:
             if writes_batch is None:
                 self.reads.forget_all()
             else:
-                self.reads.forget_batch(writes_batch)
+                self.reads.forget_batch(writes_batch, dataset)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
