@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -39,8 +38,12 @@ def new_token() -> str:
 
 
 def hash_token(secret: bytes, token: str) -> str:
-    """Keyed hash: a leaked database alone does not let anyone check guesses offline."""
-    return hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
+    """Keyed hash: a leaked database alone does not let anyone check guesses offline.
+
+    ``hmac.digest`` is the one-shot form of ``hmac.new(…).hexdigest()`` (the same bytes), done
+    in C: every authenticated request hashes its token, and the HMAC object cost several µs.
+    """
+    return hmac.digest(secret, token.encode(), "sha256").hex()
 
 
 async def authenticate(store: MetadataStore, secret: bytes, token: str | None) -> Principal:
