@@ -58,7 +58,7 @@ class MetadataStore:
 
     @asynccontextmanager
     async def begin(
-        self, *, writes_batch: str | None = None, dataset: str | None = None
+        self, *, writes_batch: str | None = None, dataset: str | None = None, writes: bool = True
     ) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error.
 
@@ -67,7 +67,9 @@ class MetadataStore:
         status reads this process remembers are forgotten once it ends: with ``writes_batch``
         (the transaction writes only that batch's own rows: status, counters, log, format),
         that batch's and the row count of ``dataset`` (the batch's, if the caller knows it;
-        else every table's); without it, all of them.
+        else every table's); without it, all of them. ``writes=False``: the transaction only
+        reads (statements that must agree, checks made under SQLite's write lock), and forgets
+        nothing.
         """
         try:
             async with self._engine.begin() as conn:
@@ -77,7 +79,9 @@ class MetadataStore:
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
         finally:
-            if writes_batch is None:
+            if not writes:
+                pass
+            elif writes_batch is None:
                 self.reads.forget_all()
             else:
                 self.reads.forget_batch(writes_batch, dataset)
