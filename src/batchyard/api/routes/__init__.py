@@ -39,27 +39,29 @@ def json_response(body: BaseModel | Sequence[BaseModel]) -> Response:
 
 #: At this many encoded answers all are dropped (values stay remembered in the status reads).
 _MAX_ENCODED = 1_000
-#: id(value, extra…) → (the value, its answer's bytes); the value is held so that its id
-#: cannot be reused for another object while the entry lives.
-_encoded: dict[tuple[int, ...], tuple[object, bytes]] = {}
+#: What is remembered (``("history", batch id)``…) → the value last encoded for it, what else the
+#: answer depended on, and the answer's bytes. One entry per key: a value read afresh replaces
+#: the one before, so this holds no more than the status reads themselves.
+_encoded: dict[tuple[str, str], tuple[object, tuple[int, ...], bytes]] = {}
 
 
-def remembered_json(value: object, encode: Callable[[], bytes], *extra: int) -> Response:
+def remembered_json(
+    key: tuple[str, str], value: object, encode: Callable[[], bytes], *extra: int
+) -> Response:
     """The answer for a value the status reads remember (store/fresh.py), encoded once per value.
 
     While a batch, history or dataset is remembered, every poll of it is answered from the same
     object, and used to build its response models and serialise them again (for a history, one
-    model per snapshot). The bytes are kept by the value's identity (with ``extra``, what else
-    the answer depends on): a value read afresh is a new object, and is encoded anew.
+    model per snapshot). The bytes are kept while ``key`` holds the very same object (and the
+    same ``extra``: what else the answer depends on); a value read afresh is encoded anew.
     """
-    key = (id(value), *extra)
     hit = _encoded.get(key)
-    if hit is not None and hit[0] is value:
-        return Response(hit[1], media_type="application/json")
+    if hit is not None and hit[0] is value and hit[1] == extra:
+        return Response(hit[2], media_type="application/json")
     content = encode()
-    if len(_encoded) >= _MAX_ENCODED:
+    if len(_encoded) >= _MAX_ENCODED and key not in _encoded:
         _encoded.clear()
-    _encoded[key] = (value, content)
+    _encoded[key] = (value, extra, content)
     return Response(content, media_type="application/json")
 
 

@@ -211,7 +211,7 @@ async def get_batch(
     batch = await batches.get_batch(svc, principal, batch_id)
     link = None
     if not download:
-        return remembered_json(batch, lambda: to_json(BatchPublic.of(batch)))
+        return remembered_json(("batch", batch.id), batch, lambda: to_json(BatchPublic.of(batch)))
     if batch.is_terminal:
         base = downloads.public_base_url(svc.settings.public_url, request.scope.get("server"))
         try:
@@ -234,7 +234,9 @@ async def get_batch(
 async def get_history(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> Response:
     """Status snapshots, newest first, each with the counts and the log up to that moment."""
     history = await batches.get_history(svc, principal, batch_id)
-    return remembered_json(history, lambda: to_json([HistoryEntryPublic.of(h) for h in history]))
+    return remembered_json(
+        ("history", batch_id), history, lambda: to_json([HistoryEntryPublic.of(h) for h in history])
+    )
 
 
 @router.get(

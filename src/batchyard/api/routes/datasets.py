@@ -40,7 +40,9 @@ async def get_dataset(name: str, svc: ServicesDep, principal: PrincipalDep) -> R
     """The dataset's schema and ``row_count``: its table's rows, counted at most half a second
     ago (see docs/production.md, "Status under load")."""
     dataset, rows = await datasets.get_dataset(svc, principal, name)
-    return remembered_json(dataset, lambda: to_json(DatasetPublic.of(dataset, rows)), rows)
+    return remembered_json(
+        ("dataset", name), dataset, lambda: to_json(DatasetPublic.of(dataset, rows)), rows
+    )
 
 
 @router.delete(
