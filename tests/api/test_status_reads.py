@@ -87,3 +87,25 @@ async def test_row_counts_of_both_dataset_reads_match_a_batch_as_soon_as_it_ends
     batch = await acc.finished("alice", (await acc.upload("alice"))["batch"])
     assert batch["successful_operations"] > 0
     assert await counts() == (batch["successful_operations"],) * 2
+
+
+async def test_an_import_forgets_its_own_batch_and_dataset_never_everything(
+    acc: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploading and running a batch forgets what it changes (its own status and history, its
+    dataset's row count), never every remembered read: each forget of everything sent every
+    polling client of every batch to the database at once."""
+    store = acc.services.store
+    forgotten: list[tuple[str, str | None]] = []
+    forget_batch = store.reads.forget_batch
+
+    def forget_one(batch_id: str, dataset: str | None = None) -> None:
+        forgotten.append((batch_id, dataset))
+        forget_batch(batch_id, dataset)
+
+    monkeypatch.setattr(store.reads, "forget_all", lambda: forgotten.append(("all", None)))
+    monkeypatch.setattr(store.reads, "forget_batch", forget_one)
+    batch = await acc.finished("alice", (await acc.upload("alice"))["batch"])
+    assert batch["status"] == "completed"
+    assert forgotten, "the batch's own writes forget its remembered reads"
+    assert set(forgotten) == {(batch["batch"], "orders")}

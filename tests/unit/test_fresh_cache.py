@@ -126,6 +126,39 @@ async def test_a_write_of_one_batch_forgets_that_batch_and_the_row_counts_only()
     }
 
 
+async def test_a_write_naming_its_dataset_forgets_that_row_count_only() -> None:
+    cache = FreshCache(ttl=60)
+    keys = [KEY, ("row_count", "bulk"), ("row_count", "orders")]
+    loads = {key: Loader() for key in keys}
+    for key, load in loads.items():
+        assert await cache.load(key, load) == 1
+    cache.forget_batch("b1", "bulk")
+    for key, load in loads.items():
+        await cache.load(key, load)
+    assert {key: load.calls for key, load in loads.items()} == {
+        KEY: 2,
+        ("row_count", "bulk"): 2,  # the batch's chunks go to this table
+        ("row_count", "orders"): 1,  # no other table changes with this batch
+    }
+
+
+async def test_a_count_under_way_when_its_dataset_is_written_is_neither_kept_nor_joined() -> None:
+    cache, bulk, orders = FreshCache(ttl=60), Loader(), Loader()
+    bulk.gate.clear()
+    orders.gate.clear()
+    before = asyncio.create_task(cache.load(("row_count", "bulk"), bulk))
+    unrelated = asyncio.create_task(cache.load(("row_count", "orders"), orders))
+    await asyncio.sleep(0)
+    cache.forget_batch("b1", "bulk")
+    after = asyncio.create_task(cache.load(("row_count", "bulk"), bulk))
+    await asyncio.sleep(0)
+    bulk.gate.set()
+    orders.gate.set()
+    assert (await before, await after, await unrelated) == (1, 2, 1)
+    assert await cache.load(("row_count", "bulk"), bulk) == 2
+    assert await cache.load(("row_count", "orders"), orders) == 1
+
+
 async def test_a_load_under_way_when_its_batch_is_written_is_neither_kept_nor_joined() -> None:
     cache, mine, other = FreshCache(ttl=60), Loader(), Loader()
     mine.gate.clear()

@@ -6,10 +6,12 @@ streams, result files — pass through untouched and are timed to their last byt
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,12 +52,24 @@ class RequestContext:
 
 
 def _request_id(scope: Scope) -> str:
+    """The proxy's id when it is sane, else a random one (a UUID4, as before).
+
+    From ``random``, not ``uuid.uuid4()``: that reads ``os.urandom``, a system call for which
+    the event loop lets go of the GIL on every request, and while an import's threads run
+    Python it waits to get it back. An id names a request in the log; it guards nothing.
+    """
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             given = str(value.decode("latin-1"))
             if _SANE_ID.match(given):
                 return given
-    return uuid.uuid4().hex
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
+
+
+#: The metric series of each (method, route, status) seen, so a request does not look its
+#: labels up again (``labels()`` takes a lock and checks every label). Bounded: routes are
+#: templates, and statuses few.
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def _count(scope: Scope, status: int, seconds: float) -> None:
@@ -63,5 +77,13 @@ def _count(scope: Scope, status: int, seconds: float) -> None:
     request a series of its own."""
     route = getattr(scope.get("route"), "path", None) or "unmatched"
     method = str(scope["method"])
-    metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    metrics.HTTP_SECONDS.labels(method=method, route=route).observe(seconds)
+    series = _series.get((method, route, status))
+    if series is None:
+        series = (
+            metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+            metrics.HTTP_SECONDS.labels(method=method, route=route),
+        )
+        _series[(method, route, status)] = series
+    requests, durations = series
+    requests.inc()
+    durations.observe(seconds)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batchyard import log_context, metrics
 from batchyard.domain.batches import Batch, Counts, InputFormat, LogLevel
@@ -40,7 +42,8 @@ class PipelineContext:
 
 class BatchRecorder:
     """Writes one batch's transitions, counters and log lines, each in its own short transaction
-    (which forgets only that batch's remembered status reads: see store.fresh)."""
+    (which forgets only that batch's remembered status reads, and its dataset's row count once
+    the recorder has read which dataset that is: see store.fresh)."""
 
     def __init__(self, ctx: PipelineContext, batch_id: str) -> None:
         self.ctx = ctx
@@ -51,10 +54,20 @@ class BatchRecorder:
         log_context.request_id.set(None)
         #: The status this recorder last moved the batch to, and when (for stage durations).
         self._stage: tuple[BatchStatus, float] | None = None
+        #: The batch's dataset, once read: its writes then forget that table's row count only.
+        self._dataset: str | None = None
 
     async def get(self) -> Batch:
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
-            return await batch_rows.get_batch(conn, self.batch_id, owner_id=None)
+        """The batch as committed now. A read only: it forgets nothing this process remembers
+        (the apply stage reads the status several times a second)."""
+        async with self.ctx.store.read() as conn:
+            batch = await batch_rows.get_batch(conn, self.batch_id, owner_id=None)
+        self._dataset = batch.dataset
+        return batch
+
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction writing this batch's own rows (see ``MetadataStore.begin``)."""
+        return self.ctx.store.begin(writes_batch=self.batch_id, dataset=self._dataset)
 
     async def status(self) -> BatchStatus:
         """The batch's committed status, for the checks made before and between chunks.
@@ -73,7 +86,7 @@ class BatchRecorder:
         counts: Counts | None = None,
         error_message: str | None = None,
     ) -> Batch:
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
+        async with self._write() as conn:
             batch = await batch_rows.transition_batch(
                 conn, self.batch_id, to, counts=counts, error_message=error_message
             )
@@ -94,26 +107,26 @@ class BatchRecorder:
             metrics.RECORDS_FAILED.inc(batch.counts.failed)
 
     async def counts(self, counts: Counts) -> None:
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
+        async with self._write() as conn:
             await batch_rows.update_counts(conn, self.batch_id, counts)
         self.ctx.notify(self.batch_id)
 
     async def advance(self, counts: Counts) -> None:
         """Progress reported by one of several workers: counters only ever move forward."""
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
+        async with self._write() as conn:
             moved = await batch_rows.advance_counts(conn, self.batch_id, counts)
         if moved:
             self.ctx.notify(self.batch_id)
 
     async def detected(self, fmt: InputFormat) -> None:
         """The input's format, as detected (kept only where the batch named none)."""
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
+        async with self._write() as conn:
             await batch_rows.record_format(conn, self.batch_id, fmt.value)
         self.ctx.notify(self.batch_id)
 
     async def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
         logger.log(_LEVELS[level], "batch %s: %s", self.batch_id, message)
-        async with self.ctx.store.begin(writes_batch=self.batch_id) as conn:
+        async with self._write() as conn:
             await batch_rows.append_log(conn, self.batch_id, level, message)
         self.ctx.notify(self.batch_id)
 

@@ -163,7 +163,7 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
 
 
 async def _dataset(rec: BatchRecorder, batch: Batch) -> Dataset:
-    async with rec.ctx.store.begin() as conn:
+    async with rec.ctx.store.read() as conn:
         return await dataset_rows.get_dataset(conn, batch.dataset)
 
 

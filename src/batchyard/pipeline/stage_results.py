@@ -55,7 +55,7 @@ async def write_ended_results(rec: BatchRecorder, status: BatchStatus) -> None:
         if manifest is None:
             return
         batch = await rec.get()
-        async with ctx.store.begin() as conn:
+        async with ctx.store.read() as conn:
             dataset = await dataset_rows.get_dataset(conn, batch.dataset)
         writer = results_writer(rec, batch, dataset, manifest, not_processed_reason(status))
         await writer.write(outcome_source(ctx, batch))

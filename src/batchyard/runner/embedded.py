@@ -102,7 +102,7 @@ class EmbeddedRunner:
     async def _owner(self, batch_id: str) -> str:
         """Whose turn the batch waits for ("" if it is gone: it ends at once when run)."""
         try:
-            async with self.ctx.store.begin() as conn:
+            async with self.ctx.store.read() as conn:
                 return (await batch_rows.get_batch(conn, batch_id, owner_id=None)).owner_id
         except BatchNotFound:
             return ""

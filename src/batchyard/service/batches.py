@@ -142,7 +142,7 @@ async def _replay(
     svc: Services, principal: Principal, request: NewBatch, fingerprint: str | None
 ) -> Created:
     """A concurrent create with the same key won the insert: answer with its batch."""
-    async with svc.store.begin() as conn:
+    async with svc.store.begin(writes=False) as conn:
         earlier = await _earlier(conn, principal, request, fingerprint)
     if earlier is None:  # it was deleted in between
         raise Conflict(
@@ -170,7 +170,7 @@ async def _admit(
                 "effects outside the database, which a rollback cannot take back",
                 details={"operation": operation.name, "field": f"options.{option}"},
             )
-    async with svc.store.begin() as conn:
+    async with svc.store.begin(writes=False) as conn:
         dataset = await dataset_rows.get_dataset(conn, request.dataset)
         earlier = await _earlier(conn, principal, request, fingerprint)
         if earlier is not None:
@@ -239,7 +239,7 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
         return Created(earlier, replayed=True)
     batch = _new_batch(principal, request, await s3.expand(request.sources))
     try:
-        async with svc.store.begin() as conn:
+        async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
             await batch_rows.insert_batch(
                 conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
             )
@@ -267,7 +267,7 @@ async def create_upload_batch(
         return Created(earlier, replayed=True)
     batch = _new_batch(principal, request, (Source(url=None),))
     try:
-        async with svc.store.begin() as conn:
+        async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
             await batch_rows.insert_batch(
                 conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
             )
@@ -288,7 +288,7 @@ async def create_upload_batch(
 async def _fail_upload(svc: Services, batch_id: str, error: BaseException) -> None:
     reason = error.message if isinstance(error, BatchyardError) else "the upload was interrupted"
     try:
-        async with svc.store.begin() as conn:
+        async with svc.store.begin(writes_batch=batch_id) as conn:
             await batch_rows.append_log(conn, batch_id, LogLevel.ERROR, f"Upload failed: {reason}")
             await batch_rows.transition_batch(conn, batch_id, S.FAILED, error_message=reason)
     except InvalidTransition:
@@ -298,7 +298,7 @@ async def _fail_upload(svc: Services, batch_id: str, error: BaseException) -> No
 
 async def _finish_upload(svc: Services, batch: Batch, size: int, sha256: str) -> Batch:
     try:
-        async with svc.store.begin() as conn:
+        async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
             await batch_rows.append_log(
                 conn, batch.id, LogLevel.INFO, f"Received upload: {size} bytes (sha256 {sha256})"
             )
@@ -423,5 +423,5 @@ def download_query(svc: Services, batch: Batch, path: str) -> tuple[str, int]:
 
 async def get_batch_unscoped(svc: Services, batch_id: str) -> Batch:
     """For signed downloads, where the signature itself proves access."""
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         return await batch_rows.get_batch(conn, batch_id, owner_id=None)

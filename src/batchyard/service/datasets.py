@@ -28,7 +28,7 @@ async def create_dataset(svc: Services, principal: Principal, body: dict[str, An
     check_dataset_patterns(dataset)
     check_dataset_defaults(dataset)
     require(principal, Action.CREATE_DATASET, dataset.name)
-    async with svc.store.begin() as conn:
+    async with svc.store.begin(writes=False) as conn:
         await _check_dataset_quota(svc, conn, principal)
         try:
             await dataset_rows.get_dataset(conn, dataset.name)

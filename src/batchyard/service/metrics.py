@@ -70,7 +70,7 @@ async def _deployment_families(svc: Services) -> list[Metric]:
 
 
 async def _read_database(svc: Services) -> list[Metric]:
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         by_status = await probes.batches_by_status(conn)
         queue = (
             await probes.queue_stats(conn, svc.settings.queue_stalled_seconds)

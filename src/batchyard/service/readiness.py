@@ -69,7 +69,7 @@ async def _run(name: str, probe: Callable[[], Awaitable[dict[str, object]]]) -> 
 
 
 async def _database(svc: Services) -> dict[str, object]:
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         await probes.ping(conn)
     return {"dialect": svc.store.dialect_name}
 
@@ -80,7 +80,7 @@ async def _storage(svc: Services) -> dict[str, object]:
 
 
 async def _queue(svc: Services) -> dict[str, object]:
-    async with svc.store.begin() as conn:
+    async with svc.store.read() as conn:
         stats = await probes.queue_stats(conn, svc.settings.queue_stalled_seconds)
     return {"queued": stats.queued, "running": stats.running, "live_workers": stats.live_workers}
 

@@ -168,7 +168,7 @@ class Deliverer:
     async def deliver(self, batch: Batch) -> None:
         url = batch.notify_url or ""
         settings = self.svc.settings
-        async with self.svc.store.begin() as conn:
+        async with self.svc.store.read() as conn:
             version = await user_rows.webhook_secret_version(conn, batch.owner_id)
         secret = derive_webhook_secret(self.svc.secret, batch.owner_id, version)
         body = json.dumps(payload(batch), separators=(",", ":")).encode()
@@ -235,7 +235,7 @@ class Deliverer:
         await self._finish(batch_id, outbox.FAILED)
 
     async def _log(self, batch_id: str, level: LogLevel, message: str) -> None:
-        async with self.svc.store.begin() as conn:
+        async with self.svc.store.begin(writes_batch=batch_id) as conn:
             await batch_rows.append_log(conn, batch_id, level, message)
         self.svc.events.notify(batch_id)
 

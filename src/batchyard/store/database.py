@@ -57,14 +57,19 @@ class MetadataStore:
         return cls(engine, create_read_engine(url))
 
     @asynccontextmanager
-    async def begin(self, *, writes_batch: str | None = None) -> AsyncIterator[AsyncConnection]:
+    async def begin(
+        self, *, writes_batch: str | None = None, dataset: str | None = None, writes: bool = True
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error.
 
         PostgreSQL refuses text holding a NUL character, which a client can put in any name or
         field: that is the client's error (422), not the server's. Whatever it wrote, the
         status reads this process remembers are forgotten once it ends: with ``writes_batch``
         (the transaction writes only that batch's own rows: status, counters, log, format),
-        that batch's and the tables' row counts; without it, all of them.
+        that batch's and the row count of ``dataset`` (the batch's, if the caller knows it;
+        else every table's); without it, all of them. ``writes=False``: the transaction only
+        reads (statements that must agree, checks made under SQLite's write lock), and forgets
+        nothing.
         """
         try:
             async with self._engine.begin() as conn:
@@ -74,10 +79,12 @@ class MetadataStore:
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
         finally:
-            if writes_batch is None:
+            if not writes:
+                pass
+            elif writes_batch is None:
                 self.reads.forget_all()
             else:
-                self.reads.forget_batch(writes_batch)
+                self.reads.forget_batch(writes_batch, dataset)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

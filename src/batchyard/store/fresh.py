@@ -3,12 +3,13 @@
 Polling clients ask for the same batch hundreds of times a second; the answer changes only
 when something writes. Every write of this process goes through ``MetadataStore.begin``, which
 forgets once it has committed, so a read after a write made here always sees it: a write of one
-batch's own rows (the pipeline's counters, log lines, transitions) forgets that batch and the
-tables' row counts (``forget_batch``), any other write forgets everything (``forget_all``);
-during an import, the status of every other batch stays remembered. A write made by *another*
-process (a queue worker, a second API server) reaches this one within ``STATUS_CACHE_SECONDS``
-(documented in docs/production.md). Concurrent misses of one key share one load, so the moment
-after a write costs one query, not one per waiting client.
+batch's own rows (the pipeline's counters, log lines, transitions) forgets that batch and the row
+count of its dataset's table, or of every table where the writer does not name the dataset
+(``forget_batch``); any other write forgets everything (``forget_all``). During an import, the
+status of every other batch, and the row count of every other dataset, stays remembered. A
+write made by *another* process (a queue worker, a second API server) reaches this one within
+``STATUS_CACHE_SECONDS`` (documented in docs/production.md). Concurrent misses of one key share
+one load, so the moment after a write costs one query, not one per waiting client.
 
 A key read again in the second half of its life is read afresh in the background while the
 remembered value is still served: under steady polling the entry is replaced before it ages out,
@@ -199,9 +200,11 @@ class FreshCache:
         self._keys_forgotten.clear()
         self._entries.clear()
 
-    def forget_batch(self, batch_id: str) -> None:
+    def forget_batch(self, batch_id: str, dataset: str | None = None) -> None:
         """After this process committed a write of one batch's own rows: that batch and its
-        history are read again, and every table's row count (its chunks may have moved one)."""
+        history are read again, and the row count of ``dataset`` (the batch's: its chunks may
+        have moved it), or of every table when the writer does not say which."""
+        count = None if dataset is None else ("row_count", dataset)
         self._generation += 1
         if not self._loading:
             # Forget counts only matter to loads under way: none, so none are kept.
@@ -211,12 +214,17 @@ class FreshCache:
             self._all_forgotten = self._generation  # bounded: no load under way is kept
             self._keys_forgotten.clear()
         else:
-            self._kinds_forgotten["row_count"] = self._generation
-            for key in (("batch", batch_id), ("history", batch_id)):
-                self._keys_forgotten[key] = self._generation
+            if count is None:
+                self._kinds_forgotten["row_count"] = self._generation
+            for key in (("batch", batch_id), ("history", batch_id), count):
+                if key is not None:
+                    self._keys_forgotten[key] = self._generation
         self._entries.pop(("batch", batch_id), None)
         self._entries.pop(("history", batch_id), None)
-        self._entries = {k: e for k, e in self._entries.items() if k[0] != "row_count"}
+        if count is not None:
+            self._entries.pop(count, None)
+        else:
+            self._entries = {k: e for k, e in self._entries.items() if k[0] != "row_count"}
 
 
 def _being_cancelled() -> bool:

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from batchyard.api.deps import LimitsDep, PrincipalDep, ServicesDep
-from batchyard.api.routes import error_responses, json_response
+from batchyard.api.routes import error_responses, json_response, remembered_json, to_json
 from batchyard.api.schemas import (
     OPERATION_PATTERN,
     SHA256_PATTERN,
@@ -210,7 +210,9 @@ async def get_batch(
     require(principal, Action.GET_BATCH)
     batch = await batches.get_batch(svc, principal, batch_id)
     link = None
-    if download and batch.is_terminal:
+    if not download:
+        return remembered_json(("batch", batch.id), batch, lambda: to_json(BatchPublic.of(batch)))
+    if batch.is_terminal:
         base = downloads.public_base_url(svc.settings.public_url, request.scope.get("server"))
         try:
             links = await downloads.download_links(svc, batch, base)
@@ -232,7 +234,9 @@ async def get_batch(
 async def get_history(batch_id: str, svc: ServicesDep, principal: PrincipalDep) -> Response:
     """Status snapshots, newest first, each with the counts and the log up to that moment."""
     history = await batches.get_history(svc, principal, batch_id)
-    return json_response([HistoryEntryPublic.of(h) for h in history])
+    return remembered_json(
+        ("history", batch_id), history, lambda: to_json([HistoryEntryPublic.of(h) for h in history])
+    )
 
 
 @router.get(

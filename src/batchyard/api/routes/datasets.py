@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from batchyard.api.deps import PrincipalDep, ServicesDep
-from batchyard.api.routes import error_responses, json_response
+from batchyard.api.routes import error_responses, remembered_json, to_json
 from batchyard.api.schemas import DatasetCreate, DatasetList, DatasetPublic
 from batchyard.service import datasets
 
@@ -40,7 +40,9 @@ async def get_dataset(name: str, svc: ServicesDep, principal: PrincipalDep) -> R
     """The dataset's schema and ``row_count``: its table's rows, counted at most half a second
     ago (see docs/production.md, "Status under load")."""
     dataset, rows = await datasets.get_dataset(svc, principal, name)
-    return json_response(DatasetPublic.of(dataset, rows))
+    return remembered_json(
+        ("dataset", name), dataset, lambda: to_json(DatasetPublic.of(dataset, rows)), rows
+    )
 
 
 @router.delete(
