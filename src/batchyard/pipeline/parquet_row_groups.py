@@ -1,0 +1,141 @@
+"""A Parquet file's record batches, read a row group at a time so that memory and the bytes
+fetched both stay close to what the batches need.
+
+pyarrow reads Parquet by seeking: each column chunk from its own offset, the columns of a row
+group in turn. Two ways of reading it went wrong:
+
+- pre-buffering the whole file (pyarrow's default) keeps every row group read so far in memory;
+- reading column by column through a buffered stream refetches that stream's buffer at every
+  jump between columns: 8x the file's bytes through the 8 MiB buffer of a remote object.
+
+So pyarrow is given the raw file beneath any Python buffer (each of its reads fetches what it
+asks for, storage/blobs.py), and each row group is read one of two ways. A remote row group
+whose column chunks fit ``PREFETCH_BYTES`` is pre-buffered, one row group at a time: its
+column chunks arrive in a few large coalesced reads, and pyarrow frees them when the next row
+group is pre-buffered (parquet/file_reader.h: data stays buffered "until either PreBuffer() is
+called again, or the reader itself is destructed"). A larger row group, or any row group of a
+local file (where a read is a system call, not a request), is read in place, a buffer per
+column at a time.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: A remote row group whose column chunks (those read) add up to at most this is fetched whole
+#: before it is decoded; the cap on what a pre-buffered row group holds.
+PREFETCH_BYTES = 64 << 20
+#: Read buffer per column of a row group read in place, on local disk: pages are decoded from it.
+LOCAL_BUFFER = 1 << 20
+#: The column buffers of a remote row group read in place share about this much: fewer, larger
+#: requests for narrow files, never more than this for wide ones.
+REMOTE_BUFFERS = 32 << 20
+#: Bounds of one column's buffer on a remote row group read in place.
+REMOTE_BUFFER_RANGE = (1 << 20, 8 << 20)
+
+
+def random_access(stream: Any) -> tuple[Any, bool]:
+    """What pyarrow should read for ``stream``, and whether that is a file on local disk.
+
+    A BufferedReader's raw stream: pyarrow seeks before each read and buffers each column
+    itself, so a buffer beneath it only refetches what pyarrow did not ask for.
+    """
+    raw = stream.raw if isinstance(stream, io.BufferedReader) else stream
+    return raw, isinstance(raw, io.FileIO)
+
+
+class RowGroupReader:
+    """Record batches of ``batch_rows`` rows (the last may be shorter) from ``parquet``, exactly
+    as ``parquet.iter_batches`` cuts them: a batch may span row groups."""
+
+    def __init__(
+        self, source: Any, parquet: pq.ParquetFile, *, local: bool, columns: Sequence[str]
+    ) -> None:
+        self._source = source
+        self._parquet = parquet
+        self._local = local
+        self._columns = list(columns)
+        self._leaves = _leaf_indices(parquet, self._columns)
+        self._in_place: pq.ParquetFile | None = None
+        self._prefetched: pq.ParquetFile | None = None
+
+    def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        return _rebatch(self._row_group_batches(batch_rows), batch_rows)
+
+    def _row_group_batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        meta = self._parquet.metadata
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            size = sum(group.column(leaf).total_compressed_size for leaf in self._leaves)
+            reader = self._reader(size)
+            yield from reader.iter_batches(
+                batch_size=batch_rows, row_groups=[index], columns=self._columns
+            )
+
+    def _reader(self, size: int) -> pq.ParquetFile:
+        """The file opened to pre-buffer a row group of ``size`` bytes, or to read it in place
+        (each opened once, sharing the footer already read)."""
+        if not self._local and size <= PREFETCH_BYTES:
+            if self._prefetched is None:
+                self._prefetched = self._open(pre_buffer=True, buffer_size=0)
+            return self._prefetched
+        if self._in_place is None:
+            self._in_place = self._open(pre_buffer=False, buffer_size=self._buffer_size())
+        return self._in_place
+
+    def _buffer_size(self) -> int:
+        if self._local:
+            return LOCAL_BUFFER
+        low, high = REMOTE_BUFFER_RANGE
+        return min(high, max(low, REMOTE_BUFFERS // max(1, len(self._leaves))))
+
+    def _open(self, *, pre_buffer: bool, buffer_size: int) -> pq.ParquetFile:
+        return pq.ParquetFile(
+            self._source,
+            metadata=self._parquet.metadata,
+            pre_buffer=pre_buffer,
+            buffer_size=buffer_size,
+        )
+
+
+def _leaf_indices(parquet: pq.ParquetFile, columns: Sequence[str]) -> list[int]:
+    """The Parquet leaf columns (column chunks) that reading ``columns`` reads."""
+    wanted = set(columns)
+    paths: list[list[str]] = parquet.reader.column_paths
+    return [index for index, path in enumerate(paths) if path[0] in wanted]
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` cut again into batches of ``rows`` rows, the last one possibly shorter.
+
+    Read a row group at a time, a row group's last batch is short; joined to the next row
+    group's first rows, the batches are those pyarrow cuts reading the file in one go.
+    """
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        start = 0
+        while batch.num_rows - start >= rows - count:
+            take = rows - count
+            held.append(batch.slice(start, take))
+            yield _joined(held)
+            held, count, start = [], 0, start + take
+        if start < batch.num_rows:
+            held.append(batch.slice(start))
+            count += batch.num_rows - start
+    if count:
+        yield _joined(held)
+
+
+def _joined(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    # One contiguous batch, as pyarrow's own (the stubs do not know concat_batches yet).
+    concat_batches: Any = getattr(pa, "concat_batches")  # noqa: B009
+    joined: pa.RecordBatch = concat_batches(parts)
+    return joined
