@@ -69,7 +69,7 @@ def _batch_rows(parquet: pq.ParquetFile, chunk_bytes: int) -> int:
 def _read_file(
     source: Any, reading: Reading, chunk_bytes: int, max_fields: int
 ) -> Iterator[RawChunk]:
-    source, local = random_access(source)
+    source, remote = random_access(source)
     parquet = _open(source)
     names = parquet.schema_arrow.names
     if len(names) > max_fields:
@@ -79,7 +79,7 @@ def _read_file(
         )
     keep = check_fields(names, reading, "Parquet schema")
     next_record = 1
-    row_groups = RowGroupReader(source, parquet, local=local, columns=keep)
+    row_groups = RowGroupReader(source, parquet, remote=remote, columns=keep)
     batches = row_groups.batches(_batch_rows(parquet, chunk_bytes))
     index = 0
     try:

@@ -27,26 +27,36 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: A remote row group whose column chunks (those read) add up to at most this is fetched whole
-#: before it is decoded; the cap on what a pre-buffered row group holds.
-PREFETCH_BYTES = 64 << 20
+from batchyard.storage.blobs import is_remote
+
+#: Remote row groups whose column chunks (those read) add up to at most this are fetched whole
+#: before they are decoded: the cap on what pre-buffering holds at a time.
+PREFETCH_BYTES = 32 << 20
 #: Read buffer per column of a row group read in place, on local disk: pages are decoded from it.
 LOCAL_BUFFER = 1 << 20
 #: The column buffers of a remote row group read in place share about this much: fewer, larger
 #: requests for narrow files, never more than this for wide ones.
-REMOTE_BUFFERS = 32 << 20
+REMOTE_BUFFERS = 16 << 20
 #: Bounds of one column's buffer on a remote row group read in place.
-REMOTE_BUFFER_RANGE = (1 << 20, 8 << 20)
+REMOTE_BUFFER_RANGE = (1 << 20, 4 << 20)
 
 
 def random_access(stream: Any) -> tuple[Any, bool]:
-    """What pyarrow should read for ``stream``, and whether that is a file on local disk.
+    """What pyarrow should read for ``stream``, and whether its reads are requests to a remote
+    store (pre-buffering saves requests there; elsewhere it only holds memory).
 
     A BufferedReader's raw stream: pyarrow seeks before each read and buffers each column
-    itself, so a buffer beneath it only refetches what pyarrow did not ask for.
+    itself, so a buffer beneath it only refetches what pyarrow did not ask for. Where that
+    buffer already holds the whole file (read to detect the format), the file is read from it.
     """
-    raw = stream.raw if isinstance(stream, io.BufferedReader) else stream
-    return raw, isinstance(raw, io.FileIO)
+    if not isinstance(stream, io.BufferedReader):
+        return stream, False
+    raw = stream.raw
+    if stream.tell() == 0:
+        held = stream.peek(1)
+        if len(held) >= raw.seek(0, io.SEEK_END):
+            return pa.BufferReader(held), False
+    return raw, is_remote(raw)
 
 
 class RowGroupReader:
@@ -54,42 +64,64 @@ class RowGroupReader:
     as ``parquet.iter_batches`` cuts them: a batch may span row groups."""
 
     def __init__(
-        self, source: Any, parquet: pq.ParquetFile, *, local: bool, columns: Sequence[str]
+        self, source: Any, parquet: pq.ParquetFile, *, remote: bool, columns: Sequence[str]
     ) -> None:
         self._source = source
         self._parquet = parquet
-        self._local = local
+        self._remote = remote
         self._columns = list(columns)
         self._leaves = _leaf_indices(parquet, self._columns)
-        self._in_place: pq.ParquetFile | None = None
+        self._streamed: pq.ParquetFile | None = None
         self._prefetched: pq.ParquetFile | None = None
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         return _rebatch(self._row_group_batches(batch_rows), batch_rows)
 
     def _row_group_batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        for row_groups, prefetch in self._runs():
+            reader = self._prefetching() if prefetch else self._in_place()
+            yield from reader.iter_batches(
+                batch_size=batch_rows, row_groups=row_groups, columns=self._columns
+            )
+
+    def _runs(self) -> Iterator[tuple[list[int], bool]]:
+        """Consecutive row groups read in one go, and whether they are pre-buffered: a local
+        file in place at once; a remote one in runs of small row groups that together fit
+        PREFETCH_BYTES (a request each, not one per column chunk), a big one alone in place."""
         meta = self._parquet.metadata
+        if not self._remote:
+            yield list(range(meta.num_row_groups)), False
+            return
+        run: list[int] = []
+        held = 0
         for index in range(meta.num_row_groups):
             group = meta.row_group(index)
             size = sum(group.column(leaf).total_compressed_size for leaf in self._leaves)
-            reader = self._reader(size)
-            yield from reader.iter_batches(
-                batch_size=batch_rows, row_groups=[index], columns=self._columns
-            )
+            if run and (held + size > PREFETCH_BYTES or size > PREFETCH_BYTES):
+                yield run, True
+                run, held = [], 0
+            if size > PREFETCH_BYTES:
+                yield [index], False
+                continue
+            run.append(index)
+            held += size
+        if run:
+            yield run, True
 
-    def _reader(self, size: int) -> pq.ParquetFile:
-        """The file opened to pre-buffer a row group of ``size`` bytes, or to read it in place
-        (each opened once, sharing the footer already read)."""
-        if not self._local and size <= PREFETCH_BYTES:
-            if self._prefetched is None:
-                self._prefetched = self._open(pre_buffer=True, buffer_size=0)
-            return self._prefetched
-        if self._in_place is None:
-            self._in_place = self._open(pre_buffer=False, buffer_size=self._buffer_size())
-        return self._in_place
+    def _prefetching(self) -> pq.ParquetFile:
+        """The file opened to pre-buffer what it reads (once, sharing the footer already read)."""
+        if self._prefetched is None:
+            self._prefetched = self._open(pre_buffer=True, buffer_size=0)
+        return self._prefetched
+
+    def _in_place(self) -> pq.ParquetFile:
+        """The file opened to read column chunks a buffer at a time (once, likewise)."""
+        if self._streamed is None:
+            self._streamed = self._open(pre_buffer=False, buffer_size=self._buffer_size())
+        return self._streamed
 
     def _buffer_size(self) -> int:
-        if self._local:
+        if not self._remote:
             return LOCAL_BUFFER
         low, high = REMOTE_BUFFER_RANGE
         return min(high, max(low, REMOTE_BUFFERS // max(1, len(self._leaves))))
@@ -106,7 +138,7 @@ class RowGroupReader:
 def _leaf_indices(parquet: pq.ParquetFile, columns: Sequence[str]) -> list[int]:
     """The Parquet leaf columns (column chunks) that reading ``columns`` reads."""
     wanted = set(columns)
-    paths: list[list[str]] = parquet.reader.column_paths
+    paths: Any = parquet.reader.column_paths  # a list of names per leaf (the stubs say str)
     return [index for index, path in enumerate(paths) if path[0] in wanted]
 
 

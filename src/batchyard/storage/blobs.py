@@ -23,7 +23,7 @@ from batchyard.domain.errors import HashMismatch, InvalidRequest, PayloadTooLarg
 from batchyard.storage.s3 import S3Connection, S3Location, parse_s3_url
 
 if TYPE_CHECKING:
-    from obstore import Attributes
+    from obstore import Attributes, Bytes
     from obstore.store import ObjectStore
 
     from batchyard.settings import Settings
@@ -127,6 +127,16 @@ class _ObjectRaw(io.RawIOBase):
         self._position += got
         return got
 
+    def read_buffer(self, size: int) -> Bytes:
+        """Up to ``size`` bytes as obstore's buffer, not copied: pyarrow's PythonFile calls this
+        where a file has it, instead of ``read``."""
+        size = min(size, self._size - self._position)
+        if size <= 0:
+            return obstore.Bytes(b"")
+        data = obstore.get_range(self._store, self._key, start=self._position, length=size)
+        self._position += len(data)
+        return data
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
         if whence not in bases:
@@ -139,6 +149,11 @@ class _ObjectRaw(io.RawIOBase):
 
     def tell(self) -> int:
         return self._position
+
+
+def is_remote(raw: object) -> bool:
+    """Whether ``raw`` (an open_reader's raw stream) reads a remote object: a request a read."""
+    return isinstance(raw, _ObjectRaw)
 
 
 class BlobStore:
