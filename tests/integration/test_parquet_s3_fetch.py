@@ -5,6 +5,7 @@ records. (Read column by column through an 8 MiB buffered reader, a one-row-grou
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from batchyard.pipeline.originals import InputReader
 from batchyard.storage.blobs import BlobStore
 from batchyard.storage.s3 import S3Connection
 from support.counting_proxy import CountingProxy
+from support.fresh_process import run_script
 from support.s3server import STORAGE_BUCKET, S3Server
 
 
@@ -101,3 +103,62 @@ def test_a_parquet_input_in_s3_is_fetched_about_once(
     got = pa.concat_tables(tables)
     assert got[RECORD_NUMBER].to_pylist() == list(range(1, rows + 1))
     assert got.drop_columns([RECORD_NUMBER]).equals(pq.read_table(path))
+
+
+#: Reads a stored Parquet input as validation does, in a fresh process, after a small one (so
+#: that code and pools are warm), reporting how far the peak RSS rose during the large one.
+_READ = """
+    import json, sys
+    from batchyard.pipeline.arrow_runtime import prepare_arrow
+    prepare_arrow()
+    from batchyard.domain.batches import Batch, BatchOptions, BatchStatus, InputFormat, Source
+    from batchyard.domain.schema import Column, ColumnType, Dataset
+    from batchyard.pipeline.originals import InputReader
+    from batchyard.storage.blobs import BlobStore
+    from batchyard.storage.s3 import S3Connection
+    from support.fresh_process import peak_rss, reset_peak_rss
+
+    url, endpoint, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+    columns = (Column(name=names[0], type=ColumnType.INTEGER),) + tuple(
+        Column(name=name, type=ColumnType.STRING) for name in names[1:]
+    )
+    dataset = Dataset(name="items", columns=columns)
+    blobs = BlobStore.from_url(url, s3=S3Connection(endpoint))
+
+    def read(batch_id):
+        batch = Batch(
+            id=batch_id, owner_id="u1", dataset="items", operation="insert",
+            status=BatchStatus.VALIDATING, format=InputFormat.PARQUET, sources=(Source(None),),
+            options=BatchOptions(), created_ts=0.0, updated_ts=0.0,
+        )
+        reader = InputReader(blobs, batch, dataset, 2 << 20, None)
+        return sum(raw.record_count for raw, _ in reader.chunks())
+
+    read("small")
+    reset_peak_rss()
+    base = peak_rss()
+    rows = read("large")
+    print(json.dumps({"rows": rows, "growth": peak_rss() - base}))
+"""
+
+
+def test_reading_a_large_parquet_input_from_s3_holds_a_run_of_row_groups(
+    tmp_path: Path, s3_env: S3Server, s3_prefix: str
+) -> None:
+    """Six 25 MB row groups, each pre-buffered alone (two do not fit 32 MiB): the process holds
+    about one of them, never the 150 MB file."""
+    client = s3_env.client()
+    for batch_id, rows, group_rows in (("small", 1_000, 1_000), ("large", 300_000, 50_000)):
+        path = write(tmp_path / f"{batch_id}.parquet", 6, rows, group_rows, 100)
+        client.upload_file(str(path), STORAGE_BUCKET, f"{s3_prefix}/{keys.input_key(batch_id, 0)}")
+    names = ",".join(pq.read_schema(path).names)
+    url = f"s3://{STORAGE_BUCKET}/{s3_prefix}"
+
+    report = json.loads(run_script(_READ, url, s3_env.endpoint, names, env=s3_env.env, timeout=300))
+
+    assert report["rows"] == 300_000
+    assert path.stat().st_size > 145 * 2**20
+    # 79 MiB here: the pre-buffered row group, obstore's HTTP buffers, the chunks being read
+    # (111 MiB reading in place through 8 MiB buffers, as before); pre-buffered whole, the file
+    # would add its 150 MB.
+    assert report["growth"] < 120 * 2**20, report
