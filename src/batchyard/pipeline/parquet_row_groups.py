@@ -9,11 +9,11 @@ group in turn. Two ways of reading it went wrong:
   jump between columns: 8x the file's bytes through the 8 MiB buffer of a remote object.
 
 So pyarrow is given the raw file beneath any Python buffer (each of its reads fetches what it
-asks for, storage/blobs.py), and each row group is read one of two ways. A remote row group
-whose column chunks fit ``PREFETCH_BYTES`` is pre-buffered, one row group at a time: its
-column chunks arrive in a few large coalesced reads, and pyarrow frees them when the next row
-group is pre-buffered (parquet/file_reader.h: data stays buffered "until either PreBuffer() is
-called again, or the reader itself is destructed"). A larger row group, or any row group of a
+asks for, storage/blobs.py), and row groups are read one of two ways. In a remote file,
+consecutive row groups whose column chunks together fit ``PREFETCH_BYTES`` are pre-buffered as
+one run: their column chunks arrive in a few large coalesced reads, and pyarrow frees them when
+the next run is pre-buffered (parquet/file_reader.h: data stays buffered "until either
+PreBuffer() is called again, or the reader itself is destructed"). A larger row group, or a
 local file (where a read is a system call, not a request), is read in place, a buffer per
 column at a time.
 """
@@ -34,8 +34,8 @@ from batchyard.storage.blobs import is_remote
 PREFETCH_BYTES = 32 << 20
 #: Read buffer per column of a row group read in place, on local disk: pages are decoded from it.
 LOCAL_BUFFER = 1 << 20
-#: The column buffers of a remote row group read in place share about this much: fewer, larger
-#: requests for narrow files, never more than this for wide ones.
+#: The column buffers of a remote row group read in place share about this much (within
+#: REMOTE_BUFFER_RANGE each): fewer, larger requests for narrow files.
 REMOTE_BUFFERS = 16 << 20
 #: Bounds of one column's buffer on a remote row group read in place.
 REMOTE_BUFFER_RANGE = (1 << 20, 4 << 20)
