@@ -78,6 +78,12 @@ RUNS = [
         )
         for backend in ("sqlite", "postgresql")
     ),
+    Run(
+        "parquet_fetch",
+        "parquet_fetch",
+        ("--mb", "0.2"),
+        r"6 columns, 1 row group +S3 +[\d.]+ +[\d.]+ +[\d.]+x",
+    ),
     Run("sqlite_import", "sqlite_import", ("--rows", "2000"), r"sqlite3 \.import +[\d.]+ .*1\.00x"),
     Run("http_operation", "http_operation", ("--records", "2000"), r"2,000 of 2,000 records"),
     Run("csv_reader", "csv_reader", ("--rows", "2000"), r"reader +\d+ MB/s of CPU"),

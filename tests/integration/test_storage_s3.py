@@ -71,6 +71,27 @@ async def test_reader_is_seekable_for_pyarrow(blobs: BlobStore) -> None:
     assert table.column("name").to_pylist() == ["alpha", "beta", "gamma"]
 
 
+async def test_reader_reads_what_is_asked_anywhere_in_the_object(blobs: BlobStore) -> None:
+    """Seeks from either end, reads across the 8 MiB buffer, the raw stream beneath it (what
+    pyarrow reads Parquet from) and the object's end behave as a local file's would."""
+    data = os.urandom(9 * 2**20 + 123)
+    await blobs.write_stream("batches/b1/input/0", chunked(data))
+    with blobs.open_reader("batches/b1/input/0") as reader:
+        reader.seek(-10, os.SEEK_END)
+        assert reader.read() == data[-10:]
+        assert reader.read(5) == b""
+        reader.seek(100)
+        assert reader.read(9 * 2**20) == data[100 : 100 + 9 * 2**20]
+        raw = reader.raw
+        assert raw.seek(len(data) - 3) == len(data) - 3
+        assert bytes(raw.read_buffer(10)) == data[-3:]  # the uncopied read pyarrow uses
+        assert raw.read(10) == b""
+        raw.seek(7)
+        assert raw.read(4) == data[7:11]
+    with pytest.raises(FileNotFoundError):
+        blobs.open_reader("batches/b1/input/9")
+
+
 async def test_failed_or_mismatching_writes_leave_no_object(
     blobs: BlobStore, s3_env: S3Server, s3_prefix: str
 ) -> None:

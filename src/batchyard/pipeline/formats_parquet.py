@@ -14,11 +14,10 @@ from batchyard.domain.errors import InputRejected
 from batchyard.domain.reading import Reading
 from batchyard.pipeline.chunks import RawChunk, empty_errors
 from batchyard.pipeline.formats_common import Reader, check_fields, number_records
+from batchyard.pipeline.parquet_row_groups import RowGroupReader, random_access
 
 #: Spooled gzip'd Parquet stays in memory up to this size, then goes to a temporary file.
 _SPOOL_IN_MEMORY = 8 << 20
-#: How much of a column chunk is read at a time: pages are decoded from a buffer this big.
-_READ_BUFFER = 1 << 20
 
 
 def read_parquet(
@@ -50,13 +49,9 @@ def _copy(stream: Reader, target: IO[bytes]) -> None:
 
 
 def _open(source: Any) -> pq.ParquetFile:
-    """The file, read as its batches are asked for.
-
-    pyarrow's default pre-buffers every column chunk a read will need, and without a buffer
-    reads each column chunk whole: either way a large file (or row group) was held whole.
-    """
+    """The file's footer, read now; its row groups are read as batches are asked for."""
     try:
-        return pq.ParquetFile(source, pre_buffer=False, buffer_size=_READ_BUFFER)
+        return pq.ParquetFile(source, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputRejected(f"the input is not a readable Parquet file ({exc})") from exc
 
@@ -74,6 +69,7 @@ def _batch_rows(parquet: pq.ParquetFile, chunk_bytes: int) -> int:
 def _read_file(
     source: Any, reading: Reading, chunk_bytes: int, max_fields: int
 ) -> Iterator[RawChunk]:
+    source, remote = random_access(source)
     parquet = _open(source)
     names = parquet.schema_arrow.names
     if len(names) > max_fields:
@@ -83,7 +79,8 @@ def _read_file(
         )
     keep = check_fields(names, reading, "Parquet schema")
     next_record = 1
-    batches = parquet.iter_batches(batch_size=_batch_rows(parquet, chunk_bytes), columns=keep)
+    row_groups = RowGroupReader(source, parquet, remote=remote, columns=keep)
+    batches = row_groups.batches(_batch_rows(parquet, chunk_bytes))
     index = 0
     try:
         for batch in batches:
