@@ -62,3 +62,17 @@ def test_jsonl_lines_come_back_as_sent_with_the_reason_last() -> None:
         "[1, 2]",
         '{"id": 5, "v": "y", "error": "invalid_integer (column v): bad 5"}',
     ]
+
+
+def test_fields_the_fast_decoder_refuses_read_as_json_reads_them() -> None:
+    """JSON Lines fields kept without their line: NaN, a number beyond a float and a lone
+    surrogate come back as Python's json module reads them, and a raw that is not JSON as an
+    empty record."""
+    fmt = FailedRecordsFormat("csv", ["id", "v"])
+    raws = ['{"id": NaN, "v": 1e400}', '{"id": "\\ud800", "v": 12345678901234567890123}', "{x"]
+    table = failed(None, None, None).set_column(5, "raw", pa.array(raws, pa.string()))
+    assert fmt.rows(table).splitlines() == [
+        "NaN,Infinity,invalid_integer (column v): bad 1",
+        "\ud800,12345678901234567890123,invalid_integer (column v): bad 2",
+        ",,invalid_integer (column v): bad 3",
+    ]
