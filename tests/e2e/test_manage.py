@@ -11,11 +11,13 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
 from support.servers import ADMIN_TOKEN, BatchyardServer
 from support.uploads import upload
 from support.waiting import wait_for_status_sync, wait_until_applying_sync
+from support.workers import queue_env
 
 
 def test_cancel_mid_way_keeps_exactly_the_committed_records(http, orders, tmp_path):
@@ -139,3 +141,38 @@ def test_memory_stays_flat_however_big_the_file(tmp_path):
     # pandas is installed here (a test tool), as in many users' environments: kept out anyway.
     assert "pandas" not in libraries
     assert after_large < PEAK_RSS_BOUND, f"peak RSS {after_large / 10**6:.0f} MB"
+
+
+def test_memory_stays_bounded_with_invalid_records(tmp_path, backend, request):
+    """A 1M-record file with 1 record in 100 invalid stays under 300 MB of peak RSS on either
+    backend at default settings: the chunks held while the next one is validated, their
+    staged keys and errors, their results parts (with the failed records' text) stay a few
+    chunks whatever the file's size.
+
+    On PostgreSQL (three streams) the server still peaks at about 314 MB here (317 before
+    the glibc heaps were shared and trimmed): a known gap of issue #15, marked until closed.
+    """
+    if backend == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(reason="issue #15: about 314 MB on PostgreSQL", strict=False)
+        )
+    env: dict[str, str] = {}
+    if backend == "postgresql":
+        env = queue_env(str(request.getfixturevalue("pg_url")), tmp_path / "data")
+        env["BATCHYARD_SERVE_WORKER"] = "true"
+    path = tmp_path / "invalid.csv"
+    expected = write_orders_csv(path, 1_000_000, bad_every=100)
+    server = BatchyardServer(tmp_path / "data", env=env).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120
+        ) as http:
+            assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
+            done = wait_for_status_sync(http, str(upload(http, path)["batch"]), timeout=600)
+            peak = server.peak_rss_bytes()
+    finally:
+        server.stop()
+    assert done["status"] == "completed"
+    assert done["successful_operations"] == expected.good
+    assert done["failed_operations"] == len(expected.bad)
+    assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / 10**6:.0f} MB"

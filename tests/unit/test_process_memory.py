@@ -31,3 +31,43 @@ def test_freed_chunk_sized_blocks_leave_the_process():
 def test_without_it_the_c_allocator_keeps_them():
     """The premise: glibc's own threshold keeps chunk-sized blocks it freed (90 MiB here)."""
     assert _retained_mib("plain") > 60
+
+
+_FREED_IN_A_THREAD = """
+    import sys
+    import threading
+    from batchyard.pipeline.process_memory import hand_back_free_pages, return_large_blocks
+    from support.fresh_process import rss
+    return_large_blocks()
+
+    def validate_like():  # blocks below the mmap threshold, among a few that stay
+        blocks, kept = [], []
+        for _ in range(300):
+            blocks.append(b"x" * (200 << 10))
+            kept.append(b"k" * 1000)
+        del blocks
+        if sys.argv[1] == "handed back":
+            hand_back_free_pages()
+        return kept
+
+    before = rss()
+    done = []
+    worker = threading.Thread(target=lambda: done.append(validate_like()))
+    worker.start()
+    worker.join()
+    print((rss() - before) // 2**20)
+"""
+
+
+def _kept_mib(mode: str) -> int:
+    return int(run_script(_FREED_IN_A_THREAD, mode, timeout=60))
+
+
+def test_free_pages_inside_a_threads_heap_go_back():
+    """What validating a chunk with bad values frees in its thread leaves the process."""
+    assert _kept_mib("handed back") < 16
+
+
+def test_without_it_the_heap_keeps_them():
+    """The premise: glibc keeps the free pages below a heap's top (about 58 MiB here)."""
+    assert _kept_mib("kept") > 40

@@ -15,11 +15,15 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Any
 
-#: mallopt's parameter number for the mmap threshold (glibc's malloc.h).
+#: mallopt's parameter numbers for the mmap threshold and the arena count (glibc's malloc.h).
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 #: Blocks from this size on get a mapping of their own.
 LARGE_BLOCK_BYTES = 1 << 20
+#: glibc heaps the threads share (its default is 8 per core, each keeping its own free pages).
+ARENAS = 2
 
 
 def return_large_blocks() -> None:
@@ -27,9 +31,34 @@ def return_large_blocks() -> None:
     MALLOC_MMAP_THRESHOLD_ (which glibc reads itself), nothing changes."""
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    mallopt = _libc_function("mallopt")
     if mallopt is None:
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        mallopt(_M_ARENA_MAX, ARENAS)
+
+
+def _libc_function(name: str) -> Any:
+    """glibc's ``name`` (None off Linux or where the C library has none)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return getattr(ctypes.CDLL(None), name, None)
+
+
+def hand_back_free_pages() -> None:
+    """Return the free pages inside glibc's heaps to the system (``malloc_trim(0)``).
+
+    Call from a worker thread after each chunk: the validation of a chunk with bad values
+    makes numpy arrays and Python bytes below the mmap threshold (its byte matrices, masks,
+    per-column copies) in whichever thread validates it; freed, their pages stay in that
+    thread's heap, spread over the pages of long-lived objects, where glibc only trims the top.
+    """
+    trim = _MALLOC_TRIM
+    if trim is not None:
+        trim(0)
+
+
+_MALLOC_TRIM = _libc_function("malloc_trim")

@@ -48,6 +48,11 @@ class ChunkRecords:
     originals: Originals
 
 
+def _nothing_sent(wanted: list[int]) -> dict[int, str]:
+    """Originals of a chunk the target refused nothing of: none is ever asked for."""
+    return {}
+
+
 def failed_records_format(
     manifest: Manifest, dataset: Dataset, delimiter: str
 ) -> FailedRecordsFormat:
@@ -91,6 +96,15 @@ class ResultsParts:
         """
         numbered = records.valid.select([*self.dataset.primary_key, RECORD_NUMBER])
         self._held[index] = ChunkRecords(numbered, records.errors, records.originals)
+
+    def settle(self, outcome: ChunkOutcome) -> None:
+        """Let go of chunk ``outcome.index``'s raw records once its committed outcome shows
+        that its part needs none of them (the target refused no record of it, as for most
+        chunks): until its part is made they would be a whole raw chunk held for nothing.
+        """
+        held = self._held.get(outcome.index)
+        if held is not None and not outcome.failures.num_rows:
+            self._held[outcome.index] = ChunkRecords(held.valid, held.errors, _nothing_sent)
 
     async def write(self, outcome: ChunkOutcome) -> None:
         """Store the part of the chunk whose committed ``outcome`` this is.

@@ -235,6 +235,7 @@ class Processing:
             self.committed[applied.index] = applied.outcome.succeeded
         self.progress.mark()
         if applied.outcome is not None:
+            self.parts.settle(applied.outcome)
             while len(self._parts) >= self.together():
                 _, self._parts = await asyncio.wait(
                     self._parts, return_when=asyncio.FIRST_COMPLETED

@@ -33,6 +33,7 @@ from batchyard.pipeline.formats_common import HeaderLimits
 from batchyard.pipeline.manifest import ChunkEntry, Manifest, write_manifest
 from batchyard.pipeline.originals import name_hint, originals_in
 from batchyard.pipeline.patterns import require_runnable_patterns
+from batchyard.pipeline.process_memory import hand_back_free_pages
 from batchyard.pipeline.results_parts import ChunkRecords, Originals
 from batchyard.pipeline.validate import validate_chunk
 
@@ -176,7 +177,9 @@ class Validation:
             if piece is None:
                 return None
             checked = validate_chunk(piece, self.dataset, self.reading)
-            return _shift(checked, len(self.manifest.chunks), offset), piece
+            shifted = _shift(checked, len(self.manifest.chunks), offset)
+            hand_back_free_pages()
+            return shifted, piece
 
         while (checked := await asyncio.to_thread(next_checked)) is not None:
             chunk, piece = checked
