@@ -11,7 +11,6 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pytest
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
 from support.servers import ADMIN_TOKEN, BatchyardServer
@@ -92,6 +91,9 @@ def test_json_lines_and_parquet_files_import_with_exact_counts(http, orders, tmp
 
 #: The most the process running a batch may hold at its peak, at default settings (issue #15).
 PEAK_RSS_BOUND = 300 * 10**6
+#: PostgreSQL's peak on a file with 1% invalid records, 289 to 314 MB measured (issue #15's gap):
+#: the regression bound until that gap is closed.
+POSTGRES_INVALID_PEAK_RSS_BOUND = 330 * 10**6
 
 
 def _loaded_libraries(pid: int) -> set[str]:
@@ -150,12 +152,10 @@ def test_memory_stays_bounded_with_invalid_records(tmp_path, backend, request):
     chunks whatever the file's size.
 
     On PostgreSQL (three streams) the server still peaks at about 314 MB here (317 before
-    the glibc heaps were shared and trimmed): a known gap of issue #15, marked until closed.
+    the glibc heaps were shared and trimmed): a known gap of issue #15. Until it is closed the
+    test holds PostgreSQL to what it measures now, so that it cannot grow unnoticed.
     """
-    if backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(reason="issue #15: about 314 MB on PostgreSQL", strict=False)
-        )
+    bound = PEAK_RSS_BOUND if backend == "sqlite" else POSTGRES_INVALID_PEAK_RSS_BOUND
     env: dict[str, str] = {}
     if backend == "postgresql":
         env = queue_env(str(request.getfixturevalue("pg_url")), tmp_path / "data")
@@ -175,4 +175,4 @@ def test_memory_stays_bounded_with_invalid_records(tmp_path, backend, request):
     assert done["status"] == "completed"
     assert done["successful_operations"] == expected.good
     assert done["failed_operations"] == len(expected.bad)
-    assert peak < PEAK_RSS_BOUND, f"peak RSS {peak / 10**6:.0f} MB"
+    assert peak < bound, f"peak RSS {peak / 10**6:.0f} MB"
