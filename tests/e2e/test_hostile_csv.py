@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import BatchyardServer, serving_dataset
 from support.uploads import file_chunks
 from support.waiting import wait_for_status_sync
 
@@ -33,17 +33,10 @@ SCHEMA = {
 MIB = 2**20
 
 
-@contextlib.contextmanager
-def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[BatchyardServer, httpx.Client]]:
-    server = BatchyardServer(tmp_path / "data", env=env).start()
-    try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120
-        ) as http:
-            assert http.post("/datasets", json=SCHEMA).status_code == 201
-            yield server, http
-    finally:
-        server.stop()
+def serve(
+    tmp_path: Path, env: dict[str, str]
+) -> contextlib.AbstractContextManager[tuple[BatchyardServer, httpx.Client]]:
+    return serving_dataset(tmp_path / "data", SCHEMA, env)
 
 
 @pytest.fixture(scope="module")

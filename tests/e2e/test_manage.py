@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
 
-from support.servers import ADMIN_TOKEN, BatchyardServer
+from support.servers import ADMIN_TOKEN, BatchyardServer, serving_dataset
 from support.uploads import upload
 from support.waiting import wait_for_status_sync, wait_until_applying_sync
 from support.workers import queue_env
@@ -162,16 +162,9 @@ def test_memory_stays_bounded_with_invalid_records(tmp_path, backend, request):
         env["BATCHYARD_SERVE_WORKER"] = "true"
     path = tmp_path / "invalid.csv"
     expected = write_orders_csv(path, 1_000_000, bad_every=100)
-    server = BatchyardServer(tmp_path / "data", env=env).start()
-    try:
-        with httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120
-        ) as http:
-            assert http.post("/datasets", json=ORDERS_SCHEMA).status_code == 201
-            done = wait_for_status_sync(http, str(upload(http, path)["batch"]), timeout=600)
-            peak = server.peak_rss_bytes()
-    finally:
-        server.stop()
+    with serving_dataset(tmp_path / "data", ORDERS_SCHEMA, env) as (server, http):
+        done = wait_for_status_sync(http, str(upload(http, path)["batch"]), timeout=600)
+        peak = server.peak_rss_bytes()
     assert done["status"] == "completed"
     assert done["successful_operations"] == expected.good
     assert done["failed_operations"] == len(expected.bad)

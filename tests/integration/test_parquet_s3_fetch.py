@@ -111,12 +111,13 @@ _READ = """
     import json, sys
     from batchyard.pipeline.arrow_runtime import prepare_arrow
     prepare_arrow()
-    from batchyard.domain.batches import Batch, BatchOptions, BatchStatus, InputFormat, Source
+    from batchyard.domain.batches import BatchStatus
     from batchyard.domain.schema import Column, ColumnType, Dataset
     from batchyard.pipeline.originals import InputReader
     from batchyard.storage.blobs import BlobStore
     from batchyard.storage.s3 import S3Connection
     from support.fresh_process import peak_rss, reset_peak_rss
+    from support.parquet_batches import parquet_batch
 
     url, endpoint, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
     columns = (Column(name=names[0], type=ColumnType.INTEGER),) + tuple(
@@ -126,11 +127,7 @@ _READ = """
     blobs = BlobStore.from_url(url, s3=S3Connection(endpoint))
 
     def read(batch_id):
-        batch = Batch(
-            id=batch_id, owner_id="u1", dataset="items", operation="insert",
-            status=BatchStatus.VALIDATING, format=InputFormat.PARQUET, sources=(Source(None),),
-            options=BatchOptions(), created_ts=0.0, updated_ts=0.0,
-        )
+        batch = parquet_batch(batch_id, BatchStatus.VALIDATING)
         reader = InputReader(blobs, batch, dataset, 2 << 20, None)
         return sum(raw.record_count for raw, _ in reader.chunks())
 

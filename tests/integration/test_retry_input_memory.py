@@ -26,13 +26,14 @@ _RETRY = """
     from pathlib import Path
     from batchyard.pipeline.arrow_runtime import prepare_arrow
     prepare_arrow()
-    from batchyard.domain.batches import Batch, BatchOptions, BatchStatus, InputFormat, Source
+    from batchyard.domain.batches import BatchStatus
     from batchyard.domain.schema import Column, ColumnType, Dataset
     from batchyard.pipeline import keys
     from batchyard.pipeline.originals import InputReader
     from batchyard.pipeline.retry_input import write_unapplied_parquet
     from batchyard.storage.blobs import BlobStore
     from support.fresh_process import peak_rss, reset_peak_rss
+    from support.parquet_batches import parquet_batch
 
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     columns = (
@@ -42,11 +43,7 @@ _RETRY = """
     blobs = BlobStore.from_url(root.as_uri())
 
     def retry(batch_id):
-        batch = Batch(
-            id=batch_id, owner_id="u1", dataset="items", operation="insert",
-            status=BatchStatus.COMPLETED, format=InputFormat.PARQUET, sources=(Source(None),),
-            options=BatchOptions(), created_ts=0.0, updated_ts=0.0,
-        )
+        batch = parquet_batch(batch_id, BatchStatus.COMPLETED)
         inputs = InputReader(blobs, batch, dataset, 2 << 20, None)
         with blobs.open_reader(keys.results_key(batch_id)) as results:
             return write_unapplied_parquet(inputs, results, out)

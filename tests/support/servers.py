@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -100,6 +103,22 @@ class BatchyardServer:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextlib.contextmanager
+def serving_dataset(
+    data_dir: Path, schema: dict[str, Any], env: dict[str, str] | None = None
+) -> Iterator[tuple[BatchyardServer, httpx.Client]]:
+    """A real server on ``data_dir`` with ``schema``'s dataset declared, and an admin client."""
+    server = BatchyardServer(data_dir, env=env).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=120
+        ) as http:
+            assert http.post("/datasets", json=schema).status_code == 201
+            yield server, http
+    finally:
+        server.stop()
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
