@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchyard.domain.batches import Batch, BatchOptions, BatchStatus, InputFormat, Source
+from batchyard.domain.batches import BatchStatus
 from batchyard.domain.schema import Column, ColumnType, Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.chunks import RECORD_NUMBER
@@ -23,6 +23,7 @@ from batchyard.storage.blobs import BlobStore
 from batchyard.storage.s3 import S3Connection
 from support.counting_proxy import CountingProxy
 from support.fresh_process import run_script
+from support.parquet_batches import parquet_batch
 from support.s3server import STORAGE_BUCKET, S3Server
 
 
@@ -80,18 +81,7 @@ def test_a_parquet_input_in_s3_is_fetched_about_once(
             *(Column(name=name, type=ColumnType.STRING) for name in fields[1:]),
         ),
     )
-    batch = Batch(
-        id="b1",
-        owner_id="u1",
-        dataset="items",
-        operation="insert",
-        status=BatchStatus.VALIDATING,
-        format=InputFormat.PARQUET,
-        sources=(Source(None),),
-        options=BatchOptions(),
-        created_ts=0.0,
-        updated_ts=0.0,
-    )
+    batch = parquet_batch("b1", BatchStatus.VALIDATING)
     proxy.reset()
 
     tables = [raw.table for raw, _ in InputReader(blobs, batch, dataset, 2 << 20, None).chunks()]
