@@ -72,9 +72,8 @@ class BatchRecorder:
     async def status(self) -> BatchStatus:
         """The batch's committed status, for the checks made before and between chunks.
 
-        A read, not a transaction: no BEGIN and COMMIT round trips, and no remembered status
-        read of the batch forgotten (``get`` is a transaction that may write, so it forgets
-        them: a client polling the batch would then read it again from the database).
+        A read of the status column alone: no owner join and no JSON columns decoded, as
+        ``get`` does, and, like every read, nothing this process remembers is forgotten.
         """
         async with self.ctx.store.read() as conn:
             return await batch_rows.get_batch_status(conn, self.batch_id)

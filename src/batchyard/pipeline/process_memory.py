@@ -27,16 +27,16 @@ ARENAS = 2
 
 
 def return_large_blocks() -> None:
-    """Pin glibc's mmap threshold at LARGE_BLOCK_BYTES; elsewhere, or where the operator set
-    MALLOC_MMAP_THRESHOLD_ (which glibc reads itself), nothing changes."""
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
+    """Pin glibc's mmap threshold (and share its heaps between threads, ``ARENAS``). Where an
+    operator set MALLOC_MMAP_THRESHOLD_ or MALLOC_ARENA_MAX (which glibc reads itself), that
+    setting is left as it is."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
     if "MALLOC_ARENA_MAX" not in os.environ:
         mallopt(_M_ARENA_MAX, ARENAS)
 

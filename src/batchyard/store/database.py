@@ -79,12 +79,10 @@ class MetadataStore:
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
         finally:
-            if not writes:
-                pass
-            elif writes_batch is None:
-                self.reads.forget_all()
-            else:
+            if writes_batch is not None and writes:
                 self.reads.forget_batch(writes_batch, dataset)
+            elif writes:
+                self.reads.forget_all()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
