@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -275,13 +275,8 @@ class ChunkApplier:
                 signal = await self.stop_signal()
                 if signal is not None:
                     raise signal
-                pending = asyncio.ensure_future(asyncio.to_thread(self.run_operation, tx, work))
-                try:
-                    outcome = await asyncio.shield(pending)
-                except asyncio.CancelledError:
-                    # The session is busy in that thread: roll back only once it is done.
-                    await asyncio.wait({pending})
-                    raise
+                # The session is busy in that thread: a cancel rolls back only once it is done.
+                outcome = await in_thread_to_end(self.run_operation, tx, work)
                 await on_outcome(outcome)
         finally:
             await asyncio.to_thread(_roll_back, stack)
@@ -294,6 +289,20 @@ class _RolledBack(Exception):
 def _roll_back(stack: ExitStack) -> None:
     error = _RolledBack()
     stack.__exit__(_RolledBack, error, None)
+
+
+_T = TypeVar("_T")
+
+
+async def in_thread_to_end(function: Callable[..., _T], *args: object) -> _T:
+    """``function(*args)`` in a worker thread; a cancel waits for it to end, so that a target
+    session is never used by two threads (the rollback after a cancel comes after it)."""
+    pending = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        await asyncio.wait({pending})
+        raise
 
 
 async def claim_in_thread(

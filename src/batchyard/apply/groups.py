@@ -16,9 +16,7 @@ group before it commits. An error applying any chunk rolls the whole group back.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from batchyard.apply.engine import (
     Applied,
@@ -26,6 +24,7 @@ from batchyard.apply.engine import (
     ChunkApplier,
     ChunkWork,
     claim_in_thread,
+    in_thread_to_end,
     stopped,
 )
 from batchyard.apply.ports import ChunkClaim
@@ -34,8 +33,6 @@ from batchyard.domain.outcomes import ChunkOutcome
 
 #: The next chunk if one is waiting already, else None (never waits for one to arrive).
 WaitingChunk = Callable[[], Awaitable[ChunkWork | None]]
-
-_T = TypeVar("_T")
 
 
 async def apply_together(
@@ -61,7 +58,7 @@ async def apply_together(
             work = await waiting() if group.applied < most else None
         await group.commit()
     except BaseException:
-        await _in_thread(claimed.release)
+        await in_thread_to_end(claimed.release)
         raise
     finally:
         await applier.write_log(group.lines)
@@ -88,7 +85,7 @@ class _Group:
         if signal is not None:
             self.results.append(stopped(work.index, signal))
             return False
-        applied, outcome = await _in_thread(self._apply, work, first)
+        applied, outcome = await in_thread_to_end(self._apply, work, first)
         if applied:
             self.outcomes.append(outcome)
             self.results.append(Applied(ApplyKind.APPLIED, work.index, outcome))
@@ -106,17 +103,6 @@ class _Group:
     async def commit(self) -> None:
         """Commit every chunk applied, with its ledger row (release the claim if none was)."""
         if self.outcomes:
-            await _in_thread(self.claim.commit, *self.outcomes)
+            await in_thread_to_end(self.claim.commit, *self.outcomes)
         else:
-            await _in_thread(self.claim.release)
-
-
-async def _in_thread(function: Callable[..., _T], *args: object) -> _T:
-    """``function(*args)`` in a worker thread; a cancel waits for it, so that the claim's
-    session is never used by two threads (the rollback after a cancel comes after it)."""
-    pending = asyncio.ensure_future(asyncio.to_thread(function, *args))
-    try:
-        return await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        await asyncio.wait({pending})
-        raise
+            await in_thread_to_end(self.claim.release)
