@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from tests.support.servers import ADMIN_TOKEN, BatchyardServer
 
 from benchmarks.datagen import ORDERS_SCHEMA
@@ -43,6 +44,11 @@ BASELINE_DDL = (
 def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
     """``sqlite3 db '.import --csv --skip 1 file orders'`` into a table with the same key, in
     a database made afresh (a reused ``--workdir`` holds the last run's)."""
+    return sqlite3_import(csv_path, workdir, rows)[0]
+
+
+def sqlite3_import(csv_path: Path, workdir: Path, rows: int) -> tuple[Measurement, float]:
+    """``run_sqlite_import``'s measurement and the CPU seconds the sqlite3 process used."""
     database = workdir / "baseline.db"
     database.unlink(missing_ok=True)
     script = f"{BASELINE_DDL}\n.import --csv --skip 1 {csv_path} orders\n"
@@ -66,7 +72,8 @@ def run_sqlite_import(csv_path: Path, workdir: Path, rows: int) -> Measurement:
     ).stdout.strip()
     if int(loaded) != rows:
         raise RuntimeError(f"sqlite3 .import loaded {loaded} rows, expected {rows}")
-    return Measurement("sqlite3 .import", seconds, usage.ru_maxrss * 1024, rows)
+    measured = Measurement("sqlite3 .import", seconds, usage.ru_maxrss * 1024, rows)
+    return measured, usage.ru_utime + usage.ru_stime
 
 
 def run_batchyard(
@@ -80,17 +87,38 @@ def run_batchyard(
     """Upload (streamed, hash checked) → completed, results file written, on a real server
     of its own (a data directory per run, emptied first: a reused ``--workdir`` holds the last
     run's, whose dataset already exists)."""
+    return batchyard_import(csv_path, workdir, rows, digest, good, label)[0]
+
+
+def batchyard_import(
+    csv_path: Path,
+    workdir: Path,
+    rows: int,
+    digest: str,
+    good: int | None = None,
+    label: str = "batchyard (upload → completed)",
+    env: dict[str, str] | None = None,
+    stages: bool = True,
+) -> tuple[Measurement, float]:
+    """``run_batchyard``'s measurement, on a server started with ``env`` on top of the usual,
+    and the CPU seconds the server process used from the upload to the end of the batch."""
     data = workdir / f"batchyard-data-{csv_path.stem}"
     shutil.rmtree(data, ignore_errors=True)
-    server = BatchyardServer(data).start()
+    server = BatchyardServer(data, env=env).start()
     try:
+        assert server.process is not None
+        process = psutil.Process(server.process.pid)
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
         ) as http:
             http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            started = process.cpu_times()
             batch_id, seconds = timed_import(http, csv_path, rows, digest=digest, good=good)
-            print_stage_times(http, batch_id)
-        return Measurement(label, seconds, server.peak_rss_bytes(), rows)
+            ended = process.cpu_times()
+            if stages:
+                print_stage_times(http, batch_id)
+        cpu = ended.user + ended.system - started.user - started.system
+        return Measurement(label, seconds, server.peak_rss_bytes(), rows), cpu
     finally:
         server.stop()
 

@@ -116,6 +116,21 @@ RUNS = [
         ),
         r"medians +wall.*\n-+\npsql \\copy +[\d.]+ +1\.00(.|\n)*\nafter invalid +[\d.]+",
     ),
+    Run(
+        "sqlite_ab",
+        "sqlite_ab",
+        (
+            "--rows",
+            "2000",
+            "--rounds",
+            "1",
+            "--before",
+            str(ROOT / "src"),
+            "--invalid-every",
+            "100",
+        ),
+        r"medians +wall.*\n-+\nsqlite3 \.import +[\d.]+ +1\.00(.|\n)*\nafter invalid +[\d.]+",
+    ),
 ]
 
 

@@ -26,6 +26,11 @@ from batchyard.targets.sqlite_checkpoints import WalCheckpoints
 
 #: How long a writer of another process may hold the file before a statement gives up.
 BUSY_TIMEOUT_MS = 60_000
+#: Page size of a database file batchyard creates. Bulk appends touch a quarter as many pages
+#: as with SQLite's 4 KiB default (fewer page fetches, log frames and their checksums, interior
+#: cells): the writer's CPU per million records is about a tenth lower (docs/production.md). A
+#: file that exists keeps its own page size (a WAL file's cannot change).
+PAGE_SIZE = 16_384
 
 _TYPES = {
     ColumnType.INTEGER: "INTEGER",
@@ -72,6 +77,7 @@ class SqliteDialect(Dialect):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = adbc_driver_sqlite.dbapi.connect(str(self.path), autocommit=True)
         session = Session(connection, "?")
+        session.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before the file's first write only
         session.rows("PRAGMA journal_mode=WAL")
         session.rows(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # With WAL, NORMAL survives a process crash (kill -9); only an OS crash can lose the last
