@@ -75,7 +75,8 @@ class FreshCache:
     ) -> None:
         self._ttl = ttl
         self._clock = clock
-        self._lead = RefreshLead(ttl)
+        #: Per kind of key (a row count can take seconds where a batch takes a millisecond).
+        self._leads: dict[str, RefreshLead] = {}
         #: Background refreshes under way, held here so they are not collected mid-flight.
         self._refreshes: set[asyncio.Task[Any]] = set()
         self._entries: dict[Key, _Entry] = {}
@@ -137,7 +138,7 @@ class FreshCache:
             raise
         else:
             flight.future.set_result(value)
-            self._lead.observe(self._clock() - flight.started)
+            self._lead(key).observe(self._clock() - flight.started)
             if self._current(key, flight):
                 self._remember(key, value, flight.started)
             return value
@@ -190,7 +191,15 @@ class FreshCache:
             self._entries = {k: e for k, e in self._entries.items() if e.fresh_until > moment}
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
-        self._entries[key] = _Entry(value, started + self._ttl, self._lead.refresh_from(started))
+        self._entries[key] = _Entry(
+            value, started + self._ttl, self._lead(key).refresh_from(started)
+        )
+
+    def _lead(self, key: Key) -> RefreshLead:
+        lead = self._leads.get(key[0])
+        if lead is None:
+            lead = self._leads[key[0]] = RefreshLead(self._ttl)
+        return lead
 
     def __len__(self) -> int:
         """How many values are remembered (aged ones included until they are dropped)."""

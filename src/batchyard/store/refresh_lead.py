@@ -5,7 +5,7 @@ and start a read of it in the background once its value is past half its life, s
 waits for the database. That works while a read takes less than the other half. On a busy server
 it does not: every step of an asynchronous read (its start, the answer's arrival, the waiter's
 wake-up) waits its turn behind the requests queued on the event loop, and with 50 clients polling
-a shared 2-core machine a read measured 100 to 500 ms. The old value then aged out first, and every
+a shared 2-core machine a read measured 60 to 550 ms. The old value then aged out first, and every
 request in that gap waited for the read (up to a tenth of all status requests in a run: the p99).
 
 So the lead is half the value's life, or twice the slowest recent read if that is longer, never
