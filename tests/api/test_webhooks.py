@@ -181,3 +181,24 @@ async def test_polling_an_empty_outbox_keeps_remembered_status_reads(
     monkeypatch.setattr(store.reads, "forget_batch", lambda batch_id: forgets.append(batch_id))
     await asyncio.sleep(1.5)  # three polls of the outbox
     assert forgets == []
+
+
+async def test_delivering_a_webhook_keeps_other_batches_remembered_status_reads(
+    acc: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming a delivery and recording its outcome change nothing a status read shows: they
+    must not make every polling client of this process wait for the database; the log lines
+    of the delivery forget their own batch only."""
+    forgets: list[str | None] = []
+    store = acc.services.store
+    monkeypatch.setattr(store.reads, "forget_all", lambda: forgets.append(None))
+    monkeypatch.setattr(
+        store.reads, "forget_batch", lambda batch_id, dataset=None: forgets.append(batch_id)
+    )
+    delivered = await webhooks_counted(acc, "delivered")
+    with Receiver() as receiver:
+        batch = await acc.upload("alice", notify_url=f"{receiver.url}/hook")
+        await log_until(acc, batch["batch"], lambda text: "delivered: HTTP 204" in text)
+    await counted_once_more(acc, "delivered", delivered)
+    assert len(receiver.deliveries) == 1
+    assert set(forgets) == {batch["batch"]}  # the upload, the pipeline, the delivery's log line

@@ -306,3 +306,38 @@ async def test_a_refresh_stopped_before_it_ran_leaves_no_load_to_wait_on() -> No
     await cache.close()  # at once: the refresh never started reading
     clock.now += 0.5
     assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 2
+
+
+async def test_after_a_slow_read_a_hot_key_is_read_afresh_sooner() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+
+    async def slow() -> int:
+        clock.now += 0.3  # a busy event loop: the read took 0.3 s
+        return await load()
+
+    assert await cache.load(KEY, slow) == 1
+    clock.now = 100.45  # before half its life, but a read as slow would land after it aged out
+    load.gate.clear()
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1  # served at once
+    assert load.calls == 2  # and read afresh in the background
+    load.gate.set()
+    await run_background_tasks()
+    clock.now = 101.2  # the first value aged out; the background read's has not
+    assert await cache.load(KEY, load) == 2
+
+
+async def test_a_slow_read_of_one_kind_leaves_the_others_refreshed_at_half_their_life() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+
+    async def slow_count() -> int:
+        clock.now += 0.3  # counting a big table's rows takes a while
+        return 7
+
+    assert await cache.load(("row_count", "orders"), slow_count) == 7
+    clock.now = 200.0
+    assert await cache.load(KEY, load) == 1
+    clock.now = 200.45  # a batch read is as fast as ever: not read afresh yet
+    assert await cache.load(KEY, load) == 1
+    assert load.calls == 1

@@ -140,3 +140,21 @@ async def test_an_answer_is_never_used_later_than_the_bound_after_its_lookup_sta
     lookup.answer = None
     lookup.release.set()
     assert await waiting is None
+
+
+async def test_after_a_slow_lookup_a_token_in_use_is_looked_up_again_sooner() -> None:
+    clock, lookup = ManualClock(), Lookups()
+    cache = PrincipalCache(ttl=1.0, clock=clock)
+
+    async def slow() -> Principal | None:
+        clock.now += 0.3  # a busy event loop: the lookup took 0.3 s
+        lookup.release.set()
+        return await lookup()
+
+    assert await cache.resolve("h", slow) == ALICE
+    clock.now = 100.45  # before half the answer's life, too late for a lookup as slow
+    lookup.release.clear()
+    assert await asyncio.wait_for(cache.resolve("h", lookup), timeout=1) == ALICE
+    assert lookup.count == 2  # looked up again in the background, no one waiting for it
+    lookup.release.set()
+    await run_background_tasks()

@@ -67,9 +67,10 @@ class MetadataStore:
         status reads this process remembers are forgotten once it ends: with ``writes_batch``
         (the transaction writes only that batch's own rows: status, counters, log, format),
         that batch's and the row count of ``dataset`` (the batch's, if the caller knows it;
-        else every table's); without it, all of them. ``writes=False``: the transaction only
-        reads (statements that must agree, checks made under SQLite's write lock), and forgets
-        nothing.
+        else every table's); without it, all of them. ``writes=False``: the transaction changes
+        nothing a status read returns, and forgets nothing: it only reads (statements that must
+        agree, checks made under SQLite's write lock), or writes only bookkeeping no status read
+        shows (a webhook's delivery lease and outcome).
         """
         try:
             async with self._engine.begin() as conn:

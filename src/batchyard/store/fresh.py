@@ -11,11 +11,12 @@ write made by *another* process (a queue worker, a second API server) reaches th
 ``STATUS_CACHE_SECONDS`` (documented in docs/production.md). Concurrent misses of one key share
 one load, so the moment after a write costs one query, not one per waiting client.
 
-A key read again in the second half of its life is read afresh in the background while the
-remembered value is still served: under steady polling the entry is replaced before it ages out,
-so no request waits for the database on a hot key (before, every expiry held all of them for a
-query on a busy event loop, tens of ms: the p99 of status reads on PostgreSQL). The bound holds
-as before: a value is never served later than ``ttl`` after its load *started*.
+A key read again in the second half of its life (earlier when reads are slow: see
+``store.refresh_lead``) is read afresh in the background while the remembered value is still
+served: under steady polling the entry is replaced before it ages out, so no request waits for
+the database on a hot key (before, every expiry held all of them for a query on a busy event
+loop, tens of ms: the p99 of status reads on PostgreSQL). The bound holds as before: a value is
+never served later than ``ttl`` after its load *started*.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from batchyard.store.refresh_lead import RefreshLead
+
 #: The longest a change made by another process takes to show in this process's status reads.
 STATUS_CACHE_SECONDS = 0.5
-#: From this share of its life on, a remembered value is read afresh in the background.
-_REFRESH_AT = 0.5
 #: At this many entries the aged ones are dropped, and all of them if none had aged: a history
 #: can hold a long log, and polling many batches must not grow memory without bound.
 _MAX_ENTRIES = 1_000
@@ -74,6 +75,8 @@ class FreshCache:
     ) -> None:
         self._ttl = ttl
         self._clock = clock
+        #: Per kind of key (a row count can take seconds where a batch takes a millisecond).
+        self._leads: dict[str, RefreshLead] = {}
         #: Background refreshes under way, held here so they are not collected mid-flight.
         self._refreshes: set[asyncio.Task[Any]] = set()
         self._entries: dict[Key, _Entry] = {}
@@ -89,8 +92,9 @@ class FreshCache:
         """The value remembered for ``key``, else what ``loader`` returns (then remembered).
 
         A loader's error reaches every caller waiting on it and is not remembered. A value in
-        the second half of its life is returned at once and ``loader`` runs in the background
-        to replace it (its error then only leaves the value to age out).
+        the second half of its life (or sooner: ``RefreshLead``) is returned at once and
+        ``loader`` runs in the background to replace it (its error then only leaves the value
+        to age out).
         """
         entry = self._fresh_entry(key)
         if entry is not None:
@@ -134,6 +138,7 @@ class FreshCache:
             raise
         else:
             flight.future.set_result(value)
+            self._lead(key).observe(self._clock() - flight.started)
             if self._current(key, flight):
                 self._remember(key, value, flight.started)
             return value
@@ -186,7 +191,15 @@ class FreshCache:
             self._entries = {k: e for k, e in self._entries.items() if e.fresh_until > moment}
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
-        self._entries[key] = _Entry(value, started + self._ttl, started + self._ttl * _REFRESH_AT)
+        self._entries[key] = _Entry(
+            value, started + self._ttl, self._lead(key).refresh_from(started)
+        )
+
+    def _lead(self, key: Key) -> RefreshLead:
+        lead = self._leads.get(key[0])
+        if lead is None:
+            lead = self._leads[key[0]] = RefreshLead(self._ttl)
+        return lead
 
     def __len__(self) -> int:
         """How many values are remembered (aged ones included until they are dropped)."""

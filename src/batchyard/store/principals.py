@@ -7,9 +7,10 @@ process (a second server, ``batchyard users`` on the command line) takes effect 
 bound. Changes made through this process call ``forget_all`` and take effect at once.
 Lookups of one token that miss together share one query: two hundred event streams (or polling
 clients) of one token whose answer just expired cost the database one read, not two hundred.
-A token used again in the second half of its answer's life is looked up afresh in the
-background while that answer still serves, so a steadily used token never makes a request wait
-for the database; an answer is still never used later than the bound after its lookup started.
+A token used again in the second half of its answer's life (earlier when lookups are slow: see
+``store.refresh_lead``) is looked up afresh in the background while that answer still serves, so
+a steadily used token never makes a request wait for the database; an answer is still never used
+later than the bound after its lookup started.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from batchyard.store.fresh import finish_or_cancel
+from batchyard.store.refresh_lead import RefreshLead
 from batchyard.store.users import Principal
 
 #: The longest a revocation made elsewhere takes to reach this process (documented).
 PRINCIPAL_CACHE_SECONDS = 1.0
-#: From this share of an answer's life on, a use of the token also looks it up afresh.
-_REFRESH_AT = 0.5
 #: Entries beyond this are dropped wholesale: a flood of distinct tokens cannot grow memory.
 _MAX_ENTRIES = 10_000
 
@@ -46,6 +46,7 @@ class PrincipalCache:
     ) -> None:
         self._ttl = ttl
         self._clock = clock
+        self._lead = RefreshLead(ttl)
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
         self._lookups: dict[tuple[str, int], asyncio.Task[Principal | None]] = {}
@@ -109,6 +110,7 @@ class PrincipalCache:
     ) -> Principal | None:
         started = self._clock()
         principal = await lookup()
+        self._lead.observe(self._clock() - started)
         if principal is not None:
             self.remember(key[0], principal, key[1], started)
         elif key[1] == self._generation:
@@ -124,7 +126,7 @@ class PrincipalCache:
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
         self._entries[token_hash] = _Entry(
-            principal, started + self._ttl, started + self._ttl * _REFRESH_AT, generation
+            principal, started + self._ttl, self._lead.refresh_from(started), generation
         )
 
     async def close(self) -> None:
