@@ -57,7 +57,8 @@ def hand_back_free_pages() -> None:
     thread's heap, spread over the pages of long-lived objects, where glibc only trims the top.
     Not after every chunk: the next chunk's temporaries take those pages again, and each one
     handed back costs a page fault when it is touched again: the trim and those faults cost
-    about 2 ms of CPU per 2 MiB chunk of a clean file and 4 to 5 ms with 1% invalid records.
+    up to 2 ms of CPU per 2 MiB chunk of a clean file and 1 to 4 ms with 1% invalid records
+    (``benchmarks.chunk_cpu --trim-every``).
     """
     trim = _MALLOC_TRIM
     if trim is not None:
