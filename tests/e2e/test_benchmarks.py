@@ -95,6 +95,12 @@ RUNS = [
         r"1 in 100 invalid +[\d.]+ +[\d.]+ +20 ",
     ),
     Run(
+        "chunk_cpu",
+        "chunk_cpu",
+        ("--rows", "2000", "--chunks", "1", "--passes", "1", "--trim-every", "1"),
+        r"trim every 1 chunks: ms of CPU per chunk, clean [\d.]+, 1 in 100 invalid [\d.]+",
+    ),
+    Run(
         "sqlite_writer",
         "sqlite_writer",
         ("--rows", "2000", "--rounds", "1"),

@@ -51,10 +51,14 @@ def _libc_function(name: str) -> Any:
 def hand_back_free_pages() -> None:
     """Return the free pages inside glibc's heaps to the system (``malloc_trim(0)``).
 
-    Call from a worker thread after each chunk: the validation of a chunk with bad values
+    Call from a worker thread every few chunks: the validation of a chunk with bad values
     makes numpy arrays and Python bytes below the mmap threshold (its byte matrices, masks,
     per-column copies) in whichever thread validates it; freed, their pages stay in that
     thread's heap, spread over the pages of long-lived objects, where glibc only trims the top.
+    Not after every chunk: the next chunk's temporaries take those pages again, and each one
+    handed back costs a page fault when it is touched again: the trim and those faults cost
+    up to 2 ms of CPU per 2 MiB chunk of a clean file and 1 to 4 ms with 1% invalid records
+    (``benchmarks.chunk_cpu --trim-every``).
     """
     trim = _MALLOC_TRIM
     if trim is not None:
