@@ -97,7 +97,7 @@ class RowGroupReader:
         for index in range(meta.num_row_groups):
             group = meta.row_group(index)
             size = sum(group.column(leaf).total_compressed_size for leaf in self._leaves)
-            if run and (held + size > PREFETCH_BYTES or size > PREFETCH_BYTES):
+            if run and held + size > PREFETCH_BYTES:  # a row group over the cap is over it too
                 yield run, True
                 run, held = [], 0
             if size > PREFETCH_BYTES:
