@@ -123,9 +123,11 @@ async def test_retry_keeps_the_original_values(
 
     retry = await client.post(f"/batches/{original['batch']}/retry")
     assert retry.status_code == 202, retry.text
-    assert retry.json()["format"] == fmt
+    # Answered at once: whether a Parquet original's records go as Parquet is up to the copy.
+    assert retry.json()["format"] == (None if fmt == "parquet" else fmt)
     done = await wait_for_status(client, retry.json()["batch"])
     assert done["status"] == "completed", done
+    assert done["format"] == fmt
     # The two duplicates now go in; record 7 is as invalid as it was.
     assert (done["successful_operations"], done["failed_operations"]) == (2, 1), done
 

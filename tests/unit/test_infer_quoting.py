@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from hypothesis import given, note, settings
+from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
 from batchyard.client.infer_quoting import QuotedText, mark_quoted, quoted_records
@@ -23,6 +23,7 @@ def csv_rows(text: str, delimiter: str) -> list[list[str]]:
 
 @settings(max_examples=500, deadline=None)
 @given(pieces=st.lists(PIECES, max_size=40), delimiter=DELIMITERS)
+@example(pieces=["\n", "\r"], delimiter=",")  # a blank line before a last lone "\r"
 def test_any_text_is_cut_into_the_records_and_fields_the_csv_module_reads(
     pieces: list[str], delimiter: str
 ) -> None:

@@ -18,6 +18,12 @@ from batchyard.cli.worker import worker
 if TYPE_CHECKING:
     from batchyard.settings import Settings
 
+#: How long the server keeps an idle client connection open. Longer than the clients' own
+#: expiry of an idle pooled connection (httpx, the SDK's: 5 s; load balancers: 60 s), so that
+#: it is always the client that drops it: with both at uvicorn's default 5 s, a request sent on
+#: a connection as the server closed it failed with "Server disconnected".
+KEEP_ALIVE_SECONDS = 75
+
 app = typer.Typer(
     rich_markup_mode=None,  # plain click help: flags as flags, not "--wait <bool>"
     name="batchyard",
@@ -98,6 +104,7 @@ def serve(
             log_level=log_level,
             log_config=None,
             access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down cleanly, then re-raised the signal
         exit_after_shutdown(130)

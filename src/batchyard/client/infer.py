@@ -160,10 +160,14 @@ def _null_markers(sample: Sample) -> dict[str, list[str]]:
         return {}
     found: dict[str, list[str]] = {}
     for header, values in zip(sample.fields, sample.columns, strict=True):
+        if _CANDIDATES.isdisjoint(values):  # most columns: no value to look at one by one
+            continue
         present = {v for v in values if _is_marker(v)}
         seen = [marker for marker in NULL_MARKER_CANDIDATES if marker in present]
+        if not seen:
+            continue
         rest = sorted({str(v) for v in values if v is not None and not _is_marker(v)})
-        if seen and rest and guess_texts(rest).type != "string":
+        if rest and guess_texts(rest).type != "string":
             for marker in seen:
                 found.setdefault(marker, []).append(header)
     return {marker: found[marker] for marker in NULL_MARKER_CANDIDATES if marker in found}

@@ -24,27 +24,43 @@ class QuotedText(str):
 def mark_quoted(rows: Iterable[list[str]], text: str, delimiter: str) -> Iterator[list[str]]:
     """``rows`` (the ``csv`` module's non-blank records of ``text``) with each quoted field
     as ``QuotedText``; a record read otherwise here than by ``csv`` is left as it is."""
+    if '"' not in text:  # nothing quoted: most samples
+        yield from rows
+        return
     quoted = quoted_records(text, delimiter)
     for row in rows:
         fields, flags = next(quoted, ([], []))
-        if fields != row:
+        if fields != row or not any(flags):
             yield row
             continue
         yield [QuotedText(f) if q else f for f, q in zip(fields, flags, strict=True)]
 
 
 def quoted_records(text: str, delimiter: str) -> Iterator[tuple[list[str], list[bool]]]:
-    """Each non-blank record's fields and whether each was quoted."""
+    """Each non-blank record's fields and whether each was quoted.
+
+    A line without a quote or a lone ``"\r"`` is one record of unquoted fields, split at once
+    (most lines of most samples: field by field, inference took twice the CPU it had before).
+    """
     field = _field_pattern(delimiter)
     position, end = 0, len(text)
     while position < end:
+        newline = text.find("\n", position)
+        stop = end if newline < 0 else newline
+        line = text[position:stop].removesuffix("\r")
+        if '"' not in line and "\r" not in line:
+            position = stop + 1
+            if line:
+                plain = line.split(delimiter)
+                yield plain, [False] * len(plain)
+            continue
         fields: list[str] = []
         flags: list[bool] = []
         while True:
             match = field.match(text, position)
             assert match is not None  # the unquoted branch matches the empty string
-            inside, after, plain = match.group(1, 2, 3)
-            fields.append(plain if inside is None else inside.replace('""', '"') + after)
+            inside, after, bare = match.group(1, 2, 3)
+            fields.append(bare if inside is None else inside.replace('""', '"') + after)
             flags.append(inside is not None)
             position = match.end()
             if position < end and text[position] == delimiter:

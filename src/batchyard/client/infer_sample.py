@@ -138,7 +138,8 @@ def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: 
     if truncated and rows:
         rows.pop()
     rows = rows[:SAMPLE_RECORDS]
-    columns = [[_value(row[i]) for row in rows] for i in range(len(header))]
+    by_column = zip(*rows, strict=True) if rows else ((),) * len(header)
+    columns = [_values(column) for column in by_column]
     return Sample(
         format="csv",
         fields=header,
@@ -151,9 +152,12 @@ def _csv_sample(text: str, truncated: bool, delimiter: str | None, *, detected: 
     )
 
 
-def _value(field: str) -> str | None:
-    """A field as the import reads it: only an unquoted empty field is missing."""
-    return None if field == "" and not isinstance(field, QuotedText) else field
+def _values(fields: tuple[str, ...]) -> list[str | None]:
+    """A column's fields as the import reads them: only an unquoted empty field is missing
+    (looked at one by one only in a column that has an empty field)."""
+    if "" not in fields:
+        return list(fields)
+    return [None if f == "" and not isinstance(f, QuotedText) else f for f in fields]
 
 
 def _csv_records(text: str, delimiter: str) -> Iterator[list[str]]:

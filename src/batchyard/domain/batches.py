@@ -152,6 +152,12 @@ class Batch:
         """True when the input is the request body rather than URLs to fetch."""
         return all(s.url is None for s in self.sources)
 
+    @property
+    def copied_by_api(self) -> bool:
+        """True when an API process copies the input (a request body), not the pipeline: not
+        a retry, whose input the pipeline makes from the batch it retries."""
+        return self.is_upload and self.options.retry_of is None
+
     def with_counts(self, counts: Counts) -> Batch:
         return replace(self, counts=counts)
 

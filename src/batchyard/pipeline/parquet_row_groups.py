@@ -46,17 +46,65 @@ def random_access(stream: Any) -> tuple[Any, bool]:
     store (pre-buffering saves requests there; elsewhere it only holds memory).
 
     A BufferedReader's raw stream: pyarrow seeks before each read and buffers each column
-    itself, so a buffer beneath it only refetches what pyarrow did not ask for. Where that
-    buffer already holds the whole file (read to detect the format), the file is read from it.
+    itself, so a buffer beneath it only refetches what pyarrow did not ask for. What that
+    buffer already holds (the file's head, read to detect the format) is not fetched again:
+    the whole file is read from it where it fits, else reads of the head are served from it.
     """
     if not isinstance(stream, io.BufferedReader):
         return stream, False
     raw = stream.raw
-    if stream.tell() == 0:
-        held = stream.peek(1)
-        if len(held) >= raw.seek(0, io.SEEK_END):
-            return pa.BufferReader(held), False
-    return raw, is_remote(raw)
+    held = stream.peek(1) if stream.tell() == 0 else b""
+    if held and len(held) >= raw.seek(0, io.SEEK_END):
+        return pa.BufferReader(held), False
+    remote = is_remote(raw)
+    if held and remote:
+        return HeldHead(raw, bytes(held)), True
+    return raw, remote
+
+
+class HeldHead(io.RawIOBase):
+    """A seekable raw file whose first bytes are already in memory: reads within them are
+    served from there, the rest from ``raw`` (each read a request where ``raw`` is remote)."""
+
+    def __init__(self, raw: Any, head: bytes) -> None:
+        self._raw = raw
+        self._head = head
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._position = int(self._raw.seek(offset, whence))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        start = self._position
+        held = self._head[start : start + len(view)]
+        view[: len(held)] = held
+        got = len(held)
+        if got < len(view):
+            self._raw.seek(start + got)
+            got += self._raw.readinto(view[got:])
+        self._position = int(self._raw.seek(start + got))
+        return got
+
+    def read_buffer(self, size: int) -> Any:
+        """What pyarrow's PythonFile reads where a file has it: past the head, the raw file's
+        own buffer, not copied."""
+        if self._position < len(self._head) or not hasattr(self._raw, "read_buffer"):
+            return self.read(size)
+        self._raw.seek(self._position)
+        data = self._raw.read_buffer(size)
+        self._position += len(data)
+        return data
 
 
 class RowGroupReader:
@@ -97,7 +145,7 @@ class RowGroupReader:
         for index in range(meta.num_row_groups):
             group = meta.row_group(index)
             size = sum(group.column(leaf).total_compressed_size for leaf in self._leaves)
-            if run and (held + size > PREFETCH_BYTES or size > PREFETCH_BYTES):
+            if run and held + size > PREFETCH_BYTES:  # a row group over the cap is over it too
                 yield run, True
                 run, held = [], 0
             if size > PREFETCH_BYTES:

@@ -34,6 +34,7 @@ from batchyard.pipeline.context import BatchRecorder, PipelineContext
 from batchyard.pipeline.dry_run import outcome_source, outcomes_settled, rehearse_batch
 from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.manifest import Manifest, read_manifest
+from batchyard.pipeline.retry_copy import copy_retry_input
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_http import TransferLimits
 from batchyard.pipeline.sources_s3 import S3Sources
@@ -134,7 +135,8 @@ async def _step(rec: BatchRecorder, batch: Batch) -> None:
 
 async def _copy(rec: BatchRecorder, batch: Batch) -> None:
     if batch.is_upload:
-        raise PipelineError("the upload was interrupted before it finished; submit the file again")
+        await _copy_retry(rec, batch)
+        return
     settings = rec.ctx.settings
     started = time.monotonic()
     try:
@@ -158,6 +160,19 @@ async def _copy(rec: BatchRecorder, batch: Batch) -> None:
     metrics.INPUT_BYTES.inc(total)
     await rec.log(
         f"Copied {len(copied)} source(s), {total} bytes in {time.monotonic() - started:.1f} s"
+    )
+    await rec.transition(S.COPIED)
+
+
+async def _copy_retry(rec: BatchRecorder, batch: Batch) -> None:
+    """A retry's input, made from the batch it retries; any other batch without sources is an
+    upload that a crash interrupted (its body is gone)."""
+    fmt, written = await copy_retry_input(rec.ctx, batch)
+    metrics.INPUT_BYTES.inc(written.size)
+    await rec.detected(fmt)
+    await rec.log(
+        f"Copied the {fmt.value} records batch {batch.options.retry_of} did not apply: "
+        f"{written.size} bytes (sha256 {written.sha256})"
     )
     await rec.transition(S.COPIED)
 

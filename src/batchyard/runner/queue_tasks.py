@@ -157,7 +157,7 @@ async def sweep_orphans(conn: AsyncConnection) -> int:
     """Queue a job for every batch that has work left but no job; how many were queued.
 
     An upload still in ``copying`` is skipped: the API process receiving its body owns it, and
-    queues its job once the body is stored.
+    queues its job once the body is stored (a retry in ``copying`` is the pipeline's: queued).
     """
     # Batches are read before jobs: a job that ends in between makes its batch look orphaned
     # (a harmless extra job), never the other way round.
@@ -165,7 +165,7 @@ async def sweep_orphans(conn: AsyncConnection) -> int:
     live = await batches_with_live_jobs(conn)
     queued = 0
     for batch in unfinished:
-        if batch.id in live or (batch.is_upload and batch.status == BatchStatus.COPYING):
+        if batch.id in live or (batch.copied_by_api and batch.status == BatchStatus.COPYING):
             continue
         task = DELETE_BATCH if batch.status == BatchStatus.DELETING else RUN_BATCH
         await defer_job(conn, task, batch.id)

@@ -250,6 +250,28 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
     return Created(batch)
 
 
+async def create_retry_batch(svc: Services, principal: Principal, request: NewBatch) -> Created:
+    """Create a batch that sends again what ``request.options.retry_of`` did not apply; its
+    input is made in its copying step, in the background (pipeline/retry_copy.py)."""
+    if request.notify_url:
+        validate_notify_url(request.notify_url, reach_of(svc.settings))
+    fingerprint = _fingerprint(request, "retry")
+    earlier = await _admit(svc, principal, request, fingerprint)
+    if earlier is not None:
+        return Created(earlier, replayed=True)
+    batch = _new_batch(principal, request, (Source(url=None),))
+    try:
+        async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
+            await batch_rows.insert_batch(
+                conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
+            )
+            await svc.runner.enqueue(conn, batch.id)
+    except DuplicateIdempotencyKey:
+        return await _replay(svc, principal, request, fingerprint)
+    svc.runner.submit(batch.id)
+    return Created(batch)
+
+
 def _file_root(svc: Services, principal: Principal) -> Path | None:
     """file:// sources are for admins only, and only under the configured root."""
     return svc.settings.file_sources_root if reads_local_files(principal) else None
