@@ -5,6 +5,10 @@ its input is made here, in its copying step, like any batch's sources: the origi
 failed-records file (each record as sent), or for a Parquet original the same records as
 Parquet, with the input's own schema (pipeline/retry_input.py). Made again from the start if
 the copy is resumed after a crash: the input object appears only once it is whole.
+
+The original may be deleted (or its files removed) between the retry's answer and its copy: the
+retry then fails with that said, instead of reading as a retry deleted while it ran (which would
+leave it in ``copying`` for good) or as an internal error.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from batchyard.domain.batches import Batch, InputFormat
-from batchyard.domain.errors import InputRejected, PipelineError
+from batchyard.domain.errors import BatchNotFound, InputRejected, PipelineError
 from batchyard.pipeline import failed_records, keys
 from batchyard.pipeline.context import PipelineContext
 from batchyard.pipeline.manifest import read_ended_manifest
@@ -37,18 +41,30 @@ RetryInput = tuple[InputFormat, AsyncIterator[bytes]]
 async def copy_retry_input(ctx: PipelineContext, batch: Batch) -> tuple[InputFormat, WriteResult]:
     """Write the records ``batch`` retries as its input; their format and what was written."""
     original = await _original(ctx, batch)
-    async with _retry_input(ctx, original) as (fmt, body):
-        written = await ctx.blobs.write_stream(
-            keys.input_key(batch.id, 0), body, max_bytes=ctx.settings.max_upload_bytes
-        )
+    try:
+        async with _retry_input(ctx, original) as (fmt, body):
+            written = await ctx.blobs.write_stream(
+                keys.input_key(batch.id, 0), body, max_bytes=ctx.settings.max_upload_bytes
+            )
+    except FileNotFoundError as gone:
+        raise PipelineError(
+            f"the records of batch {original.id} to send again are no longer stored "
+            "(the batch was deleted meanwhile)"
+        ) from gone
     return fmt, written
 
 
 async def _original(ctx: PipelineContext, batch: Batch) -> Batch:
     if batch.options.retry_of is None:
         raise PipelineError("the upload was interrupted before it finished; submit the file again")
-    async with ctx.store.read() as conn:
-        return await batch_rows.get_batch(conn, batch.options.retry_of, owner_id=None)
+    try:
+        async with ctx.store.read() as conn:
+            return await batch_rows.get_batch(conn, batch.options.retry_of, owner_id=None)
+    except BatchNotFound:
+        raise PipelineError(
+            f"batch {batch.options.retry_of}, whose records this retry sends again, was deleted "
+            "before they were copied"
+        ) from None
 
 
 @asynccontextmanager
