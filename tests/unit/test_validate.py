@@ -87,6 +87,7 @@ ACCEPTED = [
 REJECTED = [
     ("integer", "1.0", "invalid_integer", "'1.0' is not an integer"),
     ("integer", "0x10", "invalid_integer", "not an integer"),
+    ("integer", "0X1F", "invalid_integer", "not an integer"),
     ("integer", "9223372036854775808", "invalid_integer", "out of range"),
     ("float", "1,5", "invalid_float", "not a number"),
     ("float", "1e400", "invalid_float", "out of range"),

