@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +49,8 @@ from batchyard.pipeline.results_unapplied import (
     unread_results,
 )
 from batchyard.storage.blobs import BlobStore
+
+logger = logging.getLogger("batchyard.pipeline")
 
 #: Threads that make the parts of chunks without one, and how many chunks they may get ahead
 #: of the writer: the database work is over by then, so they may take two cores; a chunk's
@@ -121,6 +124,11 @@ class ResultsWriter:
         With ``joined``, its files are finished instead: only the chunks after them are added.
         """
         joined, skip = self.joined, 0
+        logger.info(
+            "results: %d of %d chunk(s) joined as they committed",
+            joined.chunks if joined is not None else 0,
+            len(self.manifest.chunks),
+        )
         if joined is not None:  # the first chunks are in these files already
             results_path, failed_path, skip = joined.results_path, joined.failed_path, joined.chunks
             self.counts.update(joined.counts)

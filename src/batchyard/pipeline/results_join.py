@@ -106,6 +106,12 @@ class ResultsJoin:
         while (ready := self._waiting.pop(self._next, None)) is not None:
             self._append(ready)
         if len(self._waiting) > MOST_WAITING:
+            logger.info(
+                "results join stopped after %d chunk(s): %d parts wait for chunk %d's",
+                self._next,
+                len(self._waiting),
+                self._next,
+            )
             self._stop()
 
     def _start(self, headers: Headers) -> None:
