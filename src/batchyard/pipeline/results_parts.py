@@ -143,7 +143,7 @@ class ResultsParts:
     def _encoded(
         self, outcome: ChunkOutcome, records: ChunkRecords | None
     ) -> tuple[ResultsPart, bytes] | None:
-        """The part, and as stored, made and encoded in a worker thread: the loop only
+        """The part and its stored form, made and encoded in a worker thread: the loop only
         stores it."""
         part = self._make(outcome, records)
         return None if part is None else (part, part.encode())
