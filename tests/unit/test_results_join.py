@@ -67,3 +67,14 @@ def test_parts_made_with_other_headers_stop_the_join(tmp_path: Path) -> None:
     assert prefix is not None and prefix.chunks == 1
     assert join.take() is None  # taken once: the results stage owns the files now
     join.close()
+
+
+def test_a_failed_write_drops_what_was_joined(tmp_path: Path) -> None:
+    """A write that failed half way leaves the files in no known state: none of them is used."""
+    join = _join(tmp_path)
+    join.add(0, _part(0), HEADERS)
+    broken = ResultsPart(b"1,succeeded\n", None, succeeded=1)  # type: ignore[arg-type]
+    join.add(1, broken, HEADERS)  # its rows are written, its failed records cannot be
+    join.add(2, _part(2), HEADERS)
+    assert join.take() is None
+    join.close()

@@ -11,8 +11,9 @@ batch that was seconds after the database work was over, with a core idle.
 The join is an optimisation only: it lives as long as one run of the batch in one process,
 covers the first chunks in input order, each with the very bytes of its stored part, and gives
 up (the results stage then joins from the stored parts) whenever it cannot go on in order
-(more than ``MOST_WAITING`` parts waiting for an earlier one, a chunk another worker applied, a
-failed write). A crash loses it with the scratch directory; nothing else depends on it.
+(more than ``MOST_WAITING`` parts waiting for an earlier one, a chunk another worker applied),
+and is dropped whole after a failed write. A crash loses it with the scratch directory;
+nothing else depends on it.
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class ResultsJoin:
                 return
             try:
                 self._add(index, part, headers)
-            except Exception:
-                logger.warning("results join stopped; the results stage joins", exc_info=True)
+            except Exception:  # a write may have gone half through: nothing of it is kept
+                logger.warning("results join dropped; the results stage joins", exc_info=True)
                 self._stop()
+                self._next = 0
 
     def _add(self, index: int, part: ResultsPart, headers: Headers) -> None:
         if self._headers is None:
