@@ -29,8 +29,9 @@ from benchmarks.postgres_import import (
     run_psql_copy,
 )
 
-#: (wall seconds, own CPU seconds, PostgreSQL CPU seconds) of one run.
-Run = tuple[float, float, float]
+#: (wall seconds, own CPU seconds, PostgreSQL CPU seconds, peak RSS MB of the process that ran
+#: the batch, the largest of the server's and the workers') of one run.
+Run = tuple[float, float, float, float]
 
 
 def run_server(
@@ -48,7 +49,8 @@ def run_server(
         pids = [p.process.pid for p in (server, *pool) if p.process is not None]
         with CpuMeter(url, pids) as meter:
             _, seconds = timed_import(http, csv_path, rows, digest=sha256_of(csv_path), good=good)
-        return seconds, meter.process_seconds, meter.postgres_seconds
+        peak = max(p.peak_rss_bytes() for p in (server, *pool)) / 1e6
+        return seconds, meter.process_seconds, meter.postgres_seconds, peak
 
 
 def main() -> None:
@@ -83,13 +85,13 @@ def main() -> None:
                 with fresh_database(server) as url:
                     if env is None:
                         wall = run_psql_copy(path, url, args.rows).seconds
-                        run: Run = (wall, *CPU["psql \\copy"])
+                        run: Run = (wall, *CPU["psql \\copy"], 0.0)
                     else:
                         run = run_server(path, url, args.rows, args.workers, env, valid)
                 runs[name].append(run)
                 print(
                     f"round {round_number}: {name:<12} wall {run[0]:6.2f} s, CPU own "
-                    f"{run[1]:5.2f} s + PostgreSQL {run[2]:5.2f} s",
+                    f"{run[1]:5.2f} s + PostgreSQL {run[2]:5.2f} s, peak RSS {run[3]:4.0f} MB",
                     flush=True,
                 )
     report(runs)
@@ -98,20 +100,21 @@ def main() -> None:
 def report(runs: dict[str, list[Run]]) -> None:
     """Medians per contender, and each one's ratio to ``psql \\copy``'s."""
     medians = {
-        name: [statistics.median(r[i] for r in rs) for i in range(3)] for name, rs in runs.items()
+        name: [statistics.median(r[i] for r in rs) for i in range(4)] for name, rs in runs.items()
     }
-    base_wall, base_own, base_pg = medians["psql \\copy"]
+    base_wall, base_own, base_pg, _ = medians["psql \\copy"]
     print()
     header = (
         f"{'medians':<14} {'wall':>7} {'x':>6} {'own CPU':>8} {'PG CPU':>7} {'CPU':>6} {'x':>6}"
+        f" {'RSS MB':>7}"
     )
     print(header)
     print("-" * len(header))
-    for name, (wall, own, postgres) in medians.items():
+    for name, (wall, own, postgres, peak) in medians.items():
         cpu = own + postgres
         print(
             f"{name:<14} {wall:7.2f} {wall / base_wall:6.2f} {own:8.2f} {postgres:7.2f} "
-            f"{cpu:6.2f} {cpu / (base_own + base_pg):6.2f}"
+            f"{cpu:6.2f} {cpu / (base_own + base_pg):6.2f} {peak:7.0f}"
         )
 
 

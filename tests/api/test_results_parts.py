@@ -23,6 +23,7 @@ import pytest
 from batchyard.domain.outcomes import ChunkOutcome
 from batchyard.pipeline import results as results_module
 from batchyard.pipeline.results import ResultsWriter
+from batchyard.pipeline.results_join import JoinedPrefix, ResultsJoin
 from batchyard.pipeline.results_parts import ResultsParts
 from batchyard.settings import Settings
 from support.backend_settings import backend_settings
@@ -140,10 +141,19 @@ def _writing(monkeypatch: pytest.MonkeyPatch, how: str) -> list[int]:
     return written
 
 
-def _joined(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The chunks whose stored part the results stage joined."""
+def _joined(monkeypatch: pytest.MonkeyPatch, by_run: list[int] | None = None) -> list[int]:
+    """The chunks whose stored part was joined: by the results stage, or by the batch's run
+    as its chunks committed (the files the results stage then finishes; also in ``by_run``)."""
     joined: list[int] = []
-    read = READ_PART
+    read, take = READ_PART, ResultsJoin.take
+
+    def taken(join: ResultsJoin) -> JoinedPrefix | None:
+        prefix = take(join)
+        chunks = range(prefix.chunks if prefix is not None else 0)
+        joined.extend(chunks)
+        if by_run is not None:
+            by_run.extend(chunks)
+        return prefix
 
     def counting(blobs: Any, batch_id: str, index: int) -> Any:
         part = read(blobs, batch_id, index)
@@ -152,6 +162,7 @@ def _joined(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return part
 
     monkeypatch.setattr(results_module, "read_part", counting)
+    monkeypatch.setattr(ResultsJoin, "take", taken)
     return joined
 
 
@@ -174,7 +185,8 @@ async def test_parts_written_as_chunks_commit_give_the_same_results(
     options: dict[str, Any],
 ) -> None:
     body = (_jsonl if fmt == "jsonl" else _csv)(300)
-    joined = _joined(monkeypatch)
+    by_run: list[int] = []
+    joined = _joined(monkeypatch, by_run)
     _writing(monkeypatch, "none")
     reference, results, failed = await _run(client, "reference", body, fmt, options)
     assert reference["status"] == "completed", reference
@@ -187,6 +199,8 @@ async def test_parts_written_as_chunks_commit_give_the_same_results(
     assert set(joined) <= set(written)
     if "max_errors" not in options:  # two-pass: chunks the target refused records of have none
         assert joined, "no stored part was joined"
+    if how == "once" and options == {"parallel_streams": 1}:  # chunks commit in input order
+        assert by_run and sorted(joined) == sorted(by_run), "the results stage joined parts"
     for counter in ("successful_operations", "failed_operations"):
         assert batch[counter] == reference[counter]
     assert reference["failed_operations"] > 0

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batchyard import log_context, metrics
 from batchyard.domain.batches import Batch, Counts, InputFormat, LogLevel
 from batchyard.domain.statuses import BatchStatus
+from batchyard.pipeline.results_join import ResultsJoin
 from batchyard.settings import Settings
 from batchyard.storage.blobs import BlobStore
 from batchyard.store import batches as batch_rows
@@ -56,6 +57,9 @@ class BatchRecorder:
         self._stage: tuple[BatchStatus, float] | None = None
         #: The batch's dataset, once read: its writes then forget that table's row count only.
         self._dataset: str | None = None
+        #: The results files the batch's own run joins as its chunks commit, for its results
+        #: stage to finish (None for a helper, whose chunks the batch's run writes results of).
+        self.results_join: ResultsJoin | None = None
 
     async def get(self) -> Batch:
         """The batch as committed now. A read only: it forgets nothing this process remembers

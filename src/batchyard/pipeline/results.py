@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from batchyard.domain.outcomes import OutcomeSource
 from batchyard.domain.schema import Dataset
@@ -39,8 +39,9 @@ from batchyard.pipeline.results_chunk import (
     results_part,
     with_outputs,
 )
+from batchyard.pipeline.results_join import JoinedPrefix, results_headers
 from batchyard.pipeline.results_parts import failed_records_format, read_part
-from batchyard.pipeline.results_rows import RESULTS_SCHEMA, key_text, result_rows
+from batchyard.pipeline.results_rows import key_text, result_rows
 from batchyard.pipeline.results_summary import ResultsSummary
 from batchyard.pipeline.results_unapplied import (
     NOT_PROCESSED,
@@ -49,8 +50,8 @@ from batchyard.pipeline.results_unapplied import (
 )
 from batchyard.storage.blobs import BlobStore
 
-#: Column names are plain identifiers; quoting them only makes the file harder to read.
-PLAIN_HEADER = pacsv.WriteOptions(quoting_header="none")  # type: ignore[call-arg]  # stubs lag pyarrow
+logger = logging.getLogger("batchyard.pipeline")
+
 #: Threads that make the parts of chunks without one, and how many chunks they may get ahead
 #: of the writer: the database work is over by then, so they may take two cores; a chunk's
 #: text is about a third of its input, so memory stays near one chunk's size.
@@ -86,6 +87,7 @@ class ResultsWriter:
         unapplied: str | None = None,
         with_output: bool = False,
         use_parts: bool = True,
+        joined: JoinedPrefix | None = None,
     ):
         self.blobs = blobs
         self.batch_id = batch_id
@@ -98,6 +100,17 @@ class ResultsWriter:
         self.use_parts = use_parts
         self.counts: Counter[str] = Counter()
         self.failed_format = failed_records_format(manifest, dataset, delimiter)
+        self.headers = results_headers(self.failed_format, with_output=with_output)
+        self.joined = joined if use_parts and self._continues(joined) else None
+
+    def _continues(self, joined: JoinedPrefix | None) -> bool:
+        """Whether ``joined`` holds this batch's first chunks, as this writer writes them."""
+        if joined is None or joined.headers != self.headers or self.unapplied is not None:
+            return False
+        chunks = self.manifest.chunks
+        return joined.chunks <= len(chunks) and all(
+            entry.index == n for n, entry in enumerate(chunks[: joined.chunks])
+        )
 
     def build(self, target: OutcomeSource, workdir: Path) -> tuple[Path, Path]:
         """Write both files under ``workdir`` (call from a worker thread).
@@ -108,27 +121,36 @@ class ResultsWriter:
         chunks. Each such chunk's outcome (with the records the target refused) is read from
         the ledger with the chunk, never all at once: they may be millions of records; so is
         what was sent of those records, read again from the input one chunk's worth at a time.
+        With ``joined``, its files are finished instead: only the chunks after them are added.
         """
-        results_path = workdir / "results.csv"
-        failed_path = workdir / "failed-records"
+        joined, skip = self.joined, 0
+        logger.info(
+            "results: %d of %d chunk(s) joined as they committed",
+            joined.chunks if joined is not None else 0,
+            len(self.manifest.chunks),
+        )
+        if joined is not None:  # the first chunks are in these files already
+            results_path, failed_path, skip = joined.results_path, joined.failed_path, joined.chunks
+            self.counts.update(joined.counts)
+        else:
+            results_path, failed_path = workdir / "results.csv", workdir / "failed-records"
+        mode: Literal["ab", "wb"] = "ab" if joined is not None else "wb"
         originals = OriginalsWalker(self.inputs)
         with (
-            results_path.open("wb") as results_file,
-            failed_path.open("wb") as failed_file,
+            results_path.open(mode) as results_file,
+            failed_path.open(mode) as failed_file,
             ThreadPoolExecutor(RESULTS_THREADS, thread_name_prefix="results") as pool,
         ):
-            header = RESULTS_SCHEMA.empty_table()
-            if self.with_output:
-                header = with_outputs(header)
-            pacsv.write_csv(header, results_file, PLAIN_HEADER)
-            failed_file.write(self.failed_format.header().encode())
+            if joined is None:
+                results_file.write(self.headers.results)
+                failed_file.write(self.headers.failed_records)
             pending: deque[Future[ResultsPart]] = deque()
 
             def flush(most: int) -> None:
                 while len(pending) > most:
                     self._write_next(pending.popleft(), results_file, failed_file)
 
-            for entry in self.manifest.chunks:
+            for entry in self.manifest.chunks[skip:]:
                 pending.append(self._chunk_part(pool, target, entry, originals))
                 flush(RESULTS_AHEAD)
             if self.unapplied is not None and not self.manifest.complete:

@@ -31,6 +31,7 @@ from batchyard.pipeline.arrow_io import put_bytes, read_table
 from batchyard.pipeline.failed_records import FailedRecordsFormat
 from batchyard.pipeline.manifest import Manifest
 from batchyard.pipeline.results_chunk import ResultsPart, applied_part, refused_without_text
+from batchyard.pipeline.results_join import Headers, ResultsJoin, results_headers
 from batchyard.storage.blobs import BlobStore
 
 logger = logging.getLogger("batchyard.pipeline")
@@ -76,16 +77,26 @@ def read_part(blobs: BlobStore, batch_id: str, index: int) -> ResultsPart | None
 
 
 class ResultsParts:
-    """Writes one batch's results parts as its chunks' outcomes come in."""
+    """Writes one batch's results parts as its chunks' outcomes come in, and hands each one
+    stored to ``join`` (the results files this run of the batch joins as it goes)."""
 
-    def __init__(self, blobs: BlobStore, batch: Batch, dataset: Dataset, manifest: Manifest):
+    def __init__(
+        self,
+        blobs: BlobStore,
+        batch: Batch,
+        dataset: Dataset,
+        manifest: Manifest,
+        join: ResultsJoin | None = None,
+    ):
         self.blobs = blobs
         self.batch = batch
         self.dataset = dataset
         #: Validation's manifest while chunks are applied as it goes: the input's fields are in
         #: it before the first chunk is handed over.
         self.manifest = manifest
+        self.join = join
         self._held: dict[int, ChunkRecords] = {}
+        self._join_headers: Headers | None = None
 
     def hold(self, index: int, records: ChunkRecords) -> None:
         """Keep what chunk ``index``'s part needs in memory until ``write`` makes it.
@@ -114,10 +125,13 @@ class ResultsParts:
         """
         records = self._held.pop(outcome.index, None)
         try:
-            encoded = await asyncio.to_thread(self._encoded, outcome, records)
-            if encoded is not None:
+            made = await asyncio.to_thread(self._encoded, outcome, records)
+            if made is not None:
+                part, encoded = made
                 key = keys.results_part_key(self.batch.id, outcome.index)
                 await put_bytes(self.blobs, key, encoded)
+                if self.join is not None:
+                    await asyncio.to_thread(self.join.add, outcome.index, part, self._headers())
         except Exception:
             logger.warning(
                 "batch %s: results part of chunk %d not written; made with the results",
@@ -126,10 +140,24 @@ class ResultsParts:
                 exc_info=True,
             )
 
-    def _encoded(self, outcome: ChunkOutcome, records: ChunkRecords | None) -> bytes | None:
-        """The part as stored, made and encoded in a worker thread: the loop only stores it."""
+    def _encoded(
+        self, outcome: ChunkOutcome, records: ChunkRecords | None
+    ) -> tuple[ResultsPart, bytes] | None:
+        """The part and its stored form, made and encoded in a worker thread: the loop only
+        stores it."""
         part = self._make(outcome, records)
-        return None if part is None else part.encode()
+        return None if part is None else (part, part.encode())
+
+    def _format(self) -> FailedRecordsFormat:
+        return failed_records_format(self.manifest, self.dataset, self.batch.options.delimiter)
+
+    def _headers(self) -> Headers:
+        """The results files' headers, made once (the input's fields are known by the first
+        part, see ``manifest``)."""
+        if self._join_headers is None:
+            format_ = self._format()
+            self._join_headers = results_headers(format_, with_output=has_output(self.batch))
+        return self._join_headers
 
     def _make(self, outcome: ChunkOutcome, records: ChunkRecords | None) -> ResultsPart | None:
         """The chunk's part; None where what was sent of a refused record is not at hand."""
@@ -148,7 +176,7 @@ class ResultsParts:
             errors,
             outcome,
             self.dataset,
-            failed_records_format(self.manifest, self.dataset, self.batch.options.delimiter),
+            self._format(),
             originals=sent,
             with_output=has_output(self.batch),
         )

@@ -34,6 +34,7 @@ from batchyard.pipeline.context import BatchRecorder, PipelineContext
 from batchyard.pipeline.dry_run import outcome_source, outcomes_settled, rehearse_batch
 from batchyard.pipeline.http_guard import reach_of
 from batchyard.pipeline.manifest import Manifest, read_manifest
+from batchyard.pipeline.results_join import ResultsJoin
 from batchyard.pipeline.retry_copy import copy_retry_input
 from batchyard.pipeline.sources import copy_sources
 from batchyard.pipeline.sources_http import TransferLimits
@@ -65,6 +66,15 @@ def final_status_for(error: BaseException) -> BatchStatus:
 async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
     """Run (or resume) one batch until it reaches a terminal status, or is deleted."""
     rec = BatchRecorder(ctx, batch_id)
+    rec.results_join = ResultsJoin(ctx.blobs)
+    try:
+        await _run(rec)
+    finally:
+        rec.results_join.close()  # two files' unlinks, done even when the task is cancelled
+
+
+async def _run(rec: BatchRecorder) -> None:
+    batch_id = rec.batch_id
     try:
         await _drive(rec)
     except BatchNotFound:
@@ -234,7 +244,9 @@ async def _process(rec: BatchRecorder, batch: Batch) -> None:
 async def _write_results(rec: BatchRecorder, batch: Batch) -> None:
     manifest, source = await _manifest(rec, batch), outcome_source(rec.ctx, batch)
     committed = await asyncio.to_thread(source.committed_counts, batch.id)
-    await results_writer(rec, batch, await _dataset(rec, batch), manifest).write(source)
+    joined = rec.results_join.take() if rec.results_join is not None else None
+    writer = results_writer(rec, batch, await _dataset(rec, batch), manifest, joined=joined)
+    await writer.write(source)
     counts = counts_so_far(manifest, committed)
     verb = _VERBS.get(batch.operation, "Succeeded")
     if batch.options.dry_run:

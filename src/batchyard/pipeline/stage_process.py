@@ -110,7 +110,7 @@ class Processing:
         #: from the ledger, which holds every participant's chunks.
         self.shared = False
         #: Each chunk's part of the results, written as its outcome comes in.
-        self.parts = ResultsParts(rec.ctx.blobs, batch, dataset, manifest)
+        self.parts = ResultsParts(rec.ctx.blobs, batch, dataset, manifest, rec.results_join)
         #: The parts being written while the next chunks are applied (those of one commit).
         self._parts: set[asyncio.Task[None]] = set()
         #: The counters, written at most every PROGRESS_INTERVAL_SECONDS and at the end.

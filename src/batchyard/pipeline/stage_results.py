@@ -13,6 +13,7 @@ from batchyard.pipeline.dry_run import outcome_source
 from batchyard.pipeline.manifest import Manifest, read_ended_manifest
 from batchyard.pipeline.originals import InputReader
 from batchyard.pipeline.results import ResultsWriter
+from batchyard.pipeline.results_join import JoinedPrefix
 from batchyard.pipeline.results_parts import has_output
 from batchyard.pipeline.results_unapplied import not_processed_reason
 from batchyard.store import datasets as dataset_rows
@@ -26,8 +27,10 @@ def results_writer(
     dataset: Dataset,
     manifest: Manifest,
     unapplied: str | None = None,
+    joined: JoinedPrefix | None = None,
 ) -> ResultsWriter:
-    """The writer of ``batch``'s results, reading its input again as validation read it."""
+    """The writer of ``batch``'s results, reading its input again as validation read it, and
+    finishing ``joined`` (the files joined while chunks committed) where it can."""
     inputs = InputReader.of(rec.ctx.blobs, batch, dataset, rec.ctx.settings)
     return ResultsWriter(
         rec.ctx.blobs,
@@ -38,6 +41,7 @@ def results_writer(
         delimiter=batch.options.delimiter,
         unapplied=unapplied,
         with_output=has_output(batch),
+        joined=joined,
     )
 
 
