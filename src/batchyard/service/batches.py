@@ -238,16 +238,7 @@ async def create_batch(svc: Services, principal: Principal, request: NewBatch) -
     if earlier is not None:
         return Created(earlier, replayed=True)
     batch = _new_batch(principal, request, await s3.expand(request.sources))
-    try:
-        async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
-            await batch_rows.insert_batch(
-                conn, batch, idempotency_key=request.idempotency_key, fingerprint=fingerprint
-            )
-            await svc.runner.enqueue(conn, batch.id)
-    except DuplicateIdempotencyKey:
-        return await _replay(svc, principal, request, fingerprint)
-    svc.runner.submit(batch.id)
-    return Created(batch)
+    return await _insert_and_queue(svc, principal, request, fingerprint, batch)
 
 
 async def create_retry_batch(svc: Services, principal: Principal, request: NewBatch) -> Created:
@@ -260,6 +251,14 @@ async def create_retry_batch(svc: Services, principal: Principal, request: NewBa
     if earlier is not None:
         return Created(earlier, replayed=True)
     batch = _new_batch(principal, request, (Source(url=None),))
+    return await _insert_and_queue(svc, principal, request, fingerprint, batch)
+
+
+async def _insert_and_queue(
+    svc: Services, principal: Principal, request: NewBatch, fingerprint: str | None, batch: Batch
+) -> Created:
+    """Store ``batch`` and queue its run in one transaction, then wake the runner; a concurrent
+    create with the same idempotency key that stored first is answered instead (replayed)."""
     try:
         async with svc.store.begin(writes_batch=batch.id, dataset=batch.dataset) as conn:
             await batch_rows.insert_batch(
