@@ -15,12 +15,12 @@ records with one in N invalid: what a file with bad records costs, next to the c
 
 from __future__ import annotations
 
-import argparse
-import statistics
 from pathlib import Path
 
+from benchmarks.ab_rounds import ab_parser, medians
+from benchmarks.ab_rounds import contenders as ab_contenders
 from benchmarks.cpu import CpuMeter
-from benchmarks.harness import generated_orders, invalid_orders, sha256_of, timed_import
+from benchmarks.harness import generated_orders, sha256_of, timed_import
 from benchmarks.postgres_import import (
     CPU,
     deployment,
@@ -54,31 +54,11 @@ def run_server(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = ab_parser(__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=0, help="0: serve with its own worker")
-    parser.add_argument("--before", type=Path, required=True, help="the other checkout's src")
-    parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
-    parser.add_argument(
-        "--invalid-every", type=int, default=0, help="also import a file with 1 in N invalid"
-    )
     args = parser.parse_args()
-    checkouts: dict[str, dict[str, str]] = {
-        "before": {"PYTHONPATH": str(args.before.resolve())},
-        "after": {},
-    }
     with generated_orders(args.rows, args.workdir) as csv_path, postgres_server() as server:
-        #: name → (the checkout's environment, or None for psql, the file, its valid records).
-        contenders: dict[str, tuple[dict[str, str] | None, Path, int | None]] = {
-            "psql \\copy": (None, csv_path, None)
-        }
-        for name, checkout in checkouts.items():
-            contenders[name] = (checkout, csv_path, None)
-        if args.invalid_every:
-            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
-            for name, checkout in checkouts.items():
-                contenders[f"{name} invalid"] = (checkout, bad_path, good)
+        contenders = ab_contenders("psql \\copy", csv_path, args)
         runs: dict[str, list[Run]] = {name: [] for name in contenders}
         for round_number in range(args.rounds):
             for name, (env, path, valid) in contenders.items():
@@ -99,10 +79,8 @@ def main() -> None:
 
 def report(runs: dict[str, list[Run]]) -> None:
     """Medians per contender, and each one's ratio to ``psql \\copy``'s."""
-    medians = {
-        name: [statistics.median(r[i] for r in rs) for i in range(4)] for name, rs in runs.items()
-    }
-    base_wall, base_own, base_pg, _ = medians["psql \\copy"]
+    middle = medians(runs)
+    base_wall, base_own, base_pg, _ = middle["psql \\copy"]
     print()
     header = (
         f"{'medians':<14} {'wall':>7} {'x':>6} {'own CPU':>8} {'PG CPU':>7} {'CPU':>6} {'x':>6}"
@@ -110,7 +88,7 @@ def report(runs: dict[str, list[Run]]) -> None:
     )
     print(header)
     print("-" * len(header))
-    for name, (wall, own, postgres, peak) in medians.items():
+    for name, (wall, own, postgres, peak) in middle.items():
         cpu = own + postgres
         print(
             f"{name:<14} {wall:7.2f} {wall / base_wall:6.2f} {own:8.2f} {postgres:7.2f} "

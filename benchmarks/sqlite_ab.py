@@ -18,12 +18,11 @@ records with one in N invalid.
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import statistics
-from pathlib import Path
 
-from benchmarks.harness import generated_orders, invalid_orders, sha256_of
+from benchmarks.ab_rounds import ab_parser, medians
+from benchmarks.ab_rounds import contenders as ab_contenders
+from benchmarks.harness import generated_orders, sha256_of
 from benchmarks.sqlite_import import batchyard_import, sqlite3_import
 
 #: (wall seconds, CPU seconds, peak RSS bytes) of one run.
@@ -32,33 +31,12 @@ BASELINE = "sqlite3 .import"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--before", type=Path, required=True, help="the other checkout's src")
-    parser.add_argument("--workdir", type=Path, help="keep files here instead of a temp dir")
-    parser.add_argument(
-        "--invalid-every", type=int, default=0, help="also import a file with 1 in N invalid"
-    )
-    args = parser.parse_args()
+    args = ab_parser(__doc__.splitlines()[0]).parse_args()
     if shutil.which("sqlite3") is None:
         raise SystemExit("the sqlite3 command is needed for the baseline (apt-get install sqlite3)")
-    checkouts: dict[str, dict[str, str]] = {
-        "before": {"PYTHONPATH": str(args.before.resolve())},
-        "after": {},
-    }
     with generated_orders(args.rows, args.workdir) as csv_path:
         workdir = csv_path.parent
-        #: name → (the checkout's environment, or None for sqlite3, the file, its valid records).
-        contenders: dict[str, tuple[dict[str, str] | None, Path, int | None]] = {
-            BASELINE: (None, csv_path, None)
-        }
-        for name, checkout in checkouts.items():
-            contenders[name] = (checkout, csv_path, None)
-        if args.invalid_every:
-            bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
-            for name, checkout in checkouts.items():
-                contenders[f"{name} invalid"] = (checkout, bad_path, good)
+        contenders = ab_contenders(BASELINE, csv_path, args)
         digests = {path: sha256_of(path) for _, path, _ in contenders.values()}
         runs: dict[str, list[Run]] = {name: [] for name in contenders}
         for round_number in range(args.rounds):
@@ -81,15 +59,13 @@ def main() -> None:
 
 def report(runs: dict[str, list[Run]]) -> None:
     """Medians per contender, and each one's ratios to ``sqlite3 .import``'s."""
-    medians = {
-        name: [statistics.median(r[i] for r in rs) for i in range(3)] for name, rs in runs.items()
-    }
-    base_wall, base_cpu, _ = medians[BASELINE]
+    middle = medians(runs)
+    base_wall, base_cpu, _ = middle[BASELINE]
     print()
     header = f"{'medians':<16} {'wall':>7} {'x':>6} {'CPU':>6} {'x':>6} {'peak RSS MB':>12}"
     print(header)
     print("-" * len(header))
-    for name, (wall, cpu, rss) in medians.items():
+    for name, (wall, cpu, rss) in middle.items():
         print(
             f"{name:<16} {wall:7.2f} {wall / base_wall:6.2f} {cpu:6.2f} {cpu / base_cpu:6.2f}"
             f" {rss / 2**20:12.0f}"

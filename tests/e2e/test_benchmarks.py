@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 #: Modules of benchmarks/ that are libraries of the others, not programs.
-LIBRARIES = {"__init__", "harness", "cpu"}
+LIBRARIES = {"__init__", "harness", "cpu", "ab_rounds"}
 #: Runs sharing the cores at once: enough to overlap the servers' start-up waits, few enough
 #: that a 2-core machine does not time them out.
 PARALLEL = 3
