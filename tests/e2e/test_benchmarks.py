@@ -94,6 +94,13 @@ RUNS = [
         ("--rows", "2000", "--repeat", "1"),
         r"1 in 100 invalid +[\d.]+ +[\d.]+ +20 ",
     ),
+    # This checkout against itself: both passes run and infer the same schemas.
+    Run(
+        "inference_cpu",
+        "inference_cpu",
+        ("--repeat", "1", "--before", str(ROOT / "src")),
+        r"orders\.csv: now [\d.]+ s, before [\d.]+ s; same schema: True",
+    ),
     Run(
         "chunk_cpu",
         "chunk_cpu",
