@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from batchyard.domain.batches import Batch, Operation
-from batchyard.domain.outcomes import ERRORS_SCHEMA, RECORD_NUMBER, ChunkOutcome
+from batchyard.domain.outcomes import RECORD_NUMBER, ChunkOutcome, empty_errors
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, read_table
@@ -77,7 +77,7 @@ def staged_errors(
     invalid records, the object is read (and a missing one is an error, as it always was).
     """
     if entry is not None and entry.index == index and entry.invalid_count == 0:
-        return ERRORS_SCHEMA.empty_table()
+        return empty_errors()
     return read_table(blobs, keys.errors_key(batch_id, index))
 
 
