@@ -278,13 +278,14 @@ async def test_storage_failing_behind_validation_fails_the_batch_with_exact_coun
     client: httpx.AsyncClient, items: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A chunk's staged tables are written while the next chunk is validated: the write that
-    # fails (chunk 2's errors, late) still stops the batch, and its end counts what was applied.
+    # fails (chunk 2's staged keys, late) still stops the batch, and its end counts what was
+    # applied.
     from batchyard.pipeline import stage_validate
 
     put_table = stage_validate.put_table
 
     async def failing_put(blobs: Any, key: str, table: Any) -> None:
-        if key.endswith("/errors/2.arrow"):
+        if key.endswith("/chunks/2.arrow"):
             await asyncio.sleep(0.05)
             raise OSError("disk full")
         await put_table(blobs, key, table)

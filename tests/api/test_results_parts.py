@@ -10,7 +10,9 @@ really have joined stored parts.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -240,3 +242,39 @@ async def test_a_batch_stopped_part_way_joins_the_parts_of_the_chunks_it_applied
     [(made, stitched)] = built[1:]  # the first: the batch that fills the taken keys
     assert stitched == made == [results, failed]
     assert joined, "no stored part was joined"
+
+
+@pytest.mark.parametrize("options", [{}, {"max_errors": 1000}], ids=["stream", "two-pass"])
+async def test_chunks_without_an_invalid_record_stage_no_errors_and_keep_their_results(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+) -> None:
+    """Only the chunk holding the one invalid record stores an errors object (a clean chunk's
+    manifest entry says it has none), and the results stage, making every part from what was
+    staged, still reports each record: the clean chunks' as applied, the invalid one failed."""
+    from batchyard.pipeline import stage_validate
+
+    stored: list[str] = []
+    put_table = stage_validate.put_table
+
+    async def recording(blobs: Any, key: str, table: Any) -> None:
+        stored.append(key)
+        await put_table(blobs, key, table)
+
+    monkeypatch.setattr(stage_validate, "put_table", recording)
+    _writing(monkeypatch, "none")  # every part is made by the results stage, from staged errors
+    bad, count = 95, 300
+    lines = ["id,ts,score,note,code"] + [
+        f"{n},2024-01-02T03:04:05Z,{n}.5,,{'c' if n == bad else 'a'}" for n in range(1, count + 1)
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    batch, results, failed = await _run(client, "clean", body, "csv", options)
+    assert batch["status"] == "completed", batch
+    assert (batch["successful_operations"], batch["failed_operations"]) == (count - 1, 1)
+    assert len([k for k in stored if "/chunks/" in k]) >= count // CHUNK_RECORDS
+    assert len([k for k in stored if "/errors/" in k]) == 1
+    rows = list(csv.DictReader(io.StringIO(results.decode())))
+    assert [int(r["record_number"]) for r in rows] == list(range(1, count + 1))
+    assert {r["outcome"] for i, r in enumerate(rows, 1) if i != bad} == {"succeeded"}
+    assert rows[bad - 1]["outcome"] == "failed"
+    [refused] = list(csv.DictReader(io.StringIO(failed.decode())))
+    assert refused["id"] == str(bad)

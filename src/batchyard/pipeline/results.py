@@ -40,7 +40,7 @@ from batchyard.pipeline.results_chunk import (
     with_outputs,
 )
 from batchyard.pipeline.results_join import JoinedPrefix, results_headers
-from batchyard.pipeline.results_parts import failed_records_format, read_part
+from batchyard.pipeline.results_parts import failed_records_format, read_part, staged_errors
 from batchyard.pipeline.results_rows import key_text, result_rows
 from batchyard.pipeline.results_summary import ResultsSummary
 from batchyard.pipeline.results_unapplied import (
@@ -202,7 +202,7 @@ class ResultsWriter:
 
     def _staged(self, entry: ChunkEntry) -> tuple[pa.Table, pa.Table]:
         valid = read_table(self.blobs, keys.chunk_key(self.batch_id, entry.index))
-        return valid, read_table(self.blobs, keys.errors_key(self.batch_id, entry.index))
+        return valid, staged_errors(self.blobs, self.batch_id, entry.index, entry)
 
     def _applied_part(
         self, entry: ChunkEntry, outcome: ChunkOutcome, originals: dict[int, str]

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from batchyard.domain.batches import Batch, Operation
-from batchyard.domain.outcomes import RECORD_NUMBER, ChunkOutcome
+from batchyard.domain.outcomes import RECORD_NUMBER, ChunkOutcome, empty_errors
 from batchyard.domain.schema import Dataset
 from batchyard.pipeline import keys
 from batchyard.pipeline.arrow_io import put_bytes, read_table
 from batchyard.pipeline.failed_records import FailedRecordsFormat
-from batchyard.pipeline.manifest import Manifest
+from batchyard.pipeline.manifest import ChunkEntry, Manifest
 from batchyard.pipeline.results_chunk import ResultsPart, applied_part, refused_without_text
 from batchyard.pipeline.results_join import Headers, ResultsJoin, results_headers
 from batchyard.storage.blobs import BlobStore
@@ -65,6 +65,28 @@ def failed_records_format(
 def has_output(batch: Batch) -> bool:
     """Whether results.csv has an ``output`` column: for operations that answer per record."""
     return batch.operation not in set(Operation)
+
+
+def staged_errors(
+    blobs: BlobStore, batch_id: str, index: int, entry: ChunkEntry | None
+) -> pa.Table:
+    """The staged per-record errors of chunk ``index`` (call from a worker thread).
+
+    Validation writes no errors object for a chunk whose manifest ``entry`` counts no invalid
+    record, so the entry, not a missing object, says there are none; without an entry, or with
+    invalid records, the object is read (and a missing one is an error, as it always was).
+    """
+    if entry is not None and entry.index == index and entry.invalid_count == 0:
+        return empty_errors()
+    return read_table(blobs, keys.errors_key(batch_id, index))
+
+
+def manifest_entry(manifest: Manifest, index: int) -> ChunkEntry | None:
+    """Chunk ``index``'s entry in ``manifest`` (chunks are numbered by their place in it)."""
+    chunks = manifest.chunks
+    if index < len(chunks) and chunks[index].index == index:
+        return chunks[index]
+    return next((entry for entry in chunks if entry.index == index), None)
 
 
 def read_part(blobs: BlobStore, batch_id: str, index: int) -> ResultsPart | None:
@@ -166,7 +188,8 @@ class ResultsParts:
             if refused:
                 return None
             valid = read_table(self.blobs, keys.chunk_key(self.batch.id, outcome.index))
-            errors = read_table(self.blobs, keys.errors_key(self.batch.id, outcome.index))
+            entry = manifest_entry(self.manifest, outcome.index)
+            errors = staged_errors(self.blobs, self.batch.id, outcome.index, entry)
             sent: dict[int, str] = {}
         else:
             valid, errors = records.valid, records.errors

@@ -134,9 +134,17 @@ class Processing:
             await asyncio.to_thread(self.target.ensure_table, self.dataset)
 
     async def run(self) -> Counts:
-        """The batch's own job: apply every chunk; the counts once all of them are committed."""
-        await self.ensure_table()
+        """The batch's own job: apply every chunk; the counts once all of them are committed.
+
+        A batch whose every chunk the ledger already holds (applied while validating, the
+        default) has nothing left to apply: the ledger's word, read once, is final (a chunk
+        is committed once, and no participant commits one the ledger has), so its counts
+        come without creating the table, an empty apply pass or a second ledger read.
+        """
         committed = await self._committed()
+        if self.manifest.chunks and not self._pending(committed):
+            return counts_so_far(self.manifest, committed)
+        await self.ensure_table()
         if 0 < len(committed) < len(self.manifest.chunks):  # all of them: said when validated
             await self.rec.log(f"{len(committed)} chunk(s) already committed: skipping them")
         if self.batch.options.atomic:

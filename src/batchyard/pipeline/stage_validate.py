@@ -240,13 +240,17 @@ class Validation:
             await self.on_staged(entry, records, self._behind)
 
     async def _store(self, index: int, staged: pa.Table, errors: pa.Table) -> None:
-        """Write one chunk's staged records and errors, then stop if a cancel was asked for."""
+        """Write one chunk's staged records and errors, then stop if a cancel was asked for.
+
+        A chunk without an invalid record has no errors object: its manifest entry says so
+        (``invalid_count`` 0, see results_parts.staged_errors), and most chunks of a clean
+        input would otherwise cost one write (an S3 PUT) each for an empty table.
+        """
         blobs = self.rec.ctx.blobs
-        written = await asyncio.gather(
-            put_table(blobs, keys.chunk_key(self.batch.id, index), staged),
-            put_table(blobs, keys.errors_key(self.batch.id, index), errors),
-            return_exceptions=True,
-        )
+        writes = [put_table(blobs, keys.chunk_key(self.batch.id, index), staged)]
+        if errors.num_rows:
+            writes.append(put_table(blobs, keys.errors_key(self.batch.id, index), errors))
+        written = await asyncio.gather(*writes, return_exceptions=True)
         for outcome in written:  # both writes over before either error is raised
             if isinstance(outcome, BaseException):
                 raise _Unstaged(index, outcome)

@@ -104,17 +104,28 @@ def validate_chunk(
         keep: Arr = pc.invert(rejections.failed)
         columns = [pc.filter(a, keep) for a in columns]
     valid = pa.Table.from_arrays(columns, schema=valid_schema(dataset))
-    errors = _error_table(rejections.rows, raw, reading)
-    all_errors = pa.concat_tables([raw.errors, errors]).sort_by("record_number")
-    return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, all_errors)
+    errors = _all_errors(rejections, raw, reading)
+    return ValidatedChunk(raw.index, raw.first_record, raw.record_count, valid, errors)
+
+
+def _all_errors(rejections: _Rejections, raw: RawChunk, reading: Reading) -> pa.Table:
+    """The reader's errors and the rejections, in record order.
+
+    Most chunks have neither: concatenating and sorting two empty tables cost about 0.15 ms a
+    chunk, so a chunk without rejections keeps the reader's errors as they are (sorted only if
+    there are several)."""
+    errors = raw.errors
+    if not rejections.rows:
+        return errors.sort_by("record_number") if errors.num_rows > 1 else errors
+    rejected = _error_table(rejections.rows, raw, reading)
+    return pa.concat_tables([errors, rejected]).sort_by("record_number")
 
 
 def _error_table(
     rows: list[tuple[int, str, str, str]], raw: RawChunk, reading: Reading
 ) -> pa.Table:
-    """ERRORS_SCHEMA rows for newly rejected records, with their key and what was sent."""
-    if not rows:
-        return ERRORS_SCHEMA.empty_table()
+    """ERRORS_SCHEMA rows for newly rejected records (at least one), with their key and what
+    was sent."""
     parts = [
         _error_rows(rows[start : start + SLICE], raw, reading)
         for start in range(0, len(rows), SLICE)
