@@ -27,7 +27,7 @@ from batchyard.pipeline.process_memory import hand_back_free_pages, return_large
 from batchyard.pipeline.results_chunk import applied_part
 from batchyard.pipeline.validate import validate_chunk
 from benchmarks.datagen import COLUMNS, ORDERS_SCHEMA, write_orders_csv
-from benchmarks.validation_cpu import CHUNK_BYTES, CHUNK_RECORDS
+from benchmarks.validation_cpu import CHUNK_BYTES, CHUNK_RECORDS, validation_memory
 
 DATASET = Dataset.from_dict(ORDERS_SCHEMA)
 
@@ -52,11 +52,11 @@ def first_chunks(path: Path, count: int) -> list[RawChunk]:
 
 def one_pass(chunks: list[RawChunk], trim_every: int) -> float:
     """Milliseconds of this thread's CPU per chunk, validated and made into its part."""
-    reading = Reading.of(DATASET)
+    reading, memory = Reading.of(DATASET), validation_memory()
     failed_format = FailedRecordsFormat("csv", COLUMNS)
     started = time.thread_time()
     for index, raw in enumerate(chunks):
-        chunk = validate_chunk(raw, DATASET, reading)
+        chunk = validate_chunk(raw, DATASET, reading, *memory)
         outcome = ChunkOutcome(index, chunk.valid.num_rows, ERRORS_SCHEMA.empty_table())
         staged = chunk.valid.select([*DATASET.primary_key, RECORD_NUMBER])
         applied_part(staged, chunk.errors, outcome, DATASET, failed_format)
