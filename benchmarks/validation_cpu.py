@@ -29,11 +29,22 @@ CHUNK_BYTES = Settings.model_fields["chunk_bytes"].default
 CHUNK_RECORDS = Settings.model_fields["chunk_records"].default
 
 
+def validation_memory() -> tuple[object, ...]:
+    """What a validation carries from chunk to chunk, as validate_chunk's arguments after the
+    reading: none for earlier code (run with its ``src`` on PYTHONPATH to compare)."""
+    try:
+        from batchyard.pipeline.validate_text import FailedCasts
+    except ImportError:
+        return ()
+    return (FailedCasts(),)
+
+
 def read_and_validate(
     path: Path, dataset: Dataset, chunk_bytes: int = CHUNK_BYTES
 ) -> tuple[float, float, int]:
     """(CPU seconds reading, CPU seconds validating, invalid records) of one pass."""
     reading = Reading.of(dataset)
+    memory = validation_memory()
     read_seconds = validate_seconds = 0.0
     invalid = 0
     with path.open("rb") as stream:
@@ -55,7 +66,7 @@ def read_and_validate(
                 return read_seconds, validate_seconds, invalid
             started = time.process_time()
             for piece in split_records(raw, CHUNK_RECORDS):
-                invalid += validate_chunk(piece, dataset, reading).errors.num_rows
+                invalid += validate_chunk(piece, dataset, reading, *memory).errors.num_rows
             validate_seconds += time.process_time() - started
 
 

@@ -45,7 +45,13 @@ _TIMESTAMP_LAYOUT = b"dddd-dd-ddTdd:dd:dd"
 #: Each byte's class in a decimal: 0 for a digit, 1 for the point, 2 otherwise.
 _DECIMAL_CLASSES = bytes(0 if b in b"0123456789" else 1 if b == ord(".") else 2 for b in range(256))
 #: Days in each month (index 1 to 12) of a year without a 29th of February.
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int16)
+#: Where the two digits of the month, day, hour, minute and second are, and each one's range.
+_FIELD_DIGITS = [5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+_FIELD_LOWEST = np.array([1, 1, 0, 0, 0], np.int16)
+_FIELD_HIGHEST = np.array([12, 31, 23, 59, 59], np.int16)
+#: What the ASCII codes of two digits add up to, the first counted ten times: "00" is 528.
+_TWO_ZEROS = 11 * ord("0")
 
 
 def _offsets(values: Any) -> Bytes:
@@ -87,12 +93,12 @@ def _like(rows: Bytes, classes: bytes, layout: bytes) -> Bytes:
     return np.asarray(np.frombuffer(mapped, f"S{len(layout)}") == np.bytes_(layout))
 
 
-def _number(rows: Bytes, first: int, last: int) -> Bytes:
-    """The decimal number written by the characters ``first`` to ``last`` (digits checked)."""
-    total = np.zeros(len(rows), np.int64)
-    for at in range(first, last):
-        total = total * 10 + (rows[:, at] - np.uint8(48))
-    return total
+def _fields(rows: Bytes, count: int) -> Bytes:
+    """The first ``count`` two-digit fields (month, day, hour…) of each row, as numbers: all
+    of them at once, the digits picked as one block (digits checked; a row that is not one
+    gets some number, of no meaning)."""
+    digits = rows[:, _FIELD_DIGITS[: 2 * count]].astype(np.int16)
+    return digits[:, 0::2] * 10 + digits[:, 1::2] - _TWO_ZEROS
 
 
 def plain_uuid(values: Any) -> Bytes:
@@ -110,12 +116,10 @@ def plain_calendar(values: Any, with_time: bool) -> Bytes:
     layout = _TIMESTAMP_LAYOUT if with_time else _DATE_LAYOUT
     chosen, rows = _byte_rows(values, len(layout))
     ok = _like(rows, _CALENDAR_CLASSES, layout)
-    month, day = _number(rows, 5, 7), _number(rows, 8, 10)
-    ok &= (month >= 1) & (month <= 12) & (day >= 1)
-    ok &= day <= _MONTH_DAYS[np.where(ok, month, 0)]
-    if with_time:
-        ok &= _number(rows, 11, 13) <= 23
-        ok &= (_number(rows, 14, 16) <= 59) & (_number(rows, 17, 19) <= 59)
+    count = 5 if with_time else 2
+    fields = _fields(rows, count)
+    ok &= ((fields >= _FIELD_LOWEST[:count]) & (fields <= _FIELD_HIGHEST[:count])).all(axis=1)
+    ok &= fields[:, 1] <= _MONTH_DAYS[np.where(ok, fields[:, 0], 0)]
     return _scatter(chosen, ok)
 
 

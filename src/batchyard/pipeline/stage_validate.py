@@ -36,6 +36,7 @@ from batchyard.pipeline.patterns import require_runnable_patterns
 from batchyard.pipeline.process_memory import hand_back_free_pages
 from batchyard.pipeline.results_parts import ChunkRecords, Originals
 from batchyard.pipeline.validate import validate_chunk
+from batchyard.pipeline.validate_text import FailedCasts
 
 HEAD_BYTES = 64 * 1024
 #: A chunk's staging writes and the cancel check after them, under way (see Validation._stage).
@@ -101,6 +102,8 @@ class Validation:
         #: The last chunk's staging writes and cancel check, under way while the next chunk
         #: is validated (one chunk at a time; see ``_stage``).
         self._behind: asyncio.Task[None] | None = None
+        #: Columns whose whole cast failed on the last chunk: the next skips it (validate_text).
+        self.failed_casts = FailedCasts()
 
     async def run(self) -> Manifest:
         require_runnable_patterns(self.dataset)
@@ -180,7 +183,7 @@ class Validation:
             piece = next(pieces, None)
             if piece is None:
                 return None
-            checked = validate_chunk(piece, self.dataset, self.reading)
+            checked = validate_chunk(piece, self.dataset, self.reading, self.failed_casts)
             index = len(self.manifest.chunks)
             shifted = _shift(checked, index, offset)
             if index % TRIM_EVERY == 0:

@@ -23,6 +23,7 @@ from batchyard.pipeline.chunks import ERRORS_SCHEMA, RECORD_NUMBER, RawChunk, Va
 from batchyard.pipeline.defaults import default_values
 from batchyard.pipeline.originals import as_text, original_fields
 from batchyard.pipeline.validate_checks import Failure, check_column
+from batchyard.pipeline.validate_text import FailedCasts
 from batchyard.pipeline.validate_types import Arr, all_false
 
 __all__ = ["validate_chunk"]
@@ -77,11 +78,17 @@ def _originals(table: pa.Table, column: Column, reading: Reading) -> Arr | None:
 
 
 def validate_chunk(
-    raw: RawChunk, dataset: Dataset, reading: Reading | None = None
+    raw: RawChunk,
+    dataset: Dataset,
+    reading: Reading | None = None,
+    failed: FailedCasts | None = None,
 ) -> ValidatedChunk:
     """Type and check every record of ``raw``; each ends in exactly one of valid and errors.
 
     Columns the batch does not check (a delete's beyond its key) are left null, unread.
+    ``failed`` carries from one chunk of a validation to the next which columns' whole casts
+    failed, so that they are not tried again on every chunk (validate_text); the results are
+    the same with or without it.
     """
     reading = reading if reading is not None else Reading.of(dataset)
     table = raw.table
@@ -93,7 +100,7 @@ def validate_chunk(
             typed_columns.append(pa.nulls(table.num_rows, unread))
             continue
         originals = _originals(table, column, reading)
-        typed, failures = check_column(originals, column, table.num_rows)
+        typed, failures = check_column(originals, column, table.num_rows, failed)
         typed_columns.append(typed)
         for failure in failures:
             rejections.add(failure, column.name, originals)

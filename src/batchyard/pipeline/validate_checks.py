@@ -24,7 +24,7 @@ from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType
 from batchyard.pipeline.arrow_types import arrow_type
 from batchyard.pipeline.formats_common import to_json
 from batchyard.pipeline.patterns import anchored
-from batchyard.pipeline.validate_text import parse_text
+from batchyard.pipeline.validate_text import FailedCasts, parse_text
 from batchyard.pipeline.validate_types import (
     PARSERS,
     Arr,
@@ -67,13 +67,18 @@ def show(value: Any) -> str:
     return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
 
 
-def check_column(values: Arr | None, column: Column, length: int) -> tuple[Arr, list[Failure]]:
-    """The column typed as ``arrow_type(column)``, and every way its values fail, in order."""
+def check_column(
+    values: Arr | None, column: Column, length: int, failed: FailedCasts | None = None
+) -> tuple[Arr, list[Failure]]:
+    """The column typed as ``arrow_type(column)``, and every way its values fail, in order.
+
+    ``failed``: the validation's columns whose whole cast failed on its last chunk.
+    """
     target: Any = arrow_type(column)
     if values is None:
         typed: Arr = pa.nulls(length, target)
         return typed, [_missing(typed, column)] if not column.nullable else []
-    typed, bad = convert(values, column)
+    typed, bad = convert(values, column, failed)
     failures = [Failure(bad, _TYPE_CODES[column.type], _type_reason(column))]
     failures.extend(_constraints(typed, column))
     named = [_named(failure, column.name) for failure in failures]
@@ -90,14 +95,14 @@ def _named(failure: Failure, name: str) -> Failure:
     )
 
 
-def convert(values: Arr, column: Column) -> tuple[Arr, Arr]:
+def convert(values: Arr, column: Column, failed: FailedCasts | None = None) -> tuple[Arr, Arr]:
     """Typed values and the mask of values invalid for the type, whatever the input type."""
     if pa.types.is_dictionary(values.type):
         values = pc.cast(values, values.type.value_type)
     if pa.types.is_large_string(values.type) or pa.types.is_string_view(values.type):
         values = pc.cast(values, pa.string())
     if pa.types.is_string(values.type):
-        return parse_text(values, column)
+        return parse_text(values, column, failed)
     return _convert_typed(values, column)
 
 

@@ -8,6 +8,12 @@ split: the values that look like the type's plain form (a cheap regex, e.g. a mo
 are cast at once, and only the others go the exact way. The regex decides how fast, never what:
 a value it passes is judged by the same cast the happy path trusts for a whole column, and if
 one of them fails that cast after all, the whole column takes the exact path as before.
+
+A file's bad values are spread through it, so a column whose whole cast failed on one chunk
+mostly fails it on the next, often only at its end: a whole cast's work for nothing. The
+columns whose cast failed on the last chunk are remembered (``FailedCasts``, one per validation)
+and the next chunk's go straight to the split; one found all plain there is cast whole, and
+forgotten. The split is exact, so what is remembered decides how fast, never what.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from batchyard.pipeline.validate_types import (
     refuse_unstorable,
 )
 
-__all__ = ["CAST_TYPES", "parse_text"]
+__all__ = ["CAST_TYPES", "FailedCasts", "parse_text"]
 
 #: A time of day followed by a zone: what an aware timestamp's text ends with.
 _TIME_WITH_OFFSET = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
@@ -71,11 +77,35 @@ CAST_TYPES = frozenset(
 )
 
 
-def parse_text(values: Arr, column: Column) -> tuple[Arr, Arr]:
-    """Typed values and the mask of values that are not valid for the column's type."""
+class FailedCasts:
+    """The columns whose whole cast failed on the last chunk of one validation, by name.
+
+    Used by one thread at a time (a validation checks its chunks one after another).
+    """
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+
+    def __contains__(self, column: Column) -> bool:
+        return column.name in self._names
+
+    def note(self, column: Column, failed: bool) -> None:
+        """Remember whether ``column``'s values (the chunk's) were all cast whole."""
+        if failed:
+            self._names.add(column.name)
+        else:
+            self._names.discard(column.name)
+
+
+def parse_text(values: Arr, column: Column, failed: FailedCasts | None = None) -> tuple[Arr, Arr]:
+    """Typed values and the mask of values that are not valid for the column's type.
+
+    ``failed``: the columns whose whole cast failed on the validation's last chunk (see
+    the module's docstring); updated with this chunk's.
+    """
     if column.type == ColumnType.STRING:
         return parse_string(values, pa.string())
-    fast = _cast_fast(values, column)
+    fast = _cast_fast(values, column, failed if failed is not None else FailedCasts())
     if fast is None:
         typed, bad = _parse_exact(values, column)
         return refuse_unstorable(typed, bad, column)
@@ -109,26 +139,36 @@ def _parse_exact(values: Arr, column: Column) -> tuple[Arr, Arr]:
     return typed, mask(bad)
 
 
-def _cast_fast(values: Arr, column: Column) -> tuple[Arr, Arr | None] | None:
+def _cast_fast(values: Arr, column: Column, failed: FailedCasts) -> tuple[Arr, Arr | None] | None:
     """What the fast path takes: (typed values, the mask of values it leaves to the exact path,
     None if none), or None if it cannot take the column.
 
-    The whole column is cast first; if that fails, only its values in the plain form are.
+    The whole column is cast first, unless that failed on the last chunk; if it fails (or was
+    skipped), only its values in the plain form are cast.
     """
     if column.type == ColumnType.UUID:  # canonical text is kept as it is, value by value
-        if all_canonical(values):  # the common case, checked as one block of bytes
+        # The common case, checked as one block of bytes.
+        if column not in failed and all_canonical(values):
             return values, None
         rest = _not_plain(values, _UUID_CANONICAL, pa.array(plain_uuid(values), pa.bool_()))
-        return values, rest if pc.any(rest).as_py() else None
-    typed = fast_cast(values, column)
-    if typed is not None:
-        return typed, None
+        some_rest = pc.any(rest).as_py()
+        failed.note(column, some_rest)
+        return values, rest if some_rest else None
     plain = _plain_form(column)
+    skipped = plain is not None and column in failed
+    if not skipped:
+        typed = fast_cast(values, column)
+        if typed is not None:
+            return typed, None
     if plain is None:
         return None
     rest = _not_plain(values, plain, _surely_plain(values, column))
     if not pc.any(rest).as_py():
-        return None  # all plain, yet the whole cast failed
+        failed.note(column, False)
+        # All plain: the whole cast, if it was skipped, else the exact path (it failed).
+        typed = fast_cast(values, column) if skipped else None
+        return None if typed is None else (typed, None)
+    failed.note(column, True)
     typed = fast_cast(pc.if_else(rest, pa.nulls(len(values), values.type), values), column)
     return None if typed is None else (typed, rest)
 
