@@ -62,6 +62,8 @@ class BatchRecorder:
         self.results_join: ResultsJoin | None = None
         #: The status the latest-begun ``status`` read returned, and when that read began.
         self._status_read: tuple[BatchStatus, float] | None = None
+        #: When this recorder's last transition committed: a read begun before is not kept.
+        self._status_floor = float("-inf")
 
     async def get(self) -> Batch:
         """The batch as committed now. A read only: it forgets nothing this process remembers
@@ -84,7 +86,8 @@ class BatchRecorder:
         began = time.monotonic()
         async with self.ctx.store.read() as conn:
             status = await batch_rows.get_batch_status(conn, self.batch_id)
-        if self._status_read is None or began >= self._status_read[1]:
+        known = self._status_read
+        if began >= self._status_floor and (known is None or began >= known[1]):
             self._status_read = (status, began)
         return status
 
@@ -110,11 +113,15 @@ class BatchRecorder:
         counts: Counts | None = None,
         error_message: str | None = None,
     ) -> Batch:
-        self._status_read = None  # read before this transition, or before one that lost
-        async with self._write() as conn:
-            batch = await batch_rows.transition_batch(
-                conn, self.batch_id, to, counts=counts, error_message=error_message
-            )
+        try:
+            async with self._write() as conn:
+                batch = await batch_rows.transition_batch(
+                    conn, self.batch_id, to, counts=counts, error_message=error_message
+                )
+        finally:
+            # A status read begun before the transition committed may be what it replaced.
+            self._status_read = None
+            self._status_floor = time.monotonic()
         self.ctx.notify(self.batch_id)
         self._measure(batch)
         return batch
