@@ -151,6 +151,34 @@ async def test_a_pipeline_status_check_leaves_the_polled_batch_cached(
     assert loads == 1
 
 
+async def test_a_cancel_reaches_validation_checks_within_their_freshness_bound(
+    store: MetadataStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Checks between chunks share recent status reads; a cancel committed elsewhere is seen
+    once the reads that came before it have aged, and the recorder's own transition is never
+    answered from a read made before it."""
+    batch = await insert(store, make_batch(status=S.VALIDATING))
+    settings = backend_settings(backend, request, tmp_path)
+    target = open_target(f"sqlite:///{tmp_path / 'target.db'}")
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(
+            settings, store, BlobStore.from_url(str(tmp_path / "blobs")), target, http, print
+        )
+        rec = BatchRecorder(ctx, batch.id)
+        assert await rec.recent_status(60.0) == S.VALIDATING
+        async with store.begin() as conn:  # a client's cancel, through another connection
+            await rows.transition_batch(conn, batch.id, S.CANCEL)
+
+        assert await rec.recent_status(60.0) == S.VALIDATING  # read before the cancel
+        await asyncio.sleep(0.06)
+        assert await rec.recent_status(0.05) == S.CANCEL
+
+        await rec.transition(S.CANCELLING)
+        assert await rec.recent_status(60.0) == S.CANCELLING
+
+    target.close()
+
+
 async def test_list_pages_newest_first_without_gaps_or_duplicates(store: MetadataStore) -> None:
     created = []
     for i in range(23):

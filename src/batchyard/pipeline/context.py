@@ -60,6 +60,10 @@ class BatchRecorder:
         #: The results files the batch's own run joins as its chunks commit, for its results
         #: stage to finish (None for a helper, whose chunks the batch's run writes results of).
         self.results_join: ResultsJoin | None = None
+        #: The status the latest-begun ``status`` read returned, and when that read began.
+        self._status_read: tuple[BatchStatus, float] | None = None
+        #: When this recorder's last transition committed: a read begun before is not kept.
+        self._status_floor = float("-inf")
 
     async def get(self) -> Batch:
         """The batch as committed now. A read only: it forgets nothing this process remembers
@@ -79,8 +83,28 @@ class BatchRecorder:
         A read of the status column alone: no owner join and no JSON columns decoded, as
         ``get`` does, and, like every read, nothing this process remembers is forgotten.
         """
+        began = time.monotonic()
         async with self.ctx.store.read() as conn:
-            return await batch_rows.get_batch_status(conn, self.batch_id)
+            status = await batch_rows.get_batch_status(conn, self.batch_id)
+        known = self._status_read
+        if began >= self._status_floor and (known is None or began >= known[1]):
+            self._status_read = (status, began)
+        return status
+
+    async def recent_status(self, fresh_for: float) -> BatchStatus:
+        """The status as read by a ``status`` read that began less than ``fresh_for`` seconds
+        ago, else as read now.
+
+        Validation's cancel check after each chunk answers from the reads the apply engine's
+        status watch makes several times a second meanwhile (and from its own, a few chunks
+        back): one status read per chunk was a third of the metadata statements of an
+        import. A cancel committed at T is seen by every check made after T + ``fresh_for``,
+        the bound the apply engine keeps (apply/status_watch).
+        """
+        known = self._status_read
+        if known is not None and time.monotonic() - known[1] < fresh_for:
+            return known[0]
+        return await self.status()
 
     async def transition(
         self,
@@ -89,10 +113,15 @@ class BatchRecorder:
         counts: Counts | None = None,
         error_message: str | None = None,
     ) -> Batch:
-        async with self._write() as conn:
-            batch = await batch_rows.transition_batch(
-                conn, self.batch_id, to, counts=counts, error_message=error_message
-            )
+        try:
+            async with self._write() as conn:
+                batch = await batch_rows.transition_batch(
+                    conn, self.batch_id, to, counts=counts, error_message=error_message
+                )
+        finally:
+            # A status read begun before the transition committed may be what it replaced.
+            self._status_read = None
+            self._status_floor = time.monotonic()
         self.ctx.notify(self.batch_id)
         self._measure(batch)
         return batch

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchyard.apply.status_watch import STATUS_FRESH_SECONDS
 from batchyard.domain.batches import Batch, BatchOptions, LogLevel, Source
 from batchyard.domain.errors import TooManyErrors
 from batchyard.domain.reading import Reading
@@ -50,8 +51,9 @@ TRIM_EVERY = 4
 
 
 async def raise_if_cancel_requested(rec: BatchRecorder) -> None:
-    """Stop validation between chunks once the batch was asked to cancel (CancelRequested)."""
-    signal = stop_signal_for(await rec.status(), None)
+    """Stop validation between chunks once the batch was asked to cancel (CancelRequested):
+    at the first chunk staged more than ``STATUS_FRESH_SECONDS`` after the cancel."""
+    signal = stop_signal_for(await rec.recent_status(STATUS_FRESH_SECONDS), None)
     if signal is not None:
         raise signal
 
