@@ -6,6 +6,7 @@ ledger, the results files), so it lives in the domain, below all of them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -44,13 +45,14 @@ OUTPUTS_SCHEMA: pa.Schema = pa.schema(
 )
 
 
-#: Made once: an Arrow table is immutable, and making one per chunk cost about 0.1 ms each.
-_EMPTY_ERRORS = ERRORS_SCHEMA.empty_table()
-
-
+@functools.cache
 def empty_errors() -> pa.Table:
-    """No errors (the same immutable table every time)."""
-    return _EMPTY_ERRORS
+    """No errors: the same immutable table every time (one per chunk cost about 0.1 ms each).
+
+    Made at the first call, not at import: making an Arrow value is pyarrow's one look for
+    pandas, which a process that imports the app alone must not pay (pipeline/arrow_runtime.py).
+    """
+    return ERRORS_SCHEMA.empty_table()
 
 
 def empty_outputs() -> pa.Table:
