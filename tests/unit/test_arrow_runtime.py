@@ -33,7 +33,11 @@ def test_the_server_and_worker_modules_and_a_pipeline_run_leave_pandas_unloaded(
         sink = io.BytesIO()
         pq.write_table(table, sink)
         pq.read_table(io.BytesIO(sink.getvalue())).to_pylist()
-        print('pandas' in sys.modules)
+        print('pandas' in sys.modules, flush=True)
+        # What this test checks is above. The interpreter's teardown, with the threads of
+        # pyarrow and the imported drivers still about, once aborted ("terminate called without
+        # an active exception", one fresh-clone run in four on 2026-12-02): not this test's subject.
+        import os; os._exit(0)
         """
     )
     assert out == "False"
