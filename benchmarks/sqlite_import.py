@@ -76,20 +76,6 @@ def sqlite3_import(csv_path: Path, workdir: Path, rows: int) -> tuple[Measuremen
     return measured, usage.ru_utime + usage.ru_stime
 
 
-def run_batchyard(
-    csv_path: Path,
-    workdir: Path,
-    rows: int,
-    digest: str,
-    good: int | None = None,
-    label: str = "batchyard (upload → completed)",
-) -> Measurement:
-    """Upload (streamed, hash checked) → completed, results file written, on a real server
-    of its own (a data directory per run, emptied first: a reused ``--workdir`` holds the last
-    run's, whose dataset already exists)."""
-    return batchyard_import(csv_path, workdir, rows, digest, good, label)[0]
-
-
 def batchyard_import(
     csv_path: Path,
     workdir: Path,
@@ -100,8 +86,10 @@ def batchyard_import(
     env: dict[str, str] | None = None,
     stages: bool = True,
 ) -> tuple[Measurement, float]:
-    """``run_batchyard``'s measurement, on a server started with ``env`` on top of the usual,
-    and the CPU seconds the server process used from the upload to the end of the batch."""
+    """Upload (streamed, hash checked) → completed, results file written, on a real server of
+    its own started with ``env`` on top of the usual (a data directory per run, emptied first: a
+    reused ``--workdir`` holds the last run's, whose dataset already exists); the measurement and
+    the CPU seconds the server process used from the upload to the end of the batch."""
     data = workdir / f"batchyard-data-{csv_path.stem}"
     shutil.rmtree(data, ignore_errors=True)
     server = BatchyardServer(data, env=env).start()
@@ -137,13 +125,13 @@ def main() -> None:
         workdir, digest = csv_path.parent, sha256_of(csv_path)
         baseline = run_sqlite_import(csv_path, workdir, args.rows)
         print(f"  sqlite3 .import: {baseline.seconds:.2f} s")
-        batchyard = run_batchyard(csv_path, workdir, args.rows, digest)
+        batchyard = batchyard_import(csv_path, workdir, args.rows, digest)[0]
         measured = [baseline, batchyard]
         if args.invalid_every:
             bad_path, good = invalid_orders(csv_path, args.rows, args.invalid_every)
             label = f"batchyard, 1 in {args.invalid_every} invalid"
             measured.append(
-                run_batchyard(bad_path, workdir, args.rows, sha256_of(bad_path), good, label)
+                batchyard_import(bad_path, workdir, args.rows, sha256_of(bad_path), good, label)[0]
             )
         report(measured, baseline, csv_path.stat().st_size)
 
