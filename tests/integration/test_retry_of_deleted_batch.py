@@ -52,17 +52,18 @@ def _retry_after(harness: PipelineHarness, remove: str) -> Batch:
     return portal.call(retry_then_remove)
 
 
-def test_a_retry_whose_original_was_deleted_fails_naming_it(harness: PipelineHarness) -> None:
-    retried = _retry_after(harness, "rows")
+@pytest.mark.parametrize(
+    ("remove", "said"),
+    [
+        ("rows", "was deleted before they were copied"),  # the original batch deleted
+        ("files", "are no longer stored"),  # its stored files removed
+    ],
+)
+def test_a_retry_whose_original_is_gone_fails_naming_it(
+    harness: PipelineHarness, remove: str, said: str
+) -> None:
+    retried = _retry_after(harness, remove)
     assert retried.status == BatchStatus.FAILED
     assert retried.error_message is not None
-    assert "was deleted before they were copied" in retried.error_message
-    assert "internal error" not in retried.error_message
-
-
-def test_a_retry_whose_original_files_are_gone_fails_naming_it(harness: PipelineHarness) -> None:
-    retried = _retry_after(harness, "files")
-    assert retried.status == BatchStatus.FAILED
-    assert retried.error_message is not None
-    assert "are no longer stored" in retried.error_message
+    assert said in retried.error_message
     assert "internal error" not in retried.error_message
