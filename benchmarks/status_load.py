@@ -38,6 +38,7 @@ from benchmarks.harness import TERMINAL, timed_import
 from benchmarks.postgres_import import fresh_database, postgres_server
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Load:
     #: The server process's CPU time (all its threads) per answered request, in microseconds:
     #: what a request costs, much less disturbed than req/s by other work on shared cores.
     cpu_us: float = 0.0
+    #: Reads of the run that waited for the database instead of being answered from memory
+    #: (``batchyard_status_reads_total{answer="waited"}``, every kind): each one is a request
+    #: held for a query on a busy event loop, what the p99 is made of.
+    waited: int = 0
 
 
 def _ms(text: str) -> float:
@@ -75,9 +80,19 @@ def parse_wrk(endpoint: str, output: str) -> Load:
     return Load(endpoint, rate, p50, p99, errors)
 
 
+def waited_reads(url: str) -> int:
+    """How many status reads and token lookups of requests have waited for the database so far."""
+    text = httpx.get(f"{url}/metrics", headers=_AUTH, timeout=30).text
+    waited = r'^batchyard_status_reads_total\{[^}]*answer="waited"[^}]*\} (\S+)$'
+    found = re.findall(waited, text, re.MULTILINE)
+    return int(sum(float(n) for n in found))
+
+
 def run_wrk(url: str, path: str, connections: int, seconds: int, pid: int | None = None) -> Load:
-    """Drive ``path`` with wrk; with ``pid`` (the server's), also its CPU time per request."""
+    """Drive ``path`` with wrk; with ``pid`` (the server's), also its CPU time per request and
+    the reads that waited for the database."""
     server = psutil.Process(pid) if pid else None
+    waited_before = waited_reads(url) if server else 0
     before = sum(server.cpu_times()[:2]) if server else 0.0
     command = [
         "wrk",
@@ -97,19 +112,20 @@ def run_wrk(url: str, path: str, connections: int, seconds: int, pid: int | None
         return load
     requests = load.requests_per_second * seconds
     spent = sum(server.cpu_times()[:2]) - before
-    return replace(load, cpu_us=spent / requests * 1e6 if requests else 0.0)
+    waited = waited_reads(url) - waited_before
+    return replace(load, cpu_us=spent / requests * 1e6 if requests else 0.0, waited=waited)
 
 
 def print_table(title: str, loads: list[Load]) -> None:
     print(f"\n{title}")
     header = f"{'endpoint':<34} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
-    header += f" {'CPU µs/req':>11}"
+    header += f" {'CPU µs/req':>11} {'waited':>7}"
     print(header)
     print("-" * len(header))
     for load in loads:
         print(
             f"{load.endpoint:<34} {load.requests_per_second:9,.0f} {load.p50_ms:9.2f} "
-            f"{load.p99_ms:9.2f} {load.errors:7d} {load.cpu_us:11,.0f}"
+            f"{load.p99_ms:9.2f} {load.errors:7d} {load.cpu_us:11,.0f} {load.waited:7,d}"
         )
 
 
@@ -179,9 +195,7 @@ def main() -> None:
         workdir = Path(tmp)
         with (
             running_server(args.backend, workdir) as server,
-            httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
-            ) as http,
+            httpx.Client(base_url=server.url, headers=_AUTH, timeout=600) as http,
         ):
             paths = endpoints(http, workdir)
             pid = server.process.pid if server.process else None

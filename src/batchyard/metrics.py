@@ -60,3 +60,9 @@ EVENT_READS = Counter(
 EVENT_FOLLOWERS = Gauge(
     "batchyard_event_followers", "Live event streams (GET /batches/{id}/events) open now."
 )
+STATUS_READS = Counter(
+    "batchyard_status_reads",
+    "Status reads (batch, history, dataset, row_count) and token lookups (token) this process"
+    " answered, by kind and by how: 'remembered' from memory, or 'waited' for the database.",
+    ["kind", "answer"],
+)

@@ -63,7 +63,7 @@ RUNS = [
             f"status_load-{backend}",
             "status_load",
             ("--backend", backend, "--seconds", "1", "--connections", "4", "--import-rows", "2000"),
-            r"during 2,000-row imports[^\n]*\n.*CPU µs/req.*\n-+\n/health +[\d,]+",
+            r"during 2,000-row imports[^\n]*\n.*CPU µs/req +waited.*\n-+\n/health +[\d,]+",
             needs_wrk=True,
         )
         for backend in ("sqlite", "postgresql")

@@ -216,6 +216,68 @@ async def test_a_value_is_never_served_later_than_ttl_after_its_read_started() -
     assert await waiting == 2
 
 
+async def test_an_aged_value_answers_while_the_read_replacing_it_is_under_way() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock, bound=2.0)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()  # a busy server: the refresh started now lands late
+    assert await cache.load(KEY, load) == 1
+    await run_background_tasks()
+    assert load.calls == 2  # the refresh started, and waits for the database
+    clock.now += 0.7  # 1.3 s after the first read started: aged, its replacement still reading
+    # No request waits for the database meanwhile (before, all of them did: the p99).
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
+    assert load.calls == 2  # the refresh under way serves them all
+    load.gate.set()
+    await run_background_tasks()
+    assert await cache.load(KEY, load) == 2
+
+
+async def test_an_aged_value_is_never_served_past_the_bound_even_while_it_is_replaced() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock, bound=2.0)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()
+    assert await cache.load(KEY, load) == 1  # starts the refresh, which hangs
+    clock.now = 102.0  # the bound: 2.0 s after the first read started
+    waiting = asyncio.create_task(cache.load(KEY, load))
+    await run_background_tasks()
+    assert not waiting.done()  # it waits for the refresh: the old value is too old now
+    load.gate.set()
+    assert await waiting == 2
+
+
+async def test_an_aged_value_with_no_read_replacing_it_is_not_served() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock, bound=2.0)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 1.2  # nobody read it in its second half: nothing is replacing it
+    load.gate.clear()
+    waiting = asyncio.create_task(cache.load(KEY, load))
+    await run_background_tasks()
+    assert not waiting.done()
+    load.gate.set()
+    assert await waiting == 2
+
+
+async def test_a_write_here_ends_the_aged_value_even_while_a_read_replaces_it() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock, bound=2.0)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.6
+    load.gate.clear()
+    assert await cache.load(KEY, load) == 1  # refresh under way
+    cache.forget_batch("b1")  # this process wrote the batch: what is remembered may be stale
+    clock.now += 0.5
+    waiting = asyncio.create_task(cache.load(KEY, load))
+    await run_background_tasks()
+    assert not waiting.done()  # a read after the write, not the value nor the refresh before it
+    load.gate.set()
+    assert await waiting == 3
+
+
 async def test_a_failed_refresh_leaves_the_value_to_age_out_then_the_error_shows() -> None:
     clock, calls = ManualClock(), 0
     cache = FreshCache(ttl=1.0, clock=clock)

@@ -142,6 +142,42 @@ async def test_an_answer_is_never_used_later_than_the_bound_after_its_lookup_sta
     assert await waiting is None
 
 
+async def test_an_aged_answer_is_used_while_the_lookup_replacing_it_is_under_way() -> None:
+    clock, lookup = ManualClock(), Lookups()
+    cache = PrincipalCache(ttl=1.0, clock=clock, bound=2.0)
+    lookup.release.set()
+    assert await cache.resolve("h", lookup) == ALICE
+    clock.now += 0.6
+    lookup.release.clear()  # a busy server: the background lookup lands late
+    assert await cache.resolve("h", lookup) == ALICE
+    await run_background_tasks()
+    assert lookup.count == 2  # the background lookup started, and waits for the database
+    clock.now += 0.7  # aged, its replacement still under way: no request waits for it
+    assert await asyncio.wait_for(cache.resolve("h", lookup), timeout=1) == ALICE
+    assert lookup.count == 2
+    lookup.answer = None  # what the late lookup finds: revoked by another process
+    lookup.release.set()
+    await run_background_tasks()
+    assert await cache.resolve("h", lookup) is None  # refused as soon as it landed
+
+
+async def test_an_aged_answer_is_never_used_past_the_revocation_bound() -> None:
+    clock, lookup = ManualClock(), Lookups()
+    cache = PrincipalCache(ttl=1.0, clock=clock, bound=2.0)
+    lookup.release.set()
+    assert await cache.resolve("h", lookup) == ALICE
+    clock.now += 0.6
+    lookup.release.clear()
+    assert await cache.resolve("h", lookup) == ALICE  # its lookup hangs
+    clock.now = 102.0  # 2.0 s after the answer's lookup started
+    waiting = asyncio.create_task(cache.resolve("h", lookup))
+    await run_background_tasks()
+    assert not waiting.done()
+    lookup.answer = None
+    lookup.release.set()
+    assert await waiting is None
+
+
 async def test_after_a_slow_lookup_a_token_in_use_is_looked_up_again_sooner() -> None:
     clock, lookup = ManualClock(), Lookups()
     cache = PrincipalCache(ttl=1.0, clock=clock)

@@ -9,8 +9,11 @@ Lookups of one token that miss together share one query: two hundred event strea
 clients) of one token whose answer just expired cost the database one read, not two hundred.
 A token used again in the second half of its answer's life (earlier when lookups are slow: see
 ``store.refresh_lead``) is looked up afresh in the background while that answer still serves, so
-a steadily used token never makes a request wait for the database; an answer is still never used
-later than the bound after its lookup started.
+a steadily used token never makes a request wait for the database. An answer is used until
+``PRINCIPAL_CACHE_SECONDS`` after its lookup started; past that only while the lookup replacing
+it, started within that second, is under way (on a busy event loop it can land a few tenths of a
+second late, and every request of the token would wait for it), and never later than
+``PRINCIPAL_BOUND_SECONDS`` after its lookup started: the documented revocation bound.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from batchyard.store.fresh import finish_or_cancel
+from batchyard.store.fresh import count_answer, finish_or_cancel
 from batchyard.store.refresh_lead import RefreshLead
 from batchyard.store.users import Principal
 
-#: The longest a revocation made elsewhere takes to reach this process (documented).
+#: How long an answer is used on its own: a revocation made elsewhere reaches this process
+#: within this on a server keeping up with its requests.
 PRINCIPAL_CACHE_SECONDS = 1.0
+#: The longest a revocation made elsewhere takes to reach this process (documented): an aged
+#: answer is used past ``PRINCIPAL_CACHE_SECONDS`` only while its replacement is being looked up.
+PRINCIPAL_BOUND_SECONDS = 2.0
 #: Entries beyond this are dropped wholesale: a flood of distinct tokens cannot grow memory.
 _MAX_ENTRIES = 10_000
 
@@ -36,20 +43,28 @@ class _Entry:
     fresh_until: float
     refresh_from: float
     generation: int
+    #: Past ``fresh_until`` the answer is still used until then, while its lookup is under way.
+    used_until: float
 
 
 class PrincipalCache:
     """token hash → principal, each answer trusted for ``ttl`` seconds of monotonic time."""
 
     def __init__(
-        self, ttl: float = PRINCIPAL_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = PRINCIPAL_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        bound: float = PRINCIPAL_BOUND_SECONDS,
     ) -> None:
         self._ttl = ttl
+        self._bound = max(bound, ttl)
         self._clock = clock
         self._lead = RefreshLead(ttl)
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
         self._lookups: dict[tuple[str, int], asyncio.Task[Principal | None]] = {}
+        #: When each lookup under way started (what an aged answer may wait for).
+        self._lookups_started: dict[tuple[str, int], float] = {}
 
     @property
     def generation(self) -> int:
@@ -65,10 +80,19 @@ class PrincipalCache:
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
-        if entry.generation != self._generation or entry.fresh_until <= self._clock():
-            self._entries.pop(token_hash, None)
-            return None
-        return entry
+        moment = self._clock()
+        if entry.generation == self._generation and (
+            entry.fresh_until > moment
+            or (entry.used_until > moment and self._being_replaced(token_hash, entry))
+        ):
+            return entry
+        self._entries.pop(token_hash, None)
+        return None
+
+    def _being_replaced(self, token_hash: str, entry: _Entry) -> bool:
+        """Whether a lookup of the token started while ``entry`` was young is under way."""
+        started = self._lookups_started.get((token_hash, self._generation))
+        return started is not None and started < entry.fresh_until
 
     async def resolve(
         self, token_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
@@ -85,7 +109,9 @@ class PrincipalCache:
         if cached is not None:
             if cached.refresh_from <= self._clock():
                 self._lookup_task(token_hash, lookup)
+            count_answer("token", remembered=True)
             return cached.principal
+        count_answer("token", remembered=False)
         return await asyncio.shield(self._lookup_task(token_hash, lookup))
 
     def _lookup_task(
@@ -95,6 +121,7 @@ class PrincipalCache:
         key = (token_hash, self._generation)
         task = self._lookups.get(key)
         if task is None:
+            self._lookups_started[key] = self._clock()
             task = asyncio.ensure_future(self._look_up(key, lookup))
             self._lookups[key] = task
             task.add_done_callback(lambda done: self._looked_up(key, done))
@@ -102,6 +129,7 @@ class PrincipalCache:
 
     def _looked_up(self, key: tuple[str, int], task: asyncio.Task[Principal | None]) -> None:
         self._lookups.pop(key, None)
+        self._lookups_started.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved: a background lookup's error only lets the answer age
 
@@ -126,7 +154,11 @@ class PrincipalCache:
         if len(self._entries) >= _MAX_ENTRIES:
             self._entries.clear()
         self._entries[token_hash] = _Entry(
-            principal, started + self._ttl, self._lead.refresh_from(started), generation
+            principal,
+            started + self._ttl,
+            self._lead.refresh_from(started),
+            generation,
+            started + self._bound,
         )
 
     async def close(self) -> None:
