@@ -278,6 +278,46 @@ async def test_a_write_here_ends_the_aged_value_even_while_a_read_replaces_it() 
     assert await waiting == 3
 
 
+async def test_progress_written_here_is_read_afresh_while_the_value_still_answers() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock)
+    assert await cache.load(KEY, load) == 1
+    clock.now += 0.1  # young: without a write, nothing would be read again yet
+    cache.supersede_batch("b1", "orders")  # the pipeline moved the batch's counters
+    load.gate.clear()
+    # Polls do not wait for the database: the remembered value answers, a read starts behind it.
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
+    assert await asyncio.wait_for(cache.load(KEY, load), timeout=1) == 1
+    await run_background_tasks()
+    assert load.calls == 2  # one read afresh for all of them
+    load.gate.set()
+    await run_background_tasks()
+    assert await cache.load(KEY, load) == 2  # the progress shows
+
+
+async def test_progress_leaves_other_batches_and_datasets_alone_and_keeps_the_bound() -> None:
+    clock, load = ManualClock(), Loader()
+    cache = FreshCache(ttl=1.0, clock=clock, bound=2.0)
+    other, count, other_count = ("batch", "b2"), ("row_count", "orders"), ("row_count", "x")
+    for key in (KEY, other, count, other_count):
+        assert await cache.load(key, load) >= 1
+    cache.supersede_batch("b1", "orders")
+    load.gate.clear()
+    for key in (other, other_count):
+        await cache.load(key, load)
+    await run_background_tasks()
+    assert load.calls == 4  # untouched: nothing read again
+    await cache.load(count, load)
+    await run_background_tasks()
+    assert load.calls == 5  # the batch's dataset's row count is read afresh
+    clock.now += 2.0  # the bound: a value is never served later, progress or not
+    waiting = asyncio.create_task(cache.load(KEY, load))
+    await run_background_tasks()
+    assert not waiting.done()
+    load.gate.set()
+    assert await waiting == 6
+
+
 async def test_a_failed_refresh_leaves_the_value_to_age_out_then_the_error_shows() -> None:
     clock, calls = ManualClock(), 0
     cache = FreshCache(ttl=1.0, clock=clock)

@@ -73,9 +73,12 @@ class BatchRecorder:
         self._dataset = batch.dataset
         return batch
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction writing this batch's own rows (see ``MetadataStore.begin``)."""
-        return self.ctx.store.begin(writes_batch=self.batch_id, dataset=self._dataset)
+    def _write(self, *, progress: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction writing this batch's own rows (see ``MetadataStore.begin``);
+        ``progress``: its counters only, which polling clients see within the status bound."""
+        return self.ctx.store.begin(
+            writes_batch=self.batch_id, dataset=self._dataset, progress=progress
+        )
 
     async def status(self) -> BatchStatus:
         """The batch's committed status, for the checks made before and between chunks.
@@ -139,13 +142,13 @@ class BatchRecorder:
             metrics.RECORDS_FAILED.inc(batch.counts.failed)
 
     async def counts(self, counts: Counts) -> None:
-        async with self._write() as conn:
+        async with self._write(progress=True) as conn:
             await batch_rows.update_counts(conn, self.batch_id, counts)
         self.ctx.notify(self.batch_id)
 
     async def advance(self, counts: Counts) -> None:
         """Progress reported by one of several workers: counters only ever move forward."""
-        async with self._write() as conn:
+        async with self._write(progress=True) as conn:
             moved = await batch_rows.advance_counts(conn, self.batch_id, counts)
         if moved:
             self.ctx.notify(self.batch_id)

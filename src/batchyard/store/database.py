@@ -58,7 +58,12 @@ class MetadataStore:
 
     @asynccontextmanager
     async def begin(
-        self, *, writes_batch: str | None = None, dataset: str | None = None, writes: bool = True
+        self,
+        *,
+        writes_batch: str | None = None,
+        dataset: str | None = None,
+        writes: bool = True,
+        progress: bool = False,
     ) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction that commits on success and rolls back on error.
 
@@ -70,7 +75,9 @@ class MetadataStore:
         else every table's); without it, all of them. ``writes=False``: the transaction changes
         nothing a status read returns, and forgets nothing: it only reads (statements that must
         agree, checks made under SQLite's write lock), or writes only bookkeeping no status read
-        shows (a webhook's delivery lease and outcome).
+        shows (a webhook's delivery lease and outcome). ``progress`` (with ``writes_batch``): the
+        transaction moves that batch's counters only; what is remembered of it is read afresh in
+        the background instead of forgotten (``FreshCache.supersede_batch``).
         """
         try:
             async with self._engine.begin() as conn:
@@ -80,7 +87,9 @@ class MetadataStore:
                 raise
             raise InvalidRequest("Text must not contain NUL characters") from None
         finally:
-            if writes_batch is not None and writes:
+            if writes_batch is not None and writes and progress:
+                self.reads.supersede_batch(writes_batch, dataset)
+            elif writes_batch is not None and writes:
                 self.reads.forget_batch(writes_batch, dataset)
             elif writes:
                 self.reads.forget_all()

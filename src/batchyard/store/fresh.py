@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from batchyard.metrics import STATUS_READS
@@ -248,6 +248,28 @@ class FreshCache:
         self._kinds_forgotten.clear()
         self._keys_forgotten.clear()
         self._entries.clear()
+
+    def supersede_batch(self, batch_id: str, dataset: str | None = None) -> None:
+        """After this process committed a batch's progress (its counters, nothing else): the
+        next read of that batch, its history and the row count of ``dataset`` (of every table
+        when None) starts reading them afresh in the background, while what is remembered still
+        answers within its bound.
+
+        Counters move up to five times a second during an import; forgetting the batch at each
+        move sent every client polling it to the database at once, each time (the p99 of polls
+        of a running batch). Nobody waits on such a write to see it: progress shows within the
+        same bound as a change made by another process, while a transition, a log line, a cancel
+        or any other write still forgets, and shows at once.
+        """
+        keys: list[Key] = [("batch", batch_id), ("history", batch_id)]
+        if dataset is not None:
+            keys.append(("row_count", dataset))
+        else:
+            keys.extend(k for k in self._entries if k[0] == "row_count")
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries[key] = replace(entry, refresh_from=float("-inf"))
 
     def forget_batch(self, batch_id: str, dataset: str | None = None) -> None:
         """After this process committed a write of one batch's own rows: that batch and its
