@@ -104,7 +104,7 @@ def measured(http: httpx.Client, pid: int, csv_path: Path, rows: int) -> Run:
         split - first[1],
         loop - (split - first[1]),
         last[2] - first[2] - loop,
-        stamps["completed"] - stamps["validating"],
+        max(stamps["completed"] - stamps["validating"], 0.001),  # stamps have 3 decimals
     )
 
 
