@@ -10,8 +10,9 @@ take. A status older than ``fresh_for`` is read again before it is answered.
 
 A transition this process hears of as it commits (its own, a cancel it took, on PostgreSQL
 one another process announced: store/changes.py) is pushed: ``changed()`` drops what was read
-before it and starts a read at once, so the next check meets the new status. The periodic read
-is only there for a change nobody announced here, which is why it can be slow (a second).
+before it (and, while streams apply chunks, starts a read at once), so the next check meets the
+new status. The periodic read is only there for a change nobody announced here, which is why it
+can be slow (a second).
 
 What this costs is a bound, not a guarantee: a stop (a cancel, the batch leaving the status the
 work belongs to) committed at time T is seen by every check made after T + ``fresh_for``, since
@@ -57,6 +58,7 @@ class StatusWatch:
         #: The read under way, shared by every check that needs it, and when it began.
         self._reading: asyncio.Task[BatchStatus] | None = None
         self._reading_began = 0.0
+        #: The count of pushed changes when the read under way began.
         self._reading_changes = 0
         #: Pushed changes so far: a read begun before the latest is neither kept nor shared.
         self._changes = 0
