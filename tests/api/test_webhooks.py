@@ -89,6 +89,21 @@ async def test_terminal_batch_posts_a_signed_webhook(acc: Accounts) -> None:
     assert log.count("Webhook to") == 1
 
 
+@pytest.fixture
+def no_timely_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's periodic look at the outbox comes too late for any test to wait for."""
+    monkeypatch.setattr("batchyard.service.webhooks.POLL_SECONDS", 3600.0)
+
+
+async def test_a_batch_that_ends_wakes_the_dispatcher_at_once(
+    no_timely_poll: None, acc: Accounts
+) -> None:
+    with Receiver() as receiver:
+        batch = await acc.upload("alice", notify_url=receiver.url)
+        await log_until(acc, batch["batch"], lambda text: "delivered: HTTP 204" in text, 30)
+    assert len(receiver.deliveries) == 1
+
+
 async def test_webhook_retries_with_backoff_until_the_receiver_answers(acc: Accounts) -> None:
     secret = (await acc.call("alice", "GET", "/me/webhook-secret")).json()["secret"]
     with Receiver(fail_first=2) as receiver:

@@ -84,6 +84,15 @@ RUNS = [
         ("--mb", "0.2"),
         r"6 columns, 1 row group +S3 +[\d.]+ +[\d.]+ +[\d.]+x",
     ),
+    *(
+        Run(
+            f"loop_cpu-{backend}",
+            "loop_cpu",
+            ("--backend", backend, "--rows", "2000", "--rounds", "1"),
+            r"medians +wall +loop upload +loop pipeline.*\n-+\nafter +[\d.]+ ",
+        )
+        for backend in ("sqlite", "postgresql")
+    ),
     Run("sqlite_import", "sqlite_import", ("--rows", "2000"), r"sqlite3 \.import +[\d.]+ .*1\.00x"),
     Run("http_operation", "http_operation", ("--records", "2000"), r"2,000 of 2,000 records"),
     Run("csv_reader", "csv_reader", ("--rows", "2000"), r"reader +\d+ MB/s of CPU"),

@@ -179,6 +179,42 @@ async def test_a_cancel_reaches_validation_checks_within_their_freshness_bound(
     target.close()
 
 
+async def test_a_cancel_committed_in_this_process_reaches_the_next_check_at_once(
+    store: MetadataStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A transition committed through this process's store is pushed to the batch's listeners
+    once committed: the recorder's next check reads again however young its last read was.
+    Counters and log lines are not transitions: they push nothing and cost no read."""
+    batch = await insert(store, make_batch(status=S.VALIDATING))
+    other = await insert(store, make_batch(status=S.VALIDATING))
+    settings = backend_settings(backend, request, tmp_path)
+    target = open_target(f"sqlite:///{tmp_path / 'target.db'}")
+    heard: list[str] = []
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(
+            settings, store, BlobStore.from_url(str(tmp_path / "blobs")), target, http, print
+        )
+        rec = BatchRecorder(ctx, batch.id)
+        with (
+            store.changes.listening(batch.id, rec.changed),
+            store.changes.listening(batch.id, lambda: heard.append("batch")),
+            store.changes.listening(other.id, lambda: heard.append("other")),
+        ):
+            assert await rec.recent_status(60.0) == S.VALIDATING
+            async with store.begin(writes_batch=batch.id) as conn:
+                await rows.advance_counts(conn, batch.id, Counts(10, 5, 5, 0))
+                await rows.append_log(conn, batch.id, LogLevel.INFO, "progress")
+            assert heard == []
+            async with store.begin() as conn:  # a client's cancel, as service.cancel_batch
+                await rows.transition_batch(conn, batch.id, S.CANCEL)
+            assert heard == ["batch"]
+            assert await rec.recent_status(60.0) == S.CANCEL
+        async with store.begin() as conn:  # nobody listens any more
+            await rows.transition_batch(conn, other.id, S.CANCEL)
+    target.close()
+    assert heard == ["batch"]
+
+
 async def test_list_pages_newest_first_without_gaps_or_duplicates(store: MetadataStore) -> None:
     created = []
     for i in range(23):

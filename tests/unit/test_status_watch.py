@@ -151,3 +151,28 @@ async def test_kept_fresh_a_stop_is_seen_without_a_read_in_the_way_however_long_
     reads = store.reads
     await asyncio.sleep(0.3)
     assert store.reads == reads  # and none after the block
+
+
+async def test_a_pushed_change_is_read_at_once_though_the_last_read_is_young():
+    clock, store = ManualClock(), Store()
+    watch = StatusWatch(store.read, fresh_for=60.0, clock=clock)
+    assert await watch.current() == BatchStatus.PROCESSING
+    store.status = BatchStatus.CANCEL
+    watch.changed()  # the cancel committed in this process (store.changes)
+    assert await watch.current() == BatchStatus.CANCEL
+    assert store.reads == 2
+
+
+async def test_a_read_begun_before_a_pushed_change_is_neither_shared_nor_kept():
+    clock, store = ManualClock(), Store()
+    watch = StatusWatch(store.read, fresh_for=60.0, clock=clock)
+    store.release.clear()
+    early = asyncio.create_task(watch.current())  # reading PROCESSING, not answered yet
+    await store.began.wait()
+    store.status = BatchStatus.CANCEL
+    watch.changed()  # same clock reading: only the order of events tells them apart
+    store.release.set()
+    assert await early == BatchStatus.PROCESSING
+    assert await watch.current() == BatchStatus.CANCEL
+    await watch.quiet()
+    assert await watch.current() == BatchStatus.CANCEL  # the early read was not kept either

@@ -55,6 +55,8 @@ def worker(
 
     return_large_blocks()
     prepare_arrow()  # first: the pipeline's modules build Arrow constants as they are imported
+    from batchyard.runner.batch_changes import TransitionListener
+    from batchyard.runner.queue_schema import libpq_url
     from batchyard.runner.queue_tasks import run_worker
     from batchyard.service.container import open_pipeline_context
     from batchyard.settings import Settings
@@ -71,7 +73,17 @@ def worker(
 
     async def work() -> None:
         async with open_pipeline_context(settings) as ctx:
-            await run_worker(ctx, concurrency=concurrency)
+            # Transitions other processes commit (a cancel the API took) reach the status
+            # checks of the chunks applied here at once, not at the periodic read's bound.
+            changes = ctx.store.changes
+            listener = TransitionListener(
+                libpq_url(settings.resolved_database_url()), changes.changed, changes.changed_all
+            )
+            await listener.start()
+            try:
+                await run_worker(ctx, concurrency=concurrency)
+            finally:
+                await listener.stop()
 
     with _metrics_server(metrics_host, metrics_port):
         asyncio.run(work())

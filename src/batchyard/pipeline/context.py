@@ -64,6 +64,9 @@ class BatchRecorder:
         self._status_read: tuple[BatchStatus, float] | None = None
         #: When this recorder's last transition committed: a read begun before is not kept.
         self._status_floor = float("-inf")
+        #: Told when the batch's status may have changed (``changed``): the status watches
+        #: of the apply engine working on it here.
+        self.on_change: list[Callable[[], None]] = []
 
     async def get(self) -> Batch:
         """The batch as committed now. A read only: it forgets nothing this process remembers
@@ -108,6 +111,15 @@ class BatchRecorder:
         if known is not None and time.monotonic() - known[1] < fresh_for:
             return known[0]
         return await self.status()
+
+    def changed(self) -> None:
+        """A transition of the batch was committed in this process, or announced to it
+        (store.changes): a status read begun before is not answered with, and the engine's
+        status watches read again at once."""
+        self._status_read = None
+        self._status_floor = time.monotonic()
+        for listener in self.on_change:
+            listener()
 
     async def transition(
         self,

@@ -68,7 +68,8 @@ async def run_batch(ctx: PipelineContext, batch_id: str) -> None:
     rec = BatchRecorder(ctx, batch_id)
     rec.results_join = ResultsJoin(ctx.blobs)
     try:
-        await _run(rec)
+        with ctx.store.changes.listening(batch_id, rec.changed):
+            await _run(rec)
     finally:
         rec.results_join.close()  # two files' unlinks, done even when the task is cancelled
 
@@ -319,7 +320,8 @@ async def help_batch(ctx: PipelineContext, batch_id: str, helper: str) -> None:
         if batch.status != S.PROCESSING or batch.options.atomic or batch.options.dry_run:
             return
         dataset, manifest = await _dataset(rec, batch), await _manifest(rec, batch)
-        applied = await Processing(rec, batch, dataset, manifest).help()
+        with ctx.store.changes.listening(batch_id, rec.changed):
+            applied = await Processing(rec, batch, dataset, manifest).help()
     except (BatchNotFound, CancelRequested, BatchLeft):
         return
     except Exception as error:

@@ -102,6 +102,7 @@ class Processing:
             settings=batch.options.operation,
             log_sink=self._log,
         )
+        rec.on_change.append(self.applier.status.changed)
         #: Records applied per committed chunk, as far as this participant knows (the ledger's
         #: word at start, plus every outcome since): no ledger read per chunk where this job
         #: is the only participant.

@@ -35,7 +35,7 @@ class QueueRunner:
         self._transitions = TransitionListener(
             libpq_url(ctx.settings.resolved_database_url()),
             self._changed,
-            ctx.store.reads.forget_all,
+            self._gap,
         )
 
     async def start(self) -> None:
@@ -62,9 +62,16 @@ class QueueRunner:
         await self._transitions.stop()
 
     def _changed(self, batch_id: str) -> None:
-        """Another process (or this one) committed a transition of the batch: read it again."""
+        """Another process (or this one) committed a transition of the batch: read it again
+        (the status reads served, and the checks of the pipeline working on it here)."""
         self.ctx.store.reads.forget_batch(batch_id)
+        self.ctx.store.changes.changed(batch_id)
         self.ctx.notify(batch_id)
+
+    def _gap(self) -> None:
+        """Announcements may have been missed: every batch may have changed."""
+        self.ctx.store.reads.forget_all()
+        self.ctx.store.changes.changed_all()
 
     async def enqueue(self, conn: AsyncConnection, batch_id: str) -> None:
         await defer_job(conn, RUN_BATCH, batch_id)

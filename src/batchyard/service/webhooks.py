@@ -44,8 +44,10 @@ from batchyard.store import webhooks as outbox
 
 logger = logging.getLogger("batchyard.webhooks")
 SIGNATURE_HEADER = "Batchyard-Signature"
-#: How often the dispatcher looks for batches that just ended.
-POLL_SECONDS = 0.5
+#: How often the dispatcher looks for batches that just ended when no transition woke it: a
+#: transition committed in this process, or announced to it (store.changes), wakes it at once,
+#: so this only bounds a batch whose end this process did not hear of (and a lapsed lease).
+POLL_SECONDS = 5.0
 #: How long shutting down waits for a poll under way before cancelling it.
 STOP_SECONDS = 5.0
 #: Attempts in flight at once per process (a delivery waiting for its retry holds none).
@@ -255,6 +257,8 @@ class WebhookDispatcher:
         self.svc = svc
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        #: Set by a transition heard in this process: a batch may have ended, poll now.
+        self._woken = asyncio.Event()
 
     async def run(self) -> None:
         """Poll until ``finish`` is called; a poll under way completes first.
@@ -262,13 +266,26 @@ class WebhookDispatcher:
         Stopping between polls, not by cancelling one: a poll cancelled inside its database
         read can leave that pooled connection checked out when the store closes.
         """
-        while not self._stopping.is_set():
-            try:
-                await self._dispatch_due()
-            except Exception:
-                logger.exception("webhook dispatch failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), POLL_SECONDS)
+        with self.svc.store.changes.listening_to_all(self._woken.set):
+            while not self._stopping.is_set():
+                self._woken.clear()
+                try:
+                    await self._dispatch_due()
+                except Exception:
+                    logger.exception("webhook dispatch failed; retrying")
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        """Until a transition is heard, ``finish`` is called or POLL_SECONDS have passed."""
+        waits = {
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._woken.wait()),
+        }
+        try:
+            await asyncio.wait(waits, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def finish(self) -> None:
         """Ask ``run`` to return after the poll under way, if any."""

@@ -36,6 +36,7 @@ from batchyard.domain.statuses import (
     allowed_sources,
     check_transition,
 )
+from batchyard.store.changes import mark_transition
 from batchyard.store.rows import (
     OWNER_NAME,
     batch_from_row,
@@ -229,6 +230,7 @@ async def transition_batch(
     if row is None:
         await _refuse_transition(conn, batch_id, to)
     await _record_snapshot(conn, batch_id)
+    mark_transition(conn, batch_id)  # heard in this process at commit (store.changes)
     if conn.dialect.name == "postgresql":
         # Delivered at commit, to the processes that serve this batch's status (a queue
         # worker's transition reaches the API's status reads at once: runner/batch_changes).

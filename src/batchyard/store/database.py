@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from batchyard.domain.errors import InvalidRequest
+from batchyard.store.changes import BatchChanges, take_transitions
 from batchyard.store.fresh import FreshCache
 from batchyard.store.migrate import upgrade_to_head
 from batchyard.store.principals import PrincipalCache
@@ -44,6 +45,8 @@ class MetadataStore:
         self.principals = PrincipalCache()
         #: Status reads (batches, history, datasets) until this process writes; see store.fresh.
         self.reads = FreshCache()
+        #: Who in this process hears of a batch's transitions as they commit (store.changes).
+        self.changes = BatchChanges()
 
     @classmethod
     async def open(cls, url: str) -> MetadataStore:
@@ -77,11 +80,16 @@ class MetadataStore:
         agree, checks made under SQLite's write lock), or writes only bookkeeping no status read
         shows (a webhook's delivery lease and outcome). ``progress`` (with ``writes_batch``): the
         transaction moves that batch's counters only; what is remembered of it is read afresh in
-        the background instead of forgotten (``FreshCache.supersede_batch``).
+        the background instead of forgotten (``FreshCache.supersede_batch``). The batches it
+        transitioned are told to their listeners (``changes``) once it ends.
         """
+        transitioned: set[str] = set()
         try:
             async with self._engine.begin() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    transitioned = take_transitions(conn)
         except DataError as error:
             if "NUL (0x00)" not in str(error.orig):
                 raise
@@ -93,6 +101,9 @@ class MetadataStore:
                 self.reads.forget_batch(writes_batch, dataset)
             elif writes:
                 self.reads.forget_all()
+            # After a rollback too: a listener reads the status again, and finds it unchanged.
+            for batch_id in transitioned:
+                self.changes.changed(batch_id)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
