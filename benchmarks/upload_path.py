@@ -1,0 +1,135 @@
+"""The upload path alone: a streamed POST until the batch is copied, against what the disk and
+the CPU can do with the same file in the same run.
+
+Each upload is sent with a SHA-256 that cannot match, so the batch ends in ``hash_mismatch`` as
+soon as it is copied and nothing else runs: the server's CPU between the first byte and the 202
+answer is the upload's alone. Beside it, in the same round, ``sha256sum`` and ``cp`` of the file
+(to the server's data directory's disk) say what the machine does with the bytes at all. With
+``--before`` another checkout's server (its ``src`` first on PYTHONPATH) is measured alternately.
+
+    uv run --group dev python -m benchmarks.upload_path --rows 1000000 --before /tmp/main/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from tests.support.servers import ADMIN_TOKEN, BatchyardServer
+from tests.support.uploads import file_chunks
+
+from benchmarks.datagen import ORDERS_SCHEMA, write_orders_csv
+
+#: A digest no upload has: the batch stops at hash_mismatch right after copying.
+WRONG_HASH = "0" * 64
+
+
+def thread_seconds(process: psutil.Process) -> dict[int, float]:
+    return {t.id: t.user_time + t.system_time for t in process.threads()}
+
+
+def upload_once(csv_path: Path, data: Path, env: dict[str, str]) -> dict[str, float]:
+    """Wall and server CPU of one upload to a fresh server: the figures of the run."""
+    shutil.rmtree(data, ignore_errors=True)
+    server = BatchyardServer(data, env=env).start()
+    try:
+        assert server.process is not None
+        process = psutil.Process(server.process.pid)
+        main_thread = server.process.pid
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600
+        ) as http:
+            http.post("/datasets", json=ORDERS_SCHEMA).raise_for_status()
+            before = thread_seconds(process)
+            started = time.perf_counter()
+            answer = http.post(
+                "/batches",
+                params={"dataset": "orders", "format": "csv", "hash": WRONG_HASH},
+                content=file_chunks(csv_path),
+            )
+            wall = time.perf_counter() - started
+            after = thread_seconds(process)
+            answer.raise_for_status()
+            history = list(reversed(http.get(f"/batches/{answer.json()['batch']}/history").json()))
+        stamps = {entry["status"]: float(entry["updated_ts"]) for entry in history}
+        assert history[-1]["status"] == "hash_mismatch", history[-1]
+        spent = {tid: seconds - before.get(tid, 0.0) for tid, seconds in after.items()}
+        loop = spent.get(main_thread, 0.0)
+        return {
+            "wall": wall,
+            "copying": stamps["copied"] - stamps["copying"],
+            "cpu": sum(spent.values()),
+            "loop": loop,
+            "threads": sum(spent.values()) - loop,
+        }
+    finally:
+        server.stop()
+
+
+def timed(command: list[str]) -> dict[str, float]:
+    """Wall and CPU (user + system of the child) of one command."""
+    usage = os.times()
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    done = os.times()
+    cpu = done.children_user - usage.children_user + done.children_system - usage.children_system
+    return {"wall": wall, "copying": wall, "cpu": cpu, "loop": cpu, "threads": 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="another checkout's src, measured alternately")
+    parser.add_argument("--workdir", type=Path, help="keep the file here instead of a temp dir")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="batchyard-upload-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        csv_path = work / f"orders-{args.rows}.csv"
+        if not csv_path.exists():
+            write_orders_csv(csv_path, args.rows)
+        size = csv_path.stat().st_size
+        copy = work / "copy.csv"
+        contenders: dict[str, dict[str, str] | list[str]] = {
+            "sha256sum": ["sha256sum", str(csv_path)],
+            "cp": ["cp", str(csv_path), str(copy)],
+        }
+        if args.before:
+            contenders["before"] = {"PYTHONPATH": str(args.before.resolve())}
+        contenders["after"] = {}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
+        for round_number in range(args.rounds):
+            for name, how in contenders.items():
+                if isinstance(how, list):
+                    run = timed(how)
+                    copy.unlink(missing_ok=True)
+                else:
+                    run = upload_once(csv_path, work / f"data-{name}", how)
+                runs[name].append(run)
+                print(f"round {round_number}: {name:<10} " + _figures(run, size), flush=True)
+        print(f"\nmedians, {size / 1e6:.0f} MB, load {os.getloadavg()[0]:.2f}:")
+        for name, rows in runs.items():
+            middle = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+            print(f"  {name:<10} " + _figures(middle, size))
+
+
+def _figures(run: dict[str, float], size: int) -> str:
+    return (
+        f"wall {run['wall']:5.2f} s ({size / run['wall'] / 1e6:5.0f} MB/s), copying "
+        f"{run['copying']:5.2f} s, CPU {run['cpu']:5.2f} s (loop {run['loop']:5.2f}, "
+        f"other threads {run['threads']:5.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
