@@ -135,3 +135,35 @@ async def test_hashed_parts_are_whole_parts_and_check_the_digest_last() -> None:
     with pytest.raises(HashMismatch):
         await drain(hashed_parts(pieces(data, 4), wrong, 10), handed)
     assert b"".join(handed) == data  # every part handed over, then the upload aborted
+
+
+async def test_a_slow_disk_holds_a_few_blocks_and_no_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket keeps being read while a write is slow, but memory stays bounded: the write
+    stops taking pieces BLOCKS_IN_FLIGHT blocks (plus the one being gathered) ahead."""
+    monkeypatch.setattr(streams, "BLOCK_BYTES", 4)
+    release = threading.Event()
+    write = streams._hash_and_write
+
+    def slow_write(*args: object) -> None:
+        release.wait(5)
+        write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(streams, "_hash_and_write", slow_write)
+    taken: list[bytes] = []
+
+    async def counted() -> AsyncIterator[bytes]:
+        for number in range(20):
+            piece = b"%04d" % number
+            taken.append(piece)
+            yield piece
+
+    task = asyncio.create_task(
+        write_file(tmp_path / "0", tmp_path / "scratch", counted(), Digest(None, None))
+    )
+    await asyncio.sleep(0.1)
+    assert len(taken) == streams.BLOCKS_IN_FLIGHT + 1
+    release.set()
+    await task
+    assert (tmp_path / "0").read_bytes() == b"".join(taken)  # in order, every piece

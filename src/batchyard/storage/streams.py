@@ -3,8 +3,8 @@
 An upload reaches the app as ASGI messages of about 256 KB. Hashing each one on the event loop
 and handing each one to obstore's runtime (a thread hand-off per message, and a copy into its
 part buffer) kept the loop busy while the socket waited. Here the pieces are gathered, not
-joined, into blocks; a worker thread hashes and writes one block while the loop gathers the
-next. hashlib and file writes release the GIL, so the two really run at once.
+joined, into blocks; a worker thread hashes and writes the blocks, in order, while the loop
+gathers the next. hashlib and file writes release the GIL, so the two really run at once.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ import asyncio
 import hashlib
 import os
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from batchyard.domain.errors import HashMismatch, PayloadTooLarge
 
-#: Bytes gathered before a block is handed to the writing thread. A write holds at most two
-#: blocks: the one being written and the one being gathered.
+#: Bytes gathered before a block is handed to the writing thread.
 BLOCK_BYTES = 4 * 2**20
+#: Blocks handed over and not yet written, at most: a write holds this many plus the one being
+#: gathered (16 MiB; obstore's multipart write held up to 25 MiB).
+BLOCKS_IN_FLIGHT = 3
 
 Block = list[bytes]
 
@@ -86,22 +90,36 @@ async def write_file(
 ) -> None:
     """Write ``chunks`` to ``path`` on local disk: into a file in ``scratch`` (same disk), moved
     into place once every byte is in and the digest checks out, so ``path`` appears whole or not
-    at all."""
-    file, staged = await asyncio.to_thread(_stage, scratch)
+    at all.
+
+    One thread of its own does the file's work in order (hash, write, commit or discard), up to
+    BLOCKS_IN_FLIGHT blocks behind the loop: a moment's stall of the disk or of that thread does
+    not stop the loop from reading the socket, and the pipeline's jobs in the default executor
+    do not delay the upload.
+    """
     loop = asyncio.get_running_loop()
-    in_flight: asyncio.Future[None] | None = None
+    thread = ThreadPoolExecutor(1, thread_name_prefix="batchyard-write")
+    writing: deque[asyncio.Future[None]] = deque()
     try:
-        async for block in gather_blocks(chunks, digest, BLOCK_BYTES):
-            if in_flight is not None:
-                await asyncio.shield(in_flight)  # cancelled or not, the thread runs to its end
-            in_flight = loop.run_in_executor(None, _hash_and_write, file, block, digest)
-        if in_flight is not None:
-            await asyncio.shield(in_flight)
-        digest.check()
-        await asyncio.to_thread(_commit, file, staged, path)
-    except BaseException:
-        await _abandon(file, staged, in_flight)
-        raise
+        file, staged = await loop.run_in_executor(thread, _stage, scratch)
+        try:
+            async for block in gather_blocks(chunks, digest, BLOCK_BYTES):
+                if len(writing) >= BLOCKS_IN_FLIGHT:
+                    await asyncio.shield(writing.popleft())  # cancelled or not, it runs
+                writing.append(loop.run_in_executor(thread, _hash_and_write, file, block, digest))
+            while writing:
+                await asyncio.shield(writing.popleft())
+            digest.check()
+            await loop.run_in_executor(thread, _commit, file, staged, path)
+        except BaseException:
+            for pending in writing:
+                pending.add_done_callback(_retrieved)  # the error raised below is the one
+            # Queued behind every write still to run: the file is closed after the last one,
+            # never under it (a write would land in whatever file reuses the descriptor).
+            await asyncio.wait({loop.run_in_executor(thread, _discard, file, staged)})
+            raise
+    finally:
+        thread.shutdown(wait=False)  # its queue still runs to the end
 
 
 def _stage(scratch: Path) -> tuple[BinaryIO, Path]:
@@ -110,35 +128,26 @@ def _stage(scratch: Path) -> tuple[BinaryIO, Path]:
     return os.fdopen(descriptor, "wb"), Path(name)
 
 
-def _commit(file: BinaryIO, staged: Path, path: Path) -> None:
-    file.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged, path)
-
-
 def _hash_and_write(file: BinaryIO, block: Block, digest: Digest) -> None:
     digest.update(block)
     for piece in block:
         file.write(piece)
 
 
-async def _abandon(file: BinaryIO, staged: Path, in_flight: asyncio.Future[None] | None) -> None:
-    """Close and remove the staged file once the thread still writing to it (if any) is done:
-    closing under it would let its write land in whatever file reuses the descriptor."""
+def _commit(file: BinaryIO, staged: Path, path: Path) -> None:
+    file.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, path)
 
-    def discard(done: asyncio.Future[None] | None = None) -> None:
-        if done is not None and not done.cancelled():
-            done.exception()  # the error being raised is the one to report, not this one
-        file.close()
-        staged.unlink(missing_ok=True)
 
-    if in_flight is not None and not in_flight.done():
-        try:
-            await asyncio.wait({in_flight})  # one block's write: milliseconds
-        except BaseException:  # cancelled meanwhile: the thread's end cleans up
-            in_flight.add_done_callback(discard)
-            raise
-    discard(in_flight)
+def _discard(file: BinaryIO, staged: Path) -> None:
+    file.close()
+    staged.unlink(missing_ok=True)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def hashed_parts(
