@@ -122,6 +122,13 @@ RUNS = [
         ("--rows", "2000", "--rounds", "1"),
         r"batchyard's writer, chunk by chunk +[\d.]+ s",
     ),
+    # This checkout against itself, beside the tools it is measured against.
+    Run(
+        "upload_path",
+        "upload_path",
+        ("--rows", "2000", "--rounds", "2", "--before", str(ROOT / "src")),
+        r"medians, 0 MB, load [\d.]+:\n +sha256sum +wall(.|\n)*\n +after +wall +[\d.]+ s",
+    ),
     # This checkout against itself: the A/B machinery runs, whatever it compares.
     Run(
         "postgres_ab",

@@ -15,6 +15,7 @@ from obstore.store import LocalStore
 
 from batchyard.domain.errors import HashMismatch, InvalidRequest, PayloadTooLarge
 from batchyard.storage.blobs import PART_BYTES, BlobStore
+from batchyard.storage.streams import BLOCK_BYTES
 
 KEY = "batches/0b6f4c1e/input/0"
 CSV = b"id,name\n1,alpha\n2,beta\n3,gamma\n"
@@ -56,8 +57,13 @@ def remote_blobs(root: Path) -> BlobStore:
     return BlobStore(LocalStore(prefix=root, mkdir=True))
 
 
-async def test_write_stream_hashes_and_counts_on_the_way(blobs: BlobStore, root: Path) -> None:
-    data = os.urandom(2 * PART_BYTES + 12345)  # several multipart parts
+@pytest.mark.parametrize("store", ["blobs", "remote_blobs"])
+async def test_write_stream_hashes_and_counts_on_the_way(
+    store: str, root: Path, request: pytest.FixtureRequest
+) -> None:
+    """On the disk directly (written in blocks) and as a remote store (multipart parts)."""
+    blobs: BlobStore = request.getfixturevalue(store)
+    data = os.urandom(2 * max(PART_BYTES, BLOCK_BYTES) + 12345)  # several parts and blocks
 
     written = await blobs.write_stream(KEY, chunked(data))
 

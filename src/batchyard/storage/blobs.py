@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -19,8 +18,9 @@ from urllib.request import url2pathname
 import obstore
 from obstore.store import LocalStore, S3Store
 
-from batchyard.domain.errors import HashMismatch, InvalidRequest, PayloadTooLarge
+from batchyard.domain.errors import InvalidRequest
 from batchyard.storage.s3 import S3Connection, S3Location, parse_s3_url
+from batchyard.storage.streams import Digest, hashed_parts, write_file
 
 if TYPE_CHECKING:
     from obstore import Attributes, Bytes
@@ -62,37 +62,6 @@ def check_key(key: str) -> str:
     if any(part in (".", "..") for part in key.split("/")):
         raise ValueError(f"invalid blob key {key!r}: '.' and '..' segments are not allowed")
     return key
-
-
-class _Digest:
-    """Counts and hashes bytes as they pass, enforcing the size cap and the expected hash."""
-
-    def __init__(self, max_bytes: int | None, expected_sha256: str | None) -> None:
-        self.size = 0
-        self._hash = hashlib.sha256()
-        self._max_bytes = max_bytes
-        self._expected = expected_sha256.lower() if expected_sha256 else None
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    async def wrap(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self.size += len(chunk)
-            if self._max_bytes is not None and self.size > self._max_bytes:
-                raise PayloadTooLarge(
-                    f"The input is larger than this server accepts ({self._max_bytes} bytes)",
-                    details={"max_bytes": self._max_bytes},
-                )
-            self._hash.update(chunk)
-            yield chunk
-        # Raised before the stream ends, so the upload is aborted rather than committed.
-        if self._expected is not None and self._expected != self.sha256:
-            raise HashMismatch(
-                f"The copied bytes have SHA-256 {self.sha256}, not the expected {self._expected}",
-                details={"expected": self._expected, "actual": self.sha256},
-            )
 
 
 class _ObjectRaw(io.RawIOBase):
@@ -216,15 +185,18 @@ class BlobStore:
         a different ``expected_sha256`` (HashMismatch) or any other failure leaves no object.
         """
         check_key(key)
-        digest = _Digest(max_bytes, expected_sha256)
+        digest = Digest(max_bytes, expected_sha256)
         try:
-            await obstore.put_async(
-                self._store,
-                key,
-                digest.wrap(chunks),
-                chunk_size=PART_BYTES,
-                max_concurrency=PART_CONCURRENCY,
-            )
+            if self._root is not None:  # the disk directly: no part buffers, no hand-off a piece
+                await write_file(self._root / key, self._root / SCRATCH, chunks, digest)
+            else:
+                await obstore.put_async(
+                    self._store,
+                    key,
+                    hashed_parts(chunks, digest, PART_BYTES),
+                    chunk_size=PART_BYTES,
+                    max_concurrency=PART_CONCURRENCY,
+                )
         except Exception:
             await self._discard(key)
             raise
