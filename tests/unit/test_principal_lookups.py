@@ -142,15 +142,22 @@ async def test_an_answer_is_never_used_later_than_the_bound_after_its_lookup_sta
     assert await waiting is None
 
 
-async def test_an_aged_answer_is_used_while_the_lookup_replacing_it_is_under_way() -> None:
+async def _answer_whose_background_lookup_hangs() -> tuple[ManualClock, Lookups, PrincipalCache]:
+    """A token answered at 100.0 (bound 2 s), whose background lookup, started at 100.6 in the
+    second half of the answer's second, waits for the database (a busy server: it lands late)."""
     clock, lookup = ManualClock(), Lookups()
     cache = PrincipalCache(ttl=1.0, clock=clock, bound=2.0)
     lookup.release.set()
     assert await cache.resolve("h", lookup) == ALICE
     clock.now += 0.6
-    lookup.release.clear()  # a busy server: the background lookup lands late
+    lookup.release.clear()
     assert await cache.resolve("h", lookup) == ALICE
     await run_background_tasks()
+    return clock, lookup, cache
+
+
+async def test_an_aged_answer_is_used_while_the_lookup_replacing_it_is_under_way() -> None:
+    clock, lookup, cache = await _answer_whose_background_lookup_hangs()
     assert lookup.count == 2  # the background lookup started, and waits for the database
     clock.now += 0.7  # aged, its replacement still under way: no request waits for it
     assert await asyncio.wait_for(cache.resolve("h", lookup), timeout=1) == ALICE
@@ -162,13 +169,7 @@ async def test_an_aged_answer_is_used_while_the_lookup_replacing_it_is_under_way
 
 
 async def test_an_aged_answer_is_never_used_past_the_revocation_bound() -> None:
-    clock, lookup = ManualClock(), Lookups()
-    cache = PrincipalCache(ttl=1.0, clock=clock, bound=2.0)
-    lookup.release.set()
-    assert await cache.resolve("h", lookup) == ALICE
-    clock.now += 0.6
-    lookup.release.clear()
-    assert await cache.resolve("h", lookup) == ALICE  # its lookup hangs
+    clock, lookup, cache = await _answer_whose_background_lookup_hangs()
     clock.now = 102.0  # 2.0 s after the answer's lookup started
     waiting = asyncio.create_task(cache.resolve("h", lookup))
     await run_background_tasks()
