@@ -255,7 +255,7 @@ class FreshCache:
         when None) starts reading them afresh in the background, while what is remembered still
         answers within its bound.
 
-        Counters move up to five times a second during an import; forgetting the batch at each
+        Counters move every half second during an import; forgetting the batch at each
         move sent every client polling it to the database at once, each time (the p99 of polls
         of a running batch). Nobody waits on such a write to see it: progress shows within the
         same bound as a change made by another process, while a transition, a log line, a cancel
