@@ -85,7 +85,12 @@ def encode(table: pa.Table) -> Rows:
 
 
 def _single(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array; a column of one chunk (every validated one) is used as it is, not copied."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks == 1:
+            return values.chunks[0]
+        return values.combine_chunks()
+    return values
 
 
 def _buffer(values: pa.Array[Any], index: int) -> Any:

@@ -28,7 +28,12 @@ Values: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
 
 
 def _single(values: Values) -> pa.Array[Any]:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array; a column of one chunk is used as it is (``combine_chunks`` would copy it)."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks == 1:
+            return values.chunks[0]
+        return values.combine_chunks()
+    return values
 
 
 def uuid_bytes(values: Values) -> pa.Array[Any]:
