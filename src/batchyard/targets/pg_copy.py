@@ -179,13 +179,16 @@ def _variable_field(
         )
         lengths = sizes.astype(np.int32)
     elif pa.types.is_null(values.type):
-        data = pa.array([b""] * len(values), pa.binary())
+        empty = np.zeros(len(values) + 1, np.int32)
+        data = pa.Array.from_buffers(
+            pa.binary(), len(values), [None, _buffer_of(empty), pa.py_buffer(b"")]
+        )
         lengths = np.full(len(values), _NULL_LENGTH, np.int32)
     else:
-        if not (pa.types.is_string(values.type) or pa.types.is_binary(values.type)):
-            values = values.cast(pa.binary())
-        fill_null: Any = pc.fill_null
-        data = cast("pa.Array[Any]", fill_null(values.cast(pa.binary()), b""))
+        data = values.cast(pa.binary())  # text as its UTF-8 bytes, not copied
+        if values.null_count:
+            fill_null: Any = pc.fill_null
+            data = cast("pa.Array[Any]", fill_null(data, b""))
         length: Any = pc.binary_length
         lengths = np.asarray(length(data).to_numpy(zero_copy_only=False), np.int32)
     if valid is not None:
