@@ -2,8 +2,8 @@
 
 The validated chunk holds one Arrow type per column type (pipeline.arrow_types). SQLite has no
 decimal, date or timestamp type, so those become exact text; PostgreSQL takes most types as they
-are, but ADBC writes binary COPY, where a uuid must be its 16 bytes and jsonb a version byte
-followed by the text.
+are (pg_copy.py lays them out as binary COPY fields), but a uuid must be its 16 bytes and jsonb
+a version byte followed by the text.
 """
 
 from __future__ import annotations
