@@ -1,137 +1,115 @@
-"""Binary COPY rows built column-wise: the bytes PostgreSQL's receive functions read.
+"""What batchyard chooses before pgpq encodes a chunk as binary COPY data.
 
-Each row is decoded here by the format's own rules (field count, then per field a length or -1
-and the value), so the tests say what a field holds without a database; the integration tests
-(test_targets.py, test_value_rules.py) check that PostgreSQL stores the same values.
+pgpq's own field encodings (numeric, timestamps, text) are checked where they matter, against
+PostgreSQL (tests/integration/test_pg_copy_values.py); here: which output each column of the
+form values.for_postgres gives is sent as, in which order, and the error for what cannot go.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import random
 import struct
+import uuid
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from batchyard.targets import pg_copy
+from batchyard.domain.errors import PipelineError
+from batchyard.domain.schema import Column, ColumnType, Dataset
+from batchyard.targets import pg_copy, values
 
-#: Room for 38 digits and more (the default context rounds to 28).
-WIDE = decimal.Context(prec=80)
+#: Binary COPY's signature, flags and header extension length; the trailer's field count -1.
+HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+TRAILER = b"\xff\xff"
 
 
-def decode_rows(rows: pg_copy.Rows, count: int) -> list[dict[str, bytes | None]]:
-    """Split binary COPY rows into each record's fields (raw bytes, None for NULL)."""
-    data, position, records = rows.data.to_pybytes(), 0, []
-    for _ in range(count):
-        (fields,) = struct.unpack_from(">h", data, position)
+def decode(table: pa.Table) -> list[list[bytes | None]]:
+    """``table`` encoded, then split into each record's fields (raw bytes, None for NULL)."""
+    data = b"".join(pg_copy.encode(table))
+    assert data.startswith(HEADER) and data.endswith(TRAILER)
+    position, records = len(HEADER), []
+    for _ in range(table.num_rows):
+        (count,) = struct.unpack_from(">h", data, position)
+        assert count == table.num_columns
         position += 2
-        assert fields == len(rows.columns)
-        record: dict[str, bytes | None] = {}
-        for name in rows.columns:
+        fields: list[bytes | None] = []
+        for _ in range(count):
             (size,) = struct.unpack_from(">i", data, position)
             position += 4
-            if size == -1:
-                record[name] = None
-                continue
-            record[name] = data[position : position + size]
-            position += size
-        records.append(record)
-    assert position == len(data)
+            fields.append(None if size == -1 else data[position : position + size])
+            position += max(size, 0)
+        records.append(fields)
+    assert position == len(data) - len(TRAILER)
     return records
 
 
-def numeric_value(field: bytes) -> decimal.Decimal:
-    """A numeric field read the way PostgreSQL's numeric_recv reads it."""
-    with decimal.localcontext(WIDE):
-        return _numeric_value(field)
+DATASET = Dataset(
+    name="things",
+    primary_key=("id",),
+    columns=(
+        Column("doc", ColumnType.JSON),
+        Column("id", ColumnType.INTEGER, nullable=False),
+        Column("uid", ColumnType.UUID),
+        Column("label", ColumnType.STRING),
+    ),
+)
 
 
-def _numeric_value(field: bytes) -> decimal.Decimal:
-    ndigits, weight, sign, dscale = struct.unpack_from(">hhHh", field)
-    digits = struct.unpack_from(f">{ndigits}h", field, 8)
-    assert len(field) == 8 + 2 * ndigits and all(0 <= d < 10_000 for d in digits)
-    value = sum(
-        decimal.Decimal(d) * decimal.Decimal(10_000) ** (weight - i) for i, d in enumerate(digits)
-    )
-    assert sign in (0, 0x4000)
-    return (-value if sign else value).quantize(decimal.Decimal(1).scaleb(-dscale))
-
-
-def test_fixed_width_columns_come_first_with_big_endian_values() -> None:
-    ts = dt.datetime(2000, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+def test_json_goes_as_jsonb_and_uuid_as_its_16_bytes_in_the_tables_column_order() -> None:
+    first = uuid.uuid4()
     table = pa.table(
         {
-            "label": pa.array(["Zoë", ""], pa.string()),
-            "id": pa.array([1, -2], pa.int64()),
-            "score": pa.array([1.5, -0.0], pa.float64()),
-            "paid": pa.array([True, False]),
-            "day": pa.array([dt.date(2000, 1, 2), dt.date(1999, 12, 31)], pa.date32()),
-            "ts": pa.array([ts, ts], pa.timestamp("us", tz="UTC")),
-            "uid": pa.array([bytes(range(16)), b"\xff" * 16], pa.binary(16)),
+            "doc": pa.array(['{"a": "Zoë"}', None], pa.string()),
+            "id": pa.array([1, 2], pa.int64()),
+            "uid": pa.array([str(first), None], pa.string()),
+            "label": pa.array(["", None], pa.string()),
         }
     )
-    rows = pg_copy.encode(table)
-    assert rows.columns == ["id", "score", "paid", "day", "ts", "uid", "label"]
-    first, second = decode_rows(rows, 2)
-    assert first == {
-        "id": struct.pack(">q", 1),
-        "score": struct.pack(">d", 1.5),
-        "paid": b"\x01",
-        "day": struct.pack(">i", 1),
-        "ts": struct.pack(">q", 1_000_000),
-        "uid": bytes(range(16)),
-        "label": "Zoë".encode(),
-    }
-    assert second["id"] == struct.pack(">q", -2)
-    assert second["paid"] == b"\x00"
-    assert second["day"] == struct.pack(">i", -1)
-    assert second["label"] == b""
+    converted = values.for_postgres(table, DATASET)
+    assert converted.column_names == ["doc", "id", "uid", "label"]
+    assert decode(converted) == [
+        [b'\x01{"a": "Zo\xc3\xab"}', struct.pack(">q", 1), first.bytes, b""],
+        [None, struct.pack(">q", 2), None, None],
+    ]
 
 
-def test_nulls_are_length_minus_one_in_every_kind_of_column() -> None:
-    table = pa.table(
-        {
-            "id": pa.array([None, 7], pa.int64()),
-            "amount": pa.array([decimal.Decimal("1.50"), None], pa.decimal128(5, 2)),
-            "label": pa.array([None, "x"], pa.string()),
-            "doc": pa.array([b"\x01{}", None], pa.binary()),
-            "uid": pa.array([None, b"u" * 16], pa.binary(16)),
-            "nothing": pa.nulls(2, pa.null()),
-        }
+def test_json_text_is_handed_over_without_a_copy() -> None:
+    text = pa.chunked_array([pa.array(["{}", "[1]"])])
+    plain, builders = pg_copy.prepare(values.for_postgres(pa.table({"doc": text}), DATASET))
+    assert plain.schema.field("doc").type == pa.string()
+    assert set(builders) == {"doc"}
+    assert plain.column("doc").chunk(0).buffers()[2].address == text.chunk(0).buffers()[2].address
+
+
+def test_a_column_without_a_type_is_all_nulls() -> None:
+    table = pa.table({"id": pa.array([1, 2], pa.int64()), "nothing": pa.nulls(2, pa.null())})
+    assert [record[1] for record in decode(table)] == [None, None]
+
+
+def test_a_table_in_several_chunks_is_one_copy_of_every_record() -> None:
+    amounts = [decimal.Decimal("1.50"), None, decimal.Decimal("-0.01")]
+    table = pa.concat_tables(
+        [
+            pa.table({"amount": pa.array(amounts[:1], pa.decimal128(12, 2))}),
+            pa.table({"amount": pa.array(amounts[1:], pa.decimal128(12, 2))}),
+        ]
     )
-    rows = pg_copy.encode(table)
-    first, second = decode_rows(rows, 2)
-    assert first["id"] is None and second["id"] == struct.pack(">q", 7)
-    assert first["amount"] is not None and numeric_value(first["amount"]) == decimal.Decimal("1.50")
-    assert second["amount"] is None
-    assert (first["label"], second["label"]) == (None, b"x")
-    assert (first["doc"], second["doc"]) == (b"\x01{}", None)
-    assert (first["uid"], second["uid"]) == (None, b"u" * 16)
-    assert first["nothing"] is None and second["nothing"] is None
+    records = decode(table)
+    assert len(records) == 3 and records[1] == [None]
 
 
 @pytest.mark.parametrize(
-    ("precision", "scale"),
-    [(12, 2), (1, 0), (4, 4), (5, 5), (18, 3), (19, 0), (38, 0), (38, 10), (38, 38)],
+    "column",
+    [
+        pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC)], pa.timestamp("ns", tz="UTC")),
+        pa.array(["a"]).dictionary_encode(),
+        pa.array([decimal.Decimal("1.50")], pa.decimal256(40, 2)),
+    ],
 )
-def test_numeric_fields_hold_each_decimal_exactly(precision: int, scale: int) -> None:
-    rng = random.Random(precision * 100 + scale)
-    limit = 10**precision - 1
-    unscaled = [0, 1, -1, limit, -limit, *(rng.randint(-limit, limit) for _ in range(200))]
-    unscaled += [10 ** rng.randint(0, precision - 1) for _ in range(20)]
-    values = [decimal.Decimal(n).scaleb(-scale, WIDE) for n in unscaled]
-    array = pa.array(values, pa.decimal128(precision, scale))
-    fields = pg_copy.numeric_fields(array.slice(1))  # an offset into the buffer too
-    decoded = [numeric_value(bytes(row)) for row in fields]
-    assert decoded == values[1:]
-
-
-def test_numeric_fields_of_one_type_have_one_width() -> None:
-    array = pa.array(
-        [decimal.Decimal("0.01"), decimal.Decimal("9999999999.99")], pa.decimal128(12, 2)
-    )
-    fields: Any = pg_copy.numeric_fields(array)
-    assert fields.shape == (2, 8 + 2 * 4)  # three integer groups and one of the fraction
+def test_a_type_pgpq_cannot_encode_is_a_clear_error_naming_the_column(
+    column: pa.Array[Any],
+) -> None:
+    with pytest.raises(PipelineError, match=r"'when'.*cannot be sent to PostgreSQL"):
+        list(pg_copy.encode(pa.table({"when": column})))
