@@ -117,6 +117,13 @@ RUNS = [
         r"trim every 1 chunks: ms of CPU per chunk, clean [\d.]+, 1 in 100 invalid [\d.]+",
     ),
     Run(
+        "apply_cpu",
+        "apply_cpu",
+        ("--rows", "2000", "--passes", "1"),
+        r"pass 0: 1 chunks, thread CPU [\d.]+ s \+ PostgreSQL [\d.]+ s = [\d.]+ s;"
+        r" 2000 rows, md5 [0-9a-f]{32}",
+    ),
+    Run(
         "sqlite_writer",
         "sqlite_writer",
         ("--rows", "2000", "--rounds", "1"),

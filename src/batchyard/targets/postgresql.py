@@ -1,4 +1,5 @@
-"""PostgreSQL targets: binary COPY through ADBC, concurrent writers allowed.
+"""PostgreSQL targets: binary COPY through psycopg (postgresql_session.py), concurrent writers
+allowed.
 
 The datasets' tables live in one schema (``public`` unless configured), the chunk ledger in
 batchyard's own schema, where the metadata is too when it shares the database.
@@ -6,14 +7,12 @@ batchyard's own schema, where the metadata is too when it shares the database.
 
 from __future__ import annotations
 
-import adbc_driver_manager
-import adbc_driver_postgresql.dbapi
 import pyarrow as pa
 
-from batchyard.domain.errors import PipelineError
 from batchyard.domain.schema import MAX_DECIMAL_PRECISION, Column, ColumnType, Dataset
 from batchyard.targets import values
 from batchyard.targets.dialect import Dialect, quote
+from batchyard.targets.postgresql_session import connect_postgres
 from batchyard.targets.session import Session
 
 _TYPES = {
@@ -50,11 +49,7 @@ class PostgresDialect(Dialect):
         self.own_schema = own_schema
 
     def connect(self) -> Session:
-        try:
-            connection = adbc_driver_postgresql.dbapi.connect(self.url, autocommit=True)
-        except adbc_driver_manager.Error as exc:
-            raise PipelineError(f"target database unavailable: {exc}") from exc
-        return Session(connection, "${}")
+        return connect_postgres(self.url)
 
     def dataset_table(self, name: str) -> str:
         return f"{quote(self.schema)}.{quote(name)}"

@@ -15,14 +15,20 @@ from typing import Any, TypeVar
 import adbc_driver_manager
 import pyarrow as pa
 
-#: What a database refusal looks like through ADBC (constraint, data, SQL errors).
-DatabaseError = adbc_driver_manager.DatabaseError
+
+class DatabaseError(Exception):
+    """The target database refused a statement (constraint, data, SQL errors) or failed it.
+
+    Each kind of session raises it for its driver's database errors, so the code above the
+    sessions catches one class whichever driver a target uses.
+    """
+
 
 _T = TypeVar("_T")
 
 
 class Session:
-    """A connection used by one thread at a time.
+    """An ADBC connection used by one thread at a time.
 
     Every statement gets a cursor of its own: an ADBC statement keeps its bound parameters after
     a failed execution, which would leak into the next statement run on the same cursor.
@@ -52,6 +58,8 @@ class Session:
         try:
             cursor.execute(sql, parameters=tuple(params) if params else None)
             return fetch(cursor)
+        except adbc_driver_manager.DatabaseError as exc:
+            raise DatabaseError(str(exc)) from exc
         finally:
             cursor.close()
 
@@ -66,6 +74,8 @@ class Session:
             cursor.adbc_ingest(
                 table_name, data, mode="append", temporary=temporary, db_schema_name=schema
             )
+        except adbc_driver_manager.DatabaseError as exc:
+            raise DatabaseError(str(exc)) from exc
         finally:
             cursor.close()
 

@@ -2,8 +2,8 @@
 
 The validated chunk holds one Arrow type per column type (pipeline.arrow_types). SQLite has no
 decimal, date or timestamp type, so those become exact text; PostgreSQL takes most types as they
-are, but ADBC writes binary COPY, where a uuid must be its 16 bytes and jsonb a version byte
-followed by the text.
+are (pg_copy.py has pgpq encode them as binary COPY fields), but a uuid must be its 16 bytes and
+JSON text is marked as Arrow's ``json`` type, which pg_copy sends as jsonb.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ Values: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any]"
 
 
 def _single(values: Values) -> pa.Array[Any]:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array; a column of one chunk is used as it is (``combine_chunks`` would copy it)."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks == 1:
+            return values.chunks[0]
+        return values.combine_chunks()
+    return values
 
 
 def uuid_bytes(values: Values) -> pa.Array[Any]:
@@ -66,10 +71,10 @@ def uuid_bytes(values: Values) -> pa.Array[Any]:
     return masked
 
 
-def jsonb_bytes(values: Values) -> Values:
-    """JSON text → jsonb's binary COPY form: version byte 1, then the text."""
-    join: Any = pc.binary_join_element_wise
-    return cast(Values, join(pa.scalar(b"\x01", pa.binary()), values.cast(pa.binary()), b""))
+def json_text(values: Values) -> Values:
+    """JSON text as Arrow's ``json`` extension type (the same buffers, not copied): what
+    pg_copy encodes as jsonb."""
+    return values.cast(pa.json_())
 
 
 def sqlite_timestamp_text(values: pa.ChunkedArray[Any]) -> Values:
@@ -150,7 +155,7 @@ def _postgres_column(ctype: ColumnType, values: pa.ChunkedArray[Any]) -> Values:
     if ctype == ColumnType.UUID:
         return uuid_bytes(values)
     if ctype == ColumnType.JSON:
-        return jsonb_bytes(values)
+        return json_text(values)
     return values
 
 
