@@ -62,9 +62,8 @@ class PrincipalCache:
         self._lead = RefreshLead(ttl)
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
-        self._lookups: dict[tuple[str, int], asyncio.Task[Principal | None]] = {}
-        #: When each lookup under way started (what an aged answer may wait for).
-        self._lookups_started: dict[tuple[str, int], float] = {}
+        #: Each lookup under way, and when it started (what an aged answer may wait for).
+        self._lookups: dict[tuple[str, int], tuple[asyncio.Task[Principal | None], float]] = {}
 
     @property
     def generation(self) -> int:
@@ -91,8 +90,8 @@ class PrincipalCache:
 
     def _being_replaced(self, token_hash: str, entry: _Entry) -> bool:
         """Whether a lookup of the token started while ``entry`` was young is under way."""
-        started = self._lookups_started.get((token_hash, self._generation))
-        return started is not None and started < entry.fresh_until
+        under_way = self._lookups.get((token_hash, self._generation))
+        return under_way is not None and under_way[1] < entry.fresh_until
 
     async def resolve(
         self, token_hash: str, lookup: Callable[[], Awaitable[Principal | None]]
@@ -119,24 +118,26 @@ class PrincipalCache:
     ) -> asyncio.Task[Principal | None]:
         """The lookup of ``token_hash`` under way since the last change here, else a new one."""
         key = (token_hash, self._generation)
-        task = self._lookups.get(key)
-        if task is None:
-            self._lookups_started[key] = self._clock()
-            task = asyncio.ensure_future(self._look_up(key, lookup))
-            self._lookups[key] = task
-            task.add_done_callback(lambda done: self._looked_up(key, done))
+        under_way = self._lookups.get(key)
+        if under_way is not None:
+            return under_way[0]
+        started = self._clock()
+        task = asyncio.ensure_future(self._look_up(key, lookup, started))
+        self._lookups[key] = (task, started)
+        task.add_done_callback(lambda done: self._looked_up(key, done))
         return task
 
     def _looked_up(self, key: tuple[str, int], task: asyncio.Task[Principal | None]) -> None:
         self._lookups.pop(key, None)
-        self._lookups_started.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved: a background lookup's error only lets the answer age
 
     async def _look_up(
-        self, key: tuple[str, int], lookup: Callable[[], Awaitable[Principal | None]]
+        self,
+        key: tuple[str, int],
+        lookup: Callable[[], Awaitable[Principal | None]],
+        started: float,
     ) -> Principal | None:
-        started = self._clock()
         principal = await lookup()
         self._lead.observe(self._clock() - started)
         if principal is not None:
@@ -164,7 +165,7 @@ class PrincipalCache:
     async def close(self) -> None:
         """Let the lookups under way end (before the database they read is closed); see
         ``fresh.finish_or_cancel``."""
-        await finish_or_cancel(list(self._lookups.values()))
+        await finish_or_cancel([task for task, _ in self._lookups.values()])
 
     def forget_all(self) -> None:
         """After a token, user or role changed in this process: nothing remembered is used."""
